@@ -1,0 +1,6 @@
+// Package bluechi is a Go implementation of Eclipse BlueChi. The D-Bus API is
+// defined by the XML in idl/; `go generate` turns it into gen/bluechi and
+// gen/docs/api.md with the generator in tools/dbusgen.
+package bluechi
+
+//go:generate go run ./tools/dbusgen -idl idl -out gen/bluechi -pkg bluechi -docs gen/docs/api.md

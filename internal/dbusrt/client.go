@@ -1,0 +1,109 @@
+package dbusrt
+
+import (
+	"fmt"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Decode stores a message body into typed pointers. Values of type v and
+// a{sv} are taken as they arrived, so nested signatures survive (godbus's
+// Store would turn struct-valued variants into av).
+func Decode(body []any, ptrs ...any) error {
+	if len(body) != len(ptrs) {
+		return NewError(ErrInvalidArgs, "message has %d values, want %d", len(body), len(ptrs))
+	}
+	for i, p := range ptrs {
+		switch p := p.(type) {
+		case *dbus.Variant:
+			if v, ok := body[i].(dbus.Variant); ok {
+				*p = v
+				continue
+			}
+		case *map[string]dbus.Variant:
+			if m, ok := body[i].(map[string]dbus.Variant); ok {
+				*p = m
+				continue
+			}
+		case *string:
+			if s, ok := body[i].(string); ok {
+				*p = s
+				continue
+			}
+		case *uint32:
+			if u, ok := body[i].(uint32); ok {
+				*p = u
+				continue
+			}
+		case *dbus.ObjectPath:
+			if o, ok := body[i].(dbus.ObjectPath); ok {
+				*p = o
+				continue
+			}
+		}
+		if err := dbus.Store(body[i:i+1], p); err != nil {
+			return NewError(ErrInvalidArgs, "value %d: %v", i, err)
+		}
+	}
+	return nil
+}
+
+// IsBus reports whether conn talks to a message bus (it has a unique name)
+// rather than directly to a peer.
+func IsBus(conn *dbus.Conn) bool { return len(conn.Names()) > 0 }
+
+// ConnectSessionBus opens a private session-bus connection served by a new Server.
+func ConnectSessionBus() (*dbus.Conn, *Server, error) {
+	srv := NewServer()
+	conn, err := dbus.SessionBusPrivate(srv.ConnOptions()...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect session bus: %w", err)
+	}
+	return finishBus(conn, srv, "session bus")
+}
+
+// ConnectSystemBus opens a private system-bus connection served by a new Server.
+func ConnectSystemBus() (*dbus.Conn, *Server, error) {
+	srv := NewServer()
+	conn, err := dbus.SystemBusPrivate(srv.ConnOptions()...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect system bus: %w", err)
+	}
+	return finishBus(conn, srv, "system bus")
+}
+
+// ConnectBus opens a connection to the message bus at address.
+func ConnectBus(address string) (*dbus.Conn, *Server, error) {
+	srv := NewServer()
+	conn, err := dbus.Dial(address, srv.ConnOptions()...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect bus %s: %w", address, err)
+	}
+	return finishBus(conn, srv, address)
+}
+
+func finishBus(conn *dbus.Conn, srv *Server, what string) (*dbus.Conn, *Server, error) {
+	srv.Bind(conn)
+	if err := conn.Auth(nil); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("authenticate to %s: %w", what, err)
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("hello to %s: %w", what, err)
+	}
+	return conn, srv, nil
+}
+
+// RequestName takes a well-known name, replacing an existing owner and never
+// queueing; anything but primary ownership is an error.
+func RequestName(conn *dbus.Conn, name string) error {
+	reply, err := conn.RequestName(name, dbus.NameFlagReplaceExisting|dbus.NameFlagDoNotQueue)
+	if err != nil {
+		return fmt.Errorf("request name %s: %w", name, err)
+	}
+	if reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner {
+		return fmt.Errorf("request name %s: not the primary owner (reply %d)", name, reply)
+	}
+	return nil
+}
