@@ -69,22 +69,17 @@ type Interface struct {
 type Server struct {
 	mu       sync.RWMutex
 	conn     *dbus.Conn
-	objects  map[dbus.ObjectPath]*object
+	objects  map[dbus.ObjectPath]*serverObject
 	busShim  bool
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 }
 
-type object struct {
-	path   dbus.ObjectPath
-	ifaces map[string]*Export
-}
-
 // NewServer returns a Server with no objects.
 func NewServer() *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{objects: map[dbus.ObjectPath]*object{}, baseCtx: ctx, cancel: cancel}
+	return &Server{objects: map[dbus.ObjectPath]*serverObject{}, baseCtx: ctx, cancel: cancel}
 }
 
 // ServeBusShim makes the server answer org.freedesktop.DBus.Hello (":1.0") and
@@ -121,7 +116,7 @@ func (s *Server) Terminate() {
 		s.cancel()
 		s.mu.Lock()
 		conn := s.conn
-		s.objects = map[dbus.ObjectPath]*object{}
+		s.objects = map[dbus.ObjectPath]*serverObject{}
 		s.mu.Unlock()
 		if conn != nil {
 			servers.Delete(conn)
@@ -171,15 +166,17 @@ func (s *Server) Export(path dbus.ObjectPath, iface *Interface, values map[strin
 	if s.baseCtx.Err() != nil {
 		return nil, dbus.ErrClosed
 	}
-	obj := s.objects[path]
-	if obj == nil {
-		obj = &object{path: path, ifaces: map[string]*Export{}}
-		s.objects[path] = obj
+	ifaces := map[string]*Export{}
+	if obj := s.objects[path]; obj != nil {
+		if _, dup := obj.ifaces[iface.Name]; dup {
+			return nil, fmt.Errorf("dbusrt: %s already exported on %s", iface.Name, path)
+		}
+		for k, v := range obj.ifaces {
+			ifaces[k] = v
+		}
 	}
-	if _, dup := obj.ifaces[iface.Name]; dup {
-		return nil, fmt.Errorf("dbusrt: %s already exported on %s", iface.Name, path)
-	}
-	obj.ifaces[iface.Name] = e
+	ifaces[iface.Name] = e
+	s.objects[path] = s.newObject(path, ifaces)
 	return e, nil
 }
 
@@ -190,10 +187,17 @@ func (s *Server) unexport(e *Export) {
 	if obj == nil || obj.ifaces[e.iface.Name] != e {
 		return
 	}
-	delete(obj.ifaces, e.iface.Name)
-	if len(obj.ifaces) == 0 {
-		delete(s.objects, e.path)
+	ifaces := map[string]*Export{}
+	for k, v := range obj.ifaces {
+		if v != e {
+			ifaces[k] = v
+		}
 	}
+	if len(ifaces) == 0 {
+		delete(s.objects, e.path)
+		return
+	}
+	s.objects[e.path] = s.newObject(e.path, ifaces)
 }
 
 // Paths returns the exported object paths, sorted.
@@ -237,11 +241,7 @@ func (s *Server) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if obj, ok := s.objects[path]; ok {
-		ifaces := make(map[string]*Export, len(obj.ifaces))
-		for k, v := range obj.ifaces {
-			ifaces[k] = v
-		}
-		return &serverObject{srv: s, path: path, ifaces: ifaces}, true
+		return obj, true
 	}
 	if s.busShim && path == busPath {
 		return shimObject{}, true
@@ -252,14 +252,43 @@ func (s *Server) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
 	return missingObject{path: path}, true
 }
 
+// serverObject is an immutable view of one path: exporting or unexporting
+// replaces it, so lookups need no locking and allocate nothing.
 type serverObject struct {
 	srv          *Server
 	path         dbus.ObjectPath
 	ifaces       map[string]*Export
 	intermediate bool
+	tables       map[string]dbus.Interface
+}
+
+func (s *Server) newObject(path dbus.ObjectPath, ifaces map[string]*Export) *serverObject {
+	o := &serverObject{srv: s, path: path, ifaces: ifaces, tables: map[string]dbus.Interface{}}
+	for _, name := range append([]string{IntrospectableInterface, PropertiesInterface, ""}, keys(ifaces)...) {
+		if t, ok := o.buildInterface(name); ok {
+			o.tables[name] = t
+		}
+	}
+	return o
+}
+
+func keys(m map[string]*Export) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 func (o *serverObject) LookupInterface(name string) (dbus.Interface, bool) {
+	if o.tables != nil {
+		t, ok := o.tables[name]
+		return t, ok
+	}
+	return o.buildInterface(name)
+}
+
+func (o *serverObject) buildInterface(name string) (dbus.Interface, bool) {
 	switch name {
 	case IntrospectableInterface:
 		return methodTable{"Introspect": o.method("", o.introspect)}, true
