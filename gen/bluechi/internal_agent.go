@@ -437,7 +437,7 @@ func internalAgentInterfaceFor(srv InternalAgentServer) *dbusrt.Interface {
 				if err != nil {
 					return nil, err
 				}
-				return []any{props}, nil
+				return []any{dbusrt.FixVariants(props)}, nil
 			}},
 			{Name: "GetUnitProperty", InSig: "sss", Call: func(ctx context.Context, body []any) ([]any, error) {
 				var (
@@ -452,7 +452,7 @@ func internalAgentInterfaceFor(srv InternalAgentServer) *dbusrt.Interface {
 				if err != nil {
 					return nil, err
 				}
-				return []any{value}, nil
+				return []any{dbusrt.FixVariants(value)}, nil
 			}},
 			{Name: "SetUnitProperties", InSig: "sba(sv)", Call: func(ctx context.Context, body []any) ([]any, error) {
 				var (
@@ -864,7 +864,7 @@ type InternalAgentUnitPropertiesChangedSignal struct {
 }
 
 func (s *InternalAgentUnitPropertiesChangedSignal) body() []any {
-	return []any{s.Unit, s.Interface, s.Props}
+	return []any{s.Unit, s.Interface, dbusrt.FixVariants(s.Props)}
 }
 
 // EmitUnitPropertiesChanged broadcasts UnitPropertiesChanged from the object.
@@ -1051,7 +1051,7 @@ func (c *InternalAgentClient) StartUnit(ctx context.Context, name string, mode s
 
 // StartTransientUnit calls org.eclipse.bluechi.internal.Agent.StartTransientUnit: Controller to agent: create and start a transient unit (job not tracked).
 func (c *InternalAgentClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StartTransientUnit", 0, name, mode, props, aux)
+	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StartTransientUnit", 0, name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1150,7 +1150,7 @@ func (c *InternalAgentClient) GetUnitProperty(ctx context.Context, name string, 
 
 // SetUnitProperties calls org.eclipse.bluechi.internal.Agent.SetUnitProperties: Controller to agent: change properties of a unit.
 func (c *InternalAgentClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyvalues []UnitProperty) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".SetUnitProperties", 0, name, runtime, keyvalues)
+	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".SetUnitProperties", 0, name, runtime, dbusrt.FixVariants(keyvalues))
 	if call.Err != nil {
 		err = call.Err
 		return

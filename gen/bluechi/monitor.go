@@ -234,7 +234,7 @@ type MonitorUnitPropertiesChangedSignal struct {
 }
 
 func (s *MonitorUnitPropertiesChangedSignal) body() []any {
-	return []any{s.Node, s.Unit, s.Interface, s.Props}
+	return []any{s.Node, s.Unit, s.Interface, dbusrt.FixVariants(s.Props)}
 }
 
 // EmitUnitPropertiesChanged broadcasts UnitPropertiesChanged from the object.

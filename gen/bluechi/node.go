@@ -402,7 +402,7 @@ func nodeInterfaceFor(srv NodeServer) *dbusrt.Interface {
 				if err != nil {
 					return nil, err
 				}
-				return []any{props}, nil
+				return []any{dbusrt.FixVariants(props)}, nil
 			}},
 			{Name: "GetUnitProperty", InSig: "sss", Call: func(ctx context.Context, body []any) ([]any, error) {
 				var (
@@ -417,7 +417,7 @@ func nodeInterfaceFor(srv NodeServer) *dbusrt.Interface {
 				if err != nil {
 					return nil, err
 				}
-				return []any{value}, nil
+				return []any{dbusrt.FixVariants(value)}, nil
 			}},
 			{Name: "SetUnitProperties", InSig: "sba(sv)", Call: func(ctx context.Context, body []any) ([]any, error) {
 				var (
@@ -665,7 +665,7 @@ func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (j
 
 // StartTransientUnit calls org.eclipse.bluechi.Node.StartTransientUnit: Create and start a transient unit on this node.
 func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".StartTransientUnit", 0, name, mode, props, aux)
+	call := c.obj.CallWithContext(ctx, NodeInterface+".StartTransientUnit", 0, name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -764,7 +764,7 @@ func (c *NodeClient) GetUnitProperty(ctx context.Context, name string, iface str
 
 // SetUnitProperties calls org.eclipse.bluechi.Node.SetUnitProperties: Change properties of a unit.
 func (c *NodeClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyvalues []UnitProperty) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".SetUnitProperties", 0, name, runtime, keyvalues)
+	call := c.obj.CallWithContext(ctx, NodeInterface+".SetUnitProperties", 0, name, runtime, dbusrt.FixVariants(keyvalues))
 	if call.Err != nil {
 		err = call.Err
 		return

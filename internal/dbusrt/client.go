@@ -50,7 +50,16 @@ func Decode(body []any, ptrs ...any) error {
 
 // IsBus reports whether conn talks to a message bus (it has a unique name)
 // rather than directly to a peer.
-func IsBus(conn *dbus.Conn) bool { return len(conn.Names()) > 0 }
+func IsBus(conn *dbus.Conn) bool { return UniqueName(conn) != "" }
+
+// UniqueName returns the connection's unique bus name, or "" on a
+// peer-to-peer connection.
+func UniqueName(conn *dbus.Conn) string {
+	if n := conn.Names(); len(n) > 0 {
+		return n[0]
+	}
+	return ""
+}
 
 // ConnectSessionBus opens a private session-bus connection served by a new Server.
 func ConnectSessionBus() (*dbus.Conn, *Server, error) {

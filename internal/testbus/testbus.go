@@ -62,7 +62,7 @@ func StartDaemon(dir string) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = nil // dbus-daemon warns about fd limits when not privileged; noise
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start dbus-daemon: %w", err)
 	}

@@ -299,6 +299,23 @@ func (g *goGen) iface(i *Interface) ([]byte, error) {
 	return out, nil
 }
 
+// fixed wraps an expression of a variant-carrying type so that it encodes
+// with its real signatures (see dbusrt.FixVariants).
+func fixed(a Arg, expr string) string {
+	if strings.Contains(a.Type, "v") {
+		return "dbusrt.FixVariants(" + expr + ")"
+	}
+	return expr
+}
+
+func fixedList(args []Arg, f func(string) string) []string {
+	var out []string
+	for _, a := range args {
+		out = append(out, fixed(a, f(a.Name)))
+	}
+	return out
+}
+
 func lastElem(s string) string { return s[strings.LastIndex(s, ".")+1:] }
 
 func (g *goGen) server(b *buf, i *Interface, n string) {
@@ -369,7 +386,7 @@ func (g *goGen) server(b *buf, i *Interface, n string) {
 			b.p("\t\t\t\tif err != nil {")
 			b.p("\t\t\t\t\treturn nil, err")
 			b.p("\t\t\t\t}")
-			b.p("\t\t\t\treturn []any{%s}, nil", strings.Join(outs, ", "))
+			b.p("\t\t\t\treturn []any{%s}, nil", strings.Join(fixedList(out, paramName), ", "))
 		}
 		b.p("\t\t\t}},")
 	}
@@ -467,7 +484,7 @@ func (g *goGen) signals(b *buf, i *Interface, n string) {
 		if len(m.Args) == 0 {
 			b.p("\treturn nil")
 		} else {
-			b.p("\treturn []any{%s}", strings.Join(names(m.Args, func(a string) string { return "s." + fieldName(a) }), ", "))
+			b.p("\treturn []any{%s}", strings.Join(fixedList(m.Args, func(a string) string { return "s." + fieldName(a) }), ", "))
 		}
 		b.p("}")
 		b.p("")
@@ -530,7 +547,7 @@ func (g *goGen) client(b *buf, i *Interface, n string) {
 		in, out := m.In(), m.Out()
 		comment(b, "", fmt.Sprintf("%s calls %s.%s: %s", m.Name, i.Name, m.Name, sentence(m.Summary)), "")
 		b.p("func (c *%sClient) %s(ctx context.Context%s) %s {", n, m.Name, prefixComma(g.params(in)), g.results(out))
-		args := strings.Join(names(in, paramName), ", ")
+		args := strings.Join(fixedList(in, paramName), ", ")
 		if args != "" {
 			args = ", " + args
 		}

@@ -19,8 +19,14 @@ func main() {
 	rt := flag.String("runtime", "github.com/bluechi-go/bluechi/internal/dbusrt", "import path of the runtime package")
 	prefix := flag.String("prefix", "org.eclipse.bluechi.", "interface name prefix left out of Go names")
 	docs := flag.String("docs", "gen/docs/api.md", "Markdown API reference to write (empty: none)")
+	tests := flag.String("tests", "", "round-trip test file to write (empty: none)")
+	module := flag.String("module", "github.com/bluechi-go/bluechi", "module path, to import the output package from tests")
 	flag.Parse()
 	if err := run(*idlDir, *outDir, *pkg, *rt, *prefix, *docs); err != nil {
+		fmt.Fprintln(os.Stderr, "dbusgen:", err)
+		os.Exit(1)
+	}
+	if err := runTests(*idlDir, *outDir, *rt, *prefix, *tests, *module); err != nil {
 		fmt.Fprintln(os.Stderr, "dbusgen:", err)
 		os.Exit(1)
 	}
@@ -104,4 +110,26 @@ func writeIfChanged(path string, data []byte) error {
 		return nil
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+func runTests(idlDir, outDir, rt, prefix, testFile, module string) error {
+	if testFile == "" {
+		return nil
+	}
+	ifs, err := LoadDir(idlDir)
+	if err != nil {
+		return err
+	}
+	g := &goGen{rtImport: rt, prefix: prefix, types: newTypeMapper()}
+	tm := newTypeMapper()
+	tm.qual = "bluechi."
+	tg := &testGen{g: g, types: tm, pkg: module + "/" + filepath.ToSlash(outDir)}
+	data, err := tg.file(ifs)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(testFile), 0o755); err != nil {
+		return err
+	}
+	return writeIfChanged(testFile, data)
 }

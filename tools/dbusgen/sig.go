@@ -131,6 +131,7 @@ var knownStructs = map[string]structSpec{
 // typeMapper maps signatures to Go types and records the structs it needs.
 type typeMapper struct {
 	used map[string]structSpec
+	qual string // package qualifier for struct names, e.g. "bluechi."
 }
 
 func newTypeMapper() *typeMapper { return &typeMapper{used: map[string]structSpec{}} }
@@ -192,7 +193,7 @@ func (m *typeMapper) of(t *sigType) string {
 				m.of(f) // register nested structs
 			}
 		}
-		return spec.Name
+		return m.qual + spec.Name
 	}
 	panic("unreachable")
 }
@@ -210,6 +211,12 @@ func (m *typeMapper) structs() []string {
 	}
 	sort.Slice(out, func(a, b int) bool { return m.used[out[a]].Name < m.used[out[b]].Name })
 	return out
+}
+
+// structOf returns the spec of a struct signature (registering it).
+func (m *typeMapper) structOf(t *sigType) structSpec {
+	m.of(t)
+	return m.used[t.text]
 }
 
 // fieldTypes returns the Go types of a struct signature's fields.
