@@ -285,4 +285,3 @@ func (t *testGen) iface(b *buf, i *Interface) {
 	b.p("}")
 	b.p("")
 }
-
