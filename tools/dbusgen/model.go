@@ -104,7 +104,11 @@ func Sig(args []Arg) string {
 }
 
 // LoadDir parses every *.xml file of dir, sorted by interface name.
-func LoadDir(dir string) ([]*Interface, error) {
+func LoadDir(dir string) ([]*Interface, error) { return LoadDirAs(dir, dir) }
+
+// LoadDirAs is LoadDir naming the files as if dir were called display, so
+// generated headers do not depend on where the generator runs.
+func LoadDirAs(dir, display string) ([]*Interface, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
 	if err != nil {
 		return nil, err
@@ -118,7 +122,7 @@ func LoadDir(dir string) ([]*Interface, error) {
 		if err != nil {
 			return nil, err
 		}
-		ifs, err := Parse(fh, filepath.ToSlash(f))
+		ifs, err := Parse(fh, filepath.ToSlash(filepath.Join(display, filepath.Base(f))))
 		fh.Close()
 		if err != nil {
 			return nil, err
