@@ -190,6 +190,12 @@ func ExportAgent(conn *dbus.Conn, path dbus.ObjectPath, srv AgentServer, props A
 	if err != nil {
 		return nil, err
 	}
+	return ExportAgentOn(s, path, srv, props)
+}
+
+// ExportAgentOn is ExportAgent on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportAgentOn(s *dbusrt.Server, path dbus.ObjectPath, srv AgentServer, props AgentProperties) (*AgentObject, error) {
 	e, err := s.Export(path, agentInterfaceFor(srv), map[string]any{
 		"Status":                       props.Status,
 		"LogLevel":                     props.LogLevel,

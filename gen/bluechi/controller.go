@@ -224,6 +224,12 @@ func ExportController(conn *dbus.Conn, path dbus.ObjectPath, srv ControllerServe
 	if err != nil {
 		return nil, err
 	}
+	return ExportControllerOn(s, path, srv, props)
+}
+
+// ExportControllerOn is ExportController on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportControllerOn(s *dbusrt.Server, path dbus.ObjectPath, srv ControllerServer, props ControllerProperties) (*ControllerObject, error) {
 	e, err := s.Export(path, controllerInterfaceFor(srv), map[string]any{
 		"Status":    props.Status,
 		"LogLevel":  props.LogLevel,

@@ -633,6 +633,12 @@ func ExportInternalAgent(conn *dbus.Conn, path dbus.ObjectPath, srv InternalAgen
 	if err != nil {
 		return nil, err
 	}
+	return ExportInternalAgentOn(s, path, srv, props)
+}
+
+// ExportInternalAgentOn is ExportInternalAgent on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportInternalAgentOn(s *dbusrt.Server, path dbus.ObjectPath, srv InternalAgentServer, props InternalAgentProperties) (*InternalAgentObject, error) {
 	e, err := s.Export(path, internalAgentInterfaceFor(srv), map[string]any{})
 	if err != nil {
 		return nil, fmt.Errorf("export %s on %s: %w", InternalAgentInterface, path, err)

@@ -62,6 +62,12 @@ func ExportInternalAgentMetrics(conn *dbus.Conn, path dbus.ObjectPath, srv Inter
 	if err != nil {
 		return nil, err
 	}
+	return ExportInternalAgentMetricsOn(s, path, srv, props)
+}
+
+// ExportInternalAgentMetricsOn is ExportInternalAgentMetrics on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportInternalAgentMetricsOn(s *dbusrt.Server, path dbus.ObjectPath, srv InternalAgentMetricsServer, props InternalAgentMetricsProperties) (*InternalAgentMetricsObject, error) {
 	e, err := s.Export(path, internalAgentMetricsInterfaceFor(srv), map[string]any{})
 	if err != nil {
 		return nil, fmt.Errorf("export %s on %s: %w", InternalAgentMetricsInterface, path, err)

@@ -84,6 +84,12 @@ func ExportInternalController(conn *dbus.Conn, path dbus.ObjectPath, srv Interna
 	if err != nil {
 		return nil, err
 	}
+	return ExportInternalControllerOn(s, path, srv, props)
+}
+
+// ExportInternalControllerOn is ExportInternalController on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportInternalControllerOn(s *dbusrt.Server, path dbus.ObjectPath, srv InternalControllerServer, props InternalControllerProperties) (*InternalControllerObject, error) {
 	e, err := s.Export(path, internalControllerInterfaceFor(srv), map[string]any{})
 	if err != nil {
 		return nil, fmt.Errorf("export %s on %s: %w", InternalControllerInterface, path, err)

@@ -145,6 +145,12 @@ func ExportInternalProxy(conn *dbus.Conn, path dbus.ObjectPath, srv InternalProx
 	if err != nil {
 		return nil, err
 	}
+	return ExportInternalProxyOn(s, path, srv, props)
+}
+
+// ExportInternalProxyOn is ExportInternalProxy on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportInternalProxyOn(s *dbusrt.Server, path dbus.ObjectPath, srv InternalProxyServer, props InternalProxyProperties) (*InternalProxyObject, error) {
 	e, err := s.Export(path, internalProxyInterfaceFor(srv), map[string]any{})
 	if err != nil {
 		return nil, fmt.Errorf("export %s on %s: %w", InternalProxyInterface, path, err)

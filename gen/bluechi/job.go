@@ -105,6 +105,12 @@ func ExportJob(conn *dbus.Conn, path dbus.ObjectPath, srv JobServer, props JobPr
 	if err != nil {
 		return nil, err
 	}
+	return ExportJobOn(s, path, srv, props)
+}
+
+// ExportJobOn is ExportJob on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportJobOn(s *dbusrt.Server, path dbus.ObjectPath, srv JobServer, props JobProperties) (*JobObject, error) {
 	e, err := s.Export(path, jobInterfaceFor(srv), map[string]any{
 		"Id":      props.Id,
 		"Node":    props.Node,

@@ -65,6 +65,12 @@ func ExportMetrics(conn *dbus.Conn, path dbus.ObjectPath, srv MetricsServer, pro
 	if err != nil {
 		return nil, err
 	}
+	return ExportMetricsOn(s, path, srv, props)
+}
+
+// ExportMetricsOn is ExportMetrics on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportMetricsOn(s *dbusrt.Server, path dbus.ObjectPath, srv MetricsServer, props MetricsProperties) (*MetricsObject, error) {
 	e, err := s.Export(path, metricsInterfaceFor(srv), map[string]any{})
 	if err != nil {
 		return nil, fmt.Errorf("export %s on %s: %w", MetricsInterface, path, err)

@@ -204,6 +204,12 @@ func ExportMonitor(conn *dbus.Conn, path dbus.ObjectPath, srv MonitorServer, pro
 	if err != nil {
 		return nil, err
 	}
+	return ExportMonitorOn(s, path, srv, props)
+}
+
+// ExportMonitorOn is ExportMonitor on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportMonitorOn(s *dbusrt.Server, path dbus.ObjectPath, srv MonitorServer, props MonitorProperties) (*MonitorObject, error) {
 	e, err := s.Export(path, monitorInterfaceFor(srv), map[string]any{})
 	if err != nil {
 		return nil, fmt.Errorf("export %s on %s: %w", MonitorInterface, path, err)

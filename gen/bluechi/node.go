@@ -553,6 +553,12 @@ func ExportNode(conn *dbus.Conn, path dbus.ObjectPath, srv NodeServer, props Nod
 	if err != nil {
 		return nil, err
 	}
+	return ExportNodeOn(s, path, srv, props)
+}
+
+// ExportNodeOn is ExportNode on an object server that may not have its
+// connection yet, so that objects exist before the first message is read.
+func ExportNodeOn(s *dbusrt.Server, path dbus.ObjectPath, srv NodeServer, props NodeProperties) (*NodeObject, error) {
 	e, err := s.Export(path, nodeInterfaceFor(srv), map[string]any{
 		"Name":                       props.Name,
 		"Status":                     props.Status,

@@ -42,3 +42,16 @@ const propertiesXML = ` <interface name="org.freedesktop.DBus.Properties">
   </signal>
  </interface>
 `
+
+const busShimXML = ` <interface name="org.freedesktop.DBus">
+  <method name="Hello">
+   <arg name="unique_name" type="s" direction="out"/>
+  </method>
+  <method name="AddMatch">
+   <arg name="rule" type="s" direction="in"/>
+  </method>
+  <method name="RemoveMatch">
+   <arg name="rule" type="s" direction="in"/>
+  </method>
+ </interface>
+`

@@ -498,11 +498,16 @@ func (m errMethod) ReturnValue(int) any        { return nil }
 type shimObject struct{}
 
 func (shimObject) LookupInterface(name string) (dbus.Interface, bool) {
-	if name != busInterface && name != "" {
+	if name != busInterface && name != "" && name != IntrospectableInterface {
 		return nil, false
 	}
 	s := &Server{baseCtx: context.Background()}
 	ok := func(ctx context.Context, body []any) ([]any, error) { return nil, nil }
+	if name == IntrospectableInterface {
+		return methodTable{"Introspect": &handlerMethod{srv: s, fn: func(context.Context, []any) ([]any, error) {
+			return []any{IntrospectHeader + "<node>\n" + peerXML + introspectableXML + busShimXML + "</node>\n"}, nil
+		}}}, true
+	}
 	return methodTable{
 		"Hello":       &handlerMethod{srv: s, fn: func(context.Context, []any) ([]any, error) { return []any{":1.0"}, nil }},
 		"AddMatch":    &handlerMethod{srv: s, inSig: "s", fn: ok},

@@ -420,6 +420,12 @@ func (g *goGen) server(b *buf, i *Interface, n string) {
 	b.p("\tif err != nil {")
 	b.p("\t\treturn nil, err")
 	b.p("\t}")
+	b.p("\treturn Export%sOn(s, path, srv, props)", n)
+	b.p("}")
+	b.p("")
+	b.p("// Export%sOn is Export%s on an object server that may not have its", n, n)
+	b.p("// connection yet, so that objects exist before the first message is read.")
+	b.p("func Export%sOn(s *dbusrt.Server, path dbus.ObjectPath, srv %sServer, props %sProperties) (*%sObject, error) {", n, n, n, n)
 	b.p("\te, err := s.Export(path, %sInterfaceFor(srv), map[string]any{", lowerFirst(n))
 	for _, p := range props {
 		b.p("\t\t%q: props.%s,", p.Name, p.Name)

@@ -1,0 +1,113 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Listener is a net.Listener whose Accept applies SocketOptions to every
+// accepted TCP connection.
+type Listener struct {
+	net.Listener
+	opts SocketOptions
+}
+
+// NewListener wraps l (e.g. a socket passed by systemd socket activation)
+// so that accepted TCP connections get opts.
+func NewListener(l net.Listener, opts SocketOptions) *Listener {
+	return &Listener{Listener: l, opts: opts}
+}
+
+// Accept waits for the next connection and applies the socket options to
+// it. If they cannot be applied, the connection is closed and an error
+// returned; the listener itself stays usable.
+func (l *Listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if err := ApplySocketOptions(nc, l.opts); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("transport: connection from %s: %w", nc.RemoteAddr(), err)
+	}
+	return nc, nil
+}
+
+// Listen opens a listener for peer connections.
+//
+// For network "tcp", an address with an empty host (":842") listens on the
+// IPv6 wildcard in dual-stack mode, so IPv4 clients are served too, and
+// falls back to IPv4 INADDR_ANY where IPv6 is unavailable, like upstream;
+// other addresses, and networks "tcp4" and "tcp6", are used as given.
+// SO_REUSEADDR is set (Go does so for every TCP listener).
+//
+// For network "unix", address is a socket path: its parent directory is
+// created (0755) and a stale socket file at the path is removed; any other
+// kind of file there is an error. A path starting with '@' names an abstract
+// socket. opts do not apply to unix sockets.
+func Listen(network, address string, opts SocketOptions) (*Listener, error) {
+	// Go's own keep-alive defaults are disabled: ApplySocketOptions decides.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ctx := context.Background()
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		l, err := lc.Listen(ctx, network, address)
+		if err != nil && network == "tcp" && noIPv6(err) {
+			host, port, serr := net.SplitHostPort(address)
+			if serr == nil && host == "" {
+				l, err = lc.Listen(ctx, "tcp4", net.JoinHostPort("0.0.0.0", port))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("transport: listening on %s %s: %w", network, address, err)
+		}
+		return NewListener(l, opts), nil
+	case "unix":
+		if !strings.HasPrefix(address, "@") {
+			if err := prepareSocketPath(address); err != nil {
+				return nil, err
+			}
+		}
+		l, err := lc.Listen(ctx, "unix", address)
+		if err != nil {
+			return nil, fmt.Errorf("transport: listening on unix socket %s: %w", address, err)
+		}
+		return NewListener(l, opts), nil
+	}
+	return nil, fmt.Errorf("transport: cannot listen on network %q", network)
+}
+
+// noIPv6 reports whether err says that IPv6 sockets are unavailable.
+func noIPv6(err error) bool {
+	return errors.Is(err, syscall.EAFNOSUPPORT) ||
+		errors.Is(err, syscall.EPROTONOSUPPORT) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL)
+}
+
+// prepareSocketPath creates the parent directory of a socket path and
+// removes a stale socket left there.
+func prepareSocketPath(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("transport: creating directory for unix socket %s: %w", path, err)
+	}
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("transport: checking unix socket path %s: %w", path, err)
+	case fi.Mode().Type() != fs.ModeSocket:
+		return fmt.Errorf("transport: %s exists and is not a socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("transport: removing stale unix socket %s: %w", path, err)
+	}
+	return nil
+}

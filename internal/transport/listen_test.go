@@ -1,0 +1,197 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+func TestListenTCPDualStackServesIPv6(t *testing.T) {
+	checkGoroutines(t)
+	l, err := Listen("tcp", ":0", DefaultSocketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if tcp := l.Addr().(*net.TCPAddr); !tcp.IP.IsUnspecified() {
+		t.Errorf("listening on %v, want the wildcard address", tcp)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		c, err := net.Dial("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			if host == "::1" {
+				t.Logf("no IPv6 loopback here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		nc, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := PeerIP(nc); got != host {
+			t.Errorf("PeerIP = %q, want %q", got, host)
+		}
+		nc.Close()
+		c.Close()
+	}
+}
+
+func TestListenUnix(t *testing.T) {
+	checkGoroutines(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a", "b", "bluechi.sock")
+
+	// A stale socket left by a dead process.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("stale socket not left behind: %v", err)
+	}
+
+	l, err := Listen("unix", path, DefaultSocketOptions())
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := PeerIP(nc); got != "" {
+		t.Errorf("PeerIP of a unix connection = %q", got)
+	}
+	if err := ApplySocketOptions(nc, DefaultSocketOptions()); err != nil {
+		t.Errorf("ApplySocketOptions on unix: %v", err)
+	}
+	nc.Close()
+	c.Close()
+	l.Close()
+
+	// A regular file is not clobbered.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen("unix", file, DefaultSocketOptions()); err == nil {
+		t.Errorf("Listen over a regular file succeeded")
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep" {
+		t.Errorf("regular file was modified")
+	}
+	if _, err := Listen("udp", ":0", DefaultSocketOptions()); err == nil {
+		t.Errorf("Listen on udp succeeded")
+	}
+}
+
+func TestAbstractUnixSocket(t *testing.T) {
+	checkGoroutines(t)
+	name := "bluechi-go-test-" + strconv.Itoa(os.Getpid())
+	l, err := Listen("unix", "@"+name, DefaultSocketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	srv := &Server{Handle: func(conn *dbus.Conn, _ net.Conn) { conn.Close() }}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, l) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	conn, err := Dial(ctx, "unix:abstract="+name)
+	if err != nil {
+		t.Fatalf("Dial abstract: %v", err)
+	}
+	<-conn.Context().Done() // the server closes it
+}
+
+func TestDialFallsBackAndFails(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, "unix", ServerConfig{})
+	ctx := testContext(t)
+	missing := "unix:path=" + filepath.Join(t.TempDir(), "nothing.sock")
+
+	conn, err := Dial(ctx, missing+";"+s.address)
+	if err != nil {
+		t.Fatalf("Dial with a dead first address: %v", err)
+	}
+	s.nextConn(t)
+	conn.Close()
+
+	if _, err := Dial(ctx, missing); err == nil || !strings.Contains(err.Error(), "nothing.sock") {
+		t.Errorf("Dial of a missing socket: %v", err)
+	}
+	if _, err := Dial(ctx, "tcp:host=127.0.0.1"); err == nil {
+		t.Errorf("Dial without port succeeded")
+	}
+}
+
+// TestDialHandshakeHonoursContext dials a server that never answers.
+func TestDialHandshakeHonoursContext(t *testing.T) {
+	checkGoroutines(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		nc, err := l.Accept()
+		if err == nil {
+			held <- nc
+		}
+		close(held)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_, err = Dial(ctx, "tcp:host=127.0.0.1,port="+port)
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Dial to a mute server: %v, want a deadline error", err)
+	}
+	for nc := range held {
+		nc.Close()
+	}
+}
+
+func TestBeforeStartErrorClosesConnection(t *testing.T) {
+	checkGoroutines(t)
+	s := startServerWith(t, "tcp", ServerConfig{}, func(*dbus.Conn, net.Conn) error {
+		return errors.New("no thanks")
+	})
+	ctx := testContext(t)
+	conn, err := Dial(ctx, s.address)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer conn.Close()
+	if err := s.nextErr(t); !strings.Contains(err.Error(), "no thanks") {
+		t.Errorf("server error %v", err)
+	}
+	select {
+	case <-conn.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("client connection not closed")
+	}
+}
