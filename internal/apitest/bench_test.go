@@ -16,7 +16,9 @@ import (
 //
 //	go test ./internal/apitest -run XXX -bench . -count 5
 
-type benchNode struct{ bluechi.UnimplementedNodeServer }
+type benchNode struct {
+	bluechi.UnimplementedNodeServer
+}
 
 func (benchNode) GetUnitFileState(_ context.Context, file string) (string, error) {
 	return "enabled", nil
