@@ -1,0 +1,101 @@
+package controller
+
+import (
+	"context"
+	"sync"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+)
+
+// controllerAPI serves org.eclipse.bluechi.Controller.
+type controllerAPI struct {
+	bluechi.UnimplementedControllerServer
+	c *Controller
+}
+
+func (a *controllerAPI) ListNodes(ctx context.Context) ([]bluechi.NodeInfo, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]bluechi.NodeInfo, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		status, ip := "offline", ""
+		if n.peer != nil {
+			status, ip = "online", n.peer.ip
+		}
+		out = append(out, bluechi.NodeInfo{Name: n.name, Path: n.path, Status: status, PeerIP: ip})
+	}
+	return out, nil
+}
+
+func (a *controllerAPI) GetNode(ctx context.Context, name string) (dbus.ObjectPath, error) {
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	n := a.c.byName[name]
+	if n == nil {
+		return "", notFound("Node not found")
+	}
+	return n.path, nil
+}
+
+func (a *controllerAPI) SetLogLevel(ctx context.Context, level string) error {
+	if !validLevel(level) {
+		return invalid("Invalid input for log level")
+	}
+	if err := a.c.log.SetLevel(level); err != nil {
+		return invalid("Invalid input for log level")
+	}
+	return a.c.obj.SetLogLevel(level)
+}
+
+func (a *controllerAPI) ListUnits(ctx context.Context) (map[string][]bluechi.UnitInfo, error) {
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *bluechi.InternalAgentClient) ([]bluechi.UnitInfo, error) {
+		return ag.ListUnits(ctx)
+	})
+}
+
+func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi.UnitFileInfo, error) {
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *bluechi.InternalAgentClient) ([]bluechi.UnitFileInfo, error) {
+		return ag.ListUnitFiles(ctx)
+	})
+}
+
+// fanOut asks every online node in parallel. A node that fails or does not
+// answer within FanOutTimeout is left out (and logged): one bad node neither
+// fails nor stalls the answer for the others.
+func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *bluechi.InternalAgentClient) ([]T, error)) (map[string][]T, error) {
+	type target struct {
+		name  string
+		agent *bluechi.InternalAgentClient
+	}
+	c.mu.Lock()
+	var targets []target
+	for _, n := range c.nodes {
+		if n.agent != nil {
+			targets = append(targets, target{n.name, n.agent})
+		}
+	}
+	c.mu.Unlock()
+	results := make([][]T, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, FanOutTimeout)
+			defer cancel()
+			results[i], errs[i] = call(cctx, t.agent)
+		})
+	}
+	wg.Wait()
+	out := make(map[string][]T, len(targets))
+	for i, t := range targets {
+		if errs[i] != nil {
+			c.logger().Warn("node left out of fan-out answer", "node", t.name, "error", errs[i])
+			continue
+		}
+		out[t.name] = results[i]
+	}
+	return out, nil
+}

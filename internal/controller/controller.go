@@ -1,0 +1,238 @@
+// Package controller is bluechi-controller's core: it serves the public
+// org.eclipse.bluechi API on a bus, accepts agents on peer-to-peer
+// connections, registers them as nodes, relays Node calls to them and tracks
+// their jobs.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/monoclock"
+	"github.com/bluechi-go/bluechi/internal/transport"
+)
+
+// AgentCallTimeout bounds every call the controller makes to an agent.
+const AgentCallTimeout = 30 * time.Second
+
+// FanOutTimeout bounds one node's part of Controller.ListUnits and
+// ListUnitFiles: a node that has not answered by then is left out of the
+// result (and logged) instead of stalling or failing the whole call.
+const FanOutTimeout = 10 * time.Second
+
+// ResultShutdown and ResultDisconnected are the JobRemoved results of jobs
+// that end because the controller stops or their node goes away. Upstream
+// drops jobs of a disconnected node silently, so waiting clients hang; we
+// end them with a result instead.
+const (
+	ResultShutdown     = "cancelled due to shutdown"
+	ResultDisconnected = "cancelled due to node disconnect"
+)
+
+// Logger is what the controller needs of a logger: slog plus a settable level.
+type Logger interface {
+	Logger() *slog.Logger
+	SetLevel(level string) error
+	Level() string
+	Target() string
+}
+
+// Controller is one running controller.
+type Controller struct {
+	cfg *config.Controller
+	log Logger
+	bus *dbus.Conn
+	obj *bluechi.ControllerObject
+
+	mu      sync.Mutex
+	nodes   []*node
+	byName  map[string]*node
+	jobs    map[uint32]*job
+	nextJob uint32
+	peers   map[*peer]struct{}
+	closed  bool
+}
+
+// New exports the controller and one node object per configured node on bus.
+// bus must be a dbusrt connection; the caller requests the bus name.
+func New(cfg *config.Controller, bus *dbus.Conn, log Logger) (*Controller, error) {
+	c := &Controller{cfg: cfg, log: log, bus: bus, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{}}
+	obj, err := bluechi.ExportController(bus, bluechi.ControllerPath, &controllerAPI{c: c}, bluechi.ControllerProperties{
+		Status: "down", LogLevel: log.Level(), LogTarget: log.Target(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.obj = obj
+	for _, nc := range cfg.Nodes {
+		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name)}
+		n.obj, err = bluechi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
+		if err != nil {
+			obj.Unexport()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+		c.byName[nc.Name] = n
+	}
+	return c, nil
+}
+
+func (c *Controller) logger() *slog.Logger { return c.log.Logger() }
+
+// Serve accepts agents on l until ctx ends.
+func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
+	srv := &transport.Server{
+		Options: func(nc net.Conn) []dbus.ConnOption {
+			p := c.newPeer(nc)
+			return append(p.srv.ConnOptions(), dbus.WithContext(context.WithValue(ctx, peerKey{}, p)))
+		},
+		Handle: func(conn *dbus.Conn, nc net.Conn) {
+			p := peerFromConn(conn)
+			if p == nil {
+				conn.Close()
+				return
+			}
+			p.start(conn)
+		},
+		OnError: func(nc net.Conn, err error) {
+			c.logger().Warn("agent connection failed", "error", err)
+		},
+	}
+	return srv.Serve(ctx, l)
+}
+
+// ServeConn takes an already authenticated peer connection made with the
+// options from PeerOptions (used by tests and socket activation).
+func (c *Controller) ServeConn(conn *dbus.Conn) {
+	if p := peerFromConn(conn); p != nil {
+		p.start(conn)
+	}
+}
+
+// PeerOptions prepares a peer for a socket about to be authenticated and
+// returns the godbus options for it.
+func (c *Controller) PeerOptions(ctx context.Context, nc net.Conn) []dbus.ConnOption {
+	p := c.newPeer(nc)
+	return append(p.srv.ConnOptions(), dbus.WithContext(context.WithValue(ctx, peerKey{}, p)))
+}
+
+// Heartbeats runs the controller's heartbeat timer until ctx ends: nodes not
+// seen for NodeHeartbeatThreshold are disconnected, the others get a
+// Heartbeat. It returns at once when HeartbeatInterval <= 0.
+func (c *Controller) Heartbeats(ctx context.Context) {
+	if c.cfg.HeartbeatInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(time.Duration(c.cfg.HeartbeatInterval) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		threshold := time.Duration(c.cfg.NodeHeartbeatThreshold) * time.Millisecond
+		now := monoclock.Now()
+		c.mu.Lock()
+		var online []*node
+		for _, n := range c.nodes {
+			if n.peer != nil {
+				online = append(online, n)
+			}
+		}
+		c.mu.Unlock()
+		for _, n := range online {
+			c.mu.Lock()
+			p, seen := n.peer, n.lastSeenMono
+			c.mu.Unlock()
+			if p == nil {
+				continue
+			}
+			if threshold > 0 && now-seen > threshold {
+				c.logger().Warn("node heartbeat timeout, disconnecting", "node", n.name, "silent", now-seen)
+				p.conn.Close()
+				continue
+			}
+			if err := bluechi.EmitInternalControllerHeartbeat(p.conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{}); err != nil {
+				c.logger().Debug("heartbeat send failed", "node", n.name, "error", err)
+			}
+		}
+	}
+}
+
+// Close ends every outstanding job with ResultShutdown, reports the
+// controller down and drops all agent connections.
+func (c *Controller) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	var jobs []*job
+	for _, j := range c.jobs {
+		jobs = append(jobs, j)
+	}
+	var peers []*peer
+	for p := range c.peers {
+		peers = append(peers, p)
+	}
+	c.mu.Unlock()
+	for _, j := range jobs {
+		c.finishJob(j, ResultShutdown)
+	}
+	for _, p := range peers {
+		if p.conn != nil {
+			p.conn.Close()
+		}
+	}
+	c.mu.Lock()
+	for _, n := range c.nodes {
+		n.peer = nil
+	}
+	c.updateStatusLocked()
+	c.mu.Unlock()
+}
+
+// updateStatusLocked recomputes Controller.Status from the online nodes.
+func (c *Controller) updateStatusLocked() {
+	online := 0
+	for _, n := range c.nodes {
+		if n.peer != nil {
+			online++
+		}
+	}
+	status := "down"
+	switch {
+	case online > 0 && online == len(c.nodes):
+		status = "up"
+	case online > 0:
+		status = "degraded"
+	}
+	if err := c.obj.SetStatus(status); err != nil {
+		c.logger().Warn("emit status", "error", err)
+	}
+}
+
+func notFound(format string, args ...any) error {
+	return dbusrt.NewError(dbusrt.ErrServiceUnknown, format, args...)
+}
+
+func failed(format string, args ...any) error {
+	return dbusrt.NewError(dbusrt.ErrFailed, format, args...)
+}
+
+func invalid(format string, args ...any) error {
+	return dbusrt.NewError(dbusrt.ErrInvalidArgs, format, args...)
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,278 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/testbus"
+	"github.com/bluechi-go/bluechi/internal/transport"
+)
+
+type testLog struct {
+	mu    sync.Mutex
+	level string
+	l     *slog.Logger
+}
+
+func newTestLog() *testLog {
+	return &testLog{level: "INFO", l: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+}
+func (t *testLog) Logger() *slog.Logger { return t.l }
+func (t *testLog) SetLevel(l string) error {
+	t.mu.Lock()
+	t.level = l
+	t.mu.Unlock()
+	return nil
+}
+func (t *testLog) Level() string  { t.mu.Lock(); defer t.mu.Unlock(); return t.level }
+func (t *testLog) Target() string { return "stderr" }
+
+// fakeAgent answers the controller like an agent whose systemd finishes
+// every job at once, sending JobDone before the reply (the race the
+// controller must survive).
+type fakeAgent struct {
+	bluechi.UnimplementedInternalAgentServer
+	conn *dbus.Conn
+}
+
+func (f *fakeAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error {
+	if name == "missing.service" {
+		return dbusrt.NewError("org.freedesktop.systemd1.NoSuchUnit", "Unit missing.service not found.")
+	}
+	bluechi.EmitInternalAgentJobStateChanged(f.conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobStateChangedSignal{ID: id, State: "running"})
+	result := "done"
+	if name == "fail.service" {
+		result = "failed"
+	}
+	return bluechi.EmitInternalAgentJobDone(f.conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobDoneSignal{ID: id, Result: result})
+}
+
+func (f *fakeAgent) StopUnit(ctx context.Context, name, mode string, id uint32) error {
+	return nil // never finishes: the job stays until the node goes away
+}
+
+func (f *fakeAgent) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
+	return []bluechi.UnitInfo{{Name: "a.service", ActiveState: "active", Path: "/org/freedesktop/systemd1/unit/a_2eservice", JobPath: "/"}}, nil
+}
+
+type cluster struct {
+	t      *testing.T
+	addr   string
+	client *dbus.Conn
+	ctrl   *controller.Controller
+}
+
+func startCluster(t *testing.T, nodes ...string) *cluster {
+	bus := testbus.Start(t)
+	server, _, err := dbusrt.ConnectBus(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	if err := dbusrt.RequestName(server, bluechi.ControllerBusName); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Controller{}
+	for _, n := range nodes {
+		cfg.Nodes = append(cfg.Nodes, config.Node{Name: n})
+	}
+	ctrl, err := controller.New(cfg, server, newTestLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "bluechi.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctrl.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { ctrl.Close(); cancel(); <-done })
+	client, _, err := dbusrt.ConnectBus(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return &cluster{t: t, addr: "unix:path=" + sock, client: client, ctrl: ctrl}
+}
+
+// agent connects a fake agent and registers it as name.
+func (c *cluster) agent(name string) (*dbus.Conn, error) {
+	srv := dbusrt.NewServer()
+	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	srv.Bind(conn)
+	c.t.Cleanup(func() { conn.Close() })
+	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &fakeAgent{conn: conn}, bluechi.InternalAgentProperties{}); err != nil {
+		return nil, err
+	}
+	reg := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath)
+	return conn, reg.Register(context.Background(), name)
+}
+
+func (c *cluster) node(name string) *bluechi.NodeClient {
+	return bluechi.NewNodeClient(c.client, bluechi.NodeBusName, bluechi.NodePath(name))
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRegistrationAndStatus(t *testing.T) {
+	c := startCluster(t, "n1", "node-2")
+	ctx := context.Background()
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	if s, _ := ctrl.GetStatus(ctx); s != "down" {
+		t.Fatalf("status %q, want down", s)
+	}
+	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
+		t.Fatalf("offline node: %v, want Offline", err)
+	}
+	if _, err := c.agent("nope"); dbusrt.ErrorName(err) != dbusrt.ErrServiceUnknown {
+		t.Fatalf("unknown name: %v", err)
+	}
+	if _, err := c.agent("n1"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := ctrl.GetStatus(ctx); s != "degraded" {
+		t.Fatalf("status %q, want degraded", s)
+	}
+	if _, err := c.agent("n1"); dbusrt.ErrorName(err) != dbusrt.ErrAddressInUse {
+		t.Fatalf("duplicate: %v, want AddressInUse", err)
+	}
+	conn2, err := c.agent("node-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := ctrl.GetStatus(ctx); s != "up" {
+		t.Fatalf("status %q, want up", s)
+	}
+	nodes, err := ctrl.ListNodes(ctx)
+	if err != nil || len(nodes) != 2 || nodes[0].Name != "n1" || nodes[1].Status != "online" || nodes[1].Path != "/org/eclipse/bluechi/node/node_2d2" {
+		t.Fatalf("ListNodes = %+v, %v", nodes, err)
+	}
+	units, err := ctrl.ListUnits(ctx)
+	if err != nil || len(units) != 2 || units["n1"][0].Name != "a.service" {
+		t.Fatalf("ListUnits = %+v, %v", units, err)
+	}
+	if p, err := ctrl.GetNode(ctx, "node-2"); err != nil || p != bluechi.NodePath("node-2") {
+		t.Fatalf("GetNode = %v, %v", p, err)
+	}
+	if _, err := ctrl.GetNode(ctx, "x"); dbusrt.ErrorName(err) != dbusrt.ErrServiceUnknown {
+		t.Fatalf("GetNode unknown: %v", err)
+	}
+	conn2.Close()
+	waitFor(t, "degraded after disconnect", func() bool { s, _ := ctrl.GetStatus(ctx); return s == "degraded" })
+	if st, _ := c.node("node-2").GetStatus(ctx); st != "offline" {
+		t.Fatalf("node-2 status %q", st)
+	}
+}
+
+func TestJobs(t *testing.T) {
+	c := startCluster(t, "n1")
+	ctx := context.Background()
+	conn, err := c.agent("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	removed := make(chan *bluechi.ControllerJobRemovedSignal, 8)
+	sub, err := ctrl.OnJobRemoved(ctx, func(s *bluechi.ControllerJobRemovedSignal) { removed <- s })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	n := c.node("n1")
+	for _, tc := range []struct{ unit, result string }{{"ok.service", "done"}, {"fail.service", "failed"}} {
+		path, err := n.StartUnit(ctx, tc.unit, "replace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-removed:
+			if r.Job != path || r.Result != tc.result || r.Unit != tc.unit || r.Node != "n1" {
+				t.Fatalf("JobRemoved %+v for %s", r, path)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no JobRemoved")
+		}
+	}
+	if _, err := n.StartUnit(ctx, "missing.service", "replace"); dbusrt.ErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
+		t.Fatalf("systemd error not forwarded: %v", err)
+	}
+	for _, bad := range [][2]string{{"bad name", "replace"}, {"a.service", "sometimes"}, {"", "replace"}} {
+		if _, err := n.StartUnit(ctx, bad[0], bad[1]); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+			t.Fatalf("StartUnit(%q, %q): %v, want InvalidArgs", bad[0], bad[1], err)
+		}
+	}
+	// A job that never finishes ends when its node disconnects.
+	path, err := n.StopUnit(ctx, "slow.service", "replace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := bluechi.NewJobClient(c.client, bluechi.JobBusName, path)
+	if kind, err := job.GetJobType(ctx); err != nil || kind != "stop" {
+		t.Fatalf("JobType %q, %v", kind, err)
+	}
+	conn.Close()
+	select {
+	case r := <-removed:
+		if r.Job != path || r.Result != controller.ResultDisconnected {
+			t.Fatalf("JobRemoved %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no JobRemoved after disconnect")
+	}
+	if _, err := job.GetJobType(ctx); dbusrt.ErrorName(err) != dbusrt.ErrUnknownObject {
+		t.Fatalf("job object after removal: %v", err)
+	}
+}
+
+func TestManyAgentsConcurrently(t *testing.T) {
+	var names []string
+	for i := 0; i < 20; i++ {
+		names = append(names, fmt.Sprintf("n%d", i))
+	}
+	c := startCluster(t, names...)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(names))
+	for _, n := range names {
+		wg.Go(func() {
+			if _, err := c.agent(n); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	units, err := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath).ListUnits(context.Background())
+	if err != nil || len(units) != len(names) {
+		t.Fatalf("ListUnits over %d nodes: %d, %v", len(names), len(units), err)
+	}
+}

@@ -1,0 +1,174 @@
+package controller
+
+import (
+	"context"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+)
+
+// job is one lifecycle request. It is registered before the agent is asked,
+// so a JobDone that overtakes the agent's reply is not lost.
+type job struct {
+	id       uint32
+	node     *node
+	unit     string
+	kind     string // start, stop, restart, reload
+	obj      *bluechi.JobObject
+	state    string // last state before the object exists
+	done     bool
+	result   string
+	finished bool
+}
+
+// lifecycle runs Start/Stop/Restart/ReloadUnit on a node and returns the job path.
+func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode string) (dbus.ObjectPath, error) {
+	if err := checkUnitAndMode(name, mode); err != nil {
+		return "", err
+	}
+	agent, err := n.agentFor()
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.nextJob++
+	j := &job{id: c.nextJob, node: n, unit: name, kind: kind, state: "waiting"}
+	c.jobs[j.id] = j
+	c.mu.Unlock()
+
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	switch kind {
+	case "start":
+		err = agent.StartUnit(cctx, name, mode, j.id)
+	case "stop":
+		err = agent.StopUnit(cctx, name, mode, j.id)
+	case "restart":
+		err = agent.RestartUnit(cctx, name, mode, j.id)
+	case "reload":
+		err = agent.ReloadUnit(cctx, name, mode, j.id)
+	}
+	if err != nil {
+		c.mu.Lock()
+		delete(c.jobs, j.id)
+		c.mu.Unlock()
+		return "", err
+	}
+
+	path := bluechi.JobPath(j.id)
+	obj, err := bluechi.ExportJob(c.bus, path, &jobAPI{c: c, j: j}, bluechi.JobProperties{
+		Id: j.id, Node: n.name, Unit: name, JobType: kind, State: "waiting",
+	})
+	if err != nil {
+		c.mu.Lock()
+		delete(c.jobs, j.id)
+		c.mu.Unlock()
+		return "", failed("export job: %v", err)
+	}
+	c.mu.Lock()
+	if j.finished { // node went away or controller closed while we waited
+		c.mu.Unlock()
+		obj.Unexport()
+		return "", failed("Job %d ended before it was created: %s", j.id, j.result)
+	}
+	j.obj = obj
+	state, done, result := j.state, j.done, j.result
+	c.mu.Unlock()
+	if state != "waiting" {
+		obj.SetState(state)
+	}
+	if err := c.obj.EmitJobNew(bluechi.ControllerJobNewSignal{ID: j.id, Job: path}); err != nil {
+		c.logger().Warn("emit JobNew", "error", err)
+	}
+	if done {
+		c.finishJob(j, result)
+	}
+	return path, nil
+}
+
+// jobDone handles JobDone from a node's agent.
+func (c *Controller) jobDone(n *node, id uint32, result string) {
+	c.mu.Lock()
+	j := c.jobs[id]
+	if j == nil || j.node != n {
+		c.mu.Unlock()
+		c.logger().Debug("JobDone for unknown job", "node", n.name, "id", id)
+		return
+	}
+	if j.obj == nil {
+		j.done, j.result = true, result
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.finishJob(j, result)
+}
+
+// jobStateChanged handles JobStateChanged from a node's agent.
+func (c *Controller) jobStateChanged(n *node, id uint32, state string) {
+	switch state {
+	case "waiting", "running":
+	default:
+		state = "invalid"
+	}
+	c.mu.Lock()
+	j := c.jobs[id]
+	if j == nil || j.node != n {
+		c.mu.Unlock()
+		return
+	}
+	obj := j.obj
+	if obj == nil {
+		j.state = state
+	}
+	c.mu.Unlock()
+	if obj != nil {
+		obj.SetState(state)
+	}
+}
+
+// finishJob emits JobRemoved and removes the job, once.
+func (c *Controller) finishJob(j *job, result string) {
+	c.mu.Lock()
+	if j.finished {
+		c.mu.Unlock()
+		return
+	}
+	j.finished, j.result = true, result
+	delete(c.jobs, j.id)
+	obj := j.obj
+	c.mu.Unlock()
+	if obj == nil {
+		return // the lifecycle call reports it
+	}
+	if err := c.obj.EmitJobRemoved(bluechi.ControllerJobRemovedSignal{
+		ID: j.id, Job: obj.Path(), Node: j.node.name, Unit: j.unit, Result: result,
+	}); err != nil {
+		c.logger().Warn("emit JobRemoved", "error", err)
+	}
+	obj.Unexport()
+}
+
+// jobAPI serves org.eclipse.bluechi.Job.
+type jobAPI struct {
+	bluechi.UnimplementedJobServer
+	c *Controller
+	j *job
+}
+
+// Cancel asks the agent to cancel the job and replies without waiting.
+func (a *jobAPI) Cancel(ctx context.Context) error {
+	agent, err := a.j.node.agentFor()
+	if err != nil {
+		return err
+	}
+	go func() {
+		cctx, cancel := callCtx(context.Background())
+		defer cancel()
+		if err := agent.JobCancel(cctx, a.j.id); err != nil {
+			a.c.logger().Warn("job cancel failed", "job", a.j.id, "node", a.j.node.name, "error", err)
+		}
+	}()
+	return nil
+}

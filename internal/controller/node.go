@@ -1,0 +1,336 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/unitname"
+)
+
+// node is one configured node; its connection fields are guarded by c.mu.
+type node struct {
+	c    *Controller
+	name string
+	path dbus.ObjectPath
+	obj  *bluechi.NodeObject
+
+	peer         *peer
+	agent        *bluechi.InternalAgentClient
+	subs         []*dbusrt.Subscription
+	lastSeenMono time.Duration
+}
+
+// attachLocked binds a registered connection to the node.
+func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
+	agent := bluechi.NewInternalAgentClient(conn, agentBusName, bluechi.InternalAgentPath)
+	ctx := context.Background()
+	var subs []*dbusrt.Subscription
+	add := func(s *dbusrt.Subscription, err error) error {
+		if err != nil {
+			return err
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	c := n.c
+	err := add(agent.OnJobDone(ctx, func(s *bluechi.InternalAgentJobDoneSignal) { c.jobDone(n, s.ID, s.Result) }))
+	if err == nil {
+		err = add(agent.OnJobStateChanged(ctx, func(s *bluechi.InternalAgentJobStateChangedSignal) { c.jobStateChanged(n, s.ID, s.State) }))
+	}
+	if err == nil {
+		err = add(agent.OnHeartbeat(ctx, func(*bluechi.InternalAgentHeartbeatSignal) {
+			c.mu.Lock()
+			if n.peer == p {
+				touch(n)
+			}
+			c.mu.Unlock()
+		}))
+	}
+	if err != nil {
+		for _, s := range subs {
+			s.Close()
+		}
+		return err
+	}
+	n.peer, n.agent, n.subs = p, agent, subs
+	p.node = n
+	touch(n)
+	n.obj.SetPeerIp(p.ip)
+	n.obj.SetStatus("online")
+	return nil
+}
+
+// detachLocked unbinds the node from its connection and returns its jobs.
+func (n *node) detachLocked() []*job {
+	for _, s := range n.subs {
+		s.Close()
+	}
+	n.peer, n.agent, n.subs = nil, nil, nil
+	n.obj.SetPeerIp("")
+	n.obj.SetStatus("offline")
+	var jobs []*job
+	for _, j := range n.c.jobs {
+		if j.node == n {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs
+}
+
+// agentFor returns the node's agent client, or Offline.
+func (n *node) agentFor() (*bluechi.InternalAgentClient, error) {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	if n.c.closed {
+		return nil, failed("Request not allowed: node is in shutdown state")
+	}
+	if n.agent == nil {
+		return nil, dbusrt.NewError(bluechi.ErrorOffline, "Node is offline")
+	}
+	return n.agent, nil
+}
+
+// nodeAPI serves org.eclipse.bluechi.Node for one node.
+type nodeAPI struct {
+	bluechi.UnimplementedNodeServer
+	n *node
+}
+
+func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, AgentCallTimeout)
+}
+
+// relay checks the node is online, then runs fn against its agent.
+func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *bluechi.InternalAgentClient) error) error {
+	agent, err := a.n.agentFor()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	return fn(ctx, agent)
+}
+
+func (a *nodeAPI) StartUnit(ctx context.Context, name, mode string) (dbus.ObjectPath, error) {
+	return a.n.c.lifecycle(ctx, a.n, "start", name, mode)
+}
+
+func (a *nodeAPI) StopUnit(ctx context.Context, name, mode string) (dbus.ObjectPath, error) {
+	return a.n.c.lifecycle(ctx, a.n, "stop", name, mode)
+}
+
+func (a *nodeAPI) RestartUnit(ctx context.Context, name, mode string) (dbus.ObjectPath, error) {
+	return a.n.c.lifecycle(ctx, a.n, "restart", name, mode)
+}
+
+func (a *nodeAPI) ReloadUnit(ctx context.Context, name, mode string) (dbus.ObjectPath, error) {
+	return a.n.c.lifecycle(ctx, a.n, "reload", name, mode)
+}
+
+func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
+	if err = checkUnitAndMode(name, mode); err != nil {
+		return "", err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		job, err = ag.StartTransientUnit(ctx, name, mode, props, aux)
+		return err
+	})
+	return job, err
+}
+
+func (a *nodeAPI) FreezeUnit(ctx context.Context, name string) error {
+	if err := checkUnit(name); err != nil {
+		return err
+	}
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.FreezeUnit(ctx, name) })
+}
+
+func (a *nodeAPI) ThawUnit(ctx context.Context, name string) error {
+	if err := checkUnit(name); err != nil {
+		return err
+	}
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ThawUnit(ctx, name) })
+}
+
+func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
+	if err := checkUnit(name); err != nil {
+		return err
+	}
+	switch who {
+	case "main", "control", "all":
+	default:
+		return invalid("Invalid who argument: %s", who)
+	}
+	if signal <= 0 || signal > 64 {
+		return invalid("Signal number out of range: %d", signal)
+	}
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.KillUnit(ctx, name, who, signal) })
+}
+
+func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (props map[string]dbus.Variant, err error) {
+	if err = checkUnit(name); err != nil {
+		return nil, err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		props, err = ag.GetUnitProperties(ctx, name, iface)
+		return err
+	})
+	return props, err
+}
+
+func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property string) (v dbus.Variant, err error) {
+	if err = checkUnit(name); err != nil {
+		return v, err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		v, err = ag.GetUnitProperty(ctx, name, iface, property)
+		return err
+	})
+	return v, err
+}
+
+func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bool, kv []bluechi.UnitProperty) error {
+	if err := checkUnit(name); err != nil {
+		return err
+	}
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		return ag.SetUnitProperties(ctx, name, runtime, kv)
+	})
+}
+
+func (a *nodeAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, force bool) (carries bool, changes []bluechi.UnitFileChange, err error) {
+	if err = checkFiles(files); err != nil {
+		return false, nil, err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		carries, changes, err = ag.EnableUnitFiles(ctx, files, runtime, force)
+		return err
+	})
+	return carries, changes, err
+}
+
+func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []bluechi.UnitFileChange, err error) {
+	if err = checkFiles(files); err != nil {
+		return nil, err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		changes, err = ag.DisableUnitFiles(ctx, files, runtime)
+		return err
+	})
+	return changes, err
+}
+
+func (a *nodeAPI) ListUnits(ctx context.Context) (units []bluechi.UnitInfo, err error) {
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		units, err = ag.ListUnits(ctx)
+		return err
+	})
+	return units, err
+}
+
+func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		files, err = ag.ListUnitFiles(ctx)
+		return err
+	})
+	return files, err
+}
+
+func (a *nodeAPI) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
+	if err = checkFiles([]string{file}); err != nil {
+		return "", err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		state, err = ag.GetUnitFileState(ctx, file)
+		return err
+	})
+	return state, err
+}
+
+func (a *nodeAPI) Reload(ctx context.Context) error {
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.Reload(ctx) })
+}
+
+func (a *nodeAPI) SetLogLevel(ctx context.Context, level string) error {
+	if !validLevel(level) {
+		return invalid("Invalid input for log level")
+	}
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.SetLogLevel(ctx, level) })
+}
+
+func (a *nodeAPI) ResetFailed(ctx context.Context) error {
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ResetFailed(ctx) })
+}
+
+func (a *nodeAPI) ResetFailedUnit(ctx context.Context, name string) error {
+	if err := checkUnit(name); err != nil {
+		return err
+	}
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ResetFailedUnit(ctx, name) })
+}
+
+func (a *nodeAPI) GetDefaultTarget(ctx context.Context) (target string, err error) {
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		target, err = ag.GetDefaultTarget(ctx)
+		return err
+	})
+	return target, err
+}
+
+func (a *nodeAPI) SetDefaultTarget(ctx context.Context, target string, force bool) (out []bluechi.UnitFileChange, err error) {
+	if err = checkUnit(target); err != nil {
+		return nil, err
+	}
+	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		out, err = ag.SetDefaultTarget(ctx, target, force)
+		return err
+	})
+	return out, err
+}
+
+func checkUnit(name string) error {
+	if err := unitname.Check(name); err != nil {
+		return invalid("%s", err.Error())
+	}
+	return nil
+}
+
+func checkUnitAndMode(name, mode string) error {
+	if err := checkUnit(name); err != nil {
+		return err
+	}
+	if !unitname.ValidMode(mode) {
+		return invalid("Invalid job mode %q", mode)
+	}
+	return nil
+}
+
+// maxFiles bounds the unit file lists of Enable/DisableUnitFiles.
+const maxFiles = 1024
+
+func checkFiles(files []string) error {
+	if len(files) == 0 {
+		return invalid("No unit files given")
+	}
+	if len(files) > maxFiles {
+		return invalid("Too many unit files: %d (at most %d)", len(files), maxFiles)
+	}
+	for _, f := range files {
+		if err := unitname.CheckFile(f); err != nil {
+			return invalid("%s", err.Error())
+		}
+	}
+	return nil
+}
+
+func validLevel(l string) bool {
+	switch l {
+	case "DEBUG", "INFO", "WARN", "ERROR":
+		return true
+	}
+	return false
+}
