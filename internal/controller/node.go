@@ -168,7 +168,9 @@ func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) 
 	if signal <= 0 || signal > 64 {
 		return invalid("Signal number out of range: %d", signal)
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.KillUnit(ctx, name, who, signal) })
+	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+		return ag.KillUnit(ctx, name, who, signal)
+	})
 }
 
 func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (props map[string]dbus.Variant, err error) {
