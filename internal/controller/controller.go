@@ -40,7 +40,7 @@ const (
 
 // Logger is what the controller needs of a logger: slog plus a settable level.
 type Logger interface {
-	Logger() *slog.Logger
+	Slog() *slog.Logger
 	SetLevel(level string) error
 	Level() string
 	Target() string
@@ -86,7 +86,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, log Logger) (*Controller, error
 	return c, nil
 }
 
-func (c *Controller) logger() *slog.Logger { return c.log.Logger() }
+func (c *Controller) logger() *slog.Logger { return c.log.Slog() }
 
 // Serve accepts agents on l until ctx ends.
 func (c *Controller) Serve(ctx context.Context, l net.Listener) error {

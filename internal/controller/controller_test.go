@@ -30,7 +30,7 @@ type testLog struct {
 func newTestLog() *testLog {
 	return &testLog{level: "INFO", l: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 }
-func (t *testLog) Logger() *slog.Logger { return t.l }
+func (t *testLog) Slog() *slog.Logger { return t.l }
 func (t *testLog) SetLevel(l string) error {
 	t.mu.Lock()
 	t.level = l
