@@ -1,0 +1,208 @@
+// Command bluechi-controller serves the org.eclipse.bluechi API and accepts
+// bluechi-agent connections from the configured nodes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/cliopt"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/logging"
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/version"
+)
+
+const prog = "bluechi-controller"
+
+var options = []cliopt.Option{
+	{Short: 'h', Long: "help"},
+	{Short: 'v', Long: "version"},
+	{Short: 'p', Long: "port", HasArg: true},
+	{Short: 'c', Long: "config", HasArg: true},
+	{Short: 'u', Long: "user"},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `Usage: %s [OPTIONS]
+
+Options:
+  -h, --help           print this help and exit
+  -v, --version        print the version and exit
+  -p, --port PORT      TCP port to listen on for agents (overrides ControllerPort)
+  -c, --config FILE    configuration file with the highest precedence
+  -u, --user           serve the API on the session bus instead of the system bus
+`, prog)
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	r, err := cliopt.Parse(options, args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		usage(stderr)
+		return 1
+	}
+	if r.Has("help") {
+		usage(stdout)
+		return 0
+	}
+	if r.Has("version") {
+		fmt.Fprintf(stdout, "%s version %s\n", prog, version.Version)
+		return 0
+	}
+	if len(r.Args) > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument '%s'\n", prog, r.Args[0])
+		usage(stderr)
+		return 1
+	}
+	cfgFile, _ := r.Value("config")
+	cfg, err := config.LoadController(config.Options{Locations: config.ControllerLocations(), ConfigFile: cfgFile, Getenv: os.Getenv})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	var flags config.ControllerFlags
+	if p, ok := r.Value("port"); ok {
+		flags.Port = &p
+	}
+	if err := cfg.ApplyFlags(flags); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
+	if err != nil {
+		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
+	}
+	if err := serve(cfg, r.Has("user"), log); err != nil {
+		log.Error("controller failed", logging.Err(err))
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	return 0
+}
+
+func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
+	var (
+		bus *dbus.Conn
+		err error
+	)
+	if user {
+		bus, _, err = dbusrt.ConnectSessionBus()
+	} else {
+		bus, _, err = dbusrt.ConnectSystemBus()
+	}
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	if err := dbusrt.RequestName(bus, bluechi.ControllerBusName); err != nil {
+		return err
+	}
+	ctrl, err := controller.New(cfg, bus, log)
+	if err != nil {
+		return err
+	}
+	listeners, err := listen(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Go(func() {
+			if err := ctrl.Serve(ctx, l); err != nil {
+				log.Error("listener stopped", logging.Err(err))
+			}
+		})
+	}
+	wg.Go(func() { ctrl.Heartbeats(ctx) })
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+	log.Info("controller started", logging.Attr{Key: "nodes", Value: logValue(len(cfg.Nodes))})
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", logging.Attr{Key: "signal", Value: logValue(s.String())})
+	case <-bus.Context().Done():
+		cancel()
+		ctrl.Close()
+		wg.Wait()
+		return errors.New("lost the bus connection")
+	}
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	ctrl.Close()
+	cancel()
+	wg.Wait()
+	if cfg.UseUDS {
+		os.Remove(config.DefaultUnixSocketPath)
+	}
+	return nil
+}
+
+// listen opens the TCP and unix listeners and takes a socket-activated one.
+func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, error) {
+	opts := transport.SocketOptions{
+		KeepAliveTime: secs(cfg.KeepAlive.Time), KeepAliveInterval: secs(cfg.KeepAlive.Interval),
+		KeepAliveCount: int(cfg.KeepAlive.Count), IPReceiveErrors: cfg.IPReceiveErrors,
+	}
+	var out []net.Listener
+	activated, err := activation.Listeners()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	if len(activated) > 1 {
+		return nil, fmt.Errorf("socket activation: %d sockets passed, at most 1 supported", len(activated))
+	}
+	for _, l := range activated {
+		out = append(out, transport.NewListener(l, opts))
+	}
+	if cfg.UseTCP {
+		l, err := transport.Listen("tcp", fmt.Sprintf(":%d", cfg.Port), opts)
+		if err != nil {
+			if len(activated) == 0 {
+				return nil, err
+			}
+			log.Warn("TCP listener not opened", logging.Err(err))
+		} else {
+			out = append(out, l)
+		}
+	}
+	if cfg.UseUDS {
+		l, err := transport.Listen("unix", config.DefaultUnixSocketPath, opts)
+		if err != nil {
+			if len(activated) == 0 {
+				return nil, err
+			}
+			log.Warn("unix socket listener not opened", logging.Err(err))
+		} else {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("No connection request handler configured")
+	}
+	return out, nil
+}
+
+func secs(n int64) time.Duration { return time.Duration(n) * time.Second }
+
+func logValue(v any) slog.Value { return slog.AnyValue(v) }

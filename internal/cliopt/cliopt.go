@@ -1,0 +1,129 @@
+// Package cliopt parses command lines the way GNU getopt_long does (short
+// and long options, bundling, "--port=N" and "--port N", options anywhere
+// before "--"), with getopt's diagnostics, which scripts and tests grep for.
+package cliopt
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Option declares one option.
+type Option struct {
+	Short  byte   // 0 when there is none
+	Long   string // "" when there is none
+	HasArg bool
+}
+
+// Result holds the parsed options and the remaining arguments.
+type Result struct {
+	// Set maps each given option (by long name, or its short letter when it
+	// has no long name) to its values in order; flags get "".
+	Set  map[string][]string
+	Args []string
+}
+
+// Has reports whether the option was given.
+func (r *Result) Has(name string) bool { _, ok := r.Set[name]; return ok }
+
+// Value returns the last value of the option and whether it was given.
+func (r *Result) Value(name string) (string, bool) {
+	v, ok := r.Set[name]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[len(v)-1], true
+}
+
+func (o Option) key() string {
+	if o.Long != "" {
+		return o.Long
+	}
+	return string(o.Short)
+}
+
+// Parse parses args (without the program name). Errors carry getopt's text:
+// "invalid option -- 'Q'", "unrecognized option '--QWERTY'",
+// "option requires an argument -- 'p'", "option '--port' requires an argument".
+func Parse(opts []Option, args []string) (*Result, error) {
+	r := &Result{Set: map[string][]string{}}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			r.Args = append(r.Args, args[i+1:]...)
+			return r, nil
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			o, err := findLong(opts, name)
+			if err != nil {
+				return nil, fmt.Errorf("unrecognized option '%s'", a)
+			}
+			switch {
+			case o.HasArg && hasVal:
+			case o.HasArg:
+				if i+1 >= len(args) {
+					return nil, fmt.Errorf("option '--%s' requires an argument", o.Long)
+				}
+				i++
+				val = args[i]
+			case hasVal:
+				return nil, fmt.Errorf("option '--%s' doesn't allow an argument", o.Long)
+			}
+			r.Set[o.key()] = append(r.Set[o.key()], val)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				o, ok := findShort(opts, a[j])
+				if !ok {
+					return nil, fmt.Errorf("invalid option -- '%c'", a[j])
+				}
+				if !o.HasArg {
+					r.Set[o.key()] = append(r.Set[o.key()], "")
+					continue
+				}
+				val := a[j+1:]
+				if val == "" {
+					if i+1 >= len(args) {
+						return nil, fmt.Errorf("option requires an argument -- '%c'", a[j])
+					}
+					i++
+					val = args[i]
+				}
+				r.Set[o.key()] = append(r.Set[o.key()], val)
+				break
+			}
+		default:
+			r.Args = append(r.Args, a)
+		}
+	}
+	return r, nil
+}
+
+func findShort(opts []Option, c byte) (Option, bool) {
+	for _, o := range opts {
+		if o.Short != 0 && o.Short == c {
+			return o, true
+		}
+	}
+	return Option{}, false
+}
+
+// findLong matches exact names, or an unambiguous prefix as getopt_long does.
+func findLong(opts []Option, name string) (Option, error) {
+	var match []Option
+	for _, o := range opts {
+		if o.Long == "" {
+			continue
+		}
+		if o.Long == name {
+			return o, nil
+		}
+		if name != "" && strings.HasPrefix(o.Long, name) {
+			match = append(match, o)
+		}
+	}
+	if len(match) == 1 {
+		return match[0], nil
+	}
+	return Option{}, fmt.Errorf("no option %q", name)
+}
