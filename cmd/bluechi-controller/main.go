@@ -105,9 +105,9 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 		err error
 	)
 	if user {
-		bus, _, err = dbusrt.ConnectSessionBus()
+		bus, _, err = dbusrt.ConnectSessionBus(dbusrt.Ordered)
 	} else {
-		bus, _, err = dbusrt.ConnectSystemBus()
+		bus, _, err = dbusrt.ConnectSystemBus(dbusrt.Ordered)
 	}
 	if err != nil {
 		return err

@@ -393,7 +393,9 @@ func (c *ControllerClient) Destination() string { return c.dest }
 
 // ListUnits calls org.eclipse.bluechi.Controller.ListUnits: Collect the loaded units of every online node.
 func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]UnitInfo, err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".ListUnits", 0)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".ListUnits", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -404,7 +406,9 @@ func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]Un
 
 // ListUnitFiles calls org.eclipse.bluechi.Controller.ListUnitFiles: Collect the unit files of every online node.
 func (c *ControllerClient) ListUnitFiles(ctx context.Context) (unitfiles map[string][]UnitFileInfo, err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".ListUnitFiles", 0)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".ListUnitFiles", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -415,7 +419,9 @@ func (c *ControllerClient) ListUnitFiles(ctx context.Context) (unitfiles map[str
 
 // ListNodes calls org.eclipse.bluechi.Controller.ListNodes: List every configured node together with its connection state.
 func (c *ControllerClient) ListNodes(ctx context.Context) (nodes []NodeInfo, err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".ListNodes", 0)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".ListNodes", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -426,7 +432,9 @@ func (c *ControllerClient) ListNodes(ctx context.Context) (nodes []NodeInfo, err
 
 // GetNode calls org.eclipse.bluechi.Controller.GetNode: Look up the object path of a node by name.
 func (c *ControllerClient) GetNode(ctx context.Context, name string) (path dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".GetNode", 0, name)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".GetNode", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -437,7 +445,9 @@ func (c *ControllerClient) GetNode(ctx context.Context, name string) (path dbus.
 
 // CreateMonitor calls org.eclipse.bluechi.Controller.CreateMonitor: Create a monitor object owned by the caller.
 func (c *ControllerClient) CreateMonitor(ctx context.Context) (monitor dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".CreateMonitor", 0)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".CreateMonitor", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -448,7 +458,9 @@ func (c *ControllerClient) CreateMonitor(ctx context.Context) (monitor dbus.Obje
 
 // EnableMetrics calls org.eclipse.bluechi.Controller.EnableMetrics: Switch metrics on for the controller and all agents.
 func (c *ControllerClient) EnableMetrics(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".EnableMetrics", 0)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".EnableMetrics", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -459,7 +471,9 @@ func (c *ControllerClient) EnableMetrics(ctx context.Context) (err error) {
 
 // DisableMetrics calls org.eclipse.bluechi.Controller.DisableMetrics: Switch metrics off again and remove the Metrics object.
 func (c *ControllerClient) DisableMetrics(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".DisableMetrics", 0)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".DisableMetrics", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -470,7 +484,9 @@ func (c *ControllerClient) DisableMetrics(ctx context.Context) (err error) {
 
 // SetLogLevel calls org.eclipse.bluechi.Controller.SetLogLevel: Change the controller's log level immediately (not persisted).
 func (c *ControllerClient) SetLogLevel(ctx context.Context, loglevel string) (err error) {
-	call := c.obj.CallWithContext(ctx, ControllerInterface+".SetLogLevel", 0, loglevel)
+	done := c.obj.GoWithContext(ctx, ControllerInterface+".SetLogLevel", 0, make(chan *dbus.Call, 1), loglevel).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return

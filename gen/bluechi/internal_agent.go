@@ -1046,7 +1046,9 @@ func (c *InternalAgentClient) Destination() string { return c.dest }
 
 // StartUnit calls org.eclipse.bluechi.internal.Agent.StartUnit: Controller to agent: start a unit and track its systemd job.
 func (c *InternalAgentClient) StartUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StartUnit", 0, name, mode, jobid)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StartUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1057,7 +1059,9 @@ func (c *InternalAgentClient) StartUnit(ctx context.Context, name string, mode s
 
 // StartTransientUnit calls org.eclipse.bluechi.internal.Agent.StartTransientUnit: Controller to agent: create and start a transient unit (job not tracked).
 func (c *InternalAgentClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StartTransientUnit", 0, name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StartTransientUnit", 0, make(chan *dbus.Call, 1), name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1068,7 +1072,9 @@ func (c *InternalAgentClient) StartTransientUnit(ctx context.Context, name strin
 
 // StopUnit calls org.eclipse.bluechi.internal.Agent.StopUnit: Controller to agent: stop a unit and track its systemd job.
 func (c *InternalAgentClient) StopUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StopUnit", 0, name, mode, jobid)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StopUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1079,7 +1085,9 @@ func (c *InternalAgentClient) StopUnit(ctx context.Context, name string, mode st
 
 // FreezeUnit calls org.eclipse.bluechi.internal.Agent.FreezeUnit: Controller to agent: freeze the processes of a unit.
 func (c *InternalAgentClient) FreezeUnit(ctx context.Context, name string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".FreezeUnit", 0, name)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".FreezeUnit", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1090,7 +1098,9 @@ func (c *InternalAgentClient) FreezeUnit(ctx context.Context, name string) (err 
 
 // ThawUnit calls org.eclipse.bluechi.internal.Agent.ThawUnit: Controller to agent: thaw the processes of a unit.
 func (c *InternalAgentClient) ThawUnit(ctx context.Context, name string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".ThawUnit", 0, name)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ThawUnit", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1101,7 +1111,9 @@ func (c *InternalAgentClient) ThawUnit(ctx context.Context, name string) (err er
 
 // ReloadUnit calls org.eclipse.bluechi.internal.Agent.ReloadUnit: Controller to agent: reload a unit and track its systemd job.
 func (c *InternalAgentClient) ReloadUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".ReloadUnit", 0, name, mode, jobid)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ReloadUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1112,7 +1124,9 @@ func (c *InternalAgentClient) ReloadUnit(ctx context.Context, name string, mode 
 
 // RestartUnit calls org.eclipse.bluechi.internal.Agent.RestartUnit: Controller to agent: restart a unit and track its systemd job.
 func (c *InternalAgentClient) RestartUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".RestartUnit", 0, name, mode, jobid)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".RestartUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1123,7 +1137,9 @@ func (c *InternalAgentClient) RestartUnit(ctx context.Context, name string, mode
 
 // KillUnit calls org.eclipse.bluechi.internal.Agent.KillUnit: Controller to agent: signal processes of a unit.
 func (c *InternalAgentClient) KillUnit(ctx context.Context, name string, who string, signal int32) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".KillUnit", 0, name, who, signal)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".KillUnit", 0, make(chan *dbus.Call, 1), name, who, signal).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1134,7 +1150,9 @@ func (c *InternalAgentClient) KillUnit(ctx context.Context, name string, who str
 
 // GetUnitProperties calls org.eclipse.bluechi.internal.Agent.GetUnitProperties: Controller to agent: read all properties of a unit for one interface.
 func (c *InternalAgentClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".GetUnitProperties", 0, name, iface)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetUnitProperties", 0, make(chan *dbus.Call, 1), name, iface).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1145,7 +1163,9 @@ func (c *InternalAgentClient) GetUnitProperties(ctx context.Context, name string
 
 // GetUnitProperty calls org.eclipse.bluechi.internal.Agent.GetUnitProperty: Controller to agent: read one property of a unit.
 func (c *InternalAgentClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".GetUnitProperty", 0, name, iface, property)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetUnitProperty", 0, make(chan *dbus.Call, 1), name, iface, property).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1156,7 +1176,9 @@ func (c *InternalAgentClient) GetUnitProperty(ctx context.Context, name string, 
 
 // SetUnitProperties calls org.eclipse.bluechi.internal.Agent.SetUnitProperties: Controller to agent: change properties of a unit.
 func (c *InternalAgentClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyvalues []UnitProperty) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".SetUnitProperties", 0, name, runtime, dbusrt.FixVariants(keyvalues))
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".SetUnitProperties", 0, make(chan *dbus.Call, 1), name, runtime, dbusrt.FixVariants(keyvalues)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1167,7 +1189,9 @@ func (c *InternalAgentClient) SetUnitProperties(ctx context.Context, name string
 
 // EnableUnitFiles calls org.eclipse.bluechi.internal.Agent.EnableUnitFiles: Controller to agent: enable unit files.
 func (c *InternalAgentClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []UnitFileChange, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".EnableUnitFiles", 0, files, runtime, force)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".EnableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime, force).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1178,7 +1202,9 @@ func (c *InternalAgentClient) EnableUnitFiles(ctx context.Context, files []strin
 
 // DisableUnitFiles calls org.eclipse.bluechi.internal.Agent.DisableUnitFiles: Controller to agent: disable unit files.
 func (c *InternalAgentClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []UnitFileChange, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".DisableUnitFiles", 0, files, runtime)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".DisableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1189,7 +1215,9 @@ func (c *InternalAgentClient) DisableUnitFiles(ctx context.Context, files []stri
 
 // ListUnits calls org.eclipse.bluechi.internal.Agent.ListUnits: Controller to agent: list the units systemd has loaded.
 func (c *InternalAgentClient) ListUnits(ctx context.Context) (units []UnitInfo, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".ListUnits", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ListUnits", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1200,7 +1228,9 @@ func (c *InternalAgentClient) ListUnits(ctx context.Context) (units []UnitInfo, 
 
 // ListUnitFiles calls org.eclipse.bluechi.internal.Agent.ListUnitFiles: Controller to agent: list the unit files systemd knows.
 func (c *InternalAgentClient) ListUnitFiles(ctx context.Context) (units []UnitFileInfo, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".ListUnitFiles", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ListUnitFiles", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1211,7 +1241,9 @@ func (c *InternalAgentClient) ListUnitFiles(ctx context.Context) (units []UnitFi
 
 // GetUnitFileState calls org.eclipse.bluechi.internal.Agent.GetUnitFileState: Controller to agent: tell the enablement state of one unit file.
 func (c *InternalAgentClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".GetUnitFileState", 0, file)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetUnitFileState", 0, make(chan *dbus.Call, 1), file).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1222,7 +1254,9 @@ func (c *InternalAgentClient) GetUnitFileState(ctx context.Context, file string)
 
 // Subscribe calls org.eclipse.bluechi.internal.Agent.Subscribe: Controller to agent: report events for a unit, or for all units with `*`.
 func (c *InternalAgentClient) Subscribe(ctx context.Context, unit string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".Subscribe", 0, unit)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".Subscribe", 0, make(chan *dbus.Call, 1), unit).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1233,7 +1267,9 @@ func (c *InternalAgentClient) Subscribe(ctx context.Context, unit string) (err e
 
 // Unsubscribe calls org.eclipse.bluechi.internal.Agent.Unsubscribe: Controller to agent: stop reporting events for a unit or for `*`.
 func (c *InternalAgentClient) Unsubscribe(ctx context.Context, unit string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".Unsubscribe", 0, unit)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".Unsubscribe", 0, make(chan *dbus.Call, 1), unit).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1244,7 +1280,9 @@ func (c *InternalAgentClient) Unsubscribe(ctx context.Context, unit string) (err
 
 // EnableMetrics calls org.eclipse.bluechi.internal.Agent.EnableMetrics: Controller to agent: start timing jobs and export the metrics object.
 func (c *InternalAgentClient) EnableMetrics(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".EnableMetrics", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".EnableMetrics", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1255,7 +1293,9 @@ func (c *InternalAgentClient) EnableMetrics(ctx context.Context) (err error) {
 
 // DisableMetrics calls org.eclipse.bluechi.internal.Agent.DisableMetrics: Controller to agent: stop timing jobs and remove the metrics object.
 func (c *InternalAgentClient) DisableMetrics(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".DisableMetrics", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".DisableMetrics", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1266,7 +1306,9 @@ func (c *InternalAgentClient) DisableMetrics(ctx context.Context) (err error) {
 
 // StartDep calls org.eclipse.bluechi.internal.Agent.StartDep: Controller to agent: start `bluechi-dep@UNIT` for a cross-node dependency.
 func (c *InternalAgentClient) StartDep(ctx context.Context, unit string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StartDep", 0, unit)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StartDep", 0, make(chan *dbus.Call, 1), unit).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1277,7 +1319,9 @@ func (c *InternalAgentClient) StartDep(ctx context.Context, unit string) (err er
 
 // StopDep calls org.eclipse.bluechi.internal.Agent.StopDep: Controller to agent: stop `bluechi-dep@UNIT` once no dependency remains.
 func (c *InternalAgentClient) StopDep(ctx context.Context, unit string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".StopDep", 0, unit)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StopDep", 0, make(chan *dbus.Call, 1), unit).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1288,7 +1332,9 @@ func (c *InternalAgentClient) StopDep(ctx context.Context, unit string) (err err
 
 // Reload calls org.eclipse.bluechi.internal.Agent.Reload: Controller to agent: make systemd reload its configuration.
 func (c *InternalAgentClient) Reload(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".Reload", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".Reload", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1299,7 +1345,9 @@ func (c *InternalAgentClient) Reload(ctx context.Context) (err error) {
 
 // SetLogLevel calls org.eclipse.bluechi.internal.Agent.SetLogLevel: Controller to agent: change the agent's log level.
 func (c *InternalAgentClient) SetLogLevel(ctx context.Context, level string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".SetLogLevel", 0, level)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".SetLogLevel", 0, make(chan *dbus.Call, 1), level).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1310,7 +1358,9 @@ func (c *InternalAgentClient) SetLogLevel(ctx context.Context, level string) (er
 
 // ResetFailed calls org.eclipse.bluechi.internal.Agent.ResetFailed: Controller to agent: clear the failed state of all units.
 func (c *InternalAgentClient) ResetFailed(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".ResetFailed", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ResetFailed", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1321,7 +1371,9 @@ func (c *InternalAgentClient) ResetFailed(ctx context.Context) (err error) {
 
 // ResetFailedUnit calls org.eclipse.bluechi.internal.Agent.ResetFailedUnit: Controller to agent: clear the failed state of one unit.
 func (c *InternalAgentClient) ResetFailedUnit(ctx context.Context, name string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".ResetFailedUnit", 0, name)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ResetFailedUnit", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1332,7 +1384,9 @@ func (c *InternalAgentClient) ResetFailedUnit(ctx context.Context, name string) 
 
 // GetDefaultTarget calls org.eclipse.bluechi.internal.Agent.GetDefaultTarget: Controller to agent: tell the default boot target.
 func (c *InternalAgentClient) GetDefaultTarget(ctx context.Context) (defaulttarget string, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".GetDefaultTarget", 0)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetDefaultTarget", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1343,7 +1397,9 @@ func (c *InternalAgentClient) GetDefaultTarget(ctx context.Context) (defaulttarg
 
 // SetDefaultTarget calls org.eclipse.bluechi.internal.Agent.SetDefaultTarget: Controller to agent: change the default boot target.
 func (c *InternalAgentClient) SetDefaultTarget(ctx context.Context, defaulttarget string, force bool) (out []UnitFileChange, err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".SetDefaultTarget", 0, defaulttarget, force)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".SetDefaultTarget", 0, make(chan *dbus.Call, 1), defaulttarget, force).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -1354,7 +1410,9 @@ func (c *InternalAgentClient) SetDefaultTarget(ctx context.Context, defaulttarge
 
 // JobCancel calls org.eclipse.bluechi.internal.Agent.JobCancel: Controller to agent: cancel the systemd job tracked under a BlueChi id.
 func (c *InternalAgentClient) JobCancel(ctx context.Context, id uint32) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalAgentInterface+".JobCancel", 0, id)
+	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".JobCancel", 0, make(chan *dbus.Call, 1), id).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return

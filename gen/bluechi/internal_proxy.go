@@ -192,7 +192,9 @@ func (c *InternalProxyClient) Destination() string { return c.dest }
 
 // Error calls org.eclipse.bluechi.internal.Proxy.Error: Controller to agent: the proxy cannot be set up.
 func (c *InternalProxyClient) Error(ctx context.Context, message string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalProxyInterface+".Error", 0, message)
+	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".Error", 0, make(chan *dbus.Call, 1), message).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -203,7 +205,9 @@ func (c *InternalProxyClient) Error(ctx context.Context, message string) (err er
 
 // TargetNew calls org.eclipse.bluechi.internal.Proxy.TargetNew: Controller to agent: the target unit was loaded; informational only.
 func (c *InternalProxyClient) TargetNew(ctx context.Context, reason string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalProxyInterface+".TargetNew", 0, reason)
+	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".TargetNew", 0, make(chan *dbus.Call, 1), reason).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -214,7 +218,9 @@ func (c *InternalProxyClient) TargetNew(ctx context.Context, reason string) (err
 
 // TargetStateChanged calls org.eclipse.bluechi.internal.Proxy.TargetStateChanged: Controller to agent: the target unit changed state.
 func (c *InternalProxyClient) TargetStateChanged(ctx context.Context, state string, substate string, reason string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalProxyInterface+".TargetStateChanged", 0, state, substate, reason)
+	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".TargetStateChanged", 0, make(chan *dbus.Call, 1), state, substate, reason).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -225,7 +231,9 @@ func (c *InternalProxyClient) TargetStateChanged(ctx context.Context, state stri
 
 // TargetRemoved calls org.eclipse.bluechi.internal.Proxy.TargetRemoved: Controller to agent: the target unit was unloaded.
 func (c *InternalProxyClient) TargetRemoved(ctx context.Context, reason string) (err error) {
-	call := c.obj.CallWithContext(ctx, InternalProxyInterface+".TargetRemoved", 0, reason)
+	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".TargetRemoved", 0, make(chan *dbus.Call, 1), reason).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return

@@ -660,7 +660,9 @@ func (c *NodeClient) Destination() string { return c.dest }
 
 // StartUnit calls org.eclipse.bluechi.Node.StartUnit: Queue a start job for a unit on this node's systemd.
 func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".StartUnit", 0, name, mode)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".StartUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -671,7 +673,9 @@ func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (j
 
 // StartTransientUnit calls org.eclipse.bluechi.Node.StartTransientUnit: Create and start a transient unit on this node.
 func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".StartTransientUnit", 0, name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
+	done := c.obj.GoWithContext(ctx, NodeInterface+".StartTransientUnit", 0, make(chan *dbus.Call, 1), name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -682,7 +686,9 @@ func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode s
 
 // StopUnit calls org.eclipse.bluechi.Node.StopUnit: Queue a stop job for a unit on this node's systemd.
 func (c *NodeClient) StopUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".StopUnit", 0, name, mode)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".StopUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -693,7 +699,9 @@ func (c *NodeClient) StopUnit(ctx context.Context, name string, mode string) (jo
 
 // FreezeUnit calls org.eclipse.bluechi.Node.FreezeUnit: Suspend all processes of a unit with the cgroup freezer.
 func (c *NodeClient) FreezeUnit(ctx context.Context, name string) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".FreezeUnit", 0, name)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".FreezeUnit", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -704,7 +712,9 @@ func (c *NodeClient) FreezeUnit(ctx context.Context, name string) (err error) {
 
 // ThawUnit calls org.eclipse.bluechi.Node.ThawUnit: Resume the processes of a frozen unit.
 func (c *NodeClient) ThawUnit(ctx context.Context, name string) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".ThawUnit", 0, name)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".ThawUnit", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -715,7 +725,9 @@ func (c *NodeClient) ThawUnit(ctx context.Context, name string) (err error) {
 
 // ReloadUnit calls org.eclipse.bluechi.Node.ReloadUnit: Queue a reload job for a unit on this node's systemd.
 func (c *NodeClient) ReloadUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".ReloadUnit", 0, name, mode)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".ReloadUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -726,7 +738,9 @@ func (c *NodeClient) ReloadUnit(ctx context.Context, name string, mode string) (
 
 // RestartUnit calls org.eclipse.bluechi.Node.RestartUnit: Queue a restart job for a unit on this node's systemd.
 func (c *NodeClient) RestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".RestartUnit", 0, name, mode)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".RestartUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -737,7 +751,9 @@ func (c *NodeClient) RestartUnit(ctx context.Context, name string, mode string) 
 
 // KillUnit calls org.eclipse.bluechi.Node.KillUnit: Send a signal to processes of a unit.
 func (c *NodeClient) KillUnit(ctx context.Context, name string, who string, signal int32) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".KillUnit", 0, name, who, signal)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".KillUnit", 0, make(chan *dbus.Call, 1), name, who, signal).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -748,7 +764,9 @@ func (c *NodeClient) KillUnit(ctx context.Context, name string, who string, sign
 
 // GetUnitProperties calls org.eclipse.bluechi.Node.GetUnitProperties: Read all properties of a unit for one interface.
 func (c *NodeClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".GetUnitProperties", 0, name, iface)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".GetUnitProperties", 0, make(chan *dbus.Call, 1), name, iface).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -759,7 +777,9 @@ func (c *NodeClient) GetUnitProperties(ctx context.Context, name string, iface s
 
 // GetUnitProperty calls org.eclipse.bluechi.Node.GetUnitProperty: Read one property of a unit.
 func (c *NodeClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".GetUnitProperty", 0, name, iface, property)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".GetUnitProperty", 0, make(chan *dbus.Call, 1), name, iface, property).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -770,7 +790,9 @@ func (c *NodeClient) GetUnitProperty(ctx context.Context, name string, iface str
 
 // SetUnitProperties calls org.eclipse.bluechi.Node.SetUnitProperties: Change properties of a unit.
 func (c *NodeClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyvalues []UnitProperty) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".SetUnitProperties", 0, name, runtime, dbusrt.FixVariants(keyvalues))
+	done := c.obj.GoWithContext(ctx, NodeInterface+".SetUnitProperties", 0, make(chan *dbus.Call, 1), name, runtime, dbusrt.FixVariants(keyvalues)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -781,7 +803,9 @@ func (c *NodeClient) SetUnitProperties(ctx context.Context, name string, runtime
 
 // EnableUnitFiles calls org.eclipse.bluechi.Node.EnableUnitFiles: Enable unit files on this node.
 func (c *NodeClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []UnitFileChange, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".EnableUnitFiles", 0, files, runtime, force)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".EnableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime, force).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -792,7 +816,9 @@ func (c *NodeClient) EnableUnitFiles(ctx context.Context, files []string, runtim
 
 // DisableUnitFiles calls org.eclipse.bluechi.Node.DisableUnitFiles: Disable unit files on this node.
 func (c *NodeClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []UnitFileChange, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".DisableUnitFiles", 0, files, runtime)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".DisableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -803,7 +829,9 @@ func (c *NodeClient) DisableUnitFiles(ctx context.Context, files []string, runti
 
 // ListUnits calls org.eclipse.bluechi.Node.ListUnits: List the units systemd currently has loaded on this node.
 func (c *NodeClient) ListUnits(ctx context.Context) (units []UnitInfo, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".ListUnits", 0)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".ListUnits", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -814,7 +842,9 @@ func (c *NodeClient) ListUnits(ctx context.Context) (units []UnitInfo, err error
 
 // ListUnitFiles calls org.eclipse.bluechi.Node.ListUnitFiles: List the unit files systemd knows on this node.
 func (c *NodeClient) ListUnitFiles(ctx context.Context) (unitfiles []UnitFileInfo, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".ListUnitFiles", 0)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".ListUnitFiles", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -825,7 +855,9 @@ func (c *NodeClient) ListUnitFiles(ctx context.Context) (unitfiles []UnitFileInf
 
 // GetUnitFileState calls org.eclipse.bluechi.Node.GetUnitFileState: Tell the enablement state of one unit file.
 func (c *NodeClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".GetUnitFileState", 0, file)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".GetUnitFileState", 0, make(chan *dbus.Call, 1), file).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -836,7 +868,9 @@ func (c *NodeClient) GetUnitFileState(ctx context.Context, file string) (state s
 
 // Reload calls org.eclipse.bluechi.Node.Reload: Make systemd on this node reload its configuration (daemon-reload).
 func (c *NodeClient) Reload(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".Reload", 0)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".Reload", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -847,7 +881,9 @@ func (c *NodeClient) Reload(ctx context.Context) (err error) {
 
 // SetLogLevel calls org.eclipse.bluechi.Node.SetLogLevel: Change the log level of this node's agent (not persisted).
 func (c *NodeClient) SetLogLevel(ctx context.Context, level string) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".SetLogLevel", 0, level)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".SetLogLevel", 0, make(chan *dbus.Call, 1), level).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -858,7 +894,9 @@ func (c *NodeClient) SetLogLevel(ctx context.Context, level string) (err error) 
 
 // ResetFailed calls org.eclipse.bluechi.Node.ResetFailed: Clear the failed state of every unit on this node.
 func (c *NodeClient) ResetFailed(ctx context.Context) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".ResetFailed", 0)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".ResetFailed", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -869,7 +907,9 @@ func (c *NodeClient) ResetFailed(ctx context.Context) (err error) {
 
 // ResetFailedUnit calls org.eclipse.bluechi.Node.ResetFailedUnit: Clear the failed state of one unit.
 func (c *NodeClient) ResetFailedUnit(ctx context.Context, name string) (err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".ResetFailedUnit", 0, name)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".ResetFailedUnit", 0, make(chan *dbus.Call, 1), name).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -880,7 +920,9 @@ func (c *NodeClient) ResetFailedUnit(ctx context.Context, name string) (err erro
 
 // GetDefaultTarget calls org.eclipse.bluechi.Node.GetDefaultTarget: Tell which target this node boots into.
 func (c *NodeClient) GetDefaultTarget(ctx context.Context) (defaulttarget string, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".GetDefaultTarget", 0)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".GetDefaultTarget", 0, make(chan *dbus.Call, 1)).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return
@@ -891,7 +933,9 @@ func (c *NodeClient) GetDefaultTarget(ctx context.Context) (defaulttarget string
 
 // SetDefaultTarget calls org.eclipse.bluechi.Node.SetDefaultTarget: Change the target this node boots into.
 func (c *NodeClient) SetDefaultTarget(ctx context.Context, defaulttarget string, force bool) (out []UnitFileChange, err error) {
-	call := c.obj.CallWithContext(ctx, NodeInterface+".SetDefaultTarget", 0, defaulttarget, force)
+	done := c.obj.GoWithContext(ctx, NodeInterface+".SetDefaultTarget", 0, make(chan *dbus.Call, 1), defaulttarget, force).Done
+	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
+	call := <-done
 	if call.Err != nil {
 		err = call.Err
 		return

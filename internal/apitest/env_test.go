@@ -58,7 +58,7 @@ func peerEnv(t *testing.T) *rtEnv {
 }
 
 // peerPair connects two dbusrt-served connections over a unix socket.
-func peerPair(t testing.TB) (server, client *dbus.Conn) {
+func peerPair(t testing.TB, prepare ...func(*dbusrt.Server)) (server, client *dbus.Conn) {
 	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "peer.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +76,9 @@ func peerPair(t testing.TB) (server, client *dbus.Conn) {
 			return
 		}
 		srv := dbusrt.NewServer()
+		for _, p := range prepare {
+			p(srv)
+		}
 		c, err := transport.Accept(nc, srv.ConnOptions()...)
 		if err == nil {
 			srv.Bind(c)

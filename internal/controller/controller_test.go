@@ -77,7 +77,7 @@ type cluster struct {
 
 func startCluster(t *testing.T, nodes ...string) *cluster {
 	bus := testbus.Start(t)
-	server, _, err := dbusrt.ConnectBus(bus.Address)
+	server, _, err := dbusrt.ConnectBus(bus.Address, dbusrt.Ordered)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,8 +62,8 @@ func UniqueName(conn *dbus.Conn) string {
 }
 
 // ConnectSessionBus opens a private session-bus connection served by a new Server.
-func ConnectSessionBus() (*dbus.Conn, *Server, error) {
-	srv := NewServer()
+func ConnectSessionBus(prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
+	srv := newPrepared(prepare)
 	conn, err := dbus.SessionBusPrivate(srv.ConnOptions()...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect session bus: %w", err)
@@ -72,8 +72,8 @@ func ConnectSessionBus() (*dbus.Conn, *Server, error) {
 }
 
 // ConnectSystemBus opens a private system-bus connection served by a new Server.
-func ConnectSystemBus() (*dbus.Conn, *Server, error) {
-	srv := NewServer()
+func ConnectSystemBus(prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
+	srv := newPrepared(prepare)
 	conn, err := dbus.SystemBusPrivate(srv.ConnOptions()...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect system bus: %w", err)
@@ -82,13 +82,25 @@ func ConnectSystemBus() (*dbus.Conn, *Server, error) {
 }
 
 // ConnectBus opens a connection to the message bus at address.
-func ConnectBus(address string) (*dbus.Conn, *Server, error) {
-	srv := NewServer()
+func ConnectBus(address string, prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
+	srv := newPrepared(prepare)
 	conn, err := dbus.Dial(address, srv.ConnOptions()...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect bus %s: %w", address, err)
 	}
 	return finishBus(conn, srv, address)
+}
+
+// Ordered is a prepare option that makes the connection's server dispatch
+// calls in wire order (see SetOrdered).
+func Ordered(s *Server) { s.SetOrdered() }
+
+func newPrepared(prepare []func(*Server)) *Server {
+	s := NewServer()
+	for _, p := range prepare {
+		p(s)
+	}
+	return s
 }
 
 func finishBus(conn *dbus.Conn, srv *Server, what string) (*dbus.Conn, *Server, error) {

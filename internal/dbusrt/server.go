@@ -74,6 +74,7 @@ type Server struct {
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
+	queue    *orderQueue
 }
 
 // NewServer returns a Server with no objects.
@@ -89,15 +90,20 @@ func (s *Server) ServeBusShim() { s.mu.Lock(); s.busShim = true; s.mu.Unlock() }
 
 // ConnOptions returns the godbus options that make a new connection use s.
 func (s *Server) ConnOptions() []dbus.ConnOption {
-	return []dbus.ConnOption{dbus.WithHandler(s), dbus.WithSignalHandler(dbus.NewSequentialSignalHandler())}
+	return []dbus.ConnOption{dbus.WithHandler(s), dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()),
+		dbus.WithIncomingInterceptor(s.intercept)}
 }
 
 // Bind attaches s to conn (made with s.ConnOptions) so that ServerFor finds it.
 func (s *Server) Bind(conn *dbus.Conn) {
 	s.mu.Lock()
 	s.conn = conn
+	q := s.queue
 	s.mu.Unlock()
 	servers.Store(conn, s)
+	if q != nil {
+		go s.runQueue()
+	}
 }
 
 // Conn returns the connection s serves, or nil before Bind.
@@ -447,15 +453,19 @@ func headerString(msg *dbus.Message, f dbus.HeaderField) string {
 	return ""
 }
 
-func (m *handlerMethod) Call(args ...any) (out []any, err error) {
-	c := args[0].(*Call)
+func (m *handlerMethod) Call(args ...any) ([]any, error) {
+	return m.call(m.srv.baseCtx, args[0].(*Call))
+}
+
+// call runs the handler with the caller in ctx, turning panics into Failed.
+func (m *handlerMethod) call(ctx context.Context, c *Call) (out []any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = nil, NewError(ErrFailed, "internal error: %v", r)
 			fmt.Fprintf(debugOut, "dbusrt: panic in handler: %v\n%s", r, debug.Stack())
 		}
 	}()
-	out, err = m.fn(WithCall(m.srv.baseCtx, c), c.Message.Body)
+	out, err = m.fn(WithCall(ctx, c), c.Message.Body)
 	if err != nil {
 		return nil, AsDBusError(err)
 	}

@@ -557,7 +557,9 @@ func (g *goGen) client(b *buf, i *Interface, n string) {
 		if args != "" {
 			args = ", " + args
 		}
-		b.p("\tcall := c.obj.CallWithContext(ctx, %sInterface+\".%s\", 0%s)", n, m.Name, args)
+		b.p("\tdone := c.obj.GoWithContext(ctx, %sInterface+\".%s\", 0, make(chan *dbus.Call, 1)%s).Done", n, m.Name, args)
+		b.p("\tdbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start")
+		b.p("\tcall := <-done")
 		b.p("\tif call.Err != nil {")
 		b.p("\t\terr = call.Err")
 		b.p("\t\treturn")

@@ -1,0 +1,200 @@
+package dbusrt
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Ordered dispatch.
+//
+// godbus runs every incoming method call in a goroutine of its own, so two
+// calls that arrive in one order can reach their handlers in the other. A
+// Server made ordered (SetOrdered, before the connection is created) takes
+// method calls out of godbus in its reader goroutine, in wire order, and
+// starts their handlers one at a time: the next handler starts when the
+// previous one returned or released its turn with Release (generated clients
+// do that as soon as their request is on the wire). So requests are passed
+// on in the order they came in, while slow answers do not block the queue.
+
+// MaxQueuedCalls bounds the calls waiting on an ordered connection; more are
+// refused with LimitsExceeded, so a flooding peer is throttled.
+const MaxQueuedCalls = 4096
+
+type turnKey struct{}
+
+// turn is a handler's place in the ordered queue.
+type turn struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (t *turn) release() { t.once.Do(func() { close(t.ch) }) }
+
+// Release lets the next queued call start before the current handler
+// returns. It is a no-op outside ordered handlers.
+func Release(ctx context.Context) {
+	if t, ok := ctx.Value(turnKey{}).(*turn); ok {
+		t.release()
+	}
+}
+
+type orderQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []*dbus.Message
+	closed  bool
+}
+
+// SetOrdered makes s dispatch method calls in wire order; call it before
+// ConnOptions.
+func (s *Server) SetOrdered() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queue == nil {
+		s.queue = &orderQueue{}
+		s.queue.cond = sync.NewCond(&s.queue.mu)
+	}
+}
+
+// intercept runs in godbus's reader goroutine for every incoming message.
+func (s *Server) intercept(msg *dbus.Message) {
+	q := s.queue
+	if q == nil || msg.Type != dbus.TypeMethodCall {
+		return
+	}
+	cp := *msg
+	msg.Type = 0 // godbus ignores messages of no known type: we own this call now
+	q.mu.Lock()
+	if len(q.pending) >= MaxQueuedCalls || q.closed {
+		q.mu.Unlock()
+		if conn := s.Conn(); conn != nil {
+			sendError(conn, &cp, NewError(ErrLimitsExceeded, "Too many queued calls"))
+		}
+		return
+	}
+	q.pending = append(q.pending, &cp)
+	q.cond.Signal()
+	q.mu.Unlock()
+}
+
+// runQueue starts queued handlers one at a time until the connection closes.
+func (s *Server) runQueue() {
+	q := s.queue
+	go func() {
+		<-s.baseCtx.Done()
+		q.mu.Lock()
+		q.closed = true
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	}()
+	for {
+		q.mu.Lock()
+		for len(q.pending) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			q.pending = nil
+			q.mu.Unlock()
+			return
+		}
+		msg := q.pending[0]
+		q.pending[0] = nil
+		q.pending = q.pending[1:]
+		q.mu.Unlock()
+		t := &turn{ch: make(chan struct{})}
+		go func() {
+			defer t.release()
+			s.dispatch(msg, t)
+		}()
+		<-t.ch
+	}
+}
+
+// dispatch does what godbus's handleCall does, for one queued call.
+func (s *Server) dispatch(msg *dbus.Message, t *turn) {
+	conn := s.Conn()
+	if conn == nil {
+		return
+	}
+	member := headerString(msg, dbus.FieldMember)
+	iface := headerString(msg, dbus.FieldInterface)
+	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
+	sender := headerString(msg, dbus.FieldSender)
+	if iface == PeerInterface {
+		switch member {
+		case "Ping":
+			sendReply(conn, msg)
+		case "GetMachineId":
+			id, _ := os.ReadFile("/etc/machine-id")
+			sendReply(conn, msg, strings.TrimSpace(string(id)))
+		default:
+			sendError(conn, msg, NewError(ErrUnknownMethod, "Unknown method '%s'", member))
+		}
+		return
+	}
+	obj, _ := s.LookupObject(path)
+	i, ok := obj.LookupInterface(iface)
+	if !ok {
+		sendError(conn, msg, NewError(ErrUnknownInterface, "Object does not implement the interface '%s'", iface))
+		return
+	}
+	m, ok := i.LookupMethod(member)
+	if !ok {
+		sendError(conn, msg, NewError(ErrUnknownMethod, "Unknown method '%s'", member))
+		return
+	}
+	var (
+		out []any
+		err error
+	)
+	if hm, ok := m.(*handlerMethod); ok {
+		var args []any
+		if args, err = hm.DecodeArguments(conn, sender, msg, msg.Body); err == nil {
+			out, err = hm.call(context.WithValue(s.baseCtx, turnKey{}, t), args[0].(*Call))
+		}
+	} else if dm, ok := m.(dbus.ArgumentDecoder); ok {
+		var args []any
+		if args, err = dm.DecodeArguments(conn, sender, msg, msg.Body); err == nil {
+			out, err = m.Call(args...)
+		}
+	} else {
+		err = NewError(ErrFailed, "method cannot be dispatched in order")
+	}
+	if msg.Flags&dbus.FlagNoReplyExpected != 0 {
+		return
+	}
+	if err != nil {
+		sendError(conn, msg, AsDBusError(err))
+		return
+	}
+	sendReply(conn, msg, out...)
+}
+
+func replyHeaders(call *dbus.Message) map[dbus.HeaderField]dbus.Variant {
+	h := map[dbus.HeaderField]dbus.Variant{dbus.FieldReplySerial: dbus.MakeVariant(call.Serial())}
+	if s := headerString(call, dbus.FieldSender); s != "" {
+		h[dbus.FieldDestination] = dbus.MakeVariant(s)
+	}
+	return h
+}
+
+func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
+	m := &dbus.Message{Type: dbus.TypeMethodReply, Headers: replyHeaders(call), Body: body}
+	if len(body) > 0 {
+		m.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(body...))
+	}
+	conn.Send(m, nil)
+}
+
+func sendError(conn *dbus.Conn, call *dbus.Message, e *dbus.Error) {
+	m := &dbus.Message{Type: dbus.TypeError, Headers: replyHeaders(call), Body: e.Body}
+	m.Headers[dbus.FieldErrorName] = dbus.MakeVariant(e.Name)
+	if len(e.Body) > 0 {
+		m.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(e.Body...))
+	}
+	conn.Send(m, nil)
+}
