@@ -344,6 +344,9 @@ func (c *Client) callSerial(ctx context.Context, path dbus.ObjectPath, iface, me
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	for i, a := range args {
+		args[i] = dbusrt.FixVariants(a) // forwarded struct-valued variants must re-encode
+	}
 	msg := newCall(path, iface, member, args...)
 	call := c.conn.SendWithContext(ctx, msg, make(chan *dbus.Call, 1))
 	<-call.Done

@@ -1,0 +1,154 @@
+// Command bluechi-agent runs on every managed node: it connects to
+// bluechi-controller, registers the node and executes the controller's
+// requests on the local systemd.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/agent"
+	"github.com/bluechi-go/bluechi/internal/cliopt"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/logging"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/version"
+)
+
+const prog = "bluechi-agent"
+
+var options = []cliopt.Option{
+	{Short: 'h', Long: "help"},
+	{Short: 'v', Long: "version"},
+	{Short: 'H', Long: "host", HasArg: true},
+	{Short: 'p', Long: "port", HasArg: true},
+	{Short: 'a', Long: "address", HasArg: true},
+	{Short: 'n', Long: "name", HasArg: true},
+	{Short: 'i', Long: "interval", HasArg: true},
+	{Short: 'c', Long: "config", HasArg: true},
+	{Short: 'u', Long: "user"},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `Usage: %s [OPTIONS]
+
+Options:
+  -h, --help             print this help and exit
+  -v, --version          print the version and exit
+  -H, --host HOST        controller host (overrides ControllerHost)
+  -p, --port PORT        controller port (overrides ControllerPort)
+  -a, --address ADDR     controller D-Bus address (overrides host and port)
+  -n, --name NAME        node name (overrides NodeName)
+  -i, --interval MS      heartbeat interval in milliseconds (overrides HeartbeatInterval)
+  -c, --config FILE      configuration file with the highest precedence
+  -u, --user             use the session bus and the user's systemd instance
+`, prog)
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	r, err := cliopt.Parse(options, args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		usage(stderr)
+		return 1
+	}
+	if r.Has("help") {
+		usage(stdout)
+		return 0
+	}
+	if r.Has("version") {
+		fmt.Fprintf(stdout, "%s version %s\n", prog, version.Version)
+		return 0
+	}
+	if len(r.Args) > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument '%s'\n", prog, r.Args[0])
+		usage(stderr)
+		return 1
+	}
+	cfgFile, _ := r.Value("config")
+	cfg, err := config.LoadAgent(config.Options{Locations: config.AgentLocations(), ConfigFile: cfgFile, Getenv: os.Getenv, Hostname: os.Hostname})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	flags := config.AgentFlags{User: r.Has("user")}
+	for key, dst := range map[string]**string{"port": &flags.Port, "host": &flags.Host, "address": &flags.Address, "name": &flags.Name, "interval": &flags.Interval} {
+		if v, ok := r.Value(key); ok {
+			*dst = &v
+		}
+	}
+	if err := cfg.ApplyFlags(flags); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
+	if err != nil {
+		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
+	}
+	if err := serve(cfg, log); err != nil {
+		log.Error("agent failed", logging.Err(err))
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	return 0
+}
+
+func serve(cfg *config.Agent, log *logging.Logger) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sd, err := systemd.Connect(ctx, systemd.Options{System: !cfg.User})
+	if err != nil {
+		return fmt.Errorf("connect to systemd: %w", err)
+	}
+	defer sd.Close()
+	if err := sd.Subscribe(ctx); err != nil {
+		return fmt.Errorf("subscribe to systemd: %w", err)
+	}
+	var bus *dbus.Conn
+	if cfg.User {
+		bus, _, err = dbusrt.ConnectSessionBus(dbusrt.Ordered)
+	} else {
+		bus, _, err = dbusrt.ConnectSystemBus(dbusrt.Ordered)
+	}
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	a, err := agent.New(cfg, log, sd, bus)
+	if err != nil {
+		return err
+	}
+	if err := dbusrt.RequestName(bus, bluechi.AgentBusName); err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		select {
+		case <-sig:
+			log.Info("shutting down")
+		case <-sd.Done():
+			log.Error("lost the connection to systemd")
+		case <-bus.Context().Done():
+			log.Error("lost the bus connection")
+		}
+		cancel()
+	}()
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+	return a.Run(ctx)
+}

@@ -1,0 +1,328 @@
+// Package agent is bluechi-agent's core: it connects to the controller,
+// registers its node, keeps the connection alive (heartbeats, reconnects
+// forever), executes the controller's requests on the local systemd and
+// relays job progress back.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/logging"
+	"github.com/bluechi-go/bluechi/internal/monoclock"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/transport"
+)
+
+// controllerBusName is the destination used for calls to the controller.
+const controllerBusName = "org.eclipse.bluechi"
+
+// RegisterTimeout bounds one registration attempt.
+const RegisterTimeout = 10 * time.Second
+
+// SystemdCallTimeout bounds every call to systemd.
+const SystemdCallTimeout = 30 * time.Second
+
+// Systemd is what the agent needs of the local systemd (*systemd.Client).
+type Systemd interface {
+	StartUnit(ctx context.Context, name, mode string, track func(dbus.ObjectPath)) (dbus.ObjectPath, error)
+	StopUnit(ctx context.Context, name, mode string, track func(dbus.ObjectPath)) (dbus.ObjectPath, error)
+	RestartUnit(ctx context.Context, name, mode string, track func(dbus.ObjectPath)) (dbus.ObjectPath, error)
+	ReloadUnit(ctx context.Context, name, mode string, track func(dbus.ObjectPath)) (dbus.ObjectPath, error)
+	StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (dbus.ObjectPath, error)
+	CancelJob(ctx context.Context, job dbus.ObjectPath) error
+	FreezeUnit(ctx context.Context, name string) error
+	ThawUnit(ctx context.Context, name string) error
+	KillUnit(ctx context.Context, name, who string, signal int32) error
+	GetUnitProperties(ctx context.Context, name, iface string) (map[string]dbus.Variant, error)
+	GetUnitProperty(ctx context.Context, name, iface, property string) (dbus.Variant, error)
+	SetUnitProperties(ctx context.Context, name string, runtime bool, props []bluechi.UnitProperty) error
+	EnableUnitFiles(ctx context.Context, files []string, runtime, force bool) (bool, []bluechi.UnitFileChange, error)
+	DisableUnitFiles(ctx context.Context, files []string, runtime bool) ([]bluechi.UnitFileChange, error)
+	ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error)
+	ListUnitFiles(ctx context.Context) ([]bluechi.UnitFileInfo, error)
+	GetUnitFileState(ctx context.Context, file string) (string, error)
+	Reload(ctx context.Context) error
+	ResetFailed(ctx context.Context) error
+	ResetFailedUnit(ctx context.Context, name string) error
+	GetDefaultTarget(ctx context.Context) (string, error)
+	SetDefaultTarget(ctx context.Context, target string, force bool) ([]bluechi.UnitFileChange, error)
+	Events() <-chan systemd.Event
+}
+
+// Agent is one running agent.
+type Agent struct {
+	cfg *config.Agent
+	log *logging.Logger
+	sd  Systemd
+	pub *bluechi.AgentObject // nil when not published on a bus
+
+	mu       sync.Mutex
+	address  string
+	sess     *session
+	jobs     map[dbus.ObjectPath][]*trackedJob // systemd merges requests: one path, several ids
+	byID     map[uint32]*trackedJob
+	early    map[dbus.ObjectPath]string // JobRemoved results for jobs not tracked yet
+	switched chan struct{}              // closed by SwitchController to cut the connection
+}
+
+// session is one registered controller connection.
+type session struct {
+	conn *dbus.Conn
+	obj  *bluechi.InternalAgentObject
+}
+
+// trackedJob links a systemd job to the controller's job id.
+type trackedJob struct {
+	id     uint32
+	path   dbus.ObjectPath
+	unit   string
+	method string
+	start  time.Time
+}
+
+// Address returns the D-Bus address of the controller from the configuration.
+func Address(cfg *config.Agent) string {
+	if cfg.ControllerAddress != "" {
+		return cfg.ControllerAddress
+	}
+	return fmt.Sprintf("tcp:host=%s,port=%d", cfg.ControllerHost, cfg.ControllerPort)
+}
+
+// New prepares an agent. bus, if not nil, gets the public
+// org.eclipse.bluechi.Agent object (the caller requests the name).
+func New(cfg *config.Agent, log *logging.Logger, sd Systemd, bus *dbus.Conn) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log, sd: sd, address: Address(cfg),
+		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[uint32]*trackedJob{}, early: map[dbus.ObjectPath]string{},
+		switched: make(chan struct{})}
+	if bus != nil {
+		pub, err := bluechi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
+			Status: "offline", LogLevel: log.Level(), LogTarget: log.Target(), ControllerAddress: a.address,
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.pub = pub
+	}
+	return a, nil
+}
+
+func (a *Agent) slog() *slog.Logger { return a.log.Slog() }
+
+// Run connects and reconnects to the controller until ctx ends. It never
+// returns because the controller is away.
+func (a *Agent) Run(ctx context.Context) error {
+	go a.events(ctx)
+	interval := time.Duration(a.cfg.HeartbeatInterval) * time.Millisecond
+	var backoff time.Duration
+	failures := int64(0)
+	for ctx.Err() == nil {
+		sess, err := a.connect(ctx)
+		if err != nil {
+			failures++
+			if a.cfg.ConnectionRetryCountUntilQuiet > 0 && failures == a.cfg.ConnectionRetryCountUntilQuiet {
+				a.slog().Warn("controller still unreachable; further attempts are not logged", "attempts", failures)
+				a.log.SetQuiet(true)
+			} else {
+				a.slog().Warn("cannot connect to controller", "address", a.currentAddress(), "error", err)
+			}
+			if interval <= 0 {
+				// Upstream never retries without a timer; we retry every 2 s.
+				interval = 2 * time.Second
+			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), interval)
+			if !a.sleep(ctx, backoff) {
+				break
+			}
+			continue
+		}
+		if failures >= a.cfg.ConnectionRetryCountUntilQuiet {
+			a.log.SetQuiet(a.cfg.Log.IsQuiet)
+		}
+		failures, backoff = 0, 0
+		a.serve(ctx, sess)
+		// Connection lost: retry at once (backoff 0 for the first attempt).
+	}
+	a.setOffline()
+	return nil
+}
+
+// sleep waits d or until ctx ends or the controller is switched.
+func (a *Agent) sleep(ctx context.Context, d time.Duration) bool {
+	a.mu.Lock()
+	sw := a.switched
+	a.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sw:
+		return true
+	case <-t.C:
+		return true
+	}
+}
+
+func (a *Agent) currentAddress() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.address
+}
+
+// connect dials the controller, exports the internal agent object and
+// registers the node.
+func (a *Agent) connect(ctx context.Context) (*session, error) {
+	srv := dbusrt.NewServer()
+	srv.SetOrdered()
+	so := transport.SocketOptions{
+		KeepAliveTime: time.Duration(a.cfg.KeepAlive.Time) * time.Second, KeepAliveInterval: time.Duration(a.cfg.KeepAlive.Interval) * time.Second,
+		KeepAliveCount: int(a.cfg.KeepAlive.Count), IPReceiveErrors: a.cfg.IPReceiveErrors,
+	}
+	d := transport.Dialer{Socket: &so}
+	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
+	defer cancel()
+	conn, err := d.Dial(dctx, a.currentAddress(), srv.ConnOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	srv.Bind(conn)
+	sess := &session{conn: conn}
+	sess.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &internalAPI{a: a, sess: sess}, bluechi.InternalAgentProperties{})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	reg := bluechi.NewInternalControllerClient(conn, controllerBusName, bluechi.InternalControllerPath)
+	if _, err := reg.OnHeartbeat(ctx, func(*bluechi.InternalControllerHeartbeatSignal) { a.touch() }); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := reg.Register(dctx, a.cfg.NodeName); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("register as %q: %w", a.cfg.NodeName, err)
+	}
+	a.mu.Lock()
+	a.sess = sess
+	a.mu.Unlock()
+	a.touch()
+	if a.pub != nil {
+		a.pub.SetDisconnectTimestamp(0)
+		a.pub.SetDisconnectTimestampMonotonic(0)
+		a.pub.SetStatus("online")
+	}
+	a.slog().Info("registered with controller", "node", a.cfg.NodeName, "address", a.currentAddress())
+	return sess, nil
+}
+
+// serve keeps a registered session alive until it is lost.
+func (a *Agent) serve(ctx context.Context, sess *session) {
+	interval := time.Duration(a.cfg.HeartbeatInterval) * time.Millisecond
+	threshold := time.Duration(a.cfg.ControllerHeartbeatThreshold) * time.Millisecond
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	a.mu.Lock()
+	sw := a.switched
+	a.mu.Unlock()
+	lost := func(why string) {
+		a.slog().Warn("lost controller connection", "reason", why)
+	}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-sw:
+			lost("switching controller")
+			break loop
+		case <-sess.conn.Context().Done():
+			lost("connection closed")
+			break loop
+		case <-tick:
+			if threshold > 0 && monoclock.Now()-a.lastSeen() > threshold {
+				lost("controller heartbeat timeout")
+				break loop
+			}
+			if err := sess.obj.EmitHeartbeat(bluechi.InternalAgentHeartbeatSignal{}); err != nil {
+				lost(err.Error())
+				break loop
+			}
+		}
+	}
+	sess.conn.Close()
+	a.mu.Lock()
+	if a.sess == sess {
+		a.sess = nil
+	}
+	a.mu.Unlock()
+	a.setOffline()
+}
+
+func (a *Agent) setOffline() {
+	if a.pub == nil {
+		return
+	}
+	if a.pub.Status() == "online" {
+		a.pub.SetDisconnectTimestamp(monoclock.RealtimeMicros())
+		a.pub.SetDisconnectTimestampMonotonic(monoclock.Micros())
+	}
+	a.pub.SetStatus("offline")
+}
+
+func (a *Agent) touch() {
+	if a.pub == nil {
+		return
+	}
+	a.pub.SetLastSeenTimestamp(monoclock.RealtimeMicros())
+	a.pub.SetLastSeenTimestampMonotonic(monoclock.Micros())
+}
+
+// lastSeen returns when the controller was last heard of (monotonic).
+func (a *Agent) lastSeen() time.Duration {
+	if a.pub == nil {
+		return monoclock.Now()
+	}
+	return time.Duration(a.pub.LastSeenTimestampMonotonic()) * time.Microsecond
+}
+
+// current returns the registered session, or nil.
+func (a *Agent) current() *session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sess
+}
+
+// SwitchController makes the agent drop its connection and reconnect to addr.
+func (a *Agent) SwitchController(addr string) error {
+	a.mu.Lock()
+	if addr == a.address {
+		a.mu.Unlock()
+		return dbusrt.NewError(dbusrt.ErrFailed, "Controller address is already %s", addr)
+	}
+	if _, err := transport.ParseAddress(addr); err != nil {
+		a.mu.Unlock()
+		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Invalid controller address %q: %v", addr, err)
+	}
+	a.address = addr
+	close(a.switched)
+	a.switched = make(chan struct{})
+	a.mu.Unlock()
+	if a.pub != nil {
+		a.pub.SetControllerAddress(addr)
+	}
+	return nil
+}
+
+var _ Systemd = (*systemd.Client)(nil)

@@ -1,0 +1,181 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+)
+
+// internalAPI serves org.eclipse.bluechi.internal.Agent on one controller connection.
+type internalAPI struct {
+	bluechi.UnimplementedInternalAgentServer
+	a    *Agent
+	sess *session
+}
+
+func sdCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, SystemdCallTimeout)
+}
+
+func (s *internalAPI) StartUnit(ctx context.Context, name, mode string, id uint32) error {
+	return s.a.lifecycle(ctx, "StartUnit", name, mode, id)
+}
+
+func (s *internalAPI) StopUnit(ctx context.Context, name, mode string, id uint32) error {
+	return s.a.lifecycle(ctx, "StopUnit", name, mode, id)
+}
+
+func (s *internalAPI) RestartUnit(ctx context.Context, name, mode string, id uint32) error {
+	return s.a.lifecycle(ctx, "RestartUnit", name, mode, id)
+}
+
+func (s *internalAPI) ReloadUnit(ctx context.Context, name, mode string, id uint32) error {
+	return s.a.lifecycle(ctx, "ReloadUnit", name, mode, id)
+}
+
+func (s *internalAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (dbus.ObjectPath, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.StartTransientUnit(ctx, name, mode, props, aux)
+}
+
+func (s *internalAPI) JobCancel(ctx context.Context, id uint32) error { return s.a.cancelJob(id) }
+
+func (s *internalAPI) FreezeUnit(ctx context.Context, name string) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.FreezeUnit(ctx, name)
+}
+
+func (s *internalAPI) ThawUnit(ctx context.Context, name string) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.ThawUnit(ctx, name)
+}
+
+func (s *internalAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.KillUnit(ctx, name, who, signal)
+}
+
+func (s *internalAPI) GetUnitProperties(ctx context.Context, name, iface string) (map[string]dbus.Variant, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.GetUnitProperties(ctx, name, iface)
+}
+
+func (s *internalAPI) GetUnitProperty(ctx context.Context, name, iface, property string) (dbus.Variant, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.GetUnitProperty(ctx, name, iface, property)
+}
+
+func (s *internalAPI) SetUnitProperties(ctx context.Context, name string, runtime bool, kv []bluechi.UnitProperty) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.SetUnitProperties(ctx, name, runtime, kv)
+}
+
+func (s *internalAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, force bool) (bool, []bluechi.UnitFileChange, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.EnableUnitFiles(ctx, files, runtime, force)
+}
+
+func (s *internalAPI) DisableUnitFiles(ctx context.Context, files []string, runtime bool) ([]bluechi.UnitFileChange, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.DisableUnitFiles(ctx, files, runtime)
+}
+
+func (s *internalAPI) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.ListUnits(ctx)
+}
+
+func (s *internalAPI) ListUnitFiles(ctx context.Context) ([]bluechi.UnitFileInfo, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.ListUnitFiles(ctx)
+}
+
+func (s *internalAPI) GetUnitFileState(ctx context.Context, file string) (string, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.GetUnitFileState(ctx, file)
+}
+
+func (s *internalAPI) Reload(ctx context.Context) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.Reload(ctx)
+}
+
+func (s *internalAPI) ResetFailed(ctx context.Context) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.ResetFailed(ctx)
+}
+
+func (s *internalAPI) ResetFailedUnit(ctx context.Context, name string) error {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.ResetFailedUnit(ctx, name)
+}
+
+func (s *internalAPI) GetDefaultTarget(ctx context.Context) (string, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.GetDefaultTarget(ctx)
+}
+
+func (s *internalAPI) SetDefaultTarget(ctx context.Context, target string, force bool) ([]bluechi.UnitFileChange, error) {
+	ctx, cancel := sdCtx(ctx)
+	defer cancel()
+	return s.a.sd.SetDefaultTarget(ctx, target, force)
+}
+
+func (s *internalAPI) SetLogLevel(ctx context.Context, level string) error {
+	if err := s.a.log.SetLevel(level); err != nil {
+		return dbusrt.NewError(dbusrt.ErrFailed, "Invalid input for log level")
+	}
+	if s.a.pub != nil {
+		s.a.pub.SetLogLevel(level)
+	}
+	return nil
+}
+
+// cancelJob asks systemd to cancel the job tracked for id, without waiting.
+func (a *Agent) cancelJob(id uint32) error {
+	a.mu.Lock()
+	j := a.byID[id]
+	a.mu.Unlock()
+	if j == nil {
+		return dbusrt.NewError(dbusrt.ErrFailed, "No job with ID %d found", id)
+	}
+	go func() {
+		ctx, cancel := sdCtx(context.Background())
+		defer cancel()
+		if err := a.sd.CancelJob(ctx, j.path); err != nil {
+			a.slog().Warn("cancel systemd job", "job", j.path, "error", err)
+		}
+	}()
+	return nil
+}
+
+// publicAPI serves org.eclipse.bluechi.Agent on the local bus.
+type publicAPI struct {
+	bluechi.UnimplementedAgentServer
+	a *Agent
+}
+
+func (p *publicAPI) SwitchController(ctx context.Context, addr string) error {
+	return p.a.SwitchController(addr)
+}
+
+func (p *publicAPI) JobCancel(ctx context.Context, id uint32) error { return p.a.cancelJob(id) }

@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+)
+
+// maxEarly bounds the remembered results of jobs removed before being tracked.
+const maxEarly = 1024
+
+// events consumes systemd's signals in order until ctx ends.
+func (a *Agent) events(ctx context.Context) {
+	ch := a.sd.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch e := ev.(type) {
+			case *systemd.JobRemoved:
+				a.jobRemoved(e.Job, e.Result)
+			case *systemd.PropertiesChanged:
+				if e.IsJob() {
+					if v, ok := e.Changed["State"]; ok {
+						if s, ok := v.Value().(string); ok {
+							a.jobState(e.Path, s)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// track records a systemd job started for controller job id.
+func (a *Agent) track(path dbus.ObjectPath, id uint32, unit, method string) {
+	a.mu.Lock()
+	j := &trackedJob{id: id, path: path, unit: unit, method: method, start: time.Now()}
+	a.jobs[path] = append(a.jobs[path], j)
+	a.byID[id] = j
+	a.mu.Unlock()
+}
+
+func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
+	a.mu.Lock()
+	js := a.jobs[path]
+	if len(js) == 0 {
+		if len(a.early) >= maxEarly {
+			for k := range a.early {
+				delete(a.early, k)
+				break
+			}
+		}
+		a.early[path] = result
+		a.mu.Unlock()
+		return
+	}
+	delete(a.jobs, path)
+	for _, j := range js {
+		delete(a.byID, j.id)
+	}
+	sess := a.sess
+	a.mu.Unlock()
+	if sess == nil {
+		return // the controller dropped these jobs with the connection
+	}
+	for _, j := range js {
+		if err := sess.obj.EmitJobDone(bluechi.InternalAgentJobDoneSignal{ID: j.id, Result: result}); err != nil {
+			a.slog().Warn("send JobDone", "job", j.id, "error", err)
+		}
+	}
+}
+
+func (a *Agent) jobState(path dbus.ObjectPath, state string) {
+	a.mu.Lock()
+	js := a.jobs[path]
+	sess := a.sess
+	a.mu.Unlock()
+	if sess == nil {
+		return
+	}
+	for _, j := range js {
+		sess.obj.EmitJobStateChanged(bluechi.InternalAgentJobStateChangedSignal{ID: j.id, State: state})
+	}
+}
+
+// lifecycle runs a job method on systemd and tracks the job for id.
+func (a *Agent) lifecycle(ctx context.Context, method, name, mode string, id uint32) error {
+	ctx, cancel := context.WithTimeout(ctx, SystemdCallTimeout)
+	defer cancel()
+	track := func(p dbus.ObjectPath) { a.track(p, id, name, method) }
+	var (
+		path dbus.ObjectPath
+		err  error
+	)
+	switch method {
+	case "StartUnit":
+		path, err = a.sd.StartUnit(ctx, name, mode, track)
+	case "StopUnit":
+		path, err = a.sd.StopUnit(ctx, name, mode, track)
+	case "RestartUnit":
+		path, err = a.sd.RestartUnit(ctx, name, mode, track)
+	case "ReloadUnit":
+		path, err = a.sd.ReloadUnit(ctx, name, mode, track)
+	}
+	if err != nil {
+		return err
+	}
+	// A JobRemoved that overtook the reply was kept aside: deliver it now.
+	a.mu.Lock()
+	result, early := a.early[path]
+	delete(a.early, path)
+	a.mu.Unlock()
+	if early {
+		a.jobRemoved(path, result)
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+// Package e2e runs whole clusters of the real binaries: a controller on a
+// private dbus-daemon and agents on real systemd user managers in sandboxed
+// nodes, connected over TCP (and a unix socket).
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+	"github.com/bluechi-go/bluechi/internal/testbus"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bluechi-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "github.com/bluechi-go/bluechi/cmd/...")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster is one controller with sandboxed nodes.
+type cluster struct {
+	t       *testing.T
+	dir     string
+	bus     *testbus.Bus
+	port    int
+	client  *dbus.Conn
+	ctrlCmd *exec.Cmd
+	nodes   map[string]*sandbox.Node
+	agents  map[string]*exec.Cmd
+	mu      sync.Mutex
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newCluster starts a controller that allows the given nodes and a
+// sandboxed systemd for each; agents are started separately.
+func newCluster(t *testing.T, names ...string) *cluster {
+	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
+	var opts []sandbox.Options
+	for _, n := range names {
+		opts = append(opts, sandbox.Options{Name: n, Units: sandbox.DemoUnits()})
+	}
+	for i, n := range sandbox.StartAllT(t, opts...) {
+		c.nodes[names[i]] = n
+	}
+	conf := fmt.Sprintf("[bluechi-controller]\nAllowedNodeNames=%s\nControllerPort=%d\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n",
+		strings.Join(names, ","), c.port)
+	if err := os.WriteFile(filepath.Join(c.dir, "controller.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.startController()
+	client, _, err := dbusrt.ConnectBus(c.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	c.client = client
+	return c
+}
+
+func (c *cluster) logFile(name string) *os.File {
+	f, err := os.OpenFile(filepath.Join(c.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		f.Close()
+		if c.t.Failed() {
+			data, _ := os.ReadFile(f.Name())
+			c.t.Logf("--- %s.log ---\n%s", name, tail(string(data), 4000))
+		}
+	})
+	return f
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (c *cluster) startController() {
+	cmd := exec.Command(filepath.Join(binDir, "bluechi-controller"), "-u", "-c", filepath.Join(c.dir, "controller.conf"))
+	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address)
+	log := c.logFile("controller")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.ctrlCmd = cmd
+	c.t.Cleanup(func() { stop(cmd) })
+	c.waitFor("controller on the bus", func() bool {
+		conn, _, err := dbusrt.ConnectBus(c.bus.Address)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		var has bool
+		conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, bluechi.ControllerBusName).Store(&has)
+		return has
+	})
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd.Process != nil && cmd.ProcessState == nil {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// startAgent runs bluechi-agent inside the node, connecting over TCP.
+func (c *cluster) startAgent(name string, extra ...string) *exec.Cmd {
+	n := c.nodes[name]
+	args := append([]string{filepath.Join(binDir, "bluechi-agent"), "-u", "-n", name, "-H", "127.0.0.1", "-p", fmt.Sprint(c.port),
+		"-c", filepath.Join(c.dir, "agent.conf")}, extra...)
+	os.WriteFile(filepath.Join(c.dir, "agent.conf"), []byte("[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\nHeartbeatInterval=500\n"), 0o644)
+	cmd := n.Command(context.Background(), args...)
+	log := c.logFile("agent-" + name)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.agents[name] = cmd
+	c.mu.Unlock()
+	c.t.Cleanup(func() { stop(cmd) })
+	return cmd
+}
+
+func (c *cluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *cluster) controller() *bluechi.ControllerClient {
+	return bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+}
+
+func (c *cluster) node(name string) *bluechi.NodeClient {
+	return bluechi.NewNodeClient(c.client, bluechi.NodeBusName, bluechi.NodePath(name))
+}
+
+func (c *cluster) waitStatus(name, status string) {
+	c.t.Helper()
+	c.waitFor(name+" "+status, func() bool {
+		s, err := c.node(name).GetStatus(context.Background())
+		return err == nil && s == status
+	})
+}
+
+// jobWaiter collects JobRemoved signals.
+type jobWaiter struct {
+	t  *testing.T
+	mu sync.Mutex
+	by map[dbus.ObjectPath]string
+	ch chan struct{}
+}
+
+func (c *cluster) jobs() *jobWaiter {
+	w := &jobWaiter{t: c.t, by: map[dbus.ObjectPath]string{}, ch: make(chan struct{}, 1)}
+	sub, err := c.controller().OnJobRemoved(context.Background(), func(s *bluechi.ControllerJobRemovedSignal) {
+		w.mu.Lock()
+		w.by[s.Job] = s.Result
+		w.mu.Unlock()
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { sub.Close() })
+	return w
+}
+
+// result waits for the JobRemoved of job.
+func (w *jobWaiter) result(job dbus.ObjectPath) string {
+	w.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		w.mu.Lock()
+		r, ok := w.by[job]
+		w.mu.Unlock()
+		if ok {
+			return r
+		}
+		select {
+		case <-w.ch:
+		case <-deadline:
+			w.t.Fatalf("no JobRemoved for %s", job)
+		}
+	}
+}

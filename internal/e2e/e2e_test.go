@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+)
+
+func activeState(t *testing.T, c *cluster, node, unit string) string {
+	t.Helper()
+	v, err := c.node(node).GetUnitProperty(context.Background(), unit, "org.freedesktop.systemd1.Unit", "ActiveState")
+	if err != nil {
+		t.Fatalf("ActiveState of %s on %s: %v", unit, node, err)
+	}
+	s, _ := v.Value().(string)
+	return s
+}
+
+// TestLifecycle drives units on two real systemd nodes through the
+// controller: start/stop/restart with their JobRemoved results, a failing
+// unit, an unknown unit, a unit that exists on one node only, and several
+// other Node methods.
+func TestLifecycle(t *testing.T) {
+	c := newCluster(t, "node-a", "node-b")
+	c.startAgent("node-a")
+	c.startAgent("node-b")
+	c.waitStatus("node-a", "online")
+	c.waitStatus("node-b", "online")
+	ctx := context.Background()
+	if s, _ := c.controller().GetStatus(ctx); s != "up" {
+		t.Fatalf("controller status %q", s)
+	}
+	jobs := c.jobs()
+	a, b := c.node("node-a"), c.node("node-b")
+
+	job, err := a.StartUnit(ctx, sandbox.SimpleServiceName, "replace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := jobs.result(job); r != "done" {
+		t.Fatalf("start: %s", r)
+	}
+	if s := activeState(t, c, "node-a", sandbox.SimpleServiceName); s != "active" {
+		t.Fatalf("after start: %s", s)
+	}
+	if s := activeState(t, c, "node-b", sandbox.SimpleServiceName); s != "inactive" {
+		t.Fatalf("other node: %s", s)
+	}
+	job, err = a.RestartUnit(ctx, sandbox.SimpleServiceName, "replace")
+	if err != nil || jobs.result(job) != "done" {
+		t.Fatalf("restart: %v", err)
+	}
+	job, err = a.StopUnit(ctx, sandbox.SimpleServiceName, "replace")
+	if err != nil || jobs.result(job) != "done" {
+		t.Fatalf("stop: %v", err)
+	}
+	job, err = b.StartUnit(ctx, sandbox.FailingServiceName, "replace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := jobs.result(job); r != "failed" {
+		t.Fatalf("failing unit: %s", r)
+	}
+	if _, err := a.StartUnit(ctx, "nope.service", "replace"); dbusrt.ErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
+		t.Fatalf("unknown unit: %v", err)
+	}
+	// A unit on one node only.
+	if err := c.nodes["node-b"].WriteUnit("only-b.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StartUnit(ctx, "only-b.service", "replace"); dbusrt.ErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
+		t.Fatalf("only-b on node-a: %v", err)
+	}
+	job, err = b.StartUnit(ctx, "only-b.service", "replace")
+	if err != nil || jobs.result(job) != "done" {
+		t.Fatalf("only-b on node-b: %v", err)
+	}
+
+	units, err := c.controller().ListUnits(ctx)
+	if err != nil || len(units["node-a"]) == 0 || len(units["node-b"]) == 0 {
+		t.Fatalf("ListUnits: %d/%d, %v", len(units["node-a"]), len(units["node-b"]), err)
+	}
+	files, err := a.ListUnitFiles(ctx)
+	found := false
+	for _, f := range files {
+		found = found || strings.HasSuffix(f.Path, sandbox.SimpleServiceName)
+	}
+	if err != nil || !found {
+		t.Fatalf("ListUnitFiles: %v (found %v)", err, found)
+	}
+	if st, err := a.GetUnitFileState(ctx, sandbox.SimpleServiceName); err != nil || st != "disabled" {
+		t.Fatalf("GetUnitFileState: %q %v", st, err)
+	}
+	if _, changes, err := a.EnableUnitFiles(ctx, []string{sandbox.SimpleServiceName}, false, false); err != nil || len(changes) == 0 {
+		t.Fatalf("EnableUnitFiles: %v %v", changes, err)
+	}
+	if changes, err := a.DisableUnitFiles(ctx, []string{sandbox.SimpleServiceName}, false); err != nil || len(changes) == 0 {
+		t.Fatalf("DisableUnitFiles: %v %v", changes, err)
+	}
+	props, err := a.GetUnitProperties(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := props["ExecStart"]; !ok || v.Signature().String() != "a(sasbttttuii)" {
+		t.Fatalf("ExecStart through the controller: %v", props["ExecStart"])
+	}
+	if err := b.ResetFailedUnit(ctx, sandbox.FailingServiceName); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ResetFailed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tgt, err := a.GetDefaultTarget(ctx); err != nil || tgt == "" {
+		t.Fatalf("GetDefaultTarget: %q %v", tgt, err)
+	}
+	if err := a.SetLogLevel(ctx, "INFO"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetLogLevel(ctx, "LOUD"); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+		t.Fatalf("bad level: %v", err)
+	}
+	if err := a.KillUnit(ctx, sandbox.SimpleServiceName, "all", 99); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+		t.Fatalf("bad signal: %v", err)
+	}
+	transient, err := a.StartTransientUnit(ctx, "bc-transient.service", "replace",
+		[]bluechi.UnitProperty{{Name: "ExecStart", Value: dbusMakeExec("/bin/sleep", "30")}}, nil)
+	if err != nil || !strings.HasPrefix(string(transient), "/org/freedesktop/systemd1/job/") {
+		t.Fatalf("StartTransientUnit: %q %v", transient, err)
+	}
+}
+
+// TestNodeComesAndGoes kills an agent, restarts it, and restarts the
+// controller: the node goes offline and comes back each time.
+func TestNodeComesAndGoes(t *testing.T) {
+	c := newCluster(t, "n1", "n2")
+	agent := c.startAgent("n1")
+	c.startAgent("n2")
+	c.waitStatus("n1", "online")
+	c.waitStatus("n2", "online")
+	ctx := context.Background()
+
+	agent.Process.Signal(syscall.SIGKILL)
+	agent.Wait()
+	c.waitStatus("n1", "offline")
+	if s, _ := c.controller().GetStatus(ctx); s != "degraded" {
+		t.Fatalf("controller status %q after agent kill", s)
+	}
+	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
+		t.Fatalf("offline node: %v", err)
+	}
+	c.startAgent("n1")
+	c.waitStatus("n1", "online")
+
+	// Duplicate and unknown node names are refused (from a spare machine:
+	// each agent needs its own bus for org.eclipse.bluechi.Agent).
+	spare := sandbox.StartT(t, sandbox.Options{Name: "spare"})
+	for _, name := range []string{"n2", "stranger"} {
+		cmd := spare.Command(ctx, binDir+"/bluechi-agent", "-u", "-n", name, "-H", "127.0.0.1", "-p", itoa(c.port))
+		log := c.logFile("agent-spare-" + name)
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"n2": "node already connected", "stranger": "unexpected node name"}[name]
+		c.waitFor("refusal of "+name, func() bool { return logContains(c, "controller", want) })
+		stop(cmd)
+	}
+	if s, _ := c.node("n2").GetStatus(ctx); s != "online" {
+		t.Fatalf("n2 after duplicate attempt: %s", s)
+	}
+
+	// The controller restarts; every agent comes back by itself.
+	stop(c.ctrlCmd)
+	c.startController()
+	c.waitStatus("n1", "online")
+	c.waitStatus("n2", "online")
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
+
+// dbusMakeExec builds an ExecStart value (signature a(sasb)) for a transient unit.
+func dbusMakeExec(argv ...string) dbus.Variant {
+	type execCommand struct {
+		Path          string
+		Argv          []string
+		IgnoreFailure bool
+	}
+	return dbus.MakeVariant([]execCommand{{Path: argv[0], Argv: argv}})
+}
+
+func logContains(c *cluster, name, text string) bool {
+	data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
+	return strings.Contains(string(data), text)
+}
