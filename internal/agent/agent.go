@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -27,6 +28,9 @@ const controllerBusName = "org.eclipse.bluechi"
 
 // RegisterTimeout bounds one registration attempt.
 const RegisterTimeout = 10 * time.Second
+
+// checkPeriod is how often heartbeat thresholds are checked.
+const checkPeriod = 250 * time.Millisecond
 
 // SystemdCallTimeout bounds every call to systemd.
 const SystemdCallTimeout = 30 * time.Second
@@ -76,8 +80,9 @@ type Agent struct {
 
 // session is one registered controller connection.
 type session struct {
-	conn *dbus.Conn
-	obj  *bluechi.InternalAgentObject
+	conn  *dbus.Conn
+	obj   *bluechi.InternalAgentObject
+	heard atomic.Bool // a controller heartbeat arrived: the liveness check is armed
 }
 
 // trackedJob links a systemd job to the controller's job id.
@@ -202,7 +207,12 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	reg := bluechi.NewInternalControllerClient(conn, controllerBusName, bluechi.InternalControllerPath)
-	if _, err := reg.OnHeartbeat(ctx, func(*bluechi.InternalControllerHeartbeatSignal) { a.touch() }); err != nil {
+	if _, err := reg.OnHeartbeat(ctx, func(*bluechi.InternalControllerHeartbeatSignal) {
+		if !sess.heard.Swap(true) {
+			a.slog().Debug("controller sends heartbeats: liveness check armed")
+		}
+		a.touch()
+	}); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -227,9 +237,10 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 func (a *Agent) serve(ctx context.Context, sess *session) {
 	interval := time.Duration(a.cfg.HeartbeatInterval) * time.Millisecond
 	threshold := time.Duration(a.cfg.ControllerHeartbeatThreshold) * time.Millisecond
+	// Liveness is checked often; heartbeats go out every interval.
 	var tick <-chan time.Time
 	if interval > 0 {
-		t := time.NewTicker(interval)
+		t := time.NewTicker(min(interval, checkPeriod))
 		defer t.Stop()
 		tick = t.C
 	}
@@ -239,6 +250,7 @@ func (a *Agent) serve(ctx context.Context, sess *session) {
 	lost := func(why string) {
 		a.slog().Warn("lost controller connection", "reason", why)
 	}
+	var lastSent time.Duration
 loop:
 	for {
 		select {
@@ -251,13 +263,19 @@ loop:
 			lost("connection closed")
 			break loop
 		case <-tick:
-			if threshold > 0 && monoclock.Now()-a.lastSeen() > threshold {
+			now := monoclock.Now()
+			// Armed only once the controller sends heartbeats at all:
+			// upstream controllers do not by default.
+			if threshold > 0 && sess.heard.Load() && now-a.lastSeen() > threshold {
 				lost("controller heartbeat timeout")
 				break loop
 			}
-			if err := sess.obj.EmitHeartbeat(bluechi.InternalAgentHeartbeatSignal{}); err != nil {
-				lost(err.Error())
-				break loop
+			if now-lastSent >= interval {
+				lastSent = now
+				if err := sess.obj.EmitHeartbeat(bluechi.InternalAgentHeartbeatSignal{}); err != nil {
+					lost(err.Error())
+					break loop
+				}
 			}
 		}
 	}

@@ -21,10 +21,10 @@ type Agent struct {
 	ControllerHost    string // ControllerHost (127.0.0.1)
 	ControllerPort    uint16 // ControllerPort (842); 0 when unset
 	ControllerAddress string // ControllerAddress (unset); also set by -a
-	// HeartbeatInterval is the agent timer period in ms (2000); <= 0
+	// HeartbeatInterval is the agent timer period in ms (1000); <= 0
 	// disables heartbeats and periodic reconnects.
 	HeartbeatInterval int64
-	// ControllerHeartbeatThreshold in ms (0); <= 0 disables the check.
+	// ControllerHeartbeatThreshold in ms (2500); <= 0 disables the check.
 	ControllerHeartbeatThreshold int64
 	// ConnectionRetryCountUntilQuiet (10): failed reconnects before logging
 	// is switched to quiet.

@@ -14,8 +14,8 @@ type Controller struct {
 	UseTCP                 bool     // UseTCP (true)
 	UseUDS                 bool     // UseUDS (true)
 	AllowedNodeNames       []string // AllowedNodeNames as written (trimmed, deduplicated)
-	HeartbeatInterval      int64    // HeartbeatInterval in ms (0); <= 0 disables
-	NodeHeartbeatThreshold int64    // NodeHeartbeatThreshold in ms (6000); <= 0 disables
+	HeartbeatInterval      int64    // HeartbeatInterval in ms (1000); <= 0 disables
+	NodeHeartbeatThreshold int64    // NodeHeartbeatThreshold in ms (2500); <= 0 disables
 	Log                    Logging  // LogLevel (INFO), LogTarget (journald), LogIsQuiet (false)
 	IPReceiveErrors        bool     // IPReceiveErrors (true)
 	KeepAlive              KeepAlive

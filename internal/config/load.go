@@ -44,13 +44,19 @@ const (
 
 // Built-in defaults (config.md §3, §4; README "Key constants").
 const (
-	DefaultPort                           = 842
-	DefaultControllerHost                 = "127.0.0.1"
-	DefaultUnixSocketPath                 = "/run/bluechi/bluechi.sock"
-	DefaultAgentHeartbeatInterval         = 2000 // ms
-	DefaultControllerHeartbeatInterval    = 0    // ms, disabled
-	DefaultNodeHeartbeatThreshold         = 6000 // ms
-	DefaultControllerHeartbeatThreshold   = 0    // ms, disabled
+	DefaultPort           = 842
+	DefaultControllerHost = "127.0.0.1"
+	DefaultUnixSocketPath = "/run/bluechi/bluechi.sock"
+	// Heartbeat defaults differ from upstream (2000, 0, 6000, 0) on purpose:
+	// out of the box a silent peer (cable pull, frozen host) is detected
+	// within 3 s on both sides. Compatibility: upstream agents heartbeat
+	// every 2000 ms, which the 2500 ms node threshold accepts; our agent arms
+	// its controller threshold only after the first controller heartbeat on
+	// a connection, so upstream controllers (no heartbeats) are not dropped.
+	DefaultAgentHeartbeatInterval         = 1000 // ms
+	DefaultControllerHeartbeatInterval    = 1000 // ms
+	DefaultNodeHeartbeatThreshold         = 2500 // ms
+	DefaultControllerHeartbeatThreshold   = 2500 // ms, armed by the first controller heartbeat
 	DefaultConnectionRetryCountUntilQuiet = 10
 	DefaultTCPKeepAliveTime               = 1 // s
 	DefaultTCPKeepAliveInterval           = 1 // s

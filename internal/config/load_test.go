@@ -83,8 +83,8 @@ func TestControllerDefaults(t *testing.T) {
 		Port:                   842,
 		UseTCP:                 true,
 		UseUDS:                 true,
-		HeartbeatInterval:      0,
-		NodeHeartbeatThreshold: 6000,
+		HeartbeatInterval:      1000,
+		NodeHeartbeatThreshold: 2500,
 		Log:                    Logging{Level: "INFO", Target: "journald", IsQuiet: false},
 		IPReceiveErrors:        true,
 		KeepAlive:              KeepAlive{Time: 1, Interval: 1, Count: 6},
@@ -107,8 +107,8 @@ func TestAgentDefaults(t *testing.T) {
 		ControllerHost:                 "127.0.0.1",
 		ControllerPort:                 842,
 		ControllerAddress:              "",
-		HeartbeatInterval:              2000,
-		ControllerHeartbeatThreshold:   0,
+		HeartbeatInterval:              1000,
+		ControllerHeartbeatThreshold:   2500,
 		ConnectionRetryCountUntilQuiet: 10,
 		Log:                            Logging{Level: "INFO", Target: "journald", IsQuiet: false},
 		IPReceiveErrors:                true,
@@ -805,8 +805,8 @@ ControllerPort=8420
 UseTCP=true
 UseUDS=true
 AllowedNodeNames=n1,n2
-HeartbeatInterval=0
-NodeHeartbeatThreshold=6000
+HeartbeatInterval=1000
+NodeHeartbeatThreshold=2500
 LogLevel=INFO
 LogTarget=journald
 LogIsQuiet=false
@@ -838,8 +838,8 @@ NodeName=testhost
 ControllerHost=127.0.0.1
 ControllerPort=842
 ControllerAddress=
-HeartbeatInterval=2000
-ControllerHeartbeatThreshold=0
+HeartbeatInterval=1000
+ControllerHeartbeatThreshold=2500
 ConnectionRetryCountUntilQuiet=10
 LogLevel=INFO
 LogTarget=journald
@@ -864,12 +864,12 @@ func TestSettingsDump(t *testing.T) {
 	want := `[bluechi-controller]
 AllowedNodeNames=a
 ControllerPort=842
-HeartbeatInterval=0
+HeartbeatInterval=1000
 IPReceiveErrors=true
 LogIsQuiet=
 LogLevel=INFO
 LogTarget=journald
-NodeHeartbeatThreshold=6000
+NodeHeartbeatThreshold=2500
 TCPKeepAliveCount=6
 TCPKeepAliveInterval=1
 TCPKeepAliveTime=1

@@ -21,6 +21,9 @@ import (
 	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
+// checkPeriod is how often node liveness is checked.
+const checkPeriod = 250 * time.Millisecond
+
 // AgentCallTimeout bounds every call the controller makes to an agent.
 const AgentCallTimeout = 30 * time.Second
 
@@ -132,16 +135,24 @@ func (c *Controller) Heartbeats(ctx context.Context) {
 	if c.cfg.HeartbeatInterval <= 0 {
 		return
 	}
-	t := time.NewTicker(time.Duration(c.cfg.HeartbeatInterval) * time.Millisecond)
+	interval := time.Duration(c.cfg.HeartbeatInterval) * time.Millisecond
+	threshold := time.Duration(c.cfg.NodeHeartbeatThreshold) * time.Millisecond
+	// Liveness is checked often, so a silent node is found within
+	// threshold + checkPeriod; heartbeats go out every interval.
+	t := time.NewTicker(min(interval, checkPeriod))
 	defer t.Stop()
+	var lastSent time.Duration
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		threshold := time.Duration(c.cfg.NodeHeartbeatThreshold) * time.Millisecond
 		now := monoclock.Now()
+		send := now-lastSent >= interval
+		if send {
+			lastSent = now
+		}
 		c.mu.Lock()
 		var online []*node
 		for _, n := range c.nodes {
@@ -162,8 +173,10 @@ func (c *Controller) Heartbeats(ctx context.Context) {
 				p.conn.Close()
 				continue
 			}
-			if err := bluechi.EmitInternalControllerHeartbeat(p.conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{}); err != nil {
-				c.logger().Debug("heartbeat send failed", "node", n.name, "error", err)
+			if send {
+				if err := bluechi.EmitInternalControllerHeartbeat(p.conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{}); err != nil {
+					c.logger().Debug("heartbeat send failed", "node", n.name, "error", err)
+				}
 			}
 		}
 	}

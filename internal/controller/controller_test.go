@@ -76,6 +76,10 @@ type cluster struct {
 }
 
 func startCluster(t *testing.T, nodes ...string) *cluster {
+	return startClusterWith(t, 0, 0, nodes...)
+}
+
+func startClusterWith(t *testing.T, heartbeat, threshold int64, nodes ...string) *cluster {
 	bus := testbus.Start(t)
 	server, _, err := dbusrt.ConnectBus(bus.Address, dbusrt.Ordered)
 	if err != nil {
@@ -85,7 +89,7 @@ func startCluster(t *testing.T, nodes ...string) *cluster {
 	if err := dbusrt.RequestName(server, bluechi.ControllerBusName); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config.Controller{}
+	cfg := &config.Controller{HeartbeatInterval: heartbeat, NodeHeartbeatThreshold: threshold}
 	for _, n := range nodes {
 		cfg.Nodes = append(cfg.Nodes, config.Node{Name: n})
 	}
@@ -101,6 +105,7 @@ func startCluster(t *testing.T, nodes ...string) *cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ctrl.Serve(ctx, l); close(done) }()
+	go ctrl.Heartbeats(ctx)
 	t.Cleanup(func() { ctrl.Close(); cancel(); <-done })
 	client, _, err := dbusrt.ConnectBus(bus.Address)
 	if err != nil {

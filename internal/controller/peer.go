@@ -103,6 +103,11 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 		p.reg.Unexport()
 	}
 	c.updateStatusLocked()
+	if c.cfg.HeartbeatInterval > 0 {
+		// A first heartbeat right away arms the agent's liveness check
+		// (our agents arm it on the first controller heartbeat).
+		bluechi.EmitInternalControllerHeartbeat(conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{})
+	}
 	c.logger().Info("node registered", "node", name, "peer", p.ip)
 	return nil
 }

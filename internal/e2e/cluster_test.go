@@ -68,6 +68,11 @@ func freePort(t *testing.T) int {
 // newCluster starts a controller that allows the given nodes and a
 // sandboxed systemd for each; agents are started separately.
 func newCluster(t *testing.T, names ...string) *cluster {
+	return newClusterWith(t, "LogLevel=DEBUG\n", names...)
+}
+
+// newClusterWith is newCluster with extra controller configuration lines.
+func newClusterWith(t *testing.T, extra string, names ...string) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
 	var opts []sandbox.Options
 	for _, n := range names {
@@ -76,8 +81,8 @@ func newCluster(t *testing.T, names ...string) *cluster {
 	for i, n := range sandbox.StartAllT(t, opts...) {
 		c.nodes[names[i]] = n
 	}
-	conf := fmt.Sprintf("[bluechi-controller]\nAllowedNodeNames=%s\nControllerPort=%d\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n",
-		strings.Join(names, ","), c.port)
+	conf := fmt.Sprintf("[bluechi-controller]\nAllowedNodeNames=%s\nControllerPort=%d\nUseUDS=false\nLogTarget=stderr\n%s",
+		strings.Join(names, ","), c.port, extra)
 	if err := os.WriteFile(filepath.Join(c.dir, "controller.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +156,18 @@ func stop(cmd *exec.Cmd) {
 
 // startAgent runs bluechi-agent inside the node, connecting over TCP.
 func (c *cluster) startAgent(name string, extra ...string) *exec.Cmd {
+	return c.startAgentWith(name, "[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\nHeartbeatInterval=500\n", extra...)
+}
+
+// startAgentWith runs the agent with the given configuration file content.
+func (c *cluster) startAgentWith(name, conf string, extra ...string) *exec.Cmd {
 	n := c.nodes[name]
+	file := filepath.Join(c.dir, "agent-"+name+".conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
 	args := append([]string{filepath.Join(binDir, "bluechi-agent"), "-u", "-n", name, "-H", "127.0.0.1", "-p", fmt.Sprint(c.port),
-		"-c", filepath.Join(c.dir, "agent.conf")}, extra...)
-	os.WriteFile(filepath.Join(c.dir, "agent.conf"), []byte("[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\nHeartbeatInterval=500\n"), 0o644)
+		"-c", file}, extra...)
 	cmd := n.Command(context.Background(), args...)
 	log := c.logFile("agent-" + name)
 	cmd.Stdout, cmd.Stderr = log, log

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -204,4 +205,44 @@ func dbusMakeExec(argv ...string) dbus.Variant {
 func logContains(c *cluster, name, text string) bool {
 	data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
 	return strings.Contains(string(data), text)
+}
+
+// TestSilentPeers freezes an agent and then the controller (SIGSTOP keeps
+// their sockets open, as a pulled cable does): with the default heartbeat
+// settings each side notices within about 3 s.
+func TestSilentPeers(t *testing.T) {
+	c := newClusterWith(t, "", "s1")
+	agent := c.startAgentWith("s1", "[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\n")
+	c.waitStatus("s1", "online")
+
+	agent.Process.Signal(syscall.SIGSTOP)
+	start := time.Now()
+	c.waitStatus("s1", "offline")
+	t.Logf("frozen agent detected after %v", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("frozen agent detected after %v, want about 3 s", d)
+	}
+	agent.Process.Signal(syscall.SIGCONT)
+	c.waitStatus("s1", "online")
+
+	// The agent notices a frozen controller through its public Status.
+	nodeBus, err := c.nodes["s1"].Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeBus.Close()
+	pub := bluechi.NewAgentClient(nodeBus, bluechi.AgentBusName, bluechi.AgentPath)
+	c.ctrlCmd.Process.Signal(syscall.SIGSTOP)
+	defer c.ctrlCmd.Process.Signal(syscall.SIGCONT)
+	start = time.Now()
+	c.waitFor("agent offline", func() bool {
+		s, err := pub.GetStatus(context.Background())
+		return err == nil && s == "offline"
+	})
+	t.Logf("frozen controller detected after %v", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("frozen controller detected after %v, want about 3 s", d)
+	}
+	c.ctrlCmd.Process.Signal(syscall.SIGCONT)
+	c.waitStatus("s1", "online")
 }
