@@ -2,7 +2,7 @@
 GO ?= go
 GENERATED := gen internal/apitest/roundtrip_gen_test.go
 
-.PHONY: all build generate check-generate test lint bench clean
+.PHONY: all build generate check-generate test lint bench clean run deps
 
 all: build
 
@@ -10,6 +10,15 @@ all: build
 build:
 	@mkdir -p bin
 	$(GO) build -o bin/ ./cmd/...
+
+## deps: install the Debian packages the daemons and tests need (as root)
+deps:
+	@command -v dbus-daemon >/dev/null && command -v systemd >/dev/null && command -v busctl >/dev/null && command -v nsenter >/dev/null || \
+		{ echo "installing dbus-daemon systemd util-linux python3-dasbus"; apt-get update -qq && apt-get install -y -qq --no-install-recommends dbus dbus-daemon systemd util-linux python3-dasbus; }
+
+## run: a local cluster of 3 nodes (real systemd --user each) until Ctrl-C
+run: deps build
+	$(GO) run ./tools/localcluster -n 3 -bin bin
 
 ## generate: regenerate gen/ and the generated tests from idl/
 generate:
