@@ -9,7 +9,7 @@ all: build
 ## build: compile every command in cmd/ into bin/
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
 
 ## deps: install the Debian packages the daemons and tests need (as root)
 deps:

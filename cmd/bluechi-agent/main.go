@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/godbus/dbus/v5"
@@ -20,6 +21,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
+	"github.com/bluechi-go/bluechi/internal/memtrim"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/version"
 )
@@ -150,5 +152,10 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 		cancel()
 	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
+	go func() {
+		// Once started, let go of start-up pages of the executable.
+		time.Sleep(2 * time.Second)
+		memtrim.ExecutableMappings()
+	}()
 	return a.Run(ctx)
 }

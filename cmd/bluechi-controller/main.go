@@ -25,6 +25,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
+	"github.com/bluechi-go/bluechi/internal/memtrim"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/version"
 )
@@ -135,6 +136,11 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	}
 	wg.Go(func() { ctrl.Heartbeats(ctx) })
 	daemon.SdNotify(false, daemon.SdNotifyReady)
+	go func() {
+		// Once started, let go of start-up pages of the executable.
+		time.Sleep(2 * time.Second)
+		memtrim.ExecutableMappings()
+	}()
 	log.Info("controller started", logging.Attr{Key: "nodes", Value: logValue(len(cfg.Nodes))})
 
 	sig := make(chan os.Signal, 1)

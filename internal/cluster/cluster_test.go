@@ -32,7 +32,9 @@ func binaries(tb testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "github.com/bluechi-go/bluechi/cmd/...").CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "github.com/bluechi-go/bluechi/cmd/...")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build: no libc pages in RSS
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -1,0 +1,169 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/cluster"
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+)
+
+// Benchmarks on real clusters (make bench-cluster):
+//
+//	go test ./internal/cluster -run XXX -bench . -benchtime 200x
+
+// BenchmarkStartUnit compares start->JobRemoved of a oneshot service through
+// the controller with the same start made directly on the node's systemd.
+func BenchmarkStartUnit(b *testing.B) {
+	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
+	conn, err := c.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	b.Run("bluechi", func(b *testing.B) {
+		jobs := newJobWaiter(b, conn)
+		node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
+		for b.Loop() {
+			job, err := node.StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r := jobs.wait(b, job); r != "done" {
+				b.Fatal(r)
+			}
+		}
+	})
+	b.Run("systemd", func(b *testing.B) {
+		sd, err := systemd.Connect(ctx, systemd.Options{Address: c.Node("node2").BusAddress})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sd.Close()
+		if err := sd.Subscribe(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			job, err := sd.StartUnit(ctx, sandbox.OneshotServiceName, "replace", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			waitJob(b, sd, job)
+		}
+	})
+}
+
+func waitJob(b *testing.B, sd *systemd.Client, job dbus.ObjectPath) {
+	for ev := range sd.Events() {
+		if r, ok := ev.(*systemd.JobRemoved); ok && r.Job == job {
+			if r.Result != "done" {
+				b.Fatal(r.Result)
+			}
+			return
+		}
+	}
+	b.Fatal("systemd connection closed")
+}
+
+// BenchmarkListUnits compares Controller.ListUnits over 20 nodes with one
+// node's own systemd ListUnits.
+func BenchmarkListUnits(b *testing.B) {
+	c := start(b, cluster.Options{Names: cluster.DefaultNames(20)})
+	conn, err := c.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	b.Run("controller-20-nodes", func(b *testing.B) {
+		ctrl := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
+		for b.Loop() {
+			units, err := ctrl.ListUnits(ctx)
+			if err != nil || len(units) != 20 {
+				b.Fatalf("%d nodes, %v", len(units), err)
+			}
+		}
+	})
+	b.Run("systemd-1-node", func(b *testing.B) {
+		sd, err := systemd.Connect(ctx, systemd.Options{Address: c.Node("node2").BusAddress})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sd.Close()
+		for b.Loop() {
+			if _, err := sd.ListUnits(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// rssKB reads a process's resident set size.
+func rssKB(tb testing.TB, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	tb.Fatalf("no VmRSS for %d", pid)
+	return 0
+}
+
+// BenchmarkMemory reports the daemons' RSS idle with 3 nodes and its growth
+// over b.N start/stop cycles (run with -benchtime 1000x for the figure).
+func BenchmarkMemory(b *testing.B) {
+	c := start(b, cluster.Options{Names: cluster.DefaultNames(3)})
+	conn, err := c.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	ctrlPid, agentPid := c.Controller().Process.Pid, c.Agent("node2").Process.Pid
+	// Idle means idle: let the daemons settle (they drop start-up pages of
+	// their executable 2 s after start) while heartbeats keep flowing.
+	time.Sleep(4 * time.Second)
+	ctrlIdle, agentIdle := rssKB(b, ctrlPid), rssKB(b, agentPid)
+	jobs := newJobWaiter(b, conn)
+	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
+	cycle := func() {
+		for _, op := range []func(context.Context, string, string) (dbus.ObjectPath, error){node.StartUnit, node.StopUnit} {
+			job, err := op(ctx, sandbox.SimpleServiceName, "replace")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r := jobs.wait(b, job); r != "done" {
+				b.Fatal(r)
+			}
+		}
+	}
+	// Warm up so that one-time allocations do not count as growth.
+	for i := 0; i < 50; i++ {
+		cycle()
+	}
+	ctrlWarm, agentWarm := rssKB(b, ctrlPid), rssKB(b, agentPid)
+	b.ResetTimer()
+	for b.Loop() {
+		cycle()
+	}
+	b.StopTimer()
+	b.ReportMetric(ctrlIdle, "controller-idle-kB")
+	b.ReportMetric(agentIdle, "agent-idle-kB")
+	b.ReportMetric(rssKB(b, ctrlPid)-ctrlWarm, "controller-growth-kB")
+	b.ReportMetric(rssKB(b, agentPid)-agentWarm, "agent-growth-kB")
+}
