@@ -56,7 +56,10 @@ Options:
 `, prog)
 }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	memtrim.SmallHeap()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	r, err := cliopt.Parse(options, args)

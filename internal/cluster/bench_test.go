@@ -109,18 +109,21 @@ func BenchmarkListUnits(b *testing.B) {
 }
 
 // rssKB reads a process's resident set size.
-func rssKB(tb testing.TB, pid int) float64 {
+func rssKB(tb testing.TB, pid int) float64 { return statusKB(tb, pid, "VmRSS:") }
+
+// statusKB reads one kB field of /proc/PID/status.
+func statusKB(tb testing.TB, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			v, _ := strconv.ParseFloat(f[1], 64)
 			return v
 		}
 	}
-	tb.Fatalf("no VmRSS for %d", pid)
+	tb.Fatalf("no %s for %d", field, pid)
 	return 0
 }
 
@@ -157,6 +160,7 @@ func BenchmarkMemory(b *testing.B) {
 		cycle()
 	}
 	ctrlWarm, agentWarm := rssKB(b, ctrlPid), rssKB(b, agentPid)
+	ctrlAnon, agentAnon := statusKB(b, ctrlPid, "RssAnon:"), statusKB(b, agentPid, "RssAnon:")
 	b.ResetTimer()
 	for b.Loop() {
 		cycle()
@@ -166,4 +170,6 @@ func BenchmarkMemory(b *testing.B) {
 	b.ReportMetric(agentIdle, "agent-idle-kB")
 	b.ReportMetric(rssKB(b, ctrlPid)-ctrlWarm, "controller-growth-kB")
 	b.ReportMetric(rssKB(b, agentPid)-agentWarm, "agent-growth-kB")
+	b.ReportMetric(statusKB(b, ctrlPid, "RssAnon:")-ctrlAnon, "controller-anon-growth-kB")
+	b.ReportMetric(statusKB(b, agentPid, "RssAnon:")-agentAnon, "agent-anon-growth-kB")
 }

@@ -9,6 +9,7 @@ package memtrim
 import (
 	"bufio"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -57,4 +58,13 @@ func madvise(addr, length uintptr) error {
 		return errno
 	}
 	return nil
+}
+
+// SmallHeap makes the garbage collector keep the heap close to the live data
+// (GOGC=25 unless GOGC is set): a daemon's live heap is a few hundred kB,
+// and Go's default lets the heap grow to 4 MB before the first collection.
+func SmallHeap() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 }
