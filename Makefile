@@ -2,7 +2,7 @@
 GO ?= go
 GENERATED := gen internal/apitest/roundtrip_gen_test.go
 
-.PHONY: all build generate check-generate test lint bench clean run deps
+.PHONY: all build generate check-generate test lint bench clean run deps install
 
 all: build
 
@@ -41,6 +41,22 @@ lint:
 ## bench: generated layer against plain godbus
 bench:
 	$(GO) test -run XXX -bench . -count 5 ./internal/apitest
+
+## install: binaries, units, D-Bus policy and default configs under DESTDIR
+DESTDIR ?=
+install: build
+	install -d $(DESTDIR)/usr/libexec $(DESTDIR)/usr/bin $(DESTDIR)/usr/lib/systemd/system $(DESTDIR)/usr/lib/systemd/user \
+		$(DESTDIR)/usr/share/dbus-1/system.d $(DESTDIR)/usr/share/dbus-1/interfaces \
+		$(DESTDIR)/usr/share/bluechi/config $(DESTDIR)/usr/share/bluechi-agent/config \
+		$(DESTDIR)/etc/bluechi/controller.conf.d $(DESTDIR)/etc/bluechi/agent.conf.d
+	for b in bluechi-controller bluechi-agent bluechi-proxy; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/libexec/; done
+	for b in bluechictl bluechi-is-online; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/bin/; done
+	install -m 0644 install/systemd/system/* $(DESTDIR)/usr/lib/systemd/system/
+	install -m 0644 install/systemd/user/* $(DESTDIR)/usr/lib/systemd/user/
+	install -m 0644 install/dbus/*.conf $(DESTDIR)/usr/share/dbus-1/system.d/
+	install -m 0644 install/config/controller.conf $(DESTDIR)/usr/share/bluechi/config/
+	install -m 0644 install/config/agent.conf $(DESTDIR)/usr/share/bluechi-agent/config/
+	for i in Controller Node Job Monitor Metrics Agent; do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)/usr/share/dbus-1/interfaces/; done
 
 clean:
 	rm -rf bin
