@@ -76,13 +76,27 @@ type Agent struct {
 	byID     map[uint32]*trackedJob
 	early    map[dbus.ObjectPath]string // JobRemoved results for jobs not tracked yet
 	switched chan struct{}              // closed by SwitchController to cut the connection
+
+	// unitMu guards the unit table and the subscriptions of the session
+	// that receives unit events; it is held while unit events are sent so
+	// that virtual and real events leave in order.
+	unitMu sync.Mutex
+	units  map[string]*unitState // loaded units
+	usess  *session              // session receiving unit events, nil between connections
 }
 
-// session is one registered controller connection.
+// session is one controller connection. Subscriptions and the metrics
+// switch belong to it, so a new connection starts without them and the
+// controller's replay yields fresh virtual events.
 type session struct {
 	conn  *dbus.Conn
 	obj   *bluechi.InternalAgentObject
 	heard atomic.Bool // a controller heartbeat arrived: the liveness check is armed
+
+	subs     map[string]bool // guarded by Agent.unitMu
+	wildcard bool            // guarded by Agent.unitMu
+
+	metrics *bluechi.InternalAgentMetricsObject // guarded by Agent.mu; nil while metrics are off
 }
 
 // trackedJob links a systemd job to the controller's job id.
@@ -107,7 +121,7 @@ func Address(cfg *config.Agent) string {
 func New(cfg *config.Agent, log *logging.Logger, sd Systemd, bus *dbus.Conn) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, sd: sd, address: Address(cfg),
 		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[uint32]*trackedJob{}, early: map[dbus.ObjectPath]string{},
-		switched: make(chan struct{})}
+		switched: make(chan struct{}), units: map[string]*unitState{}}
 	if bus != nil {
 		pub, err := bluechi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
 			Status: "offline", LogLevel: log.Level(), LogTarget: log.Target(), ControllerAddress: a.address,
@@ -125,7 +139,12 @@ func (a *Agent) slog() *slog.Logger { return a.log.Slog() }
 // Run connects and reconnects to the controller until ctx ends. It never
 // returns because the controller is away.
 func (a *Agent) Run(ctx context.Context) error {
-	go a.events(ctx)
+	if err := a.seedUnits(ctx); err != nil {
+		return err
+	}
+	events := make(chan struct{})
+	defer func() { <-events }()
+	go func() { defer close(events); a.events(ctx) }()
 	interval := time.Duration(a.cfg.HeartbeatInterval) * time.Millisecond
 	var backoff time.Duration
 	failures := int64(0)
@@ -200,10 +219,18 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	srv.Bind(conn)
-	sess := &session{conn: conn}
+	sess := &session{conn: conn, subs: map[string]bool{}}
 	sess.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &internalAPI{a: a, sess: sess}, bluechi.InternalAgentProperties{})
 	if err != nil {
 		conn.Close()
+		return nil, err
+	}
+	// The controller subscribes before it answers Register: unit events
+	// go to this connection from now on.
+	a.setUnitSession(sess)
+	fail := func(err error) (*session, error) {
+		conn.Close()
+		a.endUnitSession(sess)
 		return nil, err
 	}
 	reg := bluechi.NewInternalControllerClient(conn, controllerBusName, bluechi.InternalControllerPath)
@@ -213,12 +240,10 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 		}
 		a.touch()
 	}); err != nil {
-		conn.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := reg.Register(dctx, a.cfg.NodeName); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("register as %q: %w", a.cfg.NodeName, err)
+		return fail(fmt.Errorf("register as %q: %w", a.cfg.NodeName, err))
 	}
 	a.mu.Lock()
 	a.sess = sess
@@ -285,6 +310,7 @@ loop:
 		a.sess = nil
 	}
 	a.mu.Unlock()
+	a.endUnitSession(sess)
 	a.setOffline()
 }
 

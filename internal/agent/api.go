@@ -150,6 +150,50 @@ func (s *internalAPI) SetLogLevel(ctx context.Context, level string) error {
 	return nil
 }
 
+func (s *internalAPI) Subscribe(ctx context.Context, unit string) error {
+	return s.a.subscribe(s.sess, unit)
+}
+
+func (s *internalAPI) Unsubscribe(ctx context.Context, unit string) error {
+	return s.a.unsubscribe(s.sess, unit)
+}
+
+// EnableMetrics starts timing jobs and exports the metrics object.
+func (s *internalAPI) EnableMetrics(ctx context.Context) error {
+	a := s.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s.sess.metrics != nil {
+		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already enabled")
+	}
+	obj, err := bluechi.ExportInternalAgentMetrics(s.sess.conn, bluechi.InternalAgentMetricsPath, &metricsAPI{}, bluechi.InternalAgentMetricsProperties{})
+	if err != nil {
+		return dbusrt.NewError(dbusrt.ErrFailed, "export metrics object: %v", err)
+	}
+	s.sess.metrics = obj
+	a.slog().Debug("metrics enabled")
+	return nil
+}
+
+// DisableMetrics stops timing jobs and removes the metrics object.
+func (s *internalAPI) DisableMetrics(ctx context.Context) error {
+	a := s.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s.sess.metrics == nil {
+		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already disabled")
+	}
+	s.sess.metrics.Unexport()
+	s.sess.metrics = nil
+	a.slog().Debug("metrics disabled")
+	return nil
+}
+
+// metricsAPI serves org.eclipse.bluechi.internal.Agent.Metrics (a signal source).
+type metricsAPI struct {
+	bluechi.UnimplementedInternalAgentMetricsServer
+}
+
 // cancelJob asks systemd to cancel the job tracked for id, without waiting.
 func (a *Agent) cancelJob(id uint32) error {
 	a.mu.Lock()

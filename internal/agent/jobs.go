@@ -27,6 +27,10 @@ func (a *Agent) events(ctx context.Context) {
 			switch e := ev.(type) {
 			case *systemd.JobRemoved:
 				a.jobRemoved(e.Job, e.Result)
+			case *systemd.UnitNew:
+				a.unitNew(e.ID)
+			case *systemd.UnitRemoved:
+				a.unitRemoved(e.ID)
 			case *systemd.PropertiesChanged:
 				if e.IsJob() {
 					if v, ok := e.Changed["State"]; ok {
@@ -34,6 +38,8 @@ func (a *Agent) events(ctx context.Context) {
 							a.jobState(e.Path, s)
 						}
 					}
+				} else if e.Unit != "" {
+					a.unitChanged(e)
 				}
 			}
 		}
@@ -41,9 +47,10 @@ func (a *Agent) events(ctx context.Context) {
 }
 
 // track records a systemd job started for controller job id.
-func (a *Agent) track(path dbus.ObjectPath, id uint32, unit, method string) {
+// start is when the systemd request was sent.
+func (a *Agent) track(path dbus.ObjectPath, id uint32, unit, method string, start time.Time) {
 	a.mu.Lock()
-	j := &trackedJob{id: id, path: path, unit: unit, method: method, start: time.Now()}
+	j := &trackedJob{id: id, path: path, unit: unit, method: method, start: start}
 	a.jobs[path] = append(a.jobs[path], j)
 	a.byID[id] = j
 	a.mu.Unlock()
@@ -68,11 +75,23 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 		delete(a.byID, j.id)
 	}
 	sess := a.sess
+	var metrics *bluechi.InternalAgentMetricsObject
+	if sess != nil {
+		metrics = sess.metrics
+	}
 	a.mu.Unlock()
 	if sess == nil {
 		return // the controller dropped these jobs with the connection
 	}
+	now := time.Now()
 	for _, j := range js {
+		if metrics != nil {
+			if err := metrics.EmitAgentJobMetrics(bluechi.InternalAgentMetricsAgentJobMetricsSignal{
+				Unit: j.unit, Method: j.method, SystemdJobTimeMicros: uint64(now.Sub(j.start).Microseconds()),
+			}); err != nil {
+				a.slog().Warn("send AgentJobMetrics", "job", j.id, "error", err)
+			}
+		}
 		if err := sess.obj.EmitJobDone(bluechi.InternalAgentJobDoneSignal{ID: j.id, Result: result}); err != nil {
 			a.slog().Warn("send JobDone", "job", j.id, "error", err)
 		}
@@ -96,7 +115,8 @@ func (a *Agent) jobState(path dbus.ObjectPath, state string) {
 func (a *Agent) lifecycle(ctx context.Context, method, name, mode string, id uint32) error {
 	ctx, cancel := context.WithTimeout(ctx, SystemdCallTimeout)
 	defer cancel()
-	track := func(p dbus.ObjectPath) { a.track(p, id, name, method) }
+	start := time.Now()
+	track := func(p dbus.ObjectPath) { a.track(p, id, name, method, start) }
 	var (
 		path dbus.ObjectPath
 		err  error

@@ -99,3 +99,11 @@ func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context
 	}
 	return out, nil
 }
+
+func (a *controllerAPI) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error) {
+	return a.c.CreateMonitor(ctx)
+}
+
+func (a *controllerAPI) EnableMetrics(ctx context.Context) error { return a.c.EnableMetrics() }
+
+func (a *controllerAPI) DisableMetrics(ctx context.Context) error { return a.c.DisableMetrics() }

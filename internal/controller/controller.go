@@ -63,12 +63,28 @@ type Controller struct {
 	nextJob uint32
 	peers   map[*peer]struct{}
 	closed  bool
+
+	// emu guards monitors, subscriptions, metrics and each node's agent
+	// as seen by them (node.ev). It is held while monitor and metrics
+	// signals are sent, so that they leave in the order their causes
+	// happened. Lock order: emu before mu.
+	emu         sync.Mutex
+	monitors    map[uint32]*monitor
+	nextMonitor uint32
+	nextSub     uint32
+	nextPeer    uint32
+	metrics     *bluechi.MetricsObject // nil while metrics are off
+	evClosed    bool
+	scratch     []*subscription
+
+	bg sync.WaitGroup // background work that Close waits for
 }
 
 // New exports the controller and one node object per configured node on bus.
 // bus must be a dbusrt connection; the caller requests the bus name.
 func New(cfg *config.Controller, bus *dbus.Conn, log Logger) (*Controller, error) {
-	c := &Controller{cfg: cfg, log: log, bus: bus, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{}}
+	c := &Controller{cfg: cfg, log: log, bus: bus, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{},
+		monitors: map[uint32]*monitor{}}
 	obj, err := bluechi.ExportController(bus, bluechi.ControllerPath, &controllerAPI{c: c}, bluechi.ControllerProperties{
 		Status: "down", LogLevel: log.Level(), LogTarget: log.Target(),
 	})
@@ -77,7 +93,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, log Logger) (*Controller, error
 	}
 	c.obj = obj
 	for _, nc := range cfg.Nodes {
-		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name)}
+		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name), interest: map[string]*interest{}}
 		n.obj, err = bluechi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
 		if err != nil {
 			obj.Unexport()
@@ -182,9 +198,11 @@ func (c *Controller) Heartbeats(ctx context.Context) {
 	}
 }
 
-// Close ends every outstanding job with ResultShutdown, reports the
+// Close ends every outstanding job with ResultShutdown, drops all monitors
+// (their owners get no signal), switches metrics off, reports the
 // controller down and drops all agent connections.
 func (c *Controller) Close() {
+	c.closeEvents()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -214,6 +232,7 @@ func (c *Controller) Close() {
 	}
 	c.updateStatusLocked()
 	c.mu.Unlock()
+	c.bg.Wait()
 }
 
 // updateStatusLocked recomputes Controller.Status from the online nodes.
@@ -246,6 +265,10 @@ func failed(format string, args ...any) error {
 
 func invalid(format string, args ...any) error {
 	return dbusrt.NewError(dbusrt.ErrInvalidArgs, format, args...)
+}
+
+func inconsistent(format string, args ...any) error {
+	return dbusrt.NewError(dbusrt.ErrInconsistentMessage, format, args...)
 }
 
 var _ = fmt.Sprint

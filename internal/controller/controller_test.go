@@ -69,17 +69,18 @@ func (f *fakeAgent) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
 }
 
 type cluster struct {
-	t      *testing.T
-	addr   string
-	client *dbus.Conn
-	ctrl   *controller.Controller
+	t       testing.TB
+	addr    string
+	busAddr string
+	client  *dbus.Conn
+	ctrl    *controller.Controller
 }
 
-func startCluster(t *testing.T, nodes ...string) *cluster {
+func startCluster(t testing.TB, nodes ...string) *cluster {
 	return startClusterWith(t, 0, 0, nodes...)
 }
 
-func startClusterWith(t *testing.T, heartbeat, threshold int64, nodes ...string) *cluster {
+func startClusterWith(t testing.TB, heartbeat, threshold int64, nodes ...string) *cluster {
 	bus := testbus.Start(t)
 	server, _, err := dbusrt.ConnectBus(bus.Address, dbusrt.Ordered)
 	if err != nil {
@@ -112,7 +113,7 @@ func startClusterWith(t *testing.T, heartbeat, threshold int64, nodes ...string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	return &cluster{t: t, addr: "unix:path=" + sock, client: client, ctrl: ctrl}
+	return &cluster{t: t, addr: "unix:path=" + sock, busAddr: bus.Address, client: client, ctrl: ctrl}
 }
 
 // agent connects a fake agent and registers it as name.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -20,10 +21,13 @@ type job struct {
 	done     bool
 	result   string
 	finished bool
+	started  time.Time // the request arrived
+	doneAt   time.Time // the agent's JobDone arrived; zero otherwise
 }
 
 // lifecycle runs Start/Stop/Restart/ReloadUnit on a node and returns the job path.
 func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode string) (dbus.ObjectPath, error) {
+	started := time.Now()
 	if err := checkUnitAndMode(name, mode); err != nil {
 		return "", err
 	}
@@ -33,7 +37,7 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 	}
 	c.mu.Lock()
 	c.nextJob++
-	j := &job{id: c.nextJob, node: n, unit: name, kind: kind, state: "waiting"}
+	j := &job{id: c.nextJob, node: n, unit: name, kind: kind, state: "waiting", started: started}
 	c.jobs[j.id] = j
 	c.mu.Unlock()
 
@@ -89,6 +93,7 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 
 // jobDone handles JobDone from a node's agent.
 func (c *Controller) jobDone(n *node, id uint32, result string) {
+	now := time.Now()
 	c.mu.Lock()
 	j := c.jobs[id]
 	if j == nil || j.node != n {
@@ -96,6 +101,7 @@ func (c *Controller) jobDone(n *node, id uint32, result string) {
 		c.logger().Debug("JobDone for unknown job", "node", n.name, "id", id)
 		return
 	}
+	j.doneAt = now
 	if j.obj == nil {
 		j.done, j.result = true, result
 		c.mu.Unlock()
@@ -138,10 +144,26 @@ func (c *Controller) finishJob(j *job, result string) {
 	j.finished, j.result = true, result
 	delete(c.jobs, j.id)
 	obj := j.obj
+	agent, doneAt := j.node.agent, j.doneAt
 	c.mu.Unlock()
 	if obj == nil {
 		return // the lifecycle call reports it
 	}
+	if j.kind == "start" && !doneAt.IsZero() && agent != nil && c.metricsOn() {
+		// The unit's timestamps are read before JobRemoved goes out, so a
+		// client acting on JobRemoved cannot change them first.
+		if c.goBackground(func() {
+			c.startJobMetrics(j, agent, obj.Path(), doneAt.Sub(j.started))
+			c.jobRemoved(j, obj, result)
+		}) {
+			return
+		}
+	}
+	c.jobRemoved(j, obj, result)
+}
+
+// jobRemoved emits JobRemoved and removes the job object.
+func (c *Controller) jobRemoved(j *job, obj *bluechi.JobObject, result string) {
 	if err := c.obj.EmitJobRemoved(bluechi.ControllerJobRemovedSignal{
 		ID: j.id, Job: obj.Path(), Node: j.node.name, Unit: j.unit, Result: result,
 	}); err != nil {

@@ -22,6 +22,11 @@ type node struct {
 	agent        *bluechi.InternalAgentClient
 	subs         []*dbusrt.Subscription
 	lastSeenMono time.Duration
+
+	// Guarded by c.emu: the registered connection as monitors see it,
+	// and the unit names (or "*") subscriptions want from this node.
+	ev       *peer
+	interest map[string]*interest
 }
 
 // attachLocked binds a registered connection to the node.
@@ -49,6 +54,9 @@ func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
 			}
 			c.mu.Unlock()
 		}))
+	}
+	if err == nil {
+		err = n.watchUnits(ctx, p, agent, add)
 	}
 	if err != nil {
 		for _, s := range subs {

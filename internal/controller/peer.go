@@ -76,6 +76,8 @@ type registrar struct {
 func (r *registrar) Register(ctx context.Context, name string) error {
 	p, c := r.p, r.p.c
 	conn := dbusrt.ConnFrom(ctx)
+	c.emu.Lock()
+	defer c.emu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p.node != nil {
@@ -99,6 +101,7 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 	if err := n.attachLocked(p, conn); err != nil {
 		return failed("%s", err.Error())
 	}
+	c.registeredLocked(n, p)
 	if p.reg != nil {
 		p.reg.Unexport()
 	}
@@ -114,6 +117,7 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 
 // disconnected handles the loss of a peer connection.
 func (c *Controller) disconnected(p *peer) {
+	c.emu.Lock()
 	c.mu.Lock()
 	delete(c.peers, p)
 	n := p.node
@@ -123,6 +127,10 @@ func (c *Controller) disconnected(p *peer) {
 		c.updateStatusLocked()
 	}
 	c.mu.Unlock()
+	if n != nil {
+		c.goneLocked(n, p)
+	}
+	c.emu.Unlock()
 	for _, j := range jobs {
 		c.finishJob(j, ResultDisconnected)
 	}

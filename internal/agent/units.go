@@ -1,0 +1,194 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+)
+
+// Unit event reasons and the wildcard unit name.
+const (
+	reasonReal    = "real"
+	reasonVirtual = "virtual"
+	wildcard      = "*"
+)
+
+// unitState is the last known state of a loaded unit.
+type unitState struct {
+	active string
+	sub    string
+}
+
+func orInvalid(s string) string {
+	if s == "" {
+		return "invalid"
+	}
+	return s
+}
+
+// seedUnits fills the unit table from systemd's ListUnits (internal-protocol
+// §11). Events queued meanwhile are applied afterwards, in order.
+func (a *Agent) seedUnits(ctx context.Context) error {
+	lctx, cancel := sdCtx(ctx)
+	defer cancel()
+	units, err := a.sd.ListUnits(lctx)
+	if err != nil {
+		return fmt.Errorf("list units to seed the unit table: %w", err)
+	}
+	a.unitMu.Lock()
+	defer a.unitMu.Unlock()
+	for _, u := range units {
+		a.units[u.Name] = &unitState{active: u.ActiveState, sub: u.SubState}
+	}
+	return nil
+}
+
+// setUnitSession makes sess the receiver of unit events.
+func (a *Agent) setUnitSession(sess *session) {
+	a.unitMu.Lock()
+	a.usess = sess
+	a.unitMu.Unlock()
+}
+
+// endUnitSession stops unit events to sess; its subscriptions die with it.
+func (a *Agent) endUnitSession(sess *session) {
+	a.unitMu.Lock()
+	if a.usess == sess {
+		a.usess = nil
+	}
+	a.unitMu.Unlock()
+}
+
+// interestedLocked reports whether the current session wants events of unit.
+func (a *Agent) interestedLocked(unit string) *session {
+	s := a.usess
+	if s == nil || !(s.wildcard || s.subs[unit]) {
+		return nil
+	}
+	return s
+}
+
+// subscribe handles Subscribe(unit) from the controller of sess: a loaded
+// unit is announced at once with virtual events, "*" with a virtual UnitNew.
+func (a *Agent) subscribe(sess *session, unit string) error {
+	a.unitMu.Lock()
+	defer a.unitMu.Unlock()
+	if unit == wildcard {
+		if sess.wildcard {
+			return dbusrt.NewError(dbusrt.ErrFailed, "Already wildcard subscribed")
+		}
+		sess.wildcard = true
+		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: wildcard, Reason: reasonVirtual}))
+		return nil
+	}
+	if sess.subs[unit] {
+		return dbusrt.NewError(dbusrt.ErrFailed, "Already subscribed")
+	}
+	sess.subs[unit] = true
+	if u := a.units[unit]; u != nil {
+		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: unit, Reason: reasonVirtual}))
+		if u.active != "" {
+			a.send(sess, "UnitStateChanged", sess.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{
+				Unit: unit, ActiveState: u.active, SubState: orInvalid(u.sub), Reason: reasonVirtual,
+			}))
+		}
+	}
+	return nil
+}
+
+// unsubscribe handles Unsubscribe(unit) from the controller of sess.
+func (a *Agent) unsubscribe(sess *session, unit string) error {
+	a.unitMu.Lock()
+	defer a.unitMu.Unlock()
+	if unit == wildcard {
+		if !sess.wildcard {
+			return dbusrt.NewError(dbusrt.ErrFailed, "No wildcard subscription active")
+		}
+		sess.wildcard = false
+		return nil
+	}
+	if !sess.subs[unit] {
+		return dbusrt.NewError(dbusrt.ErrFailed, "Not subscribed")
+	}
+	delete(sess.subs, unit)
+	return nil
+}
+
+// send logs a failed signal emission.
+func (a *Agent) send(sess *session, what string, err error) {
+	if err != nil && sess.conn.Context().Err() == nil {
+		a.slog().Warn("send unit event", "signal", what, "error", err)
+	}
+}
+
+// unitNew handles systemd's UnitNew: the unit is loaded, inactive/dead
+// until systemd says otherwise.
+func (a *Agent) unitNew(id string) {
+	a.unitMu.Lock()
+	defer a.unitMu.Unlock()
+	if a.units[id] == nil {
+		a.units[id] = &unitState{active: "inactive", sub: "dead"}
+	}
+	if s := a.interestedLocked(id); s != nil {
+		a.send(s, "UnitNew", s.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: id, Reason: reasonReal}))
+	}
+}
+
+// unitRemoved handles systemd's UnitRemoved: the unit is forgotten.
+func (a *Agent) unitRemoved(id string) {
+	a.unitMu.Lock()
+	defer a.unitMu.Unlock()
+	delete(a.units, id)
+	if s := a.interestedLocked(id); s != nil {
+		a.send(s, "UnitRemoved", s.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: id}))
+	}
+}
+
+// unitChanged handles a PropertiesChanged of a unit: a new active or sub
+// state gives a real UnitStateChanged, and every change is passed on as
+// UnitPropertiesChanged, for interesting units only.
+func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
+	a.unitMu.Lock()
+	defer a.unitMu.Unlock()
+	u := a.units[e.Unit]
+	if u == nil {
+		return
+	}
+	s := a.interestedLocked(e.Unit)
+	if e.Interface == systemd.UnitInterface {
+		active, sub := u.active, u.sub
+		if v, ok := stringProp(e.Changed, "ActiveState"); ok {
+			active = v
+		}
+		if v, ok := stringProp(e.Changed, "SubState"); ok {
+			sub = v
+		}
+		if active != u.active || sub != u.sub {
+			u.active, u.sub = active, sub
+			if s != nil {
+				a.send(s, "UnitStateChanged", s.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{
+					Unit: e.Unit, ActiveState: orInvalid(active), SubState: orInvalid(sub), Reason: reasonReal,
+				}))
+			}
+		}
+	}
+	if s != nil {
+		a.send(s, "UnitPropertiesChanged", s.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{
+			Unit: e.Unit, Interface: e.Interface, Props: e.Changed,
+		}))
+	}
+}
+
+func stringProp(m map[string]dbus.Variant, name string) (string, bool) {
+	v, ok := m[name]
+	if !ok {
+		return "", false
+	}
+	s, ok := v.Value().(string)
+	return s, ok
+}

@@ -1,0 +1,257 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/agent"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/logging"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/transport"
+)
+
+// fakeSystemd has a fixed unit list and an event stream the test feeds.
+// Methods the test does not use are left to the nil embedded interface.
+type fakeSystemd struct {
+	agent.Systemd
+	units  []bluechi.UnitInfo
+	events chan systemd.Event
+}
+
+func (f *fakeSystemd) ListUnits(context.Context) ([]bluechi.UnitInfo, error) { return f.units, nil }
+func (f *fakeSystemd) Events() <-chan systemd.Event                          { return f.events }
+
+// StartUnit answers with a fixed job path, tracked first as systemd.Client does.
+func (f *fakeSystemd) StartUnit(ctx context.Context, name, mode string, track func(dbus.ObjectPath)) (dbus.ObjectPath, error) {
+	p := dbus.ObjectPath(systemd.JobPathPrefix + "7")
+	track(p)
+	return p, nil
+}
+
+// fakeController accepts agent connections and hands out the registered ones.
+type fakeController struct {
+	bluechi.UnimplementedInternalControllerServer
+	registered chan *dbus.Conn
+}
+
+func (f *fakeController) Register(ctx context.Context, name string) error {
+	f.registered <- dbusrt.ConnFrom(ctx)
+	return nil
+}
+
+func startFakeController(t *testing.T) (string, *fakeController) {
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	fc := &fakeController{registered: make(chan *dbus.Conn, 4)}
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			srv := dbusrt.NewServer()
+			if _, err := bluechi.ExportInternalControllerOn(srv, bluechi.InternalControllerPath, fc, bluechi.InternalControllerProperties{}); err != nil {
+				t.Error(err)
+				return
+			}
+			conn, err := transport.Accept(nc, srv.ConnOptions()...)
+			if err != nil {
+				continue
+			}
+			srv.Bind(conn)
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	return "unix:path=" + sock, fc
+}
+
+// agentEvents records the unit, job and metrics signals of one connection.
+type agentEvents struct {
+	t  *testing.T
+	ch chan string
+}
+
+func watchAgent(t *testing.T, conn *dbus.Conn) *agentEvents {
+	e := &agentEvents{t: t, ch: make(chan string, 100)}
+	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	m := bluechi.NewInternalAgentMetricsClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentMetricsPath)
+	ctx := context.Background()
+	add := func(s *dbusrt.Subscription, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+	}
+	add(c.OnUnitNew(ctx, func(s *bluechi.InternalAgentUnitNewSignal) { e.ch <- "new " + s.Unit + " " + s.Reason }))
+	add(c.OnUnitRemoved(ctx, func(s *bluechi.InternalAgentUnitRemovedSignal) { e.ch <- "removed " + s.Unit }))
+	add(c.OnUnitStateChanged(ctx, func(s *bluechi.InternalAgentUnitStateChangedSignal) {
+		e.ch <- strings.Join([]string{"state", s.Unit, s.ActiveState, s.SubState, s.Reason}, " ")
+	}))
+	add(c.OnUnitPropertiesChanged(ctx, func(s *bluechi.InternalAgentUnitPropertiesChangedSignal) {
+		e.ch <- "props " + s.Unit + " " + s.Interface
+	}))
+	add(c.OnJobDone(ctx, func(s *bluechi.InternalAgentJobDoneSignal) { e.ch <- fmt.Sprintf("done %d %s", s.ID, s.Result) }))
+	add(m.OnAgentJobMetrics(ctx, func(s *bluechi.InternalAgentMetricsAgentJobMetricsSignal) {
+		plausible := s.SystemdJobTimeMicros > 0 && s.SystemdJobTimeMicros < 10_000_000
+		e.ch <- fmt.Sprintf("metrics %s %s %v", s.Unit, s.Method, plausible)
+	}))
+	return e
+}
+
+func (e *agentEvents) expect(want ...string) {
+	e.t.Helper()
+	var got []string
+	for range want {
+		select {
+		case s := <-e.ch:
+			got = append(got, s)
+		case <-time.After(10 * time.Second):
+			e.t.Fatalf("signals: got %q, want %q", got, want)
+		}
+	}
+	if !slices.Equal(got, want) {
+		e.t.Fatalf("signals:\n got %q\nwant %q", got, want)
+	}
+}
+
+func unitChange(unit, iface string, kv ...string) *systemd.PropertiesChanged {
+	changed := map[string]dbus.Variant{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		changed[kv[i]] = dbus.MakeVariant(kv[i+1])
+	}
+	return &systemd.PropertiesChanged{Path: systemd.UnitPath(unit), Unit: unit, Interface: iface, Changed: changed}
+}
+
+// TestUnitSubscriptions checks the agent's side of internal-protocol.md §8
+// and §12: virtual events on Subscribe, real events from systemd's signals
+// for interesting units only, the errors of duplicate calls, metrics before
+// JobDone, and subscriptions and metrics reset by a new connection.
+func TestUnitSubscriptions(t *testing.T) {
+	addr, fc := startFakeController(t)
+	sd := &fakeSystemd{
+		units:  []bluechi.UnitInfo{{Name: "a.service", ActiveState: "active", SubState: "running"}},
+		events: make(chan systemd.Event, 16),
+	}
+	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100}
+	a, err := agent.New(cfg, log, sd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var conn *dbus.Conn
+	select {
+	case conn = <-fc.registered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not register")
+	}
+	ev := watchAgent(t, conn)
+	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	failed := func(err error, msg string) {
+		t.Helper()
+		if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != msg {
+			t.Fatalf("got %v, want Failed %q", err, msg)
+		}
+	}
+
+	// A loaded unit is announced at once; a second Subscribe fails.
+	if err := c.Subscribe(ctx, "a.service"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new a.service virtual", "state a.service active running virtual")
+	failed(c.Subscribe(ctx, "a.service"), "Already subscribed")
+
+	// A unit that is not loaded yet: real events once systemd loads it.
+	if err := c.Subscribe(ctx, "b.service"); err != nil {
+		t.Fatal(err)
+	}
+	sd.events <- &systemd.UnitNew{ID: "c.service", Path: systemd.UnitPath("c.service")} // not interesting
+	sd.events <- unitChange("c.service", systemd.UnitInterface, "ActiveState", "active", "SubState", "running")
+	sd.events <- &systemd.UnitNew{ID: "b.service", Path: systemd.UnitPath("b.service")}
+	sd.events <- unitChange("b.service", systemd.UnitInterface, "ActiveState", "activating", "SubState", "start")
+	sd.events <- unitChange("b.service", systemd.UnitInterface, "ActiveState", "activating", "SubState", "start")
+	sd.events <- unitChange("b.service", "org.freedesktop.systemd1.Service", "Result", "success")
+	sd.events <- unitChange("nowhere.service", systemd.UnitInterface, "ActiveState", "active") // unknown unit
+	sd.events <- &systemd.UnitRemoved{ID: "b.service", Path: systemd.UnitPath("b.service")}
+	ev.expect("new b.service real",
+		"state b.service activating start real", "props b.service org.freedesktop.systemd1.Unit",
+		"props b.service org.freedesktop.systemd1.Unit", // same state: properties only
+		"props b.service org.freedesktop.systemd1.Service",
+		"removed b.service")
+
+	// The wildcard: a virtual "*", then every unit.
+	if err := c.Subscribe(ctx, "*"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new * virtual")
+	failed(c.Subscribe(ctx, "*"), "Already wildcard subscribed")
+	sd.events <- unitChange("c.service", systemd.UnitInterface, "ActiveState", "deactivating", "SubState", "stop")
+	ev.expect("state c.service deactivating stop real", "props c.service org.freedesktop.systemd1.Unit")
+	if err := c.Unsubscribe(ctx, "*"); err != nil {
+		t.Fatal(err)
+	}
+	failed(c.Unsubscribe(ctx, "*"), "No wildcard subscription active")
+	failed(c.Unsubscribe(ctx, "zzz.service"), "Not subscribed")
+
+	// Metrics: timing before JobDone; double switches are InvalidArgs.
+	if err := c.EnableMetrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnableMetrics(ctx); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+		t.Fatalf("EnableMetrics twice: %v", err)
+	}
+	if err := c.StartUnit(ctx, "x.service", "replace", 42); err != nil {
+		t.Fatal(err)
+	}
+	sd.events <- &systemd.JobRemoved{ID: 7, Job: systemd.JobPathPrefix + "7", Unit: "x.service", Result: "done"}
+	ev.expect("metrics x.service StartUnit true", "done 42 done")
+	if err := c.DisableMetrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DisableMetrics(ctx); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+		t.Fatalf("DisableMetrics twice: %v", err)
+	}
+	if err := c.EnableMetrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new connection starts clean: Subscribe gives virtual events again
+	// and metrics can be switched on again.
+	conn.Close()
+	select {
+	case conn = <-fc.registered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not register again")
+	}
+	ev = watchAgent(t, conn)
+	c = bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	if err := c.Subscribe(ctx, "a.service"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new a.service virtual", "state a.service active running virtual")
+	if err := c.EnableMetrics(ctx); err != nil {
+		t.Fatalf("EnableMetrics on a new connection: %v", err)
+	}
+}
