@@ -21,6 +21,9 @@ type Result struct {
 	// has no long name) to its values in order; flags get "".
 	Set  map[string][]string
 	Args []string
+	// Order lists the keys of the given options in command-line order
+	// (repeated options repeat).
+	Order []string
 }
 
 // Has reports whether the option was given.
@@ -57,6 +60,9 @@ func Parse(opts []Option, args []string) (*Result, error) {
 			name, val, hasVal := strings.Cut(a[2:], "=")
 			o, err := findLong(opts, name)
 			if err != nil {
+				if amb, ok := err.(ambiguousError); ok {
+					return nil, fmt.Errorf("option '--%s' is ambiguous; possibilities:%s", name, amb)
+				}
 				return nil, fmt.Errorf("unrecognized option '%s'", a)
 			}
 			switch {
@@ -70,7 +76,7 @@ func Parse(opts []Option, args []string) (*Result, error) {
 			case hasVal:
 				return nil, fmt.Errorf("option '--%s' doesn't allow an argument", o.Long)
 			}
-			r.Set[o.key()] = append(r.Set[o.key()], val)
+			r.add(o, val)
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			for j := 1; j < len(a); j++ {
 				o, ok := findShort(opts, a[j])
@@ -78,7 +84,7 @@ func Parse(opts []Option, args []string) (*Result, error) {
 					return nil, fmt.Errorf("invalid option -- '%c'", a[j])
 				}
 				if !o.HasArg {
-					r.Set[o.key()] = append(r.Set[o.key()], "")
+					r.add(o, "")
 					continue
 				}
 				val := a[j+1:]
@@ -89,7 +95,7 @@ func Parse(opts []Option, args []string) (*Result, error) {
 					i++
 					val = args[i]
 				}
-				r.Set[o.key()] = append(r.Set[o.key()], val)
+				r.add(o, val)
 				break
 			}
 		default:
@@ -98,6 +104,17 @@ func Parse(opts []Option, args []string) (*Result, error) {
 	}
 	return r, nil
 }
+
+func (r *Result) add(o Option, val string) {
+	r.Set[o.key()] = append(r.Set[o.key()], val)
+	r.Order = append(r.Order, o.key())
+}
+
+// ambiguousError lists the long options an abbreviation could mean, in
+// getopt's " '--a' '--b'" form.
+type ambiguousError string
+
+func (e ambiguousError) Error() string { return string(e) }
 
 func findShort(opts []Option, c byte) (Option, bool) {
 	for _, o := range opts {
@@ -124,6 +141,13 @@ func findLong(opts []Option, name string) (Option, error) {
 	}
 	if len(match) == 1 {
 		return match[0], nil
+	}
+	if len(match) > 1 {
+		var b strings.Builder
+		for _, o := range match {
+			fmt.Fprintf(&b, " '--%s'", o.Long)
+		}
+		return Option{}, ambiguousError(b.String())
 	}
 	return Option{}, fmt.Errorf("no option %q", name)
 }

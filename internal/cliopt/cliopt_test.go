@@ -24,6 +24,16 @@ func TestParse(t *testing.T) {
 	if r, _ := Parse(opts, []string{"-p8420", "--us"}); !r.Has("user") || r.Set["port"][0] != "8420" {
 		t.Fatalf("%+v", r)
 	}
+	if r, _ := Parse(opts, []string{"--user", "-h", "--port=1", "-u"}); !reflect.DeepEqual(r.Order, []string{"user", "help", "port", "user"}) {
+		t.Fatalf("order %q", r.Order)
+	}
+	ambiguous := []Option{{Long: "filter", HasArg: true}, {Short: 'f', Long: "force"}}
+	if _, err := Parse(ambiguous, []string{"--f"}); err == nil || err.Error() != "option '--f' is ambiguous; possibilities: '--filter' '--force'" {
+		t.Errorf("ambiguous: %v", err)
+	}
+	if r, err := Parse(ambiguous, []string{"--fo"}); err != nil || !r.Has("force") {
+		t.Errorf("unique prefix: %v", err)
+	}
 	for args, want := range map[string]string{
 		"-Q":       "invalid option -- 'Q'",
 		"--QWERTY": "unrecognized option '--QWERTY'",

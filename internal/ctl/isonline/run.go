@@ -1,0 +1,242 @@
+package isonline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/cliopt"
+	"github.com/bluechi-go/bluechi/internal/ctl/busname"
+	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/version"
+)
+
+// Prog is the program name.
+const Prog = "bluechi-is-online"
+
+var options = []cliopt.Option{
+	{Short: 'h', Long: "help"},
+	{Long: "monitor"},
+	{Long: "wait", HasArg: true},
+	{Long: "switch-timeout", HasArg: true},
+	{Short: 'u', Long: "user"},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `Usage: %[1]s [OPTIONS] COMMAND [ARGS...]
+
+Tell whether a BlueChi component is online: exit 0 when it is, else print
+"<bus name> is offline" on stderr and exit 1.
+
+Commands:
+  agent                 the local bluechi-agent is connected to its controller
+  node NAME             node NAME is connected to the local controller
+  system                every node is connected to the local controller (status "up")
+  help                  show this help
+  version               show the version
+
+Options:
+  --wait=MS             wait up to MS milliseconds for the component to come online
+  --monitor             keep running while online; exit 1 as soon as it goes offline
+  --switch-timeout=MS   (agent) tolerate the disconnect of a controller switch for MS milliseconds
+  -u, --user            use the session bus instead of the system bus
+  -h, --help            show this help
+`, Prog)
+}
+
+func spec(prog string) *cmdline.Spec {
+	check := []string{"monitor", "wait"}
+	return &cmdline.Spec{
+		Prog:    prog,
+		Options: options,
+		Global:  []string{"user"},
+		Methods: []*cmdline.Method{
+			{Name: "help", Usage: usage},
+			{Name: "version", Usage: usage},
+			{Name: "agent", Min: 0, Max: 2, Options: append(check, "switch-timeout"), Usage: usage},
+			{Name: "node", Min: 1, Max: 3, Options: check, Usage: usage},
+			{Name: "system", Min: 0, Max: 2, Options: check, Usage: usage},
+		},
+		Usage: usage,
+	}
+}
+
+// target is the component a check is about.
+type target struct {
+	busName string
+	status  func(ctx context.Context) (string, error)
+	watch   func(ctx context.Context, fn func(*dbusrt.PropertiesChanged)) (*dbusrt.Subscription, error)
+	online  string
+}
+
+func targetFor(conn *dbus.Conn, method string, args []string) target {
+	switch method {
+	case "agent":
+		c := bluechi.NewAgentClient(conn, bluechi.AgentBusName, bluechi.AgentPath)
+		return target{bluechi.AgentBusName, c.GetStatus, c.OnPropertiesChanged, "online"}
+	case "node":
+		c := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath(args[0]))
+		return target{bluechi.NodeBusName, c.GetStatus, c.OnPropertiesChanged, "online"}
+	default:
+		c := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
+		return target{bluechi.ControllerBusName, c.GetStatus, c.OnPropertiesChanged, "up"}
+	}
+}
+
+// millis parses a millisecond option: "" is 0, anything not an integer fails.
+func millis(r *cliopt.Result, name string) (time.Duration, error) {
+	v, _ := r.Value(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > int64(time.Duration(1<<62)/time.Millisecond) {
+		return 0, fmt.Errorf("Failed to parse --%s: Invalid argument", name)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// Main runs bluechi-is-online and returns its exit status.
+func Main(ctx context.Context, env cmdline.Env) int {
+	inv, code := spec(env.Prog).Parse(env.Args, env.Stdout, env.Stderr)
+	if inv == nil {
+		return code
+	}
+	switch inv.Method.Name {
+	case "help":
+		usage(env.Stdout)
+		return 0
+	case "version":
+		fmt.Fprintf(env.Stdout, "%s version %s\n", Prog, version.Version)
+		return 0
+	}
+	var opts Options
+	var err error
+	if opts.Wait, err = millis(inv.Opts, "wait"); err == nil {
+		opts.SwitchTimeout, err = millis(inv.Opts, "switch-timeout")
+	}
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return 1
+	}
+	opts.Monitor = inv.Opts.Has("monitor")
+	conn, err := env.Connect(inv.Opts.Has("user"))
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "Failed to connect to api bus: %v\n", err)
+		return 1
+	}
+	defer conn.Close()
+	t := targetFor(conn, inv.Method.Name, inv.Args)
+	if env.Interruptible != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = env.Interruptible(ctx)
+		defer cancel()
+	}
+	if check(ctx, conn, t, opts) {
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "%s is offline\n", t.busName)
+	return 1
+}
+
+type eventKind int
+
+const (
+	statusEvent eventKind = iota
+	ownerEvent
+	addressEvent
+)
+
+type event struct {
+	kind   eventKind
+	online bool
+	owner  string
+}
+
+// check runs the algorithm of one check and reports whether the component
+// is online at its end.
+func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
+	m := &Machine{Options: opts}
+	needWatch := opts.Monitor || opts.Wait > 0
+	events := make(chan event, 64)
+	send := func(e event) {
+		select {
+		case events <- e:
+		case <-ctx.Done():
+		}
+	}
+	// Subscribe before the first look, so no change between the look and
+	// the subscription is missed; queued events are applied in order after.
+	if needWatch {
+		if sub, err := t.watch(ctx, func(p *dbusrt.PropertiesChanged) {
+			if _, ok := p.Changed[bluechi.AgentPropertyControllerAddress]; ok {
+				send(event{kind: addressEvent})
+			}
+			// Agent, Node and Controller all call it Status.
+			if v, ok := p.Changed[bluechi.AgentPropertyStatus]; ok {
+				s, _ := v.Value().(string)
+				send(event{kind: statusEvent, online: s == t.online})
+			}
+		}); err == nil {
+			defer sub.Close()
+		}
+		if sub, err := busname.WatchOwner(ctx, conn, t.busName, func(c busname.OwnerChange) {
+			send(event{kind: ownerEvent, owner: c.NewOwner})
+		}); err == nil {
+			defer sub.Close()
+		}
+	}
+	if _, err := busname.Owner(ctx, conn, t.busName); err == nil {
+		m.HasName = true
+		s, err := t.status(ctx)
+		m.Connected = err == nil && s == t.online
+	}
+	if !m.NeedsLoop() {
+		return m.Online()
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	arm := func(d time.Duration) {
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(d)
+	}
+	if opts.Wait > 0 {
+		arm(opts.Wait)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return m.Online()
+		case <-timer.C:
+			if m.TimerFired() {
+				return m.Online()
+			}
+		case e := <-events:
+			switch e.kind {
+			case statusEvent:
+				if m.StatusChanged(e.online) {
+					return m.Online()
+				}
+			case ownerEvent:
+				if m.OwnerChanged(e.owner) {
+					return m.Online()
+				}
+			case addressEvent:
+				if d := m.ControllerAddressChanged(); d > 0 {
+					arm(d)
+				}
+			}
+		}
+	}
+}

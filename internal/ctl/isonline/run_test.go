@@ -1,0 +1,124 @@
+package isonline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/testbus"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSystemMode runs the system check against a scripted controller.
+func TestSystemMode(t *testing.T) {
+	bus := testbus.Start(t)
+	conn, _, err := dbusrt.ConnectBus(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctrl, err := bluechi.ExportController(conn, bluechi.ControllerPath, bluechi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "degraded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dbusrt.RequestName(conn, bluechi.ControllerBusName); err != nil {
+		t.Fatal(err)
+	}
+	run := func(ctx context.Context, args ...string) (int, string) {
+		var out, errb lockedBuf
+		code := Main(ctx, cmdline.Env{Prog: Prog, Args: append([]string{"-u"}, args...), Stdout: &out, Stderr: &errb,
+			Connect: func(user bool) (*dbus.Conn, error) {
+				c, _, err := dbusrt.ConnectBus(bus.Address)
+				return c, err
+			}})
+		return code, errb.String()
+	}
+	if code, msg := run(context.Background(), "system"); code != 1 || msg != "org.eclipse.bluechi is offline\n" {
+		t.Fatalf("degraded: %d %q", code, msg)
+	}
+	// --wait succeeds when the status turns "up" during the wait.
+	done := make(chan int)
+	go func() {
+		code, _ := run(context.Background(), "system", "--wait=20000")
+		done <- code
+	}()
+	deadline := time.After(20 * time.Second)
+	for up := false; ; {
+		select {
+		case code := <-done:
+			if code != 0 || !up {
+				t.Fatalf("--wait: %d (up %v)", code, up)
+			}
+			goto monitor
+		case <-time.After(50 * time.Millisecond):
+			// The waiter may not have subscribed yet: repeat the change.
+			ctrl.SetStatus("degraded")
+			ctrl.SetStatus("up")
+			up = true
+		case <-deadline:
+			t.Fatal("--wait did not return")
+		}
+	}
+monitor:
+	if code, msg := run(context.Background(), "system"); code != 0 || msg != "" {
+		t.Fatalf("up: %d %q", code, msg)
+	}
+	// --monitor ends with SIGINT (context) while up, exit 0.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		code, _ := run(ctx, "system", "--monitor")
+		done <- code
+	}()
+	select {
+	case code := <-done:
+		t.Fatalf("--monitor ended at once: %d", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("--monitor interrupted while up: %d", code)
+	}
+	// --monitor ends with 1 when the status drops.
+	go func() {
+		code, _ := run(context.Background(), "system", "--monitor")
+		done <- code
+	}()
+	for {
+		select {
+		case code := <-done:
+			if code != 1 {
+				t.Fatalf("--monitor after degraded: %d", code)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+			ctrl.SetStatus("up")
+			ctrl.SetStatus("down")
+			ctrl.SetStatus("up")
+		case <-deadline:
+			t.Fatal("--monitor did not end")
+		}
+	}
+}
