@@ -16,10 +16,6 @@ type internalAPI struct {
 	sess *session
 }
 
-func sdCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, SystemdCallTimeout)
-}
-
 func (s *internalAPI) StartUnit(ctx context.Context, name, mode string, id uint32) error {
 	return s.a.lifecycle(ctx, "StartUnit", name, mode, id)
 }
@@ -37,106 +33,72 @@ func (s *internalAPI) ReloadUnit(ctx context.Context, name, mode string, id uint
 }
 
 func (s *internalAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (dbus.ObjectPath, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.StartTransientUnit(ctx, name, mode, props, aux)
 }
 
 func (s *internalAPI) JobCancel(ctx context.Context, id uint32) error { return s.a.cancelJob(id) }
 
 func (s *internalAPI) FreezeUnit(ctx context.Context, name string) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.FreezeUnit(ctx, name)
 }
 
 func (s *internalAPI) ThawUnit(ctx context.Context, name string) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.ThawUnit(ctx, name)
 }
 
 func (s *internalAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.KillUnit(ctx, name, who, signal)
 }
 
 func (s *internalAPI) GetUnitProperties(ctx context.Context, name, iface string) (map[string]dbus.Variant, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.GetUnitProperties(ctx, name, iface)
 }
 
 func (s *internalAPI) GetUnitProperty(ctx context.Context, name, iface, property string) (dbus.Variant, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.GetUnitProperty(ctx, name, iface, property)
 }
 
 func (s *internalAPI) SetUnitProperties(ctx context.Context, name string, runtime bool, kv []bluechi.UnitProperty) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.SetUnitProperties(ctx, name, runtime, kv)
 }
 
 func (s *internalAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, force bool) (bool, []bluechi.UnitFileChange, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.EnableUnitFiles(ctx, files, runtime, force)
 }
 
 func (s *internalAPI) DisableUnitFiles(ctx context.Context, files []string, runtime bool) ([]bluechi.UnitFileChange, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.DisableUnitFiles(ctx, files, runtime)
 }
 
 func (s *internalAPI) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.ListUnits(ctx)
 }
 
 func (s *internalAPI) ListUnitFiles(ctx context.Context) ([]bluechi.UnitFileInfo, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.ListUnitFiles(ctx)
 }
 
 func (s *internalAPI) GetUnitFileState(ctx context.Context, file string) (string, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.GetUnitFileState(ctx, file)
 }
 
 func (s *internalAPI) Reload(ctx context.Context) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.Reload(ctx)
 }
 
 func (s *internalAPI) ResetFailed(ctx context.Context) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.ResetFailed(ctx)
 }
 
 func (s *internalAPI) ResetFailedUnit(ctx context.Context, name string) error {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.ResetFailedUnit(ctx, name)
 }
 
 func (s *internalAPI) GetDefaultTarget(ctx context.Context) (string, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.GetDefaultTarget(ctx)
 }
 
 func (s *internalAPI) SetDefaultTarget(ctx context.Context, target string, force bool) ([]bluechi.UnitFileChange, error) {
-	ctx, cancel := sdCtx(ctx)
-	defer cancel()
 	return s.a.sd.SetDefaultTarget(ctx, target, force)
 }
 
@@ -203,8 +165,7 @@ func (a *Agent) cancelJob(id uint32) error {
 		return dbusrt.NewError(dbusrt.ErrFailed, "No job with ID %d found", id)
 	}
 	go func() {
-		ctx, cancel := sdCtx(context.Background())
-		defer cancel()
+		ctx := context.Background()
 		if err := a.sd.CancelJob(ctx, j.path); err != nil {
 			a.slog().Warn("cancel systemd job", "job", j.path, "error", err)
 		}

@@ -34,9 +34,7 @@ func orInvalid(s string) string {
 // seedUnits fills the unit table from systemd's ListUnits (internal-protocol
 // §11). Events queued meanwhile are applied afterwards, in order.
 func (a *Agent) seedUnits(ctx context.Context) error {
-	lctx, cancel := sdCtx(ctx)
-	defer cancel()
-	units, err := a.sd.ListUnits(lctx)
+	units, err := a.sd.ListUnits(ctx)
 	if err != nil {
 		return fmt.Errorf("list units to seed the unit table: %w", err)
 	}

@@ -3,7 +3,6 @@ package controller
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -67,12 +66,8 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 	c.emu.Unlock()
 
 	// Watch the owner, then make sure it did not leave before the watch.
-	watch, err := dbusrt.Subscribe(ctx, c.bus, dbusrt.Match{
-		Sender: "org.freedesktop.DBus", Path: "/org/freedesktop/DBus", Interface: "org.freedesktop.DBus",
-		Member: "NameOwnerChanged", Arg0: owner,
-	}, func(sig *dbus.Signal) {
-		var name, old, now string
-		if dbusrt.Decode(sig.Body, &name, &old, &now) == nil && name == owner && now == "" {
+	watch, err := dbusrt.WatchNameOwner(ctx, c.bus, owner, func(ch dbusrt.OwnerChange) {
+		if ch.NewOwner == "" {
 			c.goBackground(func() { c.closeMonitor(m, "owner left the bus") })
 		}
 	})
@@ -97,12 +92,7 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 }
 
 func (c *Controller) nameHasOwner(ctx context.Context, name string) (bool, error) {
-	var has bool
-	err := c.bus.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)
-	if err != nil {
-		return false, fmt.Errorf("ask the bus about %s: %w", name, err)
-	}
-	return has, nil
+	return dbusrt.NameHasOwner(ctx, c.bus, name)
 }
 
 // closeMonitor closes m as Monitor.Close does; false if it was closed.

@@ -38,6 +38,7 @@ func peerFromConn(conn *dbus.Conn) *peer {
 func (c *Controller) newPeer(nc net.Conn) *peer {
 	p := &peer{c: c, srv: dbusrt.NewServer(), ip: transport.PeerIP(nc)}
 	p.srv.ServeBusShim()
+	p.srv.SetOrdered() // calls in wire order; a flooding peer is refused past the queue limit
 	reg, err := bluechi.ExportInternalControllerOn(p.srv, bluechi.InternalControllerPath, &registrar{p: p}, bluechi.InternalControllerProperties{})
 	if err != nil {
 		c.logger().Error("export registration object", "error", err)

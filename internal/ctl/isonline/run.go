@@ -11,7 +11,6 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/cliopt"
-	"github.com/bluechi-go/bluechi/internal/ctl/busname"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/version"
@@ -186,13 +185,13 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
 		}); err == nil {
 			defer sub.Close()
 		}
-		if sub, err := busname.WatchOwner(ctx, conn, t.busName, func(c busname.OwnerChange) {
+		if sub, err := dbusrt.WatchNameOwner(ctx, conn, t.busName, func(c dbusrt.OwnerChange) {
 			send(event{kind: ownerEvent, owner: c.NewOwner})
 		}); err == nil {
 			defer sub.Close()
 		}
 	}
-	if _, err := busname.Owner(ctx, conn, t.busName); err == nil {
+	if _, err := dbusrt.NameOwner(ctx, conn, t.busName); err == nil {
 		m.HasName = true
 		s, err := t.status(ctx)
 		m.Connected = err == nil && s == t.online

@@ -1,4 +1,4 @@
-package busname
+package apitest
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
 
-func TestOwnerAndWatch(t *testing.T) {
+func TestNameOwnerWatch(t *testing.T) {
 	bus := testbus.Start(t)
 	watcher, _, err := dbusrt.ConnectBus(bus.Address)
 	if err != nil {
@@ -18,11 +18,11 @@ func TestOwnerAndWatch(t *testing.T) {
 	defer watcher.Close()
 	ctx := context.Background()
 	const name = "org.example.BusnameTest"
-	if _, err := Owner(ctx, watcher, name); err == nil {
+	if _, err := dbusrt.NameOwner(ctx, watcher, name); err == nil {
 		t.Fatal("no owner expected")
 	}
-	changes := make(chan OwnerChange, 4)
-	sub, err := WatchOwner(ctx, watcher, name, func(c OwnerChange) { changes <- c })
+	changes := make(chan dbusrt.OwnerChange, 4)
+	sub, err := dbusrt.WatchNameOwner(ctx, watcher, name, func(c dbusrt.OwnerChange) { changes <- c })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestOwnerAndWatch(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no NameOwnerChanged")
 	}
-	if got, err := Owner(ctx, watcher, name); err != nil || got != dbusrt.UniqueName(owner) {
+	if got, err := dbusrt.NameOwner(ctx, watcher, name); err != nil || got != dbusrt.UniqueName(owner) {
 		t.Fatalf("owner %q %v", got, err)
 	}
 }
