@@ -58,24 +58,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	r, err := cliopt.Parse(options, args)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-		usage(stderr)
-		return 1
-	}
-	if r.Has("help") {
-		usage(stdout)
-		return 0
-	}
-	if r.Has("version") {
-		fmt.Fprintf(stdout, "%s version %s\n", prog, version.Version)
-		return 0
-	}
-	if len(r.Args) > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument '%s'\n", prog, r.Args[0])
-		usage(stderr)
-		return 1
+	r, code, done := cliopt.Daemon(prog, version.Version, options, args, usage, stdout, stderr)
+	if done {
+		return code
 	}
 	cfgFile, _ := r.Value("config")
 	cfg, err := config.LoadController(config.Options{Locations: config.ControllerLocations(), ConfigFile: cfgFile, Getenv: os.Getenv})

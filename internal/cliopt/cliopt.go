@@ -5,6 +5,7 @@ package cliopt
 
 import (
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -150,4 +151,28 @@ func findLong(opts []Option, name string) (Option, error) {
 		return Option{}, ambiguousError(b.String())
 	}
 	return Option{}, fmt.Errorf("no option %q", name)
+}
+
+// Daemon parses a daemon's command line (options only, no arguments) and
+// handles -h/--help and -v/--version. When done is true the program should
+// exit with code: after help or version (0) or after a diagnostic and the
+// usage text (1).
+func Daemon(prog, version string, opts []Option, args []string, usage func(io.Writer), stdout, stderr io.Writer) (r *Result, code int, done bool) {
+	r, err := Parse(opts, args)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	case r.Has("help"):
+		usage(stdout)
+		return nil, 0, true
+	case r.Has("version"):
+		fmt.Fprintf(stdout, "%s version %s\n", prog, version)
+		return nil, 0, true
+	case len(r.Args) > 0:
+		fmt.Fprintf(stderr, "%s: unexpected argument '%s'\n", prog, r.Args[0])
+	default:
+		return r, 0, false
+	}
+	usage(stderr)
+	return nil, 1, true
 }

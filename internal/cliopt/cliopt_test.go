@@ -1,7 +1,9 @@
 package cliopt
 
 import (
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +45,34 @@ func TestParse(t *testing.T) {
 	} {
 		if _, err := Parse(opts, []string{args}); err == nil || err.Error() != want {
 			t.Errorf("%s: %v, want %s", args, err, want)
+		}
+	}
+}
+
+func TestDaemon(t *testing.T) {
+	usage := func(w io.Writer) { io.WriteString(w, "Usage: d\n") }
+	opts := []Option{{Short: 'h', Long: "help"}, {Short: 'v', Long: "version"}, {Short: 'c', Long: "config", HasArg: true}}
+	for _, tc := range []struct {
+		args           []string
+		code           int
+		done           bool
+		stdout, stderr string
+	}{
+		{[]string{"-h"}, 0, true, "Usage: d\n", ""},
+		{[]string{"--version"}, 0, true, "d version 1.0\n", ""},
+		{[]string{"-Q"}, 1, true, "", "d: invalid option -- 'Q'\nUsage: d\n"},
+		{[]string{"extra"}, 1, true, "", "d: unexpected argument 'extra'\nUsage: d\n"},
+		{[]string{"-c", "f"}, 0, false, "", ""},
+	} {
+		var out, errOut strings.Builder
+		r, code, done := Daemon("d", "1.0", opts, tc.args, usage, &out, &errOut)
+		if code != tc.code || done != tc.done || out.String() != tc.stdout || errOut.String() != tc.stderr {
+			t.Errorf("%v: code %d done %v stdout %q stderr %q", tc.args, code, done, out.String(), errOut.String())
+		}
+		if !done {
+			if v, _ := r.Value("config"); v != "f" {
+				t.Errorf("config %q", v)
+			}
 		}
 	}
 }
