@@ -102,3 +102,25 @@ func TestOrderedDispatch(t *testing.T) {
 		t.Fatal("flood was not refused")
 	}
 }
+
+type badReply struct {
+	bluechi.UnimplementedNodeServer
+}
+
+func (badReply) StartUnit(context.Context, string, string) (dbus.ObjectPath, error) {
+	return "not a path", nil
+}
+
+// TestUnencodableReply: a handler answering a value godbus cannot encode
+// gets a Failed reply instead of crashing the process (peer connection,
+// ordered dispatch: replies there carry no destination).
+func TestUnencodableReply(t *testing.T) {
+	server, client := peerPair(t, func(s *dbusrt.Server) { s.SetOrdered() })
+	if _, err := bluechi.ExportNode(server, bluechi.NodePath("n"), badReply{}, bluechi.NodeProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bluechi.NewNodeClient(client, testName, bluechi.NodePath("n")).StartUnit(context.Background(), "a.service", "replace")
+	if dbusrt.ErrorName(err) != dbusrt.ErrFailed {
+		t.Fatalf("unencodable reply: %v, want Failed", err)
+	}
+}

@@ -203,12 +203,23 @@ func (c *Controller) Heartbeats(ctx context.Context) {
 // controller down and drops all agent connections.
 func (c *Controller) Close() {
 	c.closeEvents()
+	c.emu.Lock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.emu.Unlock()
 		return
 	}
 	c.closed = true
+	// Detach every node first (each reports offline once), then report the
+	// controller down once; the connections' own disconnect handling then
+	// finds nothing left to do.
+	for _, n := range c.nodes {
+		if n.peer != nil {
+			n.detachLocked()
+		}
+	}
+	c.updateStatusLocked()
 	var jobs []*job
 	for _, j := range c.jobs {
 		jobs = append(jobs, j)
@@ -218,6 +229,7 @@ func (c *Controller) Close() {
 		peers = append(peers, p)
 	}
 	c.mu.Unlock()
+	c.emu.Unlock()
 	for _, j := range jobs {
 		c.finishJob(j, ResultShutdown)
 	}
@@ -226,12 +238,6 @@ func (c *Controller) Close() {
 			p.conn.Close()
 		}
 	}
-	c.mu.Lock()
-	for _, n := range c.nodes {
-		n.peer = nil
-	}
-	c.updateStatusLocked()
-	c.mu.Unlock()
 	c.bg.Wait()
 }
 

@@ -28,11 +28,11 @@ type job struct {
 // lifecycle runs Start/Stop/Restart/ReloadUnit on a node and returns the job path.
 func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode string) (dbus.ObjectPath, error) {
 	started := time.Now()
-	if err := checkUnitAndMode(name, mode); err != nil {
+	agent, err := n.agentFor() // the offline rule comes before argument checks
+	if err != nil {
 		return "", err
 	}
-	agent, err := n.agentFor()
-	if err != nil {
+	if err := checkUnitAndMode(name, mode); err != nil {
 		return "", err
 	}
 	c.mu.Lock()
@@ -76,15 +76,17 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 		obj.Unexport()
 		return "", failed("Job %d ended before it was created: %s", j.id, j.result)
 	}
-	j.obj = obj
-	state, done, result := j.state, j.done, j.result
-	c.mu.Unlock()
-	if state != "waiting" {
-		obj.SetState(state)
-	}
+	// JobNew goes out before the job is published in j.obj: a JobDone
+	// handled from now on emits JobRemoved, which must follow JobNew.
 	if err := c.obj.EmitJobNew(bluechi.ControllerJobNewSignal{ID: j.id, Job: path}); err != nil {
 		c.logger().Warn("emit JobNew", "error", err)
 	}
+	if j.state != "waiting" {
+		obj.SetState(j.state)
+	}
+	j.obj = obj
+	done, result := j.done, j.result
+	c.mu.Unlock()
 	if done {
 		c.finishJob(j, result)
 	}

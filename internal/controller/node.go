@@ -112,6 +112,15 @@ func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, AgentCallTimeout)
 }
 
+// ready puts the offline rule first: an offline node answers Offline before
+// its arguments are looked at; otherwise it returns invalid.
+func (a *nodeAPI) ready(invalid error) error {
+	if _, err := a.n.agentFor(); err != nil {
+		return err
+	}
+	return invalid
+}
+
 // relay checks the node is online, then runs fn against its agent.
 func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *bluechi.InternalAgentClient) error) error {
 	agent, err := a.n.agentFor()
@@ -140,7 +149,7 @@ func (a *nodeAPI) ReloadUnit(ctx context.Context, name, mode string) (dbus.Objec
 }
 
 func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
-	if err = checkUnitAndMode(name, mode); err != nil {
+	if err = a.ready(checkUnitAndMode(name, mode)); err != nil {
 		return "", err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -151,21 +160,21 @@ func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, pro
 }
 
 func (a *nodeAPI) FreezeUnit(ctx context.Context, name string) error {
-	if err := checkUnit(name); err != nil {
+	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.FreezeUnit(ctx, name) })
 }
 
 func (a *nodeAPI) ThawUnit(ctx context.Context, name string) error {
-	if err := checkUnit(name); err != nil {
+	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ThawUnit(ctx, name) })
 }
 
 func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
-	if err := checkUnit(name); err != nil {
+	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
 	switch who {
@@ -182,7 +191,7 @@ func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) 
 }
 
 func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (props map[string]dbus.Variant, err error) {
-	if err = checkUnit(name); err != nil {
+	if err = a.ready(checkUnit(name)); err != nil {
 		return nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -193,7 +202,7 @@ func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (pr
 }
 
 func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property string) (v dbus.Variant, err error) {
-	if err = checkUnit(name); err != nil {
+	if err = a.ready(checkUnit(name)); err != nil {
 		return v, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -204,7 +213,7 @@ func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property str
 }
 
 func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bool, kv []bluechi.UnitProperty) error {
-	if err := checkUnit(name); err != nil {
+	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -213,7 +222,7 @@ func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bo
 }
 
 func (a *nodeAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, force bool) (carries bool, changes []bluechi.UnitFileChange, err error) {
-	if err = checkFiles(files); err != nil {
+	if err = a.ready(checkFiles(files)); err != nil {
 		return false, nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -224,7 +233,7 @@ func (a *nodeAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, 
 }
 
 func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []bluechi.UnitFileChange, err error) {
-	if err = checkFiles(files); err != nil {
+	if err = a.ready(checkFiles(files)); err != nil {
 		return nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -251,7 +260,7 @@ func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileIn
 }
 
 func (a *nodeAPI) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	if err = checkFiles([]string{file}); err != nil {
+	if err = a.ready(checkFiles([]string{file})); err != nil {
 		return "", err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -267,7 +276,7 @@ func (a *nodeAPI) Reload(ctx context.Context) error {
 
 func (a *nodeAPI) SetLogLevel(ctx context.Context, level string) error {
 	if !validLevel(level) {
-		return invalid("Invalid input for log level")
+		return a.ready(invalid("Invalid input for log level"))
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.SetLogLevel(ctx, level) })
 }
@@ -277,7 +286,7 @@ func (a *nodeAPI) ResetFailed(ctx context.Context) error {
 }
 
 func (a *nodeAPI) ResetFailedUnit(ctx context.Context, name string) error {
-	if err := checkUnit(name); err != nil {
+	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ResetFailedUnit(ctx, name) })
@@ -292,7 +301,7 @@ func (a *nodeAPI) GetDefaultTarget(ctx context.Context) (target string, err erro
 }
 
 func (a *nodeAPI) SetDefaultTarget(ctx context.Context, target string, force bool) (out []bluechi.UnitFileChange, err error) {
-	if err = checkUnit(target); err != nil {
+	if err = a.ready(checkUnit(target)); err != nil {
 		return nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {

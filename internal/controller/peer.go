@@ -96,6 +96,12 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 	if c.closed {
 		return failed("Controller is shutting down")
 	}
+	if conn.Context().Err() != nil {
+		// The connection dropped while this call waited: disconnected()
+		// already ran and found nothing to detach, so attaching now would
+		// leave the node online on a dead connection.
+		return failed("Connection closed during registration")
+	}
 	if p.conn == nil {
 		p.conn = conn
 	}

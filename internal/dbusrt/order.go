@@ -2,6 +2,8 @@ package dbusrt
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -186,6 +188,12 @@ func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
 	m := &dbus.Message{Type: dbus.TypeMethodReply, Headers: replyHeaders(call), Body: body}
 	if len(body) > 0 {
 		m.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(body...))
+	}
+	// A body godbus cannot encode would make it panic while reporting the
+	// failure (replies on peer connections carry no destination): check first.
+	if err := m.EncodeTo(io.Discard, binary.LittleEndian); err != nil {
+		sendError(conn, call, NewError(ErrFailed, "reply cannot be encoded: %v", err))
+		return
 	}
 	conn.Send(m, nil)
 }

@@ -21,7 +21,10 @@ type Match struct {
 }
 
 func (m *Match) matches(s *dbus.Signal) bool {
-	if m.Sender != "" && strings.HasPrefix(m.Sender, ":") && s.Sender != m.Sender {
+	// Unique names are compared; so is the bus itself, which always sends
+	// under its own name (anyone could send a unicast NameOwnerChanged).
+	// Other well-known names are left to the bus's match rules.
+	if m.Sender != "" && (strings.HasPrefix(m.Sender, ":") || m.Sender == BusName) && s.Sender != m.Sender {
 		return false
 	}
 	if m.Path != "" && s.Path != m.Path {

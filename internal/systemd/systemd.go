@@ -349,6 +349,7 @@ func (c *Client) callSerial(ctx context.Context, path dbus.ObjectPath, iface, me
 	}
 	msg := newCall(path, iface, member, args...)
 	call := c.conn.SendWithContext(ctx, msg, make(chan *dbus.Call, 1))
+	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
 	<-call.Done
 	serial := msg.Serial()
 	if call.Err != nil {

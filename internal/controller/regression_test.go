@@ -1,0 +1,158 @@
+package controller_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/transport"
+)
+
+// TestCloseReportsDownOnce: on shutdown every node reports offline and the
+// controller reports down exactly once, never degraded on the way.
+func TestCloseReportsDownOnce(t *testing.T) {
+	c := startCluster(t, "a", "b", "c")
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := c.agent(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var ctrlSeen, nodeSeen []string
+	ctx := context.Background()
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	sub, err := ctrl.OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) {
+		if v, ok := p.Changed["Status"]; ok {
+			mu.Lock()
+			ctrlSeen = append(ctrlSeen, v.Value().(string))
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for _, n := range []string{"a", "b", "c"} {
+		s, err := c.node(n).OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) {
+			if v, ok := p.Changed["Status"]; ok {
+				mu.Lock()
+				nodeSeen = append(nodeSeen, n+"="+v.Value().(string))
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	c.ctrl.Close()
+	waitFor(t, "down and three nodes offline", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(ctrlSeen, "down") && len(nodeSeen) == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(ctrlSeen, []string{"down"}) {
+		t.Errorf("controller Status signals %v, want exactly [down]", ctrlSeen)
+	}
+	slices.Sort(nodeSeen)
+	if !slices.Equal(nodeSeen, []string{"a=offline", "b=offline", "c=offline"}) {
+		t.Errorf("node Status signals %v", nodeSeen)
+	}
+}
+
+// TestRegisterOnDroppedConnection: a Register whose connection drops while
+// it is being handled must not leave the node online on a dead connection.
+func TestRegisterOnDroppedConnection(t *testing.T) {
+	c := startCluster(t, "a")
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		srv := dbusrt.NewServer()
+		conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Bind(conn)
+		conn.Object(bluechi.ControllerBusName, bluechi.InternalControllerPath).Go(bluechi.InternalControllerInterface+".Register", dbus.FlagNoReplyExpected, nil, "a")
+		conn.Close()
+	}
+	// A real agent can register: no dead connection holds the node.
+	waitFor(t, "a real agent registers", func() bool {
+		_, err := c.agent("a")
+		return err == nil
+	})
+}
+
+// lateAgent sends JobDone right behind its reply to StartUnit.
+type lateAgent struct {
+	bluechi.UnimplementedInternalAgentServer
+	conn *dbus.Conn
+}
+
+func (f *lateAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error {
+	go bluechi.EmitInternalAgentJobDone(f.conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
+	return nil
+}
+
+// TestJobNewBeforeJobRemoved: JobNew is never emitted after the job's
+// JobRemoved, however fast the agent finishes the job.
+func TestJobNewBeforeJobRemoved(t *testing.T) {
+	c := startCluster(t, "a")
+	ctx := context.Background()
+	srv := dbusrt.NewServer()
+	conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv.Bind(conn)
+	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &lateAgent{conn: conn}, bluechi.InternalAgentProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	newSeen, removed := map[uint32]bool{}, map[uint32]bool{}
+	bad := 0
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	s1, err := ctrl.OnJobRemoved(ctx, func(s *bluechi.ControllerJobRemovedSignal) {
+		mu.Lock()
+		removed[s.ID] = true
+		if !newSeen[s.ID] {
+			bad++
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := ctrl.OnJobNew(ctx, func(s *bluechi.ControllerJobNewSignal) {
+		mu.Lock()
+		newSeen[s.ID] = true
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	const n = 500
+	for i := 0; i < n; i++ {
+		if _, err := c.node("a").StartUnit(ctx, "x.service", "replace"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "all JobRemoved", func() bool { mu.Lock(); defer mu.Unlock(); return len(removed) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	if bad > 0 {
+		t.Fatalf("%d of %d jobs had JobRemoved before JobNew", bad, n)
+	}
+}
