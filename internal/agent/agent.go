@@ -73,7 +73,7 @@ type Agent struct {
 	address  string
 	sess     *session
 	jobs     map[dbus.ObjectPath][]*trackedJob // systemd merges requests: one path, several ids
-	byID     map[uint32]*trackedJob
+	byID     map[jobKey]*trackedJob
 	early    map[dbus.ObjectPath]string // JobRemoved results for jobs not tracked yet
 	switched chan struct{}              // closed by SwitchController to cut the connection
 
@@ -101,11 +101,19 @@ type session struct {
 
 // trackedJob links a systemd job to the controller's job id.
 type trackedJob struct {
+	sess   *session // the controller connection that asked; ids are its own
 	id     uint32
 	path   dbus.ObjectPath
 	unit   string
 	method string
 	start  time.Time
+}
+
+// jobKey names a job: controller job ids are only unique per connection
+// (a restarted controller counts from 1 again).
+type jobKey struct {
+	sess *session
+	id   uint32
 }
 
 // Address returns the D-Bus address of the controller from the configuration.
@@ -120,7 +128,7 @@ func Address(cfg *config.Agent) string {
 // org.eclipse.bluechi.Agent object (the caller requests the name).
 func New(cfg *config.Agent, log *logging.Logger, sd Systemd, bus *dbus.Conn) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, sd: sd, address: Address(cfg),
-		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[uint32]*trackedJob{}, early: map[dbus.ObjectPath]string{},
+		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[jobKey]*trackedJob{}, early: map[dbus.ObjectPath]string{},
 		switched: make(chan struct{}), units: map[string]*unitState{}}
 	if bus != nil {
 		pub, err := bluechi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
@@ -149,6 +157,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	var backoff time.Duration
 	failures := int64(0)
 	for ctx.Err() == nil {
+		a.mu.Lock()
+		switched := a.switched // a switch during connect must still end this session
+		a.mu.Unlock()
 		sess, err := a.connect(ctx)
 		if err != nil {
 			failures++
@@ -172,7 +183,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.SetQuiet(a.cfg.Log.IsQuiet)
 		}
 		failures, backoff = 0, 0
-		a.serve(ctx, sess)
+		a.serve(ctx, sess, switched)
 		// Connection lost: retry at once (backoff 0 for the first attempt).
 	}
 	a.setOffline()
@@ -242,12 +253,19 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	}); err != nil {
 		return fail(err)
 	}
-	if err := reg.Register(dctx, a.cfg.NodeName); err != nil {
-		return fail(fmt.Errorf("register as %q: %w", a.cfg.NodeName, err))
-	}
+	// The session is current before Register returns: the controller may
+	// start jobs right after its reply, and their JobDone must not be lost.
 	a.mu.Lock()
 	a.sess = sess
 	a.mu.Unlock()
+	if err := reg.Register(dctx, a.cfg.NodeName); err != nil {
+		a.mu.Lock()
+		if a.sess == sess {
+			a.sess = nil
+		}
+		a.mu.Unlock()
+		return fail(fmt.Errorf("register as %q: %w", a.cfg.NodeName, err))
+	}
 	a.touch()
 	if a.pub != nil {
 		a.pub.SetDisconnectTimestamp(0)
@@ -259,7 +277,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 }
 
 // serve keeps a registered session alive until it is lost.
-func (a *Agent) serve(ctx context.Context, sess *session) {
+func (a *Agent) serve(ctx context.Context, sess *session, sw <-chan struct{}) {
 	interval := time.Duration(a.cfg.HeartbeatInterval) * time.Millisecond
 	threshold := time.Duration(a.cfg.ControllerHeartbeatThreshold) * time.Millisecond
 	// Liveness is checked often; heartbeats go out every interval.
@@ -269,9 +287,6 @@ func (a *Agent) serve(ctx context.Context, sess *session) {
 		defer t.Stop()
 		tick = t.C
 	}
-	a.mu.Lock()
-	sw := a.switched
-	a.mu.Unlock()
 	lost := func(why string) {
 		a.slog().Warn("lost controller connection", "reason", why)
 	}

@@ -17,26 +17,28 @@ type internalAPI struct {
 }
 
 func (s *internalAPI) StartUnit(ctx context.Context, name, mode string, id uint32) error {
-	return s.a.lifecycle(ctx, "StartUnit", name, mode, id)
+	return s.a.lifecycle(ctx, s.sess, "StartUnit", name, mode, id)
 }
 
 func (s *internalAPI) StopUnit(ctx context.Context, name, mode string, id uint32) error {
-	return s.a.lifecycle(ctx, "StopUnit", name, mode, id)
+	return s.a.lifecycle(ctx, s.sess, "StopUnit", name, mode, id)
 }
 
 func (s *internalAPI) RestartUnit(ctx context.Context, name, mode string, id uint32) error {
-	return s.a.lifecycle(ctx, "RestartUnit", name, mode, id)
+	return s.a.lifecycle(ctx, s.sess, "RestartUnit", name, mode, id)
 }
 
 func (s *internalAPI) ReloadUnit(ctx context.Context, name, mode string, id uint32) error {
-	return s.a.lifecycle(ctx, "ReloadUnit", name, mode, id)
+	return s.a.lifecycle(ctx, s.sess, "ReloadUnit", name, mode, id)
 }
 
 func (s *internalAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (dbus.ObjectPath, error) {
 	return s.a.sd.StartTransientUnit(ctx, name, mode, props, aux)
 }
 
-func (s *internalAPI) JobCancel(ctx context.Context, id uint32) error { return s.a.cancelJob(id) }
+func (s *internalAPI) JobCancel(ctx context.Context, id uint32) error {
+	return s.a.cancelJob(s.sess, id)
+}
 
 func (s *internalAPI) FreezeUnit(ctx context.Context, name string) error {
 	return s.a.sd.FreezeUnit(ctx, name)
@@ -157,9 +159,9 @@ type metricsAPI struct {
 }
 
 // cancelJob asks systemd to cancel the job tracked for id, without waiting.
-func (a *Agent) cancelJob(id uint32) error {
+func (a *Agent) cancelJob(sess *session, id uint32) error {
 	a.mu.Lock()
-	j := a.byID[id]
+	j := a.byID[jobKey{sess, id}]
 	a.mu.Unlock()
 	if j == nil {
 		return dbusrt.NewError(dbusrt.ErrFailed, "No job with ID %d found", id)
@@ -183,4 +185,6 @@ func (p *publicAPI) SwitchController(ctx context.Context, addr string) error {
 	return p.a.SwitchController(addr)
 }
 
-func (p *publicAPI) JobCancel(ctx context.Context, id uint32) error { return p.a.cancelJob(id) }
+func (p *publicAPI) JobCancel(ctx context.Context, id uint32) error {
+	return p.a.cancelJob(p.a.current(), id)
+}

@@ -48,11 +48,11 @@ func (a *Agent) events(ctx context.Context) {
 
 // track records a systemd job started for controller job id.
 // start is when the systemd request was sent.
-func (a *Agent) track(path dbus.ObjectPath, id uint32, unit, method string, start time.Time) {
+func (a *Agent) track(sess *session, path dbus.ObjectPath, id uint32, unit, method string, start time.Time) {
 	a.mu.Lock()
-	j := &trackedJob{id: id, path: path, unit: unit, method: method, start: start}
+	j := &trackedJob{sess: sess, id: id, path: path, unit: unit, method: method, start: start}
 	a.jobs[path] = append(a.jobs[path], j)
-	a.byID[id] = j
+	a.byID[jobKey{sess, id}] = j
 	a.mu.Unlock()
 }
 
@@ -72,19 +72,20 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 	}
 	delete(a.jobs, path)
 	for _, j := range js {
-		delete(a.byID, j.id)
+		delete(a.byID, jobKey{j.sess, j.id})
 	}
-	sess := a.sess
+	current := a.sess
 	var metrics *bluechi.InternalAgentMetricsObject
-	if sess != nil {
-		metrics = sess.metrics
+	if current != nil {
+		metrics = current.metrics
 	}
 	a.mu.Unlock()
-	if sess == nil {
-		return // the controller dropped these jobs with the connection
-	}
 	now := time.Now()
 	for _, j := range js {
+		if j.sess != current {
+			continue // its controller connection is gone, and the job with it
+		}
+		sess := j.sess
 		if metrics != nil {
 			if err := metrics.EmitAgentJobMetrics(bluechi.InternalAgentMetricsAgentJobMetricsSignal{
 				Unit: j.unit, Method: j.method, SystemdJobTimeMicros: uint64(now.Sub(j.start).Microseconds()),
@@ -101,22 +102,21 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 func (a *Agent) jobState(path dbus.ObjectPath, state string) {
 	a.mu.Lock()
 	js := a.jobs[path]
-	sess := a.sess
+	current := a.sess
 	a.mu.Unlock()
-	if sess == nil {
-		return
-	}
 	for _, j := range js {
-		sess.obj.EmitJobStateChanged(bluechi.InternalAgentJobStateChangedSignal{ID: j.id, State: state})
+		if j.sess == current {
+			j.sess.obj.EmitJobStateChanged(bluechi.InternalAgentJobStateChangedSignal{ID: j.id, State: state})
+		}
 	}
 }
 
 // lifecycle runs a job method on systemd and tracks the job for id.
-func (a *Agent) lifecycle(ctx context.Context, method, name, mode string, id uint32) error {
+func (a *Agent) lifecycle(ctx context.Context, sess *session, method, name, mode string, id uint32) error {
 	ctx, cancel := context.WithTimeout(ctx, SystemdCallTimeout)
 	defer cancel()
 	start := time.Now()
-	track := func(p dbus.ObjectPath) { a.track(p, id, name, method, start) }
+	track := func(p dbus.ObjectPath) { a.track(sess, p, id, name, method, start) }
 	var (
 		path dbus.ObjectPath
 		err  error
