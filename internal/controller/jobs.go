@@ -164,14 +164,15 @@ func (c *Controller) finishJob(j *job, result string) {
 	c.jobRemoved(j, obj, result)
 }
 
-// jobRemoved emits JobRemoved and removes the job object.
+// jobRemoved removes the job object and emits JobRemoved. The object goes
+// first, so a client reacting to JobRemoved never finds it still there.
 func (c *Controller) jobRemoved(j *job, obj *bluechi.JobObject, result string) {
+	obj.Unexport()
 	if err := c.obj.EmitJobRemoved(bluechi.ControllerJobRemovedSignal{
 		ID: j.id, Job: obj.Path(), Node: j.node.name, Unit: j.unit, Result: result,
 	}); err != nil {
 		c.logger().Warn("emit JobRemoved", "error", err)
 	}
-	obj.Unexport()
 }
 
 // jobAPI serves org.eclipse.bluechi.Job.
