@@ -280,6 +280,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 func (a *Agent) serve(ctx context.Context, sess *session, sw <-chan struct{}) {
 	interval := time.Duration(a.cfg.HeartbeatInterval) * time.Millisecond
 	threshold := time.Duration(a.cfg.ControllerHeartbeatThreshold) * time.Millisecond
+	armed := a.cfg.ControllerHeartbeatThresholdExplicit()
 	// Liveness is checked often; heartbeats go out every interval.
 	var tick <-chan time.Time
 	if interval > 0 {
@@ -304,9 +305,10 @@ loop:
 			break loop
 		case <-tick:
 			now := monoclock.Now()
-			// Armed only once the controller sends heartbeats at all:
-			// upstream controllers do not by default.
-			if threshold > 0 && sess.heard.Load() && now-a.lastSeen() > threshold {
+			// The default threshold is armed only once the controller sends
+			// heartbeats at all (upstream controllers do not by default); a
+			// threshold the user configured is armed at once.
+			if threshold > 0 && (armed || sess.heard.Load()) && now-a.lastSeen() > threshold {
 				lost("controller heartbeat timeout")
 				break loop
 			}

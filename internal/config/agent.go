@@ -194,3 +194,15 @@ func (a *Agent) Render() string {
 	w.common(a.Log, a.IPReceiveErrors, a.KeepAlive)
 	return w.b.String()
 }
+
+// ControllerHeartbeatThresholdExplicit reports whether the threshold was set
+// by a configuration file or the environment rather than being the built-in
+// default (the agent arms an explicit threshold at once, the default one
+// only after the controller's first heartbeat).
+func (a *Agent) ControllerHeartbeatThresholdExplicit() bool {
+	if a.Settings == nil {
+		return false
+	}
+	v, ok := a.Settings.Lookup(SectionAgent, KeyControllerHeartbeatThreshold)
+	return ok && v.Source.Origin != OriginDefault
+}

@@ -270,3 +270,14 @@ func TestSilentPeers(t *testing.T) {
 	c.ctrlCmd.Process.Signal(syscall.SIGCONT)
 	c.waitStatus("s1", "online")
 }
+
+// TestExplicitControllerThreshold: an agent whose ControllerHeartbeatThreshold
+// is configured drops a controller that sends no heartbeats (as upstream's
+// agent does), while the built-in default waits for a first heartbeat.
+func TestExplicitControllerThreshold(t *testing.T) {
+	c := newClusterWith(t, "HeartbeatInterval=0\n", "h1")
+	c.startAgentWith("h1", "[bluechi-agent]\nLogTarget=stderr\nControllerHeartbeatThreshold=1500\n")
+	c.waitFor("agent drops a silent controller", func() bool {
+		return logContains(c, "agent-h1", "controller heartbeat timeout")
+	})
+}
