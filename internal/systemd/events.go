@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
 // Event is one signal from systemd, in the order systemd sent it:
@@ -73,6 +75,18 @@ func (c *Client) Events() <-chan Event { return c.events }
 func (c *Client) dispatch() {
 	defer close(c.events)
 	for sig := range c.sigs {
+		if owner := c.owner.Load(); owner != nil {
+			if sig.Sender == dbusrt.BusName && sig.Name == dbusrt.BusInterface+".NameOwnerChanged" {
+				var name, old, now string
+				if dbusrt.Decode(sig.Body, &name, &old, &now) == nil && name == BusName {
+					c.owner.Store(&now)
+				}
+				continue
+			}
+			if sig.Sender != *owner {
+				continue // not from systemd: forged, or not for us
+			}
+		}
 		ev := parseSignal(sig)
 		if ev == nil {
 			continue

@@ -24,6 +24,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluechi-go/bluechi/gen/bluechi"
@@ -88,6 +89,10 @@ type Client struct {
 	// gateHook, if set (tests), is called when the event stream starts
 	// waiting for the caller of a job call.
 	gateHook func(job dbus.ObjectPath)
+
+	// owner is systemd's unique name on a bus (nil on the private socket,
+	// where only systemd can send).
+	owner atomic.Pointer[string]
 
 	mu      sync.Mutex
 	pending map[uint32]*pendingJob                   // serial of a job call -> state
@@ -193,11 +198,20 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 			{dbus.WithMatchSender(BusName), dbus.WithMatchInterface(PropertiesIface), dbus.WithMatchMember("PropertiesChanged"),
 				dbus.WithMatchPathNamespace(dbus.ObjectPath(strings.TrimSuffix(JobPathPrefix, "/")))},
 		}
+		matches = append(matches, []dbus.MatchOption{dbus.WithMatchSender(dbusrt.BusName), dbus.WithMatchInterface(dbusrt.BusInterface),
+			dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, BusName)})
 		for _, m := range matches {
 			if err := conn.AddMatchSignalContext(ctx, m...); err != nil {
 				return fail("add match", err)
 			}
 		}
+		// On a bus anyone may send a signal to us: only systemd's own
+		// unique name is believed (see dispatch).
+		owner, err := dbusrt.NameOwner(ctx, conn, BusName)
+		if err != nil {
+			return fail("find systemd on the bus", err)
+		}
+		c.owner.Store(&owner)
 	}
 	go c.dispatch()
 	return c, nil

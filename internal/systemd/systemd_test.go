@@ -759,3 +759,28 @@ func BenchmarkListUnitsPrivate(b *testing.B) {
 		}
 	}
 }
+
+// TestForgedSignalsIgnored: on a bus, a JobRemoved sent to the client by
+// someone other than systemd is not delivered as an event.
+func TestForgedSignalsIgnored(t *testing.T) {
+	e := newEnv(t)
+	evil, _, err := dbusrt.ConnectBus(e.node.BusAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	forged := dbus.ObjectPath(JobPathPrefix + "424242")
+	if err := dbusrt.EmitTo(evil, dbusrt.UniqueName(e.c.Conn()), ManagerPath, ManagerInterface, "JobRemoved",
+		uint32(424242), forged, sandbox.OneshotServiceName, "done"); err != nil {
+		t.Fatal(err)
+	}
+	// A real job after the forgery: its JobRemoved is the first one seen.
+	job, err := e.c.StartUnit(e.ctx, sandbox.OneshotServiceName, "replace", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := e.next("a JobRemoved", func(ev Event) bool { _, ok := ev.(*JobRemoved); return ok }).(*JobRemoved)
+	if ev.Job != job {
+		t.Fatalf("first JobRemoved is %s (forged %s), want %s", ev.Job, forged, job)
+	}
+}
