@@ -647,46 +647,23 @@ func makeVariant(value any, sig string) (dbus.Variant, error) {
 	return v, nil
 }
 
+// zeroVariant is the value a property has before it is set: the zero value
+// of the type goTypeForSig gives (a valid path and variant where the zero
+// value would not encode).
 func zeroVariant(sig string) (dbus.Variant, error) {
 	s, err := dbus.ParseSignature(sig)
 	if err != nil {
 		return dbus.Variant{}, err
 	}
 	switch sig {
-	case "s":
-		return dbus.MakeVariant(""), nil
 	case "o":
 		return dbus.MakeVariant(dbus.ObjectPath("/")), nil
-	case "g":
-		return dbus.MakeVariant(dbus.Signature{}), nil
 	case "v":
 		return dbus.MakeVariant(dbus.MakeVariant("")), nil
 	}
-	return dbus.MakeVariantWithSignature(reflect.Zero(typeForSig(s)).Interface(), s), nil
-}
-
-func typeForSig(s dbus.Signature) reflect.Type {
-	switch s.String() {
-	case "y":
-		return reflect.TypeOf(byte(0))
-	case "b":
-		return reflect.TypeOf(false)
-	case "n":
-		return reflect.TypeOf(int16(0))
-	case "q":
-		return reflect.TypeOf(uint16(0))
-	case "i":
-		return reflect.TypeOf(int32(0))
-	case "u":
-		return reflect.TypeOf(uint32(0))
-	case "x":
-		return reflect.TypeOf(int64(0))
-	case "t":
-		return reflect.TypeOf(uint64(0))
-	case "d":
-		return reflect.TypeOf(float64(0))
-	case "as":
-		return reflect.TypeOf([]string{})
+	t, err := goTypeForSig(sig)
+	if err != nil {
+		return dbus.Variant{}, err
 	}
-	return reflect.TypeOf([]any{})
+	return dbus.MakeVariantWithSignature(reflect.Zero(t).Interface(), s), nil
 }
