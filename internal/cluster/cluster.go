@@ -90,7 +90,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 	if c.Port = opts.Port; c.Port == 0 {
-		if c.Port, err = freePort(); err != nil {
+		if c.Port, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +136,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return c, c.WaitOnline(ctx, opts.Names...)
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -151,12 +151,11 @@ func waitNode(t *testing.T, conn *dbus.Conn, name, status string) {
 }
 
 func freePortT(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := cluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func dialAgent(addr string, srv *dbusrt.Server) (*dbus.Conn, error) {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	localcluster "github.com/bluechi-go/bluechi/internal/cluster"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/testbus"
@@ -385,14 +385,12 @@ func startBenchController(tb testing.TB, extra string, names ...string) *benchCo
 	return bc
 }
 
-func freePortTB(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePortTB(t testing.TB) int {
+	p, err := localcluster.FreePort()
 	if err != nil {
-		tb.Fatal(err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // waitTB polls cond until it holds, for at most 60 s.
