@@ -17,7 +17,6 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/cliopt"
@@ -89,15 +88,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
-	var (
-		bus *dbus.Conn
-		err error
-	)
+	// The bus connection goes through our transport with a tap, so that
+	// monitor signals can be relayed without godbus (controller.UseBusTap).
+	address := dbusrt.SystemBusAddress()
 	if user {
-		bus, _, err = dbusrt.ConnectSessionBus(dbusrt.Ordered)
-	} else {
-		bus, _, err = dbusrt.ConnectSystemBus(dbusrt.Ordered)
+		var err error
+		if address, err = dbusrt.SessionBusAddress(); err != nil {
+			return err
+		}
 	}
+	tap := &transport.Tap{}
+	bus, _, err := dbusrt.ConnectBusTap(context.Background(), address, tap, dbusrt.Ordered)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	if err := dbusrt.RequestName(bus, bluechi.ControllerBusName); err != nil {
 		return err
 	}
-	ctrl, err := controller.New(cfg, bus, log)
+	ctrl, err := controller.New(cfg, bus, tap, log)
 	if err != nil {
 		return err
 	}

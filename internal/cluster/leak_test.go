@@ -22,7 +22,8 @@ import (
 // it was.
 func TestNoGoroutineGrowthOnReconnect(t *testing.T) {
 	bus := testbus.Start(t)
-	server, _, err := dbusrt.ConnectBus(bus.Address, dbusrt.Ordered)
+	tap := &transport.Tap{}
+	server, _, err := dbusrt.ConnectBusTap(context.Background(), bus.Address, tap, dbusrt.Ordered)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestNoGoroutineGrowthOnReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := controller.New(&config.Controller{Nodes: []config.Node{{Name: "n1"}}}, server, log)
+	ctrl, err := controller.New(&config.Controller{Nodes: []config.Node{{Name: "n1"}}}, server, tap, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
 	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // checkPeriod is how often node liveness is checked.
@@ -77,13 +79,24 @@ type Controller struct {
 	evClosed    bool
 	scratch     []*subscription
 
+	// The fast path (fastpath.go): the bus connection's tap, and buffers
+	// reused under emu.
+	busTap   *transport.Tap
+	rawBody  wire.Writer
+	rawFrame []byte
+
 	bg sync.WaitGroup // background work that Close waits for
 }
 
 // New exports the controller and one node object per configured node on bus.
-// bus must be a dbusrt connection; the caller requests the bus name.
-func New(cfg *config.Controller, bus *dbus.Conn, log Logger) (*Controller, error) {
-	c := &Controller{cfg: cfg, log: log, bus: bus, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{},
+// bus must be a dbusrt connection made with tap bound to it
+// (dbusrt.ConnectBusTap): monitor signals leave through the tap. The caller
+// requests the bus name.
+func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger) (*Controller, error) {
+	if tap == nil {
+		return nil, errors.New("controller: the bus connection needs a tap")
+	}
+	c := &Controller{cfg: cfg, log: log, bus: bus, busTap: tap, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{},
 		monitors: map[uint32]*monitor{}}
 	obj, err := bluechi.ExportController(bus, bluechi.ControllerPath, &controllerAPI{c: c}, bluechi.ControllerProperties{
 		Status: "down", LogLevel: log.Level(), LogTarget: log.Target(),
@@ -111,8 +124,7 @@ func (c *Controller) logger() *slog.Logger { return c.log.Slog() }
 func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 	srv := &transport.Server{
 		Options: func(nc net.Conn) []dbus.ConnOption {
-			p := c.newPeer(nc)
-			return append(p.srv.ConnOptions(), dbus.WithContext(context.WithValue(ctx, peerKey{}, p)))
+			return c.PeerOptions(ctx, nc)
 		},
 		Handle: func(conn *dbus.Conn, nc net.Conn) {
 			p := peerFromConn(conn)
@@ -141,7 +153,8 @@ func (c *Controller) ServeConn(conn *dbus.Conn) {
 // returns the godbus options for it.
 func (c *Controller) PeerOptions(ctx context.Context, nc net.Conn) []dbus.ConnOption {
 	p := c.newPeer(nc)
-	return append(p.srv.ConnOptions(), dbus.WithContext(context.WithValue(ctx, peerKey{}, p)))
+	ctx = context.WithValue(ctx, peerKey{}, p)
+	return append(p.srv.ConnOptions(), p.newTap().Options(ctx)...)
 }
 
 // Heartbeats runs the controller's heartbeat timer until ctx ends: nodes not

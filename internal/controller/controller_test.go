@@ -82,7 +82,8 @@ func startCluster(t testing.TB, nodes ...string) *cluster {
 
 func startClusterWith(t testing.TB, heartbeat, threshold int64, nodes ...string) *cluster {
 	bus := testbus.Start(t)
-	server, _, err := dbusrt.ConnectBus(bus.Address, dbusrt.Ordered)
+	tap := &transport.Tap{}
+	server, _, err := dbusrt.ConnectBusTap(context.Background(), bus.Address, tap, dbusrt.Ordered)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func startClusterWith(t testing.TB, heartbeat, threshold int64, nodes ...string)
 	for _, n := range nodes {
 		cfg.Nodes = append(cfg.Nodes, config.Node{Name: n})
 	}
-	ctrl, err := controller.New(cfg, server, newTestLog())
+	ctrl, err := controller.New(cfg, server, tap, newTestLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,34 +40,14 @@ type subscription struct {
 	names map[string]bool
 }
 
-// watchUnits relays the agent's unit and metrics signals to monitors.
+// watchUnits relays the agent's metrics signals (its unit signals take the
+// fast path, fastpath.go).
 func (n *node) watchUnits(ctx context.Context, p *peer, agent *bluechi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
 	c := n.c
-	err := add(agent.OnUnitNew(ctx, func(s *bluechi.InternalAgentUnitNewSignal) {
-		c.unitNew(n, p, s.Unit, s.Reason)
+	m := bluechi.NewInternalAgentMetricsClient(agent.Conn(), agentBusName, bluechi.InternalAgentMetricsPath)
+	return add(m.OnAgentJobMetrics(ctx, func(s *bluechi.InternalAgentMetricsAgentJobMetricsSignal) {
+		c.agentJobMetrics(n, p, s)
 	}))
-	if err == nil {
-		err = add(agent.OnUnitRemoved(ctx, func(s *bluechi.InternalAgentUnitRemovedSignal) {
-			c.unitRemoved(n, p, s.Unit)
-		}))
-	}
-	if err == nil {
-		err = add(agent.OnUnitStateChanged(ctx, func(s *bluechi.InternalAgentUnitStateChangedSignal) {
-			c.unitStateChanged(n, p, s.Unit, s.ActiveState, s.SubState, s.Reason)
-		}))
-	}
-	if err == nil {
-		err = add(agent.OnUnitPropertiesChanged(ctx, func(s *bluechi.InternalAgentUnitPropertiesChangedSignal) {
-			c.unitPropertiesChanged(n, p, s.Unit, s.Interface, s.Props)
-		}))
-	}
-	if err == nil {
-		m := bluechi.NewInternalAgentMetricsClient(agent.Conn(), agentBusName, bluechi.InternalAgentMetricsPath)
-		err = add(m.OnAgentJobMetrics(ctx, func(s *bluechi.InternalAgentMetricsAgentJobMetricsSignal) {
-			c.agentJobMetrics(n, p, s)
-		}))
-	}
-	return err
 }
 
 // tellLocked sends a fire-and-forget call to the node's agent, if it is
@@ -104,107 +84,34 @@ func (c *Controller) matchLocked(n *node, unit string) []*subscription {
 	return out
 }
 
-// unitNew handles the agent's UnitNew.
-func (c *Controller) unitNew(n *node, p *peer, unit, reason string) {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	if n.ev != p {
-		return
-	}
+// unitNewLocked notes that unit is loaded on n (the agent's UnitNew) and
+// returns the subscriptions the event reaches.
+func (c *Controller) unitNewLocked(n *node, unit string) []*subscription {
 	if in := n.interest[unit]; in != nil {
 		in.loaded = true
 		if unit == wildcard {
 			in.active, in.sub = wildcardActive, wildcardSubActive
 		}
 	}
-	sig := bluechi.MonitorUnitNewSignal{Node: n.name, Unit: unit, Reason: reason}
-	for _, s := range c.matchLocked(n, unit) {
-		s.mon.sendUnitNew(sig)
-	}
+	return c.matchLocked(n, unit)
 }
 
-// unitRemoved handles the agent's UnitRemoved (always real).
-func (c *Controller) unitRemoved(n *node, p *peer, unit string) {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	if n.ev != p {
-		return
-	}
+// unitRemovedLocked notes that unit is gone from n (the agent's
+// UnitRemoved, always real) and returns the subscriptions it reaches.
+func (c *Controller) unitRemovedLocked(n *node, unit string) []*subscription {
 	if in := n.interest[unit]; in != nil {
 		in.loaded = false
 	}
-	sig := bluechi.MonitorUnitRemovedSignal{Node: n.name, Unit: unit, Reason: reasonReal}
-	for _, s := range c.matchLocked(n, unit) {
-		s.mon.sendUnitRemoved(sig)
-	}
+	return c.matchLocked(n, unit)
 }
 
-// unitStateChanged handles the agent's UnitStateChanged.
-func (c *Controller) unitStateChanged(n *node, p *peer, unit, active, sub, reason string) {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	if n.ev != p {
-		return
-	}
+// unitStateLocked records unit's state on n (the agent's UnitStateChanged)
+// and returns the subscriptions it reaches.
+func (c *Controller) unitStateLocked(n *node, unit, active, sub string) []*subscription {
 	if in := n.interest[unit]; in != nil {
 		in.loaded, in.active, in.sub = true, active, sub
 	}
-	sig := bluechi.MonitorUnitStateChangedSignal{Node: n.name, Unit: unit, ActiveState: active, SubState: sub, Reason: reason}
-	for _, s := range c.matchLocked(n, unit) {
-		s.mon.sendUnitStateChanged(sig)
-	}
-}
-
-// unitPropertiesChanged handles the agent's UnitPropertiesChanged.
-func (c *Controller) unitPropertiesChanged(n *node, p *peer, unit, iface string, props map[string]dbus.Variant) {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	if n.ev != p {
-		return
-	}
-	subs := c.matchLocked(n, unit)
-	if len(subs) == 0 {
-		return
-	}
-	// The busiest signal: its body is made encodable once and sent as it
-	// is to every recipient (the generated helper would redo that work
-	// per recipient).
-	body := []any{n.name, unit, iface, encodable(props)}
-	for _, s := range subs {
-		s.mon.sendRaw(bluechi.MonitorSignalUnitPropertiesChanged, body)
-	}
-}
-
-// encodable returns props ready to be sent on: godbus decodes a struct
-// inside a variant as []any, which only encodes correctly once rebuilt
-// (dbusrt.FixVariants). A map without such values is returned as it is.
-func encodable(props map[string]dbus.Variant) map[string]dbus.Variant {
-	var out map[string]dbus.Variant
-	for k, v := range props {
-		if plainValue(v.Value()) {
-			continue
-		}
-		if out == nil {
-			out = maps.Clone(props)
-		}
-		if fixed, ok := dbusrt.FixVariants(v).(dbus.Variant); ok {
-			out[k] = fixed
-		}
-	}
-	if out == nil {
-		return props
-	}
-	return out
-}
-
-// plainValue reports whether a decoded variant value encodes as it is.
-func plainValue(x any) bool {
-	switch x.(type) {
-	case string, bool, byte, int16, uint16, int32, uint32, int64, uint64, float64, dbus.ObjectPath, dbus.Signature,
-		[]byte, []string, []bool, []int32, []uint32, []int64, []uint64, []float64, []dbus.ObjectPath:
-		return true
-	}
-	return false
+	return c.matchLocked(n, unit)
 }
 
 // targetsOf returns the configured nodes a subscription for node covers

@@ -168,15 +168,6 @@ func (m *monitor) sendUnitStateChanged(s bluechi.MonitorUnitStateChangedSignal) 
 	}
 }
 
-// sendRaw sends a signal whose body is already encodable to every recipient.
-func (m *monitor) sendRaw(member string, body []any) {
-	for _, d := range m.dests {
-		if err := dbusrt.EmitTo(m.c.bus, d, m.path, bluechi.MonitorInterface, member, body...); err != nil {
-			m.c.logger().Debug("monitor signal not sent", "path", m.path, "to", d, "error", err)
-		}
-	}
-}
-
 func (m *monitor) rebuildDests() {
 	m.dests = append(m.dests[:0], m.owner)
 	for _, p := range m.peers {

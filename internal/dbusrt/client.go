@@ -1,9 +1,15 @@
 package dbusrt
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // Decode stores a message body into typed pointers. Values of type v and
@@ -127,4 +133,46 @@ func RequestName(conn *dbus.Conn, name string) error {
 		return fmt.Errorf("request name %s: not the primary owner (reply %d)", name, reply)
 	}
 	return nil
+}
+
+// SessionBusAddress returns the session bus address: $DBUS_SESSION_BUS_ADDRESS,
+// else $XDG_RUNTIME_DIR/bus when that socket exists.
+func SessionBusAddress() (string, error) {
+	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" {
+		return a, nil
+	}
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		p := filepath.Join(dir, "bus")
+		if _, err := os.Stat(p); err == nil {
+			return "unix:path=" + p, nil
+		}
+	}
+	return "", errors.New("no session bus: DBUS_SESSION_BUS_ADDRESS is not set")
+}
+
+// SystemBusAddress returns the system bus address: $DBUS_SYSTEM_BUS_ADDRESS,
+// else the well-known socket.
+func SystemBusAddress() string {
+	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
+		return a
+	}
+	return "unix:path=/var/run/dbus/system_bus_socket"
+}
+
+// ConnectBusTap opens a connection to the message bus at address through
+// our own transport (EXTERNAL authentication, socket outside Go's poller),
+// with tap bound to it so that hot paths can send raw messages on it.
+func ConnectBusTap(ctx context.Context, address string, tap *transport.Tap, prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
+	srv := newPrepared(prepare)
+	d := transport.Dialer{Mechanism: transport.MechanismExternal, SelfPolled: true}
+	conn, err := d.Dial(ctx, address, append(srv.ConnOptions(), tap.Options(context.Background())...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect bus %s: %w", address, err)
+	}
+	srv.Bind(conn)
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("hello to %s: %w", address, err)
+	}
+	return conn, srv, nil
 }

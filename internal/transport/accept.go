@@ -71,7 +71,7 @@ func (c ServerConfig) Accept(ctx context.Context, nc net.Conn, opts ...dbus.Conn
 		_ = nc.Close()
 		return nil, fmt.Errorf("transport: server GUID %q is not 32 hex digits", guid)
 	}
-	r := bufio.NewReaderSize(nc, readBufferSize)
+	r := bufio.NewReaderSize(newSysIO(nc), readBufferSize)
 	err := withDeadline(ctx, nc, orDefault(c.Timeout, DefaultHandshakeTimeout), func() error {
 		_, err := serverHandshake(r, nc, guid, c.limits())
 		return err

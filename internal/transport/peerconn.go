@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ var errLocalAuth = errors.New("transport: unexpected read during local godbus ha
 type peerConn struct {
 	net.Conn
 	r    *bufio.Reader
+	w    io.Writer // raw writes to the socket (sysIO)
 	guid string
 
 	open atomic.Bool // true once godbus wrote BEGIN: pass everything through
@@ -36,11 +38,19 @@ type peerConn struct {
 	mu      sync.Mutex // guards the local exchange below
 	partial []byte     // incomplete line written by godbus
 	pending []byte     // local replies not yet read by godbus
+
+	wmu sync.Mutex // serialises whole messages of godbus and of the tap
+	out []byte     // messages the tap queued, guarded by wmu
+	tap *Tap       // set before godbus starts reading; nil without a tap
+	tr  tapReader  // used by godbus's reader goroutine only
 }
 
 // Read implements io.Reader.
 func (c *peerConn) Read(p []byte) (int, error) {
 	if c.open.Load() {
+		if c.tap != nil && c.tap.Signal != nil {
+			return c.tappedRead(p)
+		}
 		return c.r.Read(p)
 	}
 	c.mu.Lock()
@@ -56,9 +66,15 @@ func (c *peerConn) Read(p []byte) (int, error) {
 }
 
 // Write implements io.Writer.
+// godbus writes each message with one call.
 func (c *peerConn) Write(p []byte) (int, error) {
 	if c.open.Load() {
-		return c.Conn.Write(p)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if err := c.writeLocked(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -76,11 +92,22 @@ func (c *peerConn) Write(p []byte) (int, error) {
 		// Not expected from godbus, but whatever followed BEGIN is traffic.
 		rest := c.partial
 		c.partial = nil
-		if _, err := c.Conn.Write(rest); err != nil {
+		c.wmu.Lock()
+		_, err := c.w.Write(rest)
+		c.wmu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 	}
 	return len(p), nil
+}
+
+// Close implements io.Closer and detaches a tap.
+func (c *peerConn) Close() error {
+	if c.tap != nil {
+		c.tap.detach(c)
+	}
+	return c.Conn.Close()
 }
 
 // answerLocally queues the reply a server would give to one line of
@@ -121,11 +148,17 @@ type BeforeStartFunc func(conn *dbus.Conn, nc net.Conn) error
 // against the wrapper (which starts godbus's reader) and returns the
 // started connection. It does not call Hello. On error nc is closed.
 func startConn(nc net.Conn, r *bufio.Reader, guid string, opts []dbus.ConnOption, before BeforeStartFunc) (*dbus.Conn, error) {
-	pc := &peerConn{Conn: nc, r: r, guid: guid}
+	pc := &peerConn{Conn: nc, r: r, w: nc, guid: guid}
+	if _, own := nc.(*pollConn); !own {
+		pc.w = newSysIO(nc)
+	}
 	conn, err := dbus.NewConn(pc, opts...)
 	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("transport: creating D-Bus connection: %w", err)
+	}
+	if t := tapFrom(conn); t != nil {
+		t.attach(pc)
 	}
 	if before != nil {
 		if err := before(conn, nc); err != nil {

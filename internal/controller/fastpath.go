@@ -1,0 +1,184 @@
+package controller
+
+import (
+	"errors"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
+)
+
+// The fast path relays the agents' unit signals to monitors without
+// godbus: the peer connection's tap hands each signal over as bytes before
+// godbus would decode it, the few strings the controller needs are read
+// in place, the properties are copied (and validated) as they are, and
+// the monitor signals go out through the bus connection's tap.
+
+// Body signatures of the relayed signals, on both sides.
+const (
+	sigAgentUnitNew       = "ss"
+	sigAgentUnitRemoved   = "s"
+	sigAgentUnitState     = "ssss"
+	sigAgentUnitProps     = "ssa{sv}"
+	sigMonitorUnitNew     = "sss"
+	sigMonitorUnitRemoved = "sss"
+	sigMonitorUnitState   = "sssss"
+	sigMonitorUnitProps   = "sssa{sv}"
+	sigProps              = "a{sv}"
+)
+
+// errSignature is the reason a relayed signal with a wrong body is dropped.
+var errSignature = errors.New("unexpected signature")
+
+// newTap returns the tap for a new agent connection. Monitor signals are
+// queued on the bus connection and flushed once the agent's connection
+// has nothing more to read, so a burst leaves in one write.
+func (p *peer) newTap() *transport.Tap {
+	return &transport.Tap{Signal: p.rawSignal, Idle: p.c.flushMonitorSignals}
+}
+
+// flushMonitorSignals writes the queued monitor signals.
+func (c *Controller) flushMonitorSignals() {
+	if err := c.busTap.Flush(); err != nil {
+		c.logger().Debug("monitor signals not sent", "error", err)
+	}
+}
+
+// rawSignal relays one of the agent's unit signals; it runs in the
+// connection's reader, in wire order. Other signals go to godbus.
+func (p *peer) rawSignal(m *wire.Message) bool {
+	if m.Interface != bluechi.InternalAgentInterface || m.Path != string(bluechi.InternalAgentPath) {
+		return false
+	}
+	switch m.Member {
+	case bluechi.InternalAgentSignalUnitNew, bluechi.InternalAgentSignalUnitRemoved,
+		bluechi.InternalAgentSignalUnitStateChanged, bluechi.InternalAgentSignalUnitPropertiesChanged:
+	default:
+		return false
+	}
+	c := p.c
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	c.mu.Lock()
+	n := p.node
+	c.mu.Unlock()
+	if n == nil || n.ev != p {
+		return true // not (or no longer) the node's event source
+	}
+	if err := c.relayLocked(n, m); err != nil {
+		c.logger().Debug("agent signal dropped", "node", n.name, "member", m.Member, "error", err)
+	}
+	return true
+}
+
+// relayLocked updates what is known about the unit and sends the monitor
+// signal to every subscription it reaches.
+func (c *Controller) relayLocked(n *node, m *wire.Message) error {
+	r := wire.NewReader(m.Body, m.BigEndian)
+	w := &c.rawBody
+	w.Reset()
+	w.String(n.name)
+	var subs []*subscription
+	var member, sig string
+	switch m.Member {
+	case bluechi.InternalAgentSignalUnitNew:
+		if m.Signature != sigAgentUnitNew {
+			return errSignature
+		}
+		unit, reason, err := read2(&r)
+		if err != nil {
+			return err
+		}
+		w.String(unit)
+		w.String(reason)
+		subs, member, sig = c.unitNewLocked(n, unit), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew
+	case bluechi.InternalAgentSignalUnitRemoved:
+		if m.Signature != sigAgentUnitRemoved {
+			return errSignature
+		}
+		unit, err := r.String()
+		if err == nil {
+			err = r.Done()
+		}
+		if err != nil {
+			return err
+		}
+		w.String(unit)
+		w.String(reasonReal)
+		subs, member, sig = c.unitRemovedLocked(n, unit), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved
+	case bluechi.InternalAgentSignalUnitStateChanged:
+		if m.Signature != sigAgentUnitState {
+			return errSignature
+		}
+		var s [4]string
+		for i := range s {
+			var err error
+			if s[i], err = r.String(); err != nil {
+				return err
+			}
+		}
+		if err := r.Done(); err != nil {
+			return err
+		}
+		for _, x := range s {
+			w.String(x)
+		}
+		subs, member, sig = c.unitStateLocked(n, s[0], s[1], s[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState
+	case bluechi.InternalAgentSignalUnitPropertiesChanged:
+		if m.Signature != sigAgentUnitProps {
+			return errSignature
+		}
+		unit, iface, err := read2prefix(&r)
+		if err != nil {
+			return err
+		}
+		subs = c.matchLocked(n, unit)
+		if len(subs) == 0 {
+			return nil
+		}
+		w.String(unit)
+		w.String(iface)
+		if err := wire.Copy(w, &r, sigProps); err != nil {
+			return err
+		}
+		if err := r.Done(); err != nil {
+			return err
+		}
+		member, sig = bluechi.MonitorSignalUnitPropertiesChanged, sigMonitorUnitProps
+	}
+	for _, s := range subs {
+		s.mon.sendWire(member, sig, w.Buf)
+	}
+	return nil
+}
+
+// read2 reads a body of exactly two strings.
+func read2(r *wire.Reader) (string, string, error) {
+	a, b, err := read2prefix(r)
+	if err == nil {
+		err = r.Done()
+	}
+	return a, b, err
+}
+
+// read2prefix reads two strings at the start of a body.
+func read2prefix(r *wire.Reader) (string, string, error) {
+	a, err := r.String()
+	if err != nil {
+		return "", "", err
+	}
+	b, err := r.String()
+	return a, b, err
+}
+
+// sendWire queues a monitor signal with a ready body for every recipient
+// on the bus tap; the caller holds c.emu.
+func (m *monitor) sendWire(member, sig string, body []byte) {
+	c := m.c
+	for _, d := range m.dests {
+		c.rawFrame = wire.AppendSignal(c.rawFrame[:0], c.busTap.GetSerial(), string(m.path), bluechi.MonitorInterface, member, d, sig, body)
+		if err := c.busTap.Queue(c.rawFrame); err != nil {
+			c.logger().Debug("monitor signal not sent", "path", m.path, "to", d, "error", err)
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/wire"
+)
+
+// tapPair connects a godbus client (Dial) to a server connection that
+// carries tap, over a unix socket.
+func tapPair(t *testing.T, tap *Tap) (client, server *dbus.Conn) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tap.sock")
+	l, err := Listen("unix", path, DefaultSocketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := testContext(t)
+	accepted := make(chan *dbus.Conn, 1)
+	errs := make(chan error, 1)
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			errs <- err
+			return
+		}
+		opts := append([]dbus.ConnOption{dbus.WithSignalHandler(dbus.NewSequentialSignalHandler())}, tap.Options(context.Background())...)
+		conn, err := ServerConfig{}.Accept(ctx, nc, opts...)
+		if err != nil {
+			errs <- err
+			return
+		}
+		accepted <- conn
+	}()
+	client, err = Dial(ctx, "unix:path="+path, dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	select {
+	case server = <-accepted:
+	case err := <-errs:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+// TestTapSeesSignalsInOrder: the tap consumes one member's signals, in
+// wire order, and godbus still gets every other message (signals and a
+// method call) in between.
+func TestTapSeesSignalsInOrder(t *testing.T) {
+	checkGoroutines(t)
+	var mu sync.Mutex
+	var fast []uint32
+	tap := &Tap{Signal: func(m *wire.Message) bool {
+		if m.Member != "Fast" {
+			return false
+		}
+		r := wire.NewReader(m.Body, m.BigEndian)
+		s, err := r.String()
+		if err != nil {
+			t.Errorf("tapped body: %v", err)
+		}
+		mu.Lock()
+		fast = append(fast, uint32(len(s)))
+		mu.Unlock()
+		return true
+	}}
+	client, server := tapPair(t, tap)
+	if err := server.Export(&echo{}, testPath, testIface); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan *dbus.Signal, 1000)
+	server.Signal(slow)
+	const n = 300
+	for i := 0; i < n; i++ {
+		member := "Slow"
+		if i%3 != 0 {
+			member = "Fast"
+		}
+		// Body lengths vary so that tapped frames have every alignment.
+		if err := client.Emit("/t", "org.test.Tap."+member, strings.Repeat("x", i%17)); err != nil {
+			t.Fatal(err)
+		}
+		if i == n/2 {
+			if _, err := callEcho(testContext(t), client, "", "in between"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < n; i += 3 {
+		select {
+		case s := <-slow:
+			if s.Name != "org.test.Tap.Slow" || len(s.Body[0].(string)) != i%17 {
+				t.Fatalf("godbus got %s %v, want Slow #%d", s.Name, s.Body, i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("godbus did not get Slow #%d", i)
+		}
+	}
+	var want []uint32
+	for i := 0; i < n; i++ {
+		if i%3 != 0 {
+			want = append(want, uint32(i%17))
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		seen := len(fast)
+		mu.Unlock()
+		if seen >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond) // poll with a deadline
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(fast) != len(want) {
+		t.Fatalf("tap saw %d Fast signals, want %d", len(fast), len(want))
+	}
+	for i := range fast {
+		if fast[i] != want[i] {
+			t.Fatalf("tap signal %d has length %d, want %d", i, fast[i], want[i])
+		}
+	}
+}
+
+// TestTapSendInterleaves: raw messages sent through the tap while godbus
+// sends its own on the same connection all arrive whole.
+func TestTapSendInterleaves(t *testing.T) {
+	checkGoroutines(t)
+	tap := &Tap{}
+	client, server := tapPair(t, tap)
+	got := make(chan *dbus.Signal, 4000)
+	client.Signal(got)
+	const n = 1000
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var w wire.Writer
+		var frame []byte
+		for i := 0; i < n; i++ {
+			w.Reset()
+			w.String("raw")
+			frame = wire.AppendSignal(frame[:0], tap.GetSerial(), "/t", "org.test.Tap", "Raw", "", "s", w.Buf)
+			if err := tap.Send(frame); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := 0; i < n; i++ {
+			if err := server.Emit("/t", "org.test.Tap.Godbus", "godbus"); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	counts := map[string]int{}
+	for counts["org.test.Tap.Raw"] < n || counts["org.test.Tap.Godbus"] < n {
+		select {
+		case s := <-got:
+			counts[s.Name]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("received %v, want %d of each", counts, n)
+		}
+	}
+	server.Close()
+	if err := tap.Send(wire.AppendSignal(nil, tap.GetSerial(), "/t", "org.test.Tap", "Raw", "", "", nil)); err == nil {
+		t.Fatal("Send after Close succeeded")
+	}
+}
+
+// TestTapSurvivesGarbage: a header the tap cannot frame closes the
+// connection (godbus alone would read on from the middle of the junk).
+func TestTapSurvivesGarbage(t *testing.T) {
+	checkGoroutines(t)
+	path := filepath.Join(t.TempDir(), "g.sock")
+	l, err := Listen("unix", path, DefaultSocketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan *dbus.Conn, 1)
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+			done <- nil
+			return
+		}
+		tap := &Tap{Signal: func(*wire.Message) bool { return false }}
+		conn, err := ServerConfig{}.Accept(context.Background(), nc, tap.Options(context.Background())...)
+		if err != nil {
+			t.Error(err)
+			done <- nil
+			return
+		}
+		done <- conn
+	}()
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("\x00AUTH ANONYMOUS 74657374\r\nBEGIN\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A signal header with a body length far beyond the frame, then junk.
+	bad := []byte{'l', wire.TypeSignal, 0, 1, 0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0, 0, 0, 0, 0}
+	if _, err := nc.Write(append(bad, "junk"...)); err != nil {
+		t.Fatal(err)
+	}
+	conn := <-done
+	if conn == nil {
+		t.Fatal("accept failed")
+	}
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection with garbage stays open")
+	}
+}
+
+// TestTapQueueOrder: queued messages stay in order with godbus's own
+// messages and leave with the next write.
+func TestTapQueueOrder(t *testing.T) {
+	checkGoroutines(t)
+	tap := &Tap{}
+	client, server := tapPair(t, tap)
+	got := make(chan *dbus.Signal, 100)
+	client.Signal(got)
+	var w wire.Writer
+	for _, s := range []string{"q1", "q2"} {
+		w.Reset()
+		w.String(s)
+		if err := tap.Queue(wire.AppendSignal(nil, tap.GetSerial(), "/t", "org.test.Tap", "Raw", "", "s", w.Buf)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := server.Emit("/t", "org.test.Tap.Godbus", "g1"); err != nil {
+		t.Fatal(err)
+	}
+	w.Reset()
+	w.String("q3")
+	if err := tap.Queue(wire.AppendSignal(nil, tap.GetSerial(), "/t", "org.test.Tap", "Raw", "", "s", w.Buf)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tap.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"q1", "q2", "g1", "q3"} {
+		select {
+		case s := <-got:
+			if s.Body[0] != want {
+				t.Fatalf("got %v, want %s", s.Body, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s", want)
+		}
+	}
+}
+
+// TestSelfPolledDial: a connection outside Go's poller makes calls, gets
+// signals larger than the socket buffers, and closes cleanly.
+func TestSelfPolledDial(t *testing.T) {
+	checkGoroutines(t)
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) {
+			s := startServer(t, network, ServerConfig{})
+			ctx := testContext(t)
+			d := Dialer{SelfPolled: true}
+			conn, err := d.Dial(ctx, s.address, dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan *dbus.Signal, 10)
+			conn.Signal(got)
+			server := s.nextConn(t)
+			for i := 0; i < 50; i++ {
+				if _, err := callEcho(ctx, conn, "", strings.Repeat("y", i*1000)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			big := strings.Repeat("z", 4<<20) // more than a socket buffer
+			if _, err := callEcho(ctx, conn, "", big); err != nil {
+				t.Fatal(err)
+			}
+			if err := server.Emit("/t", "org.test.Tap.Big", big); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case s := <-got:
+				if s.Body[0] != big {
+					t.Fatal("big signal damaged")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no big signal")
+			}
+			if err := conn.Close(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-conn.Context().Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("connection not done after Close")
+			}
+		})
+	}
+}

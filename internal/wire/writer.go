@@ -1,0 +1,78 @@
+package wire
+
+import (
+	"encoding/binary"
+	"slices"
+)
+
+// Writer appends values of a little-endian body. Alignment is relative to
+// the start of Buf. The zero value is ready; Reset keeps the buffer.
+type Writer struct {
+	Buf []byte
+}
+
+// Reset empties the body, keeping its memory.
+func (w *Writer) Reset() { w.Buf = w.Buf[:0] }
+
+// String appends a string (alignment 4, length, bytes, NUL). The caller
+// guarantees that s is valid UTF-8 without NUL.
+func (w *Writer) String(s string) {
+	if p := -len(w.Buf) & 3; p != 0 {
+		w.Buf = append(w.Buf, zeros[:p]...)
+	}
+	w.Buf = binary.LittleEndian.AppendUint32(w.Buf, uint32(len(s)))
+	w.Buf = append(w.Buf, s...)
+	w.Buf = append(w.Buf, 0)
+}
+
+// AppendSignal appends one complete little-endian signal message to dst and
+// returns the extended slice. The header holds the fields PATH, INTERFACE,
+// MEMBER, DESTINATION (left out when dest is "") and SIGNATURE (left out
+// when sig is ""), the flags are NO_REPLY_EXPECTED (as for every signal
+// libdbus makes), and body follows.
+//
+// The caller guarantees that serial is not 0, that the names are valid, that
+// body is a valid little-endian body of signature sig (such as Writer and
+// Copy make), and that the message is not larger than MaxMessageSize.
+// Alignment is relative to len(dst), so dst may hold other messages.
+func AppendSignal(dst []byte, serial uint32, path, iface, member, dest, sig string, body []byte) []byte {
+	base := len(dst)
+	dst = slices.Grow(dst, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig)+len(body))
+	dst = append(dst, 'l', TypeSignal, flagNoReplyExpected, 1)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)))
+	dst = binary.LittleEndian.AppendUint32(dst, serial)
+	dst = append(dst, 0, 0, 0, 0) // length of the field array, set below
+	dst = appendField(dst, base, fieldPath, 'o', path)
+	dst = appendField(dst, base, fieldInterface, 's', iface)
+	dst = appendField(dst, base, fieldMember, 's', member)
+	if dest != "" {
+		dst = appendField(dst, base, fieldDestination, 's', dest)
+	}
+	if sig != "" {
+		dst = pad8(dst, base)
+		dst = append(dst, fieldSignature, 1, 'g', 0, byte(len(sig)))
+		dst = append(dst, sig...)
+		dst = append(dst, 0)
+	}
+	binary.LittleEndian.PutUint32(dst[base+12:], uint32(len(dst)-base-HeaderSize))
+	dst = pad8(dst, base)
+	return append(dst, body...)
+}
+
+// appendField appends a header field of a string type t ('s' or 'o').
+func appendField(dst []byte, base int, code, t byte, s string) []byte {
+	dst = pad8(dst, base)
+	// Code and variant signature take 4 bytes: the length is aligned.
+	dst = append(dst, code, 1, t, 0)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)))
+	dst = append(dst, s...)
+	return append(dst, 0)
+}
+
+// pad8 appends zero bytes up to a multiple of 8 counted from base.
+func pad8(dst []byte, base int) []byte {
+	if p := -(len(dst) - base) & 7; p != 0 {
+		dst = append(dst, zeros[:p]...)
+	}
+	return dst
+}
