@@ -145,6 +145,7 @@ func (c *pollConn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	n, err := c.io(syscall.SYS_READ, unix.POLLIN, p)
+	ioSync.Load()
 	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
@@ -153,6 +154,7 @@ func (c *pollConn) Read(p []byte) (int, error) {
 
 // Write implements io.Writer; it returns when all of p is written.
 func (c *pollConn) Write(p []byte) (int, error) {
+	ioSync.Add(1)
 	written := 0
 	for written < len(p) {
 		n, err := c.io(syscall.SYS_WRITE, unix.POLLOUT, p[written:])

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -17,6 +18,11 @@ import (
 type sysIO struct {
 	rc syscall.RawConn
 }
+
+// ioSync orders memory between a write and the read that receives its
+// bytes, as Go's own socket I/O does for the race detector: a write adds
+// (release), a read loads (acquire). One uncontended atomic per call.
+var ioSync atomic.Uint64
 
 // newSysIO returns raw I/O for nc, or nc itself when it has no file
 // descriptor (e.g. net.Pipe in tests).
@@ -49,6 +55,7 @@ func (s *sysIO) Read(p []byte) (int, error) {
 			}
 		}
 	})
+	ioSync.Load()
 	switch {
 	case err != nil:
 		return 0, err
@@ -62,6 +69,7 @@ func (s *sysIO) Read(p []byte) (int, error) {
 
 // Write implements io.Writer; it returns when all of p is written.
 func (s *sysIO) Write(p []byte) (int, error) {
+	ioSync.Add(1)
 	written := 0
 	for written < len(p) {
 		var (
