@@ -89,9 +89,11 @@ type Agent struct {
 // switch belong to it, so a new connection starts without them and the
 // controller's replay yields fresh virtual events.
 type session struct {
-	conn  *dbus.Conn
-	obj   *bluechi.InternalAgentObject
-	heard atomic.Bool // a controller heartbeat arrived: the liveness check is armed
+	conn   *dbus.Conn
+	tap    *transport.Tap // real unit events wait in its queue (queue)
+	queued atomic.Bool    // something was queued since the last flush
+	obj    *bluechi.InternalAgentObject
+	heard  atomic.Bool // a controller heartbeat arrived: the liveness check is armed
 
 	subs     map[string]bool // guarded by Agent.unitMu
 	wildcard bool            // guarded by Agent.unitMu
@@ -225,12 +227,13 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	d := transport.Dialer{Socket: &so}
 	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
 	defer cancel()
-	conn, err := d.Dial(dctx, a.currentAddress(), srv.ConnOptions()...)
+	tap := &transport.Tap{}
+	conn, err := d.Dial(dctx, a.currentAddress(), append(srv.ConnOptions(), tap.Options(context.Background())...)...)
 	if err != nil {
 		return nil, err
 	}
 	srv.Bind(conn)
-	sess := &session{conn: conn, subs: map[string]bool{}}
+	sess := &session{conn: conn, tap: tap, subs: map[string]bool{}}
 	sess.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &internalAPI{a: a, sess: sess}, bluechi.InternalAgentProperties{})
 	if err != nil {
 		conn.Close()

@@ -13,9 +13,20 @@ import (
 // maxEarly bounds the remembered results of jobs removed before being tracked.
 const maxEarly = 1024
 
+// unitEventWindow is how long real unit events may wait in the queue of
+// the controller connection: systemd's signals of one unit change come a
+// few milliseconds apart, and sending them together wakes the controller
+// once instead of several times (the monitor event storm of a busy node).
+// Anything else the agent sends (job events, replies, heartbeats) leaves
+// at once and takes the queue with it, in order.
+const unitEventWindow = 5 * time.Millisecond
+
 // events consumes systemd's signals in order until ctx ends.
 func (a *Agent) events(ctx context.Context) {
 	ch := a.sd.Events()
+	window := time.NewTimer(time.Hour)
+	window.Stop()
+	armed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -24,24 +35,56 @@ func (a *Agent) events(ctx context.Context) {
 			if !ok {
 				return
 			}
-			switch e := ev.(type) {
-			case *systemd.JobRemoved:
-				a.jobRemoved(e.Job, e.Result)
-			case *systemd.UnitNew:
-				a.unitNew(e.ID)
-			case *systemd.UnitRemoved:
-				a.unitRemoved(e.ID)
-			case *systemd.PropertiesChanged:
-				if e.IsJob() {
-					if v, ok := e.Changed["State"]; ok {
-						if s, ok := v.Value().(string); ok {
-							a.jobState(e.Path, s)
-						}
-					}
-				} else if e.Unit != "" {
-					a.unitChanged(e)
+			a.handle(ev)
+			if !armed && a.unitEventsQueued() {
+				window.Reset(unitEventWindow)
+				armed = true
+			}
+		case <-window.C:
+			armed = false
+			a.flushUnitEvents()
+		}
+	}
+}
+
+// unitEventsQueued reports whether the current session has queued events.
+func (a *Agent) unitEventsQueued() bool {
+	a.mu.Lock()
+	sess := a.sess
+	a.mu.Unlock()
+	return sess != nil && sess.queued.Load()
+}
+
+// flushUnitEvents sends the current session's queued unit events.
+func (a *Agent) flushUnitEvents() {
+	a.mu.Lock()
+	sess := a.sess
+	a.mu.Unlock()
+	if sess != nil && sess.queued.Swap(false) {
+		if err := sess.tap.Flush(); err != nil && sess.conn.Context().Err() == nil {
+			a.slog().Warn("send unit events", "error", err)
+		}
+	}
+}
+
+// handle applies one systemd event.
+func (a *Agent) handle(ev systemd.Event) {
+	switch e := ev.(type) {
+	case *systemd.JobRemoved:
+		a.jobRemoved(e.Job, e.Result)
+	case *systemd.UnitNew:
+		a.unitNew(e.ID)
+	case *systemd.UnitRemoved:
+		a.unitRemoved(e.ID)
+	case *systemd.PropertiesChanged:
+		if e.IsJob() {
+			if v, ok := e.Changed["State"]; ok {
+				if s, ok := v.Value().(string); ok {
+					a.jobState(e.Path, s)
 				}
 			}
+		} else if e.Unit != "" {
+			a.unitChanged(e)
 		}
 	}
 }

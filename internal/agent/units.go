@@ -124,6 +124,19 @@ func (a *Agent) send(sess *session, what string, err error) {
 	}
 }
 
+// queue encodes a real unit event for the controller and queues it on the
+// session's connection: it leaves with the next message written there (a
+// job event, a reply, a heartbeat) or when the events loop flushes, so the
+// events of one unit change leave together (unitEventWindow).
+func (s *session) queue(member string, args ...any) error {
+	b, err := dbusrt.EncodeSignal(s.tap.GetSerial(), "", bluechi.InternalAgentPath, bluechi.InternalAgentInterface, member, args...)
+	if err != nil {
+		return err
+	}
+	s.queued.Store(true)
+	return s.tap.Queue(b)
+}
+
 // unitNew handles systemd's UnitNew: the unit is loaded, inactive/dead
 // until systemd says otherwise.
 func (a *Agent) unitNew(id string) {
@@ -133,7 +146,7 @@ func (a *Agent) unitNew(id string) {
 		a.units[id] = &unitState{active: "inactive", sub: "dead"}
 	}
 	if s := a.interestedLocked(id); s != nil {
-		a.send(s, "UnitNew", s.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: id, Reason: reasonReal}))
+		a.send(s, "UnitNew", s.queue(bluechi.InternalAgentSignalUnitNew, id, reasonReal))
 	}
 }
 
@@ -143,7 +156,7 @@ func (a *Agent) unitRemoved(id string) {
 	defer a.unitMu.Unlock()
 	delete(a.units, id)
 	if s := a.interestedLocked(id); s != nil {
-		a.send(s, "UnitRemoved", s.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: id}))
+		a.send(s, "UnitRemoved", s.queue(bluechi.InternalAgentSignalUnitRemoved, id))
 	}
 }
 
@@ -169,16 +182,12 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 		if active != u.active || sub != u.sub {
 			u.active, u.sub = active, sub
 			if s != nil {
-				a.send(s, "UnitStateChanged", s.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{
-					Unit: e.Unit, ActiveState: orInvalid(active), SubState: orInvalid(sub), Reason: reasonReal,
-				}))
+				a.send(s, "UnitStateChanged", s.queue(bluechi.InternalAgentSignalUnitStateChanged, e.Unit, orInvalid(active), orInvalid(sub), reasonReal))
 			}
 		}
 	}
 	if s != nil {
-		a.send(s, "UnitPropertiesChanged", s.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{
-			Unit: e.Unit, Interface: e.Interface, Props: e.Changed,
-		}))
+		a.send(s, "UnitPropertiesChanged", s.queue(bluechi.InternalAgentSignalUnitPropertiesChanged, e.Unit, e.Interface, dbusrt.FixVariants(e.Changed)))
 	}
 }
 

@@ -85,6 +85,9 @@ func TestRegisterOnDroppedConnection(t *testing.T) {
 	// A real agent can register: no dead connection holds the node.
 	waitFor(t, "a real agent registers", func() bool {
 		_, err := c.agent("a")
+		if err != nil {
+			t.Log(err)
+		}
 		return err == nil
 	})
 }

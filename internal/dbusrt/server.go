@@ -1,7 +1,9 @@
 package dbusrt
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -634,6 +636,30 @@ func EmitTo(conn *dbus.Conn, dest string, path dbus.ObjectPath, iface, member st
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
 	}
 	return conn.Send(msg, nil).Err
+}
+
+// EncodeSignal returns the wire bytes (little endian) of the signal EmitTo
+// would send, with the given serial, for sending them later through a
+// transport.Tap.
+func EncodeSignal(serial uint32, dest string, path dbus.ObjectPath, iface, member string, args ...any) ([]byte, error) {
+	msg := &dbus.Message{Type: dbus.TypeSignal, Flags: dbus.FlagNoReplyExpected, Headers: map[dbus.HeaderField]dbus.Variant{
+		dbus.FieldPath:      dbus.MakeVariant(path),
+		dbus.FieldInterface: dbus.MakeVariant(iface),
+		dbus.FieldMember:    dbus.MakeVariant(member),
+	}, Body: args}
+	if dest != "" {
+		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(dest)
+	}
+	if len(args) > 0 {
+		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
+	}
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
+		return nil, fmt.Errorf("encode %s.%s: %w", iface, member, err)
+	}
+	b := buf.Bytes()
+	binary.LittleEndian.PutUint32(b[8:12], serial) // godbus has no serial setter
+	return b, nil
 }
 
 func makeVariant(value any, sig string) (dbus.Variant, error) {

@@ -39,17 +39,17 @@ type peerConn struct {
 	partial []byte     // incomplete line written by godbus
 	pending []byte     // local replies not yet read by godbus
 
-	wmu sync.Mutex // serialises whole messages of godbus and of the tap
-	out []byte     // messages the tap queued, guarded by wmu
-	tap *Tap       // set before godbus starts reading; nil without a tap
-	tr  tapReader  // used by godbus's reader goroutine only
+	wmu  sync.Mutex // serialises whole messages of godbus and of the tap
+	out  []byte     // messages the tap queued, guarded by wmu
+	tap  *Tap       // set before godbus starts reading; nil without a tap
+	pump *pump      // reads a tapped connection; started by the first Read
 }
 
 // Read implements io.Reader.
 func (c *peerConn) Read(p []byte) (int, error) {
 	if c.open.Load() {
 		if c.tap != nil && c.tap.Signal != nil {
-			return c.tappedRead(p)
+			return c.pumped(p)
 		}
 		return c.r.Read(p)
 	}
@@ -107,7 +107,11 @@ func (c *peerConn) Close() error {
 	if c.tap != nil {
 		c.tap.detach(c)
 	}
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if c.pump != nil {
+		c.pump.stop()
+	}
+	return err
 }
 
 // answerLocally queues the reply a server would give to one line of

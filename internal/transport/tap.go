@@ -3,8 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 
@@ -120,6 +118,9 @@ func (t *Tap) attach(pc *peerConn) {
 	t.pc = pc
 	t.mu.Unlock()
 	pc.tap = t
+	if t.Signal != nil {
+		pc.pump = newPump(pc)
+	}
 }
 
 func (t *Tap) detach(pc *peerConn) {
@@ -128,71 +129,6 @@ func (t *Tap) detach(pc *peerConn) {
 		t.pc = nil
 	}
 	t.mu.Unlock()
-}
-
-// tapReader splits the incoming stream into messages so that the tap sees
-// signals before godbus; everything else passes through untouched. A
-// stream whose framing is broken ends with an error, which makes godbus
-// close the connection (godbus itself would skip a bad message and read
-// on from the middle of it).
-type tapReader struct {
-	held []byte // bytes of a message to hand to godbus before reading on
-	pass int    // bytes of the current message still to pass through
-	err  error  // the stream is broken: every later read fails
-	buf  []byte // reused for whole signals
-	msg  wire.Message
-}
-
-// read fills p for godbus, offering each signal to the tap first.
-func (c *peerConn) tappedRead(p []byte) (int, error) {
-	tr := &c.tr
-	for {
-		if len(tr.held) > 0 {
-			n := copy(p, tr.held)
-			tr.held = tr.held[n:]
-			return n, nil
-		}
-		if tr.err != nil {
-			return 0, tr.err
-		}
-		if tr.pass > 0 {
-			n, err := c.r.Read(p[:min(len(p), tr.pass)])
-			tr.pass -= n
-			return n, err
-		}
-		if c.tap.Idle != nil && c.r.Buffered() == 0 {
-			c.tap.Idle()
-		}
-		hdr, err := c.r.Peek(wire.HeaderSize)
-		if err != nil {
-			if len(hdr) > 0 && err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			tr.err = err
-			continue
-		}
-		size, typ, err := wire.FrameSize(hdr)
-		if err != nil {
-			tr.err = fmt.Errorf("transport: malformed message from peer: %w", err)
-			continue
-		}
-		if typ != wire.TypeSignal || size > maxTappedSize {
-			tr.pass = size
-			continue
-		}
-		if cap(tr.buf) < size {
-			tr.buf = make([]byte, size)
-		}
-		buf := tr.buf[:size]
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			tr.err = err
-			continue
-		}
-		if err := wire.Parse(buf, &tr.msg); err == nil && c.tap.Signal(&tr.msg) {
-			continue
-		}
-		tr.held = buf
-	}
 }
 
 // writeMessage adds one whole message (or none) to the queued output under
