@@ -158,27 +158,19 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		dbus.WithOutgoingInterceptor(c.outgoing),
 		dbus.WithIncomingInterceptor(c.incoming),
 	}
-	var conn *dbus.Conn
-	if private {
-		// systemd's private socket is an sd-bus server: godbus's own client
-		// handshake sends BEGIN after OK, BEGIN and the first call then often
-		// arrive in one read and sd-bus 252 leaves that call unprocessed
-		// until more bytes come (Subscribe hung in about 4 of 5 runs). The
-		// transport dialer sends the whole handshake in one write.
-		d := transport.Dialer{Mechanism: transport.MechanismExternal}
-		var err error
-		if conn, err = d.Dial(ctx, addr, connOpts...); err != nil {
-			return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
-		}
-	} else {
-		var err error
-		if conn, err = dbus.Dial(addr, connOpts...); err != nil {
-			return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
-		}
-		if err := conn.Auth(nil); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("systemd: authenticate on %s: %w", addr, err)
-		}
+	// Both cases go through our transport: it reads with few, raw system
+	// calls (godbus's unix transport reads each message in several), and
+	// systemd's private socket is an sd-bus server: godbus's own client
+	// handshake sends BEGIN after OK, BEGIN and the first call then often
+	// arrive in one read and sd-bus 252 leaves that call unprocessed until
+	// more bytes come (Subscribe hung in about 4 of 5 runs). The transport
+	// dialer sends the whole handshake in one write.
+	d := transport.Dialer{Mechanism: transport.MechanismExternal}
+	conn, err := d.Dial(ctx, addr, connOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
+	}
+	if !private {
 		if err := conn.Hello(); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("systemd: hello on %s: %w", addr, err)
