@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/godbus/dbus/v5"
@@ -140,10 +139,6 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 		cancel()
 	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	go func() {
-		// Once started, let go of start-up pages of the executable.
-		time.Sleep(2 * time.Second)
-		memtrim.ExecutableMappings()
-	}()
+	go memtrim.Run(ctx) // start-up pages, then heap pages after bursts of work
 	return a.Run(ctx)
 }

@@ -125,11 +125,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	}
 	wg.Go(func() { ctrl.Heartbeats(ctx) })
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	go func() {
-		// Once started, let go of start-up pages of the executable.
-		time.Sleep(2 * time.Second)
-		memtrim.ExecutableMappings()
-	}()
+	go memtrim.Run(ctx) // start-up pages, then heap pages after bursts of work
 	log.Info("controller started", logging.Attr{Key: "nodes", Value: logValue(len(cfg.Nodes))})
 
 	sig := make(chan os.Signal, 1)

@@ -8,10 +8,13 @@ package memtrim
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -66,5 +69,58 @@ func madvise(addr, length uintptr) error {
 func SmallHeap() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
+	}
+}
+
+// Idle trimming: every idleCheck the daemon looks at what it allocated;
+// once a period with at least trimAfter bytes of allocations is followed by
+// a quiet one (under quietBytes), the heap is collected and its free pages
+// go back to the system. A burst of work so leaves no high-water mark in
+// the resident memory, at the price of one collection per burst.
+const (
+	startupDelay = 2 * time.Second
+	idleCheck    = 2 * time.Second
+	quietBytes   = 64 << 10
+	trimAfter    = 256 << 10
+)
+
+// Run lowers the daemon's memory until ctx ends: after start-up it drops
+// the executable's start-up pages (ExecutableMappings), then returns heap
+// pages to the system whenever the daemon falls idle after work.
+func Run(ctx context.Context) {
+	t := time.NewTimer(startupDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	_, _ = ExecutableMappings()
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return sample[0].Value.Uint64()
+	}
+	last := read()
+	sinceTrim := uint64(0)
+	tick := time.NewTicker(idleCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := read()
+		delta := now - last
+		last = now
+		sinceTrim += delta
+		if delta < quietBytes && sinceTrim >= trimAfter {
+			debug.FreeOSMemory()
+			sinceTrim = 0
+		}
 	}
 }
