@@ -8,14 +8,16 @@ import (
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
-// The fast path relays the agents' unit signals to monitors without
-// godbus: the peer connection's tap hands each signal over as bytes before
+// The fast path handles the agents' signals without godbus: job signals
+// and heartbeats are read in place and handled at once, and unit signals
+// are relayed to monitors: the peer connection's tap hands each signal over as bytes before
 // godbus would decode it, the few strings the controller needs are read
 // in place, the properties are copied (and validated) as they are, and
 // the monitor signals go out through the bus connection's tap.
 
 // Body signatures of the relayed signals, on both sides.
 const (
+	sigAgentJob           = "us"
 	sigAgentUnitNew       = "ss"
 	sigAgentUnitRemoved   = "s"
 	sigAgentUnitState     = "ssss"
@@ -44,24 +46,29 @@ func (c *Controller) flushMonitorSignals() {
 	}
 }
 
-// rawSignal relays one of the agent's unit signals; it runs in the
-// connection's reader, in wire order. Other signals go to godbus.
+// rawSignal handles the agent's unit, job and heartbeat signals; it runs
+// in the connection's reader, in wire order. Other signals go to godbus.
 func (p *peer) rawSignal(m *wire.Message) bool {
 	if m.Interface != bluechi.InternalAgentInterface || m.Path != string(bluechi.InternalAgentPath) {
 		return false
 	}
+	c := p.c
 	switch m.Member {
 	case bluechi.InternalAgentSignalUnitNew, bluechi.InternalAgentSignalUnitRemoved,
 		bluechi.InternalAgentSignalUnitStateChanged, bluechi.InternalAgentSignalUnitPropertiesChanged:
+	case bluechi.InternalAgentSignalJobDone, bluechi.InternalAgentSignalJobStateChanged, bluechi.InternalAgentSignalHeartbeat:
+		if n := p.registeredNode(); n != nil {
+			if err := c.jobSignal(n, m); err != nil {
+				c.logger().Debug("agent signal dropped", "node", n.name, "member", m.Member, "error", err)
+			}
+		}
+		return true
 	default:
 		return false
 	}
-	c := p.c
 	c.emu.Lock()
 	defer c.emu.Unlock()
-	c.mu.Lock()
-	n := p.node
-	c.mu.Unlock()
+	n := p.registeredNode()
 	if n == nil || n.ev != p {
 		return true // not (or no longer) the node's event source
 	}
@@ -69,6 +76,49 @@ func (p *peer) rawSignal(m *wire.Message) bool {
 		c.logger().Debug("agent signal dropped", "node", n.name, "member", m.Member, "error", err)
 	}
 	return true
+}
+
+// registeredNode returns the node this connection is registered as, or nil.
+func (p *peer) registeredNode() *node {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	if n := p.node; n != nil && n.peer == p {
+		return n
+	}
+	return nil
+}
+
+// jobSignal handles JobDone, JobStateChanged and Heartbeat.
+func (c *Controller) jobSignal(n *node, m *wire.Message) error {
+	if m.Member == bluechi.InternalAgentSignalHeartbeat {
+		c.mu.Lock()
+		if n.peer != nil {
+			touch(n)
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	if m.Signature != sigAgentJob {
+		return errSignature
+	}
+	r := wire.NewReader(m.Body, m.BigEndian)
+	id, err := r.Uint32()
+	if err != nil {
+		return err
+	}
+	s, err := r.String()
+	if err == nil {
+		err = r.Done()
+	}
+	if err != nil {
+		return err
+	}
+	if m.Member == bluechi.InternalAgentSignalJobDone {
+		c.jobDone(n, id, s)
+	} else {
+		c.jobStateChanged(n, id, s)
+	}
+	return nil
 }
 
 // relayLocked updates what is known about the unit and sends the monitor

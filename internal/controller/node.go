@@ -41,24 +41,9 @@ func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
 		subs = append(subs, s)
 		return nil
 	}
-	c := n.c
-	err := add(agent.OnJobDone(ctx, func(s *bluechi.InternalAgentJobDoneSignal) { c.jobDone(n, s.ID, s.Result) }))
-	if err == nil {
-		err = add(agent.OnJobStateChanged(ctx, func(s *bluechi.InternalAgentJobStateChangedSignal) { c.jobStateChanged(n, s.ID, s.State) }))
-	}
-	if err == nil {
-		err = add(agent.OnHeartbeat(ctx, func(*bluechi.InternalAgentHeartbeatSignal) {
-			c.mu.Lock()
-			if n.peer == p {
-				touch(n)
-			}
-			c.mu.Unlock()
-		}))
-	}
-	if err == nil {
-		err = n.watchUnits(ctx, p, agent, add)
-	}
-	if err != nil {
+	// Job signals, heartbeats and unit signals take the fast path
+	// (fastpath.go); metrics signals come through godbus.
+	if err := n.watchUnits(ctx, p, agent, add); err != nil {
 		for _, s := range subs {
 			s.Close()
 		}

@@ -35,6 +35,20 @@ func (r *Reader) String() (string, error) {
 	return string(b), nil
 }
 
+// Uint32 reads a 32-bit unsigned number (type 'u'). On error the Reader
+// does not move.
+func (r *Reader) Uint32() (uint32, error) {
+	off := r.off
+	if err := skipPadding(r.buf, &off, 4); err != nil {
+		return 0, err
+	}
+	if len(r.buf)-off < 4 {
+		return 0, failAt(off, errShort)
+	}
+	r.off = off + 4
+	return uint32At(r.buf, off, r.big), nil
+}
+
 // Done reports an error unless the whole body was consumed.
 func (r *Reader) Done() error {
 	if r.off != len(r.buf) {
