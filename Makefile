@@ -2,7 +2,7 @@
 GO ?= go
 GENERATED := gen internal/apitest/roundtrip_gen_test.go
 
-.PHONY: all build generate check-generate test lint bench clean run deps install
+.PHONY: all build generate check-generate test lint bench bench-cluster clean run deps install
 
 all: build
 
@@ -41,6 +41,12 @@ lint:
 ## bench: generated layer against plain godbus
 bench:
 	$(GO) test -run XXX -bench . -count 5 ./internal/apitest
+
+## bench-cluster: benchmarks on sandboxed clusters with real systemd (root)
+bench-cluster:
+	$(GO) test -run XXX -bench 'StartUnit|ListUnits' -benchtime 300x ./internal/cluster
+	$(GO) test -run XXX -bench Memory -benchtime 1000x ./internal/cluster
+	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
 
 ## install: binaries, units, D-Bus policy and default configs under DESTDIR
 DESTDIR ?=
