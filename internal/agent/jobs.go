@@ -19,7 +19,7 @@ const maxEarly = 1024
 // once instead of several times (the monitor event storm of a busy node).
 // Anything else the agent sends (job events, replies, heartbeats) leaves
 // at once and takes the queue with it, in order.
-const unitEventWindow = 5 * time.Millisecond
+const unitEventWindow = 10 * time.Millisecond
 
 // events consumes systemd's signals in order until ctx ends.
 func (a *Agent) events(ctx context.Context) {

@@ -160,11 +160,11 @@ func SystemBusAddress() string {
 }
 
 // ConnectBusTap opens a connection to the message bus at address through
-// our own transport (EXTERNAL authentication, socket outside Go's poller),
-// with tap bound to it so that hot paths can send raw messages on it.
+// our own transport (EXTERNAL authentication, raw socket I/O), with tap
+// bound to it so that hot paths can send raw messages on it.
 func ConnectBusTap(ctx context.Context, address string, tap *transport.Tap, prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
 	srv := newPrepared(prepare)
-	d := transport.Dialer{Mechanism: transport.MechanismExternal, SelfPolled: true}
+	d := transport.Dialer{Mechanism: transport.MechanismExternal}
 	conn, err := d.Dial(ctx, address, append(srv.ConnOptions(), tap.Options(context.Background())...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect bus %s: %w", address, err)

@@ -29,11 +29,6 @@ type Dialer struct {
 	// BeforeStart, if set, runs on the connection before godbus reads
 	// from it.
 	BeforeStart BeforeStartFunc
-	// SelfPolled takes the socket out of Go's network poller after the
-	// handshake (see pollConn): for a connection that mostly writes, such
-	// as the controller's bus connection, whose peer reading each message
-	// would otherwise wake the poller. It costs a thread blocked in poll.
-	SelfPolled bool
 }
 
 // Dial connects to a D-Bus address ("tcp:host=H,port=P",
@@ -113,14 +108,6 @@ func (d *Dialer) DialNetConn(ctx context.Context, nc net.Conn, opts ...dbus.Conn
 	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("transport: authenticating to %s: %w", describeRemote(nc), err)
-	}
-	if d.SelfPolled {
-		pc, pr, err := newPollConn(nc, r)
-		if err != nil {
-			_ = nc.Close()
-			return nil, err
-		}
-		return startConn(pc, pr, guid, opts, d.BeforeStart)
 	}
 	return startConn(nc, r, guid, opts, d.BeforeStart)
 }

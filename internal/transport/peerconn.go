@@ -152,10 +152,7 @@ type BeforeStartFunc func(conn *dbus.Conn, nc net.Conn) error
 // against the wrapper (which starts godbus's reader) and returns the
 // started connection. It does not call Hello. On error nc is closed.
 func startConn(nc net.Conn, r *bufio.Reader, guid string, opts []dbus.ConnOption, before BeforeStartFunc) (*dbus.Conn, error) {
-	pc := &peerConn{Conn: nc, r: r, w: nc, guid: guid}
-	if _, own := nc.(*pollConn); !own {
-		pc.w = newSysIO(nc)
-	}
+	pc := &peerConn{Conn: nc, r: r, w: newSysIO(nc), guid: guid}
 	conn, err := dbus.NewConn(pc, opts...)
 	if err != nil {
 		_ = nc.Close()
