@@ -380,12 +380,17 @@ func (a *Agent) SwitchController(addr string) error {
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Invalid controller address %q: %v", addr, err)
 	}
 	a.address = addr
-	close(a.switched)
-	a.switched = make(chan struct{})
 	a.mu.Unlock()
+	// The new address is announced before the disconnect it causes:
+	// bluechi-is-online --switch-timeout tells a switch from a failure by
+	// this order.
 	if a.pub != nil {
 		a.pub.SetControllerAddress(addr)
 	}
+	a.mu.Lock()
+	close(a.switched)
+	a.switched = make(chan struct{})
+	a.mu.Unlock()
 	return nil
 }
 
