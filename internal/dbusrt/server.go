@@ -624,6 +624,11 @@ func EmitTo(conn *dbus.Conn, dest string, path dbus.ObjectPath, iface, member st
 	if conn.Context().Err() != nil {
 		return dbus.ErrClosed
 	}
+	return conn.Send(signalMessage(dest, path, iface, member, args), nil).Err
+}
+
+// signalMessage builds a signal to dest ("" broadcasts).
+func signalMessage(dest string, path dbus.ObjectPath, iface, member string, args []any) *dbus.Message {
 	msg := &dbus.Message{Type: dbus.TypeSignal, Headers: map[dbus.HeaderField]dbus.Variant{
 		dbus.FieldPath:      dbus.MakeVariant(path),
 		dbus.FieldInterface: dbus.MakeVariant(iface),
@@ -635,24 +640,15 @@ func EmitTo(conn *dbus.Conn, dest string, path dbus.ObjectPath, iface, member st
 	if len(args) > 0 {
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
 	}
-	return conn.Send(msg, nil).Err
+	return msg
 }
 
 // EncodeSignal returns the wire bytes (little endian) of the signal EmitTo
 // would send, with the given serial, for sending them later through a
 // transport.Tap.
 func EncodeSignal(serial uint32, dest string, path dbus.ObjectPath, iface, member string, args ...any) ([]byte, error) {
-	msg := &dbus.Message{Type: dbus.TypeSignal, Flags: dbus.FlagNoReplyExpected, Headers: map[dbus.HeaderField]dbus.Variant{
-		dbus.FieldPath:      dbus.MakeVariant(path),
-		dbus.FieldInterface: dbus.MakeVariant(iface),
-		dbus.FieldMember:    dbus.MakeVariant(member),
-	}, Body: args}
-	if dest != "" {
-		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(dest)
-	}
-	if len(args) > 0 {
-		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
-	}
+	msg := signalMessage(dest, path, iface, member, args)
+	msg.Flags = dbus.FlagNoReplyExpected
 	var buf bytes.Buffer
 	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
 		return nil, fmt.Errorf("encode %s.%s: %w", iface, member, err)

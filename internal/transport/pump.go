@@ -18,7 +18,7 @@ import (
 // for a whole tapped signal; godbus's side holds at most maxPumpBacklog
 // bytes before the pump waits for it.
 const (
-	pumpBufferSize = 16 << 10
+	pumpBufferSize = 8 << 10
 	minReadSpace   = 4 << 10
 	maxPumpBacklog = 1 << 20
 )
@@ -96,8 +96,8 @@ func (p *pump) run() {
 		ahead, _ := p.c.r.Peek(n)
 		p.reserve(n)
 		p.w += copy(p.buf[p.w:], ahead)
-		_, _ = p.c.r.Discard(n)
 	}
+	p.c.r = nil // the pump reads from here on: let the handshake's buffer go
 	err := p.process()
 	if err == nil {
 		err = p.read()
