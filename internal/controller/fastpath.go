@@ -8,12 +8,13 @@ import (
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
-// The fast path handles the agents' signals without godbus: job signals
-// and heartbeats are read in place and handled at once, and unit signals
-// are relayed to monitors: the peer connection's tap hands each signal over as bytes before
-// godbus would decode it, the few strings the controller needs are read
-// in place, the properties are copied (and validated) as they are, and
-// the monitor signals go out through the bus connection's tap.
+// The fast path handles the agents' signals without godbus. The peer
+// connection's tap hands each signal over as bytes before godbus would
+// decode it. Job signals and heartbeats are read in place and handled at
+// once. Unit signals are relayed to monitors: the few strings the
+// controller needs are read in place, the properties are copied (and
+// validated) as they are, and the monitor signals go out through the bus
+// connection's tap.
 
 // Body signatures of the relayed signals, on both sides.
 const (
