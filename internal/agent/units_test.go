@@ -137,16 +137,11 @@ func unitChange(unit, iface string, kv ...string) *systemd.PropertiesChanged {
 	return &systemd.PropertiesChanged{Path: systemd.UnitPath(unit), Unit: unit, Interface: iface, Changed: changed}
 }
 
-// TestUnitSubscriptions checks the agent's side of internal-protocol.md §8
-// and §12: virtual events on Subscribe, real events from systemd's signals
-// for interesting units only, the errors of duplicate calls, metrics before
-// JobDone, and subscriptions and metrics reset by a new connection.
-func TestUnitSubscriptions(t *testing.T) {
+// runAgent runs an agent on sd against a fake controller until the end of
+// the test and returns the controller and the agent's registered connection.
+func runAgent(t *testing.T, sd *fakeSystemd) (*fakeController, *dbus.Conn) {
+	t.Helper()
 	addr, fc := startFakeController(t)
-	sd := &fakeSystemd{
-		units:  []bluechi.UnitInfo{{Name: "a.service", ActiveState: "active", SubState: "running"}},
-		events: make(chan systemd.Event, 16),
-	}
 	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
 	if err != nil {
 		t.Fatal(err)
@@ -160,13 +155,51 @@ func TestUnitSubscriptions(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-
-	var conn *dbus.Conn
 	select {
-	case conn = <-fc.registered:
+	case conn := <-fc.registered:
+		return fc, conn
 	case <-time.After(10 * time.Second):
 		t.Fatal("agent did not register")
+		return nil, nil
 	}
+}
+
+// TestUnitEventsBeforeJobDone: real unit events wait in the connection's
+// queue for a little while (unitEventWindow), but a job event takes them
+// along at once and in order.
+func TestUnitEventsBeforeJobDone(t *testing.T) {
+	sd := &fakeSystemd{events: make(chan systemd.Event, 16)}
+	_, conn := runAgent(t, sd)
+	ctx := context.Background()
+	ev := watchAgent(t, conn)
+	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	if err := c.Subscribe(ctx, "*"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new * virtual")
+	if err := c.StartUnit(ctx, "x.service", "replace", 43); err != nil {
+		t.Fatal(err)
+	}
+	sd.events <- &systemd.UnitNew{ID: "x.service", Path: systemd.UnitPath("x.service")}
+	sd.events <- unitChange("x.service", systemd.UnitInterface, "ActiveState", "active", "SubState", "exited")
+	sd.events <- &systemd.JobRemoved{ID: 7, Job: systemd.JobPathPrefix + "7", Unit: "x.service", Result: "done"}
+	ev.expect("new x.service real", "state x.service active exited real", "props x.service org.freedesktop.systemd1.Unit", "done 43 done")
+	// Alone, unit events still leave by themselves.
+	sd.events <- unitChange("x.service", systemd.UnitInterface, "ActiveState", "inactive", "SubState", "dead")
+	ev.expect("state x.service inactive dead real", "props x.service org.freedesktop.systemd1.Unit")
+}
+
+// TestUnitSubscriptions checks the agent's side of internal-protocol.md §8
+// and §12: virtual events on Subscribe, real events from systemd's signals
+// for interesting units only, the errors of duplicate calls, metrics before
+// JobDone, and subscriptions and metrics reset by a new connection.
+func TestUnitSubscriptions(t *testing.T) {
+	sd := &fakeSystemd{
+		units:  []bluechi.UnitInfo{{Name: "a.service", ActiveState: "active", SubState: "running"}},
+		events: make(chan systemd.Event, 16),
+	}
+	fc, conn := runAgent(t, sd)
+	ctx := context.Background()
 	ev := watchAgent(t, conn)
 	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
 	failed := func(err error, msg string) {
