@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -270,5 +271,70 @@ func TestTapQueueOrder(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("no %s", want)
 		}
+	}
+}
+
+// TestTapLargeMessages: a signal too big for the tap and a call with a
+// big argument go to godbus whole, between tapped signals, over a socket
+// that has to be read many times per message.
+func TestTapLargeMessages(t *testing.T) {
+	checkGoroutines(t)
+	var mu sync.Mutex
+	var tapped []string
+	tap := &Tap{Signal: func(m *wire.Message) bool {
+		if m.Member != "Small" {
+			return false
+		}
+		r := wire.NewReader(m.Body, m.BigEndian)
+		s, err := r.String()
+		if err != nil {
+			t.Errorf("tapped body: %v", err)
+		}
+		mu.Lock()
+		tapped = append(tapped, s)
+		mu.Unlock()
+		return true
+	}}
+	client, server := tapPair(t, tap)
+	if err := server.Export(&echo{}, testPath, testIface); err != nil {
+		t.Fatal(err)
+	}
+	big := make(chan *dbus.Signal, 10)
+	server.Signal(big)
+	huge := strings.Repeat("h", maxTappedSize+1000) // past the tap's limit
+	for i, payload := range []string{"a", huge, "b"} {
+		member := "Small"
+		if len(payload) > 1 {
+			member = "Big"
+		}
+		if err := client.Emit("/t", "org.test.Tap."+member, payload); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if _, err := callEcho(testContext(t), client, "", strings.Repeat("e", 3<<20)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	select {
+	case s := <-big:
+		if s.Name != "org.test.Tap.Big" || s.Body[0] != huge {
+			t.Fatalf("godbus got %s, damaged or wrong", s.Name)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the big signal did not reach godbus")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Clone(tapped)
+		mu.Unlock()
+		if slices.Equal(got, []string{"a", "b"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tapped %q, want [a b]", got)
+		}
+		time.Sleep(time.Millisecond) // poll with a deadline
 	}
 }
