@@ -9,7 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
@@ -140,11 +139,9 @@ func (p *pump) read() error {
 		err = rc.Read(func(fd uintptr) bool {
 			for {
 				space := p.space()
-				n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&space[0])), uintptr(len(space)))
+				n, errno := rawIO(syscall.SYS_READ, fd, space)
 				ioSync.Load()
 				switch {
-				case errno == syscall.EINTR:
-					continue
 				case errno == syscall.EAGAIN:
 					// Empty for sure: the next edge is certain to come.
 					disarm()

@@ -38,6 +38,17 @@ func newSysIO(nc net.Conn) io.ReadWriter {
 	return &sysIO{rc: rc}
 }
 
+// rawIO runs one read or write system call (op) on a non-blocking fd
+// without the runtime's bookkeeping, retrying on EINTR. b is not empty.
+func rawIO(op, fd uintptr, b []byte) (uintptr, syscall.Errno) {
+	for {
+		n, _, errno := syscall.RawSyscall(op, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if errno != syscall.EINTR {
+			return n, errno
+		}
+	}
+}
+
 // Read implements io.Reader.
 func (s *sysIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -48,12 +59,8 @@ func (s *sysIO) Read(p []byte) (int, error) {
 		errno syscall.Errno
 	)
 	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
+		n, errno = rawIO(syscall.SYS_READ, fd, p)
+		return errno != syscall.EAGAIN
 	})
 	ioSync.Load()
 	switch {
@@ -78,12 +85,8 @@ func (s *sysIO) Write(p []byte) (int, error) {
 		)
 		rest := p[written:]
 		err := s.rc.Write(func(fd uintptr) bool {
-			for {
-				n, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
-				if errno != syscall.EINTR {
-					return errno != syscall.EAGAIN
-				}
-			}
+			n, errno = rawIO(syscall.SYS_WRITE, fd, rest)
+			return errno != syscall.EAGAIN
 		})
 		if err != nil {
 			return written, err
