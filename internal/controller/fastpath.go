@@ -59,7 +59,7 @@ func (p *peer) rawSignal(m *wire.Message) bool {
 		bluechi.InternalAgentSignalUnitStateChanged, bluechi.InternalAgentSignalUnitPropertiesChanged:
 	case bluechi.InternalAgentSignalJobDone, bluechi.InternalAgentSignalJobStateChanged, bluechi.InternalAgentSignalHeartbeat:
 		if n := p.registeredNode(); n != nil {
-			if err := c.jobSignal(n, m); err != nil {
+			if err := c.jobSignal(n, p, m); err != nil {
 				c.logger().Debug("agent signal dropped", "node", n.name, "member", m.Member, "error", err)
 			}
 		}
@@ -89,11 +89,12 @@ func (p *peer) registeredNode() *node {
 	return nil
 }
 
-// jobSignal handles JobDone, JobStateChanged and Heartbeat.
-func (c *Controller) jobSignal(n *node, m *wire.Message) error {
+// jobSignal handles JobDone, JobStateChanged and Heartbeat from p, the
+// connection of n.
+func (c *Controller) jobSignal(n *node, p *peer, m *wire.Message) error {
 	if m.Member == bluechi.InternalAgentSignalHeartbeat {
 		c.mu.Lock()
-		if n.peer != nil {
+		if n.peer == p {
 			touch(n)
 		}
 		c.mu.Unlock()
