@@ -134,62 +134,44 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 	var member, sig string
 	switch m.Member {
 	case bluechi.InternalAgentSignalUnitNew:
-		if m.Signature != sigAgentUnitNew {
-			return errSignature
-		}
-		unit, reason, err := read2(&r)
-		if err != nil {
+		var a [2]string // unit, reason
+		if err := readBody(&r, m.Signature, sigAgentUnitNew, a[:]); err != nil {
 			return err
 		}
-		w.String(unit)
-		w.String(reason)
-		subs, member, sig = c.unitNewLocked(n, unit), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew
+		w.String(a[0])
+		w.String(a[1])
+		subs, member, sig = c.unitNewLocked(n, a[0]), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew
 	case bluechi.InternalAgentSignalUnitRemoved:
-		if m.Signature != sigAgentUnitRemoved {
-			return errSignature
-		}
-		unit, err := r.String()
-		if err == nil {
-			err = r.Done()
-		}
-		if err != nil {
+		var a [1]string // unit
+		if err := readBody(&r, m.Signature, sigAgentUnitRemoved, a[:]); err != nil {
 			return err
 		}
-		w.String(unit)
+		w.String(a[0])
 		w.String(reasonReal)
-		subs, member, sig = c.unitRemovedLocked(n, unit), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved
+		subs, member, sig = c.unitRemovedLocked(n, a[0]), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved
 	case bluechi.InternalAgentSignalUnitStateChanged:
-		if m.Signature != sigAgentUnitState {
-			return errSignature
-		}
-		var s [4]string
-		for i := range s {
-			var err error
-			if s[i], err = r.String(); err != nil {
-				return err
-			}
-		}
-		if err := r.Done(); err != nil {
+		var a [4]string // unit, active, sub, reason
+		if err := readBody(&r, m.Signature, sigAgentUnitState, a[:]); err != nil {
 			return err
 		}
-		for _, x := range s {
+		for _, x := range a {
 			w.String(x)
 		}
-		subs, member, sig = c.unitStateLocked(n, s[0], s[1], s[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState
+		subs, member, sig = c.unitStateLocked(n, a[0], a[1], a[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState
 	case bluechi.InternalAgentSignalUnitPropertiesChanged:
 		if m.Signature != sigAgentUnitProps {
 			return errSignature
 		}
-		unit, iface, err := read2prefix(&r)
-		if err != nil {
+		var a [2]string // unit, interface; the properties follow
+		if err := readStrings(&r, a[:]); err != nil {
 			return err
 		}
-		subs = c.matchLocked(n, unit)
+		subs = c.matchLocked(n, a[0])
 		if len(subs) == 0 {
 			return nil
 		}
-		w.String(unit)
-		w.String(iface)
+		w.String(a[0])
+		w.String(a[1])
 		if err := wire.Copy(w, &r, sigProps); err != nil {
 			return err
 		}
@@ -204,23 +186,27 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 	return nil
 }
 
-// read2 reads a body of exactly two strings.
-func read2(r *wire.Reader) (string, string, error) {
-	a, b, err := read2prefix(r)
-	if err == nil {
-		err = r.Done()
+// readStrings reads len(dst) strings at the start of a body.
+func readStrings(r *wire.Reader, dst []string) error {
+	for i := range dst {
+		var err error
+		if dst[i], err = r.String(); err != nil {
+			return err
+		}
 	}
-	return a, b, err
+	return nil
 }
 
-// read2prefix reads two strings at the start of a body.
-func read2prefix(r *wire.Reader) (string, string, error) {
-	a, err := r.String()
-	if err != nil {
-		return "", "", err
+// readBody reads a body of exactly len(dst) strings whose signature must
+// be want.
+func readBody(r *wire.Reader, sig, want string, dst []string) error {
+	if sig != want {
+		return errSignature
 	}
-	b, err := r.String()
-	return a, b, err
+	if err := readStrings(r, dst); err != nil {
+		return err
+	}
+	return r.Done()
 }
 
 // sendWire queues a monitor signal with a ready body for every recipient

@@ -817,3 +817,39 @@ func TestMonitorOwnerGoneNoLeak(t *testing.T) {
 	})
 	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base })
 }
+
+// TestMonitorMalformedAgentSignals: unit and job signals from an agent with
+// the wrong body (bad signature, wrong types, invalid UTF-8) are dropped
+// on the fast path; the connection and the monitors go on.
+func TestMonitorMalformedAgentSignals(t *testing.T) {
+	c := startCluster(t, "n1")
+	ctx := context.Background()
+	a1 := newUnitAgent(nil)
+	conn1, err := c.connect("n1", a1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := c.monitor(c.client)
+	rec := newRecorder(t, c.client, mon.Path())
+	if _, err := mon.Subscribe(ctx, "n1", "*"); err != nil {
+		t.Fatal(err)
+	}
+	waitCalls(t, a1, "Subscribe *")
+	rec.expect("new n1 * virtual")
+	emit := func(member string, args ...any) {
+		t.Helper()
+		if err := dbusrt.EmitTo(conn1, "", bluechi.InternalAgentPath, bluechi.InternalAgentInterface, member, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emit(bluechi.InternalAgentSignalUnitStateChanged, "a.service", "active")               // too few
+	emit(bluechi.InternalAgentSignalUnitStateChanged, "a.service", "active", "running", 7) // wrong type
+	emit(bluechi.InternalAgentSignalUnitNew, "a.service", "\xff\xfe")                      // not UTF-8
+	emit(bluechi.InternalAgentSignalUnitPropertiesChanged, "a.service", "x", "not a{sv}")
+	emit(bluechi.InternalAgentSignalJobDone, "1", "done") // id is a string
+	a1.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "b.service", ActiveState: "active", SubState: "running", Reason: "real"})
+	rec.expect("state n1 b.service active running real")
+	if s, err := c.node("n1").GetStatus(ctx); err != nil || s != "online" {
+		t.Fatalf("node after malformed signals: %q, %v", s, err)
+	}
+}

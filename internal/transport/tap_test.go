@@ -56,15 +56,18 @@ func tapPair(t *testing.T, tap *Tap) (client, server *dbus.Conn) {
 	return client, server
 }
 
-// TestTapSeesSignalsInOrder: the tap consumes one member's signals, in
-// wire order, and godbus still gets every other message (signals and a
-// method call) in between.
-func TestTapSeesSignalsInOrder(t *testing.T) {
-	checkGoroutines(t)
-	var mu sync.Mutex
-	var fast []uint32
-	tap := &Tap{Signal: func(m *wire.Message) bool {
-		if m.Member != "Fast" {
+// stringTap is a tap that consumes the signals named member, whose body
+// is one string, and records those strings in wire order.
+type stringTap struct {
+	Tap
+	mu  sync.Mutex
+	got []string
+}
+
+func newStringTap(t *testing.T, member string) *stringTap {
+	st := &stringTap{}
+	st.Signal = func(m *wire.Message) bool {
+		if m.Member != member {
 			return false
 		}
 		r := wire.NewReader(m.Body, m.BigEndian)
@@ -72,12 +75,39 @@ func TestTapSeesSignalsInOrder(t *testing.T) {
 		if err != nil {
 			t.Errorf("tapped body: %v", err)
 		}
-		mu.Lock()
-		fast = append(fast, uint32(len(s)))
-		mu.Unlock()
+		st.mu.Lock()
+		st.got = append(st.got, s)
+		st.mu.Unlock()
 		return true
-	}}
-	client, server := tapPair(t, tap)
+	}
+	return st
+}
+
+// expect waits until the tap has seen exactly want.
+func (st *stringTap) expect(t *testing.T, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st.mu.Lock()
+		got := slices.Clone(st.got)
+		st.mu.Unlock()
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			if !slices.Equal(got, want) {
+				t.Fatalf("tapped %d signals %q, want %d %q", len(got), got, len(want), want)
+			}
+			return
+		}
+		time.Sleep(time.Millisecond) // poll with a deadline
+	}
+}
+
+// TestTapSeesSignalsInOrder: the tap consumes one member's signals, in
+// wire order, and godbus still gets every other message (signals and a
+// method call) in between.
+func TestTapSeesSignalsInOrder(t *testing.T) {
+	checkGoroutines(t)
+	tap := newStringTap(t, "Fast")
+	client, server := tapPair(t, &tap.Tap)
 	if err := server.Export(&echo{}, testPath, testIface); err != nil {
 		t.Fatal(err)
 	}
@@ -109,32 +139,13 @@ func TestTapSeesSignalsInOrder(t *testing.T) {
 			t.Fatalf("godbus did not get Slow #%d", i)
 		}
 	}
-	var want []uint32
+	var want []string
 	for i := 0; i < n; i++ {
 		if i%3 != 0 {
-			want = append(want, uint32(i%17))
+			want = append(want, strings.Repeat("x", i%17))
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		seen := len(fast)
-		mu.Unlock()
-		if seen >= len(want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond) // poll with a deadline
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(fast) != len(want) {
-		t.Fatalf("tap saw %d Fast signals, want %d", len(fast), len(want))
-	}
-	for i := range fast {
-		if fast[i] != want[i] {
-			t.Fatalf("tap signal %d has length %d, want %d", i, fast[i], want[i])
-		}
-	}
+	tap.expect(t, want)
 }
 
 // TestTapSendInterleaves: raw messages sent through the tap while godbus
@@ -279,23 +290,8 @@ func TestTapQueueOrder(t *testing.T) {
 // that has to be read many times per message.
 func TestTapLargeMessages(t *testing.T) {
 	checkGoroutines(t)
-	var mu sync.Mutex
-	var tapped []string
-	tap := &Tap{Signal: func(m *wire.Message) bool {
-		if m.Member != "Small" {
-			return false
-		}
-		r := wire.NewReader(m.Body, m.BigEndian)
-		s, err := r.String()
-		if err != nil {
-			t.Errorf("tapped body: %v", err)
-		}
-		mu.Lock()
-		tapped = append(tapped, s)
-		mu.Unlock()
-		return true
-	}}
-	client, server := tapPair(t, tap)
+	tap := newStringTap(t, "Small")
+	client, server := tapPair(t, &tap.Tap)
 	if err := server.Export(&echo{}, testPath, testIface); err != nil {
 		t.Fatal(err)
 	}
@@ -324,17 +320,5 @@ func TestTapLargeMessages(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the big signal did not reach godbus")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		got := slices.Clone(tapped)
-		mu.Unlock()
-		if slices.Equal(got, []string{"a", "b"}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tapped %q, want [a b]", got)
-		}
-		time.Sleep(time.Millisecond) // poll with a deadline
-	}
+	tap.expect(t, []string{"a", "b"})
 }
