@@ -648,6 +648,23 @@ func TestMetrics(t *testing.T) {
 // controller turns each into a unicast monitor signal, a bus client
 // receives them. ns/op is wall time per event through the whole pipeline.
 func BenchmarkMonitorEventPath(b *testing.B) {
+	states := [][2]string{{"activating", "start"}, {"active", "running"}}
+	benchMonitorPath(b, "a.service",
+		func(mon *bluechi.MonitorClient, got func()) (*dbusrt.Subscription, error) {
+			return mon.OnUnitStateChanged(context.Background(), func(*bluechi.MonitorUnitStateChangedSignal) { got() })
+		},
+		func(a *unitAgent, i int) {
+			st := states[i%2]
+			a.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "a.service", ActiveState: st[0], SubState: st[1], Reason: "real"})
+		})
+}
+
+// benchMonitorPath runs b.N events through a fake agent, the controller
+// and one monitor subscribed to unit on n1: on subscribes the bus client
+// to the monitor signal (calling got for each), emit sends event i.
+func benchMonitorPath(b *testing.B, unit string,
+	on func(mon *bluechi.MonitorClient, got func()) (*dbusrt.Subscription, error),
+	emit func(a *unitAgent, i int)) {
 	c := startCluster(b, "n1")
 	a1 := newUnitAgent(nil)
 	if _, err := c.connect("n1", a1); err != nil {
@@ -665,20 +682,18 @@ func BenchmarkMonitorEventPath(b *testing.B) {
 	}
 	mon := bluechi.NewMonitorClient(client, bluechi.ControllerBusName, path)
 	got := make(chan struct{}, 1<<16)
-	sub, err := mon.OnUnitStateChanged(ctx, func(*bluechi.MonitorUnitStateChangedSignal) { got <- struct{}{} })
+	sub, err := on(mon, func() { got <- struct{}{} })
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sub.Close()
-	if _, err := mon.Subscribe(ctx, "n1", "a.service"); err != nil {
+	if _, err := mon.Subscribe(ctx, "n1", unit); err != nil {
 		b.Fatal(err)
 	}
-	states := [][2]string{{"activating", "start"}, {"active", "running"}}
 	defer reportCPU(b)()
 	go func() {
 		for i := 0; i < b.N; i++ {
-			st := states[i%2]
-			a1.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "a.service", ActiveState: st[0], SubState: st[1], Reason: "real"})
+			emit(a1, i)
 		}
 	}()
 	for i := 0; i < b.N; i++ {
@@ -729,45 +744,14 @@ func unitProps(active string) map[string]dbus.Variant {
 // BenchmarkMonitorPropsPath is BenchmarkMonitorEventPath with
 // UnitPropertiesChanged carrying a typical systemd property set.
 func BenchmarkMonitorPropsPath(b *testing.B) {
-	c := startCluster(b, "n1")
-	a1 := newUnitAgent(nil)
-	if _, err := c.connect("n1", a1); err != nil {
-		b.Fatal(err)
-	}
-	client, _, err := dbusrt.ConnectBus(c.busAddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	ctx := context.Background()
-	path, err := bluechi.NewControllerClient(client, bluechi.ControllerBusName, bluechi.ControllerPath).CreateMonitor(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mon := bluechi.NewMonitorClient(client, bluechi.ControllerBusName, path)
-	got := make(chan struct{}, 1<<16)
-	sub, err := mon.OnUnitPropertiesChanged(ctx, func(*bluechi.MonitorUnitPropertiesChangedSignal) { got <- struct{}{} })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sub.Close()
-	if _, err := mon.Subscribe(ctx, "n1", "*"); err != nil {
-		b.Fatal(err)
-	}
 	props := [2]map[string]dbus.Variant{unitProps("active"), unitProps("activating")}
-	defer reportCPU(b)()
-	go func() {
-		for i := 0; i < b.N; i++ {
-			a1.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: props[i%2]})
-		}
-	}()
-	for i := 0; i < b.N; i++ {
-		select {
-		case <-got:
-		case <-time.After(30 * time.Second):
-			b.Fatalf("received %d of %d", i, b.N)
-		}
-	}
+	benchMonitorPath(b, "*",
+		func(mon *bluechi.MonitorClient, got func()) (*dbusrt.Subscription, error) {
+			return mon.OnUnitPropertiesChanged(context.Background(), func(*bluechi.MonitorUnitPropertiesChangedSignal) { got() })
+		},
+		func(a *unitAgent, i int) {
+			a.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: props[i%2]})
+		})
 }
 
 // TestMonitorOwnerGoneNoLeak closes many monitors through their owner's
