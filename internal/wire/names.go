@@ -68,7 +68,14 @@ func validPath(b []byte) bool {
 // 255 bytes, two or more non-empty elements separated by dots, each of
 // [A-Za-z0-9_] and not starting with a digit.
 func validDotted(b []byte) bool {
-	if len(b) == 0 || len(b) > maxSigLen {
+	return len(b) <= maxSigLen && validElements(b, false, false)
+}
+
+// validElements reports whether b is two or more non-empty elements of
+// [A-Za-z0-9_] (plus '-' if dash) separated by dots, none starting with a
+// digit unless digitFirst.
+func validElements(b []byte, dash, digitFirst bool) bool {
+	if len(b) == 0 {
 		return false
 	}
 	dots := 0
@@ -81,8 +88,8 @@ func validDotted(b []byte) bool {
 			}
 			dots++
 			start = true
-		case isNameChar(c):
-			if start && isDigit(c) {
+		case isNameChar(c) || dash && c == '-':
+			if start && !digitFirst && isDigit(c) {
 				return false
 			}
 			start = false
@@ -115,28 +122,8 @@ func validBusName(b []byte) bool {
 	if len(b) == 0 || len(b) > maxSigLen {
 		return false
 	}
-	unique := b[0] == ':'
-	if unique {
-		b = b[1:]
+	if b[0] == ':' {
+		return validElements(b[1:], true, true)
 	}
-	dots := 0
-	start := true
-	for _, c := range b {
-		switch {
-		case c == '.':
-			if start {
-				return false
-			}
-			dots++
-			start = true
-		case isNameChar(c) || c == '-':
-			if start && !unique && isDigit(c) {
-				return false
-			}
-			start = false
-		default:
-			return false
-		}
-	}
-	return dots > 0 && !start
+	return validElements(b, true, false)
 }
