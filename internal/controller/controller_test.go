@@ -283,3 +283,28 @@ func TestManyAgentsConcurrently(t *testing.T) {
 		t.Fatalf("ListUnits over %d nodes: %d, %v", len(names), len(units), err)
 	}
 }
+
+// An agent that closes its connection right after sending something and
+// registers again at once (as it does on SwitchController) is accepted: the
+// controller notices the old connection is closed even before it has read
+// the end of it.
+func TestReconnectAtOnce(t *testing.T) {
+	c := startCluster(t, "n1")
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		conn, err := c.agent("n1")
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := bluechi.EmitInternalAgentHeartbeat(conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentHeartbeatSignal{}); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	}
+	if _, err := c.agent("n1"); err != nil {
+		t.Fatalf("last round: %v", err)
+	}
+	if st, _ := c.node("n1").GetStatus(ctx); st != "online" {
+		t.Fatalf("n1 status %q, want online", st)
+	}
+}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"net"
+	"sync"
 
 	"github.com/godbus/dbus/v5"
 
@@ -22,8 +23,10 @@ type peerKey struct{}
 type peer struct {
 	c    *Controller
 	srv  *dbusrt.Server
+	nc   net.Conn
 	ip   string
 	conn *dbus.Conn
+	gone sync.Once // disconnected runs once per peer
 	reg  *bluechi.InternalControllerObject
 	node *node // guarded by c.mu; nil while anonymous
 }
@@ -36,7 +39,7 @@ func peerFromConn(conn *dbus.Conn) *peer {
 // newPeer prepares the object server of a new connection, with the
 // registration object exported before godbus reads the first message.
 func (c *Controller) newPeer(nc net.Conn) *peer {
-	p := &peer{c: c, srv: dbusrt.NewServer(), ip: transport.PeerIP(nc)}
+	p := &peer{c: c, srv: dbusrt.NewServer(), nc: nc, ip: transport.PeerIP(nc)}
 	p.srv.ServeBusShim()
 	p.srv.SetOrdered() // calls in wire order; a flooding peer is refused past the queue limit
 	reg, err := bluechi.ExportInternalControllerOn(p.srv, bluechi.InternalControllerPath, &registrar{p: p}, bluechi.InternalControllerProperties{})
@@ -75,6 +78,24 @@ type registrar struct {
 }
 
 func (r *registrar) Register(ctx context.Context, name string) error {
+	stale, err := r.register(ctx, name)
+	if stale == nil {
+		return err
+	}
+	// The node's previous connection is closed but its end-of-file is not
+	// handled yet (an agent that reconnects at once, as after
+	// SwitchController, can get here first): finish it, then try again.
+	r.p.c.logger().Info("node reconnected before its old connection was seen to close", "node", name, "peer", r.p.ip)
+	stale.conn.Close()
+	r.p.c.disconnected(stale)
+	_, err = r.register(ctx, name)
+	return err
+}
+
+// register attaches the peer to the node called name. When the node is
+// still held by a connection whose peer has gone, it returns that peer and
+// changes nothing.
+func (r *registrar) register(ctx context.Context, name string) (*peer, error) {
 	p, c := r.p, r.p.c
 	conn := dbusrt.ConnFrom(ctx)
 	c.emu.Lock()
@@ -82,31 +103,34 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p.node != nil {
-		return dbusrt.NewError(dbusrt.ErrAddressInUse, "Can't register twice")
+		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "Can't register twice")
 	}
 	n := c.byName[name]
 	if n == nil {
 		c.logger().Warn("registration refused: unexpected node name", "name", name, "peer", p.ip)
-		return notFound("Unexpected node name")
+		return nil, notFound("Unexpected node name")
 	}
 	if n.peer != nil {
+		if old := n.peer; old.nc != nil && transport.PeerClosed(old.nc) {
+			return old, nil
+		}
 		c.logger().Warn("registration refused: node already connected", "node", name, "peer", p.ip)
-		return dbusrt.NewError(dbusrt.ErrAddressInUse, "The node is already connected")
+		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "The node is already connected")
 	}
 	if c.closed {
-		return failed("Controller is shutting down")
+		return nil, failed("Controller is shutting down")
 	}
 	if conn.Context().Err() != nil {
 		// The connection dropped while this call waited: disconnected()
 		// already ran and found nothing to detach, so attaching now would
 		// leave the node online on a dead connection.
-		return failed("Connection closed during registration")
+		return nil, failed("Connection closed during registration")
 	}
 	if p.conn == nil {
 		p.conn = conn
 	}
 	if err := n.attachLocked(p, conn); err != nil {
-		return failed("%s", err.Error())
+		return nil, failed("%s", err.Error())
 	}
 	c.registeredLocked(n, p)
 	if p.reg != nil {
@@ -119,11 +143,15 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 		bluechi.EmitInternalControllerHeartbeat(conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{})
 	}
 	c.logger().Info("node registered", "node", name, "peer", p.ip)
-	return nil
+	return nil, nil
 }
 
-// disconnected handles the loss of a peer connection.
+// disconnected handles the loss of a peer connection, once.
 func (c *Controller) disconnected(p *peer) {
+	p.gone.Do(func() { c.detachPeer(p) })
+}
+
+func (c *Controller) detachPeer(p *peer) {
 	c.emu.Lock()
 	c.mu.Lock()
 	delete(c.peers, p)

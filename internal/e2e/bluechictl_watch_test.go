@@ -236,6 +236,12 @@ func TestIsOnline(t *testing.T) {
 	if code := plain.wait(20 * time.Second); code != 1 || plain.stderr() != "org.eclipse.bluechi.Agent is offline\n" {
 		t.Errorf("agent --monitor across a switch: exit %d, %q", code, plain.stderr())
 	}
+	// The controller may still show the old connection: wait for the
+	// agent's own word that it registered again.
+	c.waitFor("node-a's agent online after the switch", func() bool {
+		s, err := agent.GetStatus(ctx)
+		return err == nil && s == "online"
+	})
 	c.waitStatus("node-a", "online")
 	expect("agent online after the switch", online(nodeBus, "agent"), 0, "")
 	if !tolerant.running() {

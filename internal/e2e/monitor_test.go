@@ -258,7 +258,9 @@ func TestMonitorSubscriptions(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no UnitRemoved for the oneshot")
 	}
-	seen := len(unsubEv.all())
+	// The recorder's own handler may run after the one that unsubscribed:
+	// count from the UnitRemoved that triggered the Unsubscribe.
+	seen := unsubEv.wait(0, "removed node-a "+oneshot+" real")
 	mark = allEv.wait(mark, "removed node-a "+oneshot+" real")
 	if r := c.runJob(jobs, "node-a", "start", oneshot); r != "done" {
 		t.Fatalf("oneshot: %s", r)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 // sockopt reads an integer socket option of a TCP connection.
@@ -113,5 +114,94 @@ func TestSocketOptions(t *testing.T) {
 				t.Errorf("PeerIP = %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// PeerClosed sees a close behind unread data on TCP, end-of-file on a unix
+// socket, and never takes bytes away from the reader.
+func TestPeerClosed(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = t.TempDir() + "/s"
+			}
+			l, err := net.Listen(network, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			client, err := net.Dial(network, l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			server, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			if PeerClosed(server) {
+				t.Fatal("open connection reported closed")
+			}
+			if _, err := client.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "data to arrive", func() bool { return inQueue(t, server) == 1 })
+			if PeerClosed(server) {
+				t.Fatal("connection with data reported closed")
+			}
+			var b [1]byte
+			if _, err := server.Read(b[:]); err != nil || b[0] != 'x' {
+				t.Fatalf("read %q, %v", b, err)
+			}
+			if network == "tcp" {
+				// Data still unread when the close comes.
+				if _, err := client.Write([]byte("y")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// A unix socket shows end-of-file only once it is empty.
+				defer func() {
+					if _, err := server.Read(b[:]); err == nil {
+						t.Error("read after the peer closed: no error")
+					}
+				}()
+			}
+			client.Close()
+			waitUntil(t, "close to be seen", func() bool { return PeerClosed(server) })
+			if network == "tcp" {
+				if _, err := server.Read(b[:]); err != nil || b[0] != 'y' {
+					t.Fatalf("read after PeerClosed: %q, %v", b, err)
+				}
+			}
+		})
+	}
+}
+
+// inQueue returns how many bytes wait to be read on nc.
+func inQueue(t *testing.T, nc net.Conn) int {
+	rc, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil {
+		t.Fatal(ierr)
+	}
+	return n
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
