@@ -86,7 +86,7 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 	// handled yet (an agent that reconnects at once, as after
 	// SwitchController, can get here first): finish it, then try again.
 	r.p.c.logger().Info("node reconnected before its old connection was seen to close", "node", name, "peer", r.p.ip)
-	stale.conn.Close()
+	stale.nc.Close()
 	r.p.c.disconnected(stale)
 	_, err = r.register(ctx, name)
 	return err
