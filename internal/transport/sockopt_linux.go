@@ -35,10 +35,10 @@ func setRecvErr(tc *net.TCPConn) error {
 	return serr
 }
 
-// PeerClosed reports whether the peer of nc has certainly gone: it closed
-// its end (a TCP socket past ESTABLISHED, or end-of-file waiting on a unix
-// socket) or the socket holds an error. It never consumes data and never
-// waits, so it is safe while another goroutine reads nc.
+// PeerClosed reports whether the peer of nc has certainly gone: it shut
+// down its sending side (even with data still unread here) or the socket
+// holds an error. It never consumes data and never waits, so it is safe
+// while another goroutine reads nc.
 func PeerClosed(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
@@ -48,20 +48,17 @@ func PeerClosed(nc net.Conn) bool {
 	if err != nil {
 		return true
 	}
-	_, isTCP := nc.(*net.TCPConn)
 	gone := false
 	err = rc.Control(func(fd uintptr) {
-		if isTCP {
-			info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-			gone = err != nil || info.State != tcpEstablished
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		for {
+			n, err := unix.Poll(fds, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			gone = err != nil || n == 1 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
 			return
 		}
-		var b [1]byte
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		gone = n == 0 && err == nil || err != nil && err != unix.EAGAIN && err != unix.EINTR
 	})
 	return gone || err != nil
 }
-
-// tcpEstablished is TCP_ESTABLISHED from the kernel's tcp_states.h.
-const tcpEstablished = 1

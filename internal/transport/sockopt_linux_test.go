@@ -117,8 +117,8 @@ func TestSocketOptions(t *testing.T) {
 	}
 }
 
-// PeerClosed sees a close behind unread data on TCP, end-of-file on a unix
-// socket, and never takes bytes away from the reader.
+// PeerClosed sees a close behind unread data and never takes bytes away
+// from the reader.
 func TestPeerClosed(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
@@ -154,25 +154,17 @@ func TestPeerClosed(t *testing.T) {
 			if _, err := server.Read(b[:]); err != nil || b[0] != 'x' {
 				t.Fatalf("read %q, %v", b, err)
 			}
-			if network == "tcp" {
-				// Data still unread when the close comes.
-				if _, err := client.Write([]byte("y")); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				// A unix socket shows end-of-file only once it is empty.
-				defer func() {
-					if _, err := server.Read(b[:]); err == nil {
-						t.Error("read after the peer closed: no error")
-					}
-				}()
+			// Data still unread when the close comes.
+			if _, err := client.Write([]byte("y")); err != nil {
+				t.Fatal(err)
 			}
 			client.Close()
 			waitUntil(t, "close to be seen", func() bool { return PeerClosed(server) })
-			if network == "tcp" {
-				if _, err := server.Read(b[:]); err != nil || b[0] != 'y' {
-					t.Fatalf("read after PeerClosed: %q, %v", b, err)
-				}
+			if _, err := server.Read(b[:]); err != nil || b[0] != 'y' {
+				t.Fatalf("read after PeerClosed: %q, %v", b, err)
+			}
+			if _, err := server.Read(b[:]); err == nil {
+				t.Error("read after the peer's data: no error")
 			}
 		})
 	}
