@@ -109,36 +109,87 @@ func waitJob(b testing.TB, sd *systemd.Client, job dbus.ObjectPath) {
 }
 
 // BenchmarkListUnits compares Controller.ListUnits over 20 nodes with one
-// node's own systemd ListUnits.
+// node's own systemd ListUnits, alternating within one loop like
+// BenchmarkStartUnit (medians: controller-ms, systemd-ms, ratio). The
+// cluster is quiet, so the controller answers from its unit cache; the
+// "uncached" ratio is one call each right after every node's cache was
+// invalidated (a unit change on every node: a miss costs a fan-out).
 func BenchmarkListUnits(b *testing.B) {
-	c := start(b, cluster.Options{Names: cluster.DefaultNames(20)})
+	names := cluster.DefaultNames(20)
+	c := start(b, cluster.Options{Names: names})
 	conn, err := c.Connect()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close()
 	ctx := context.Background()
-	b.Run("controller-20-nodes", func(b *testing.B) {
-		ctrl := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
-		for b.Loop() {
-			units, err := ctrl.ListUnits(ctx)
-			if err != nil || len(units) != 20 {
-				b.Fatalf("%d nodes, %v", len(units), err)
-			}
+	ctrl := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
+	sd, err := systemd.Connect(ctx, systemd.Options{Address: c.Node("node2").BusAddress})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sd.Close()
+	viaBluechi := func() time.Duration {
+		t0 := time.Now()
+		units, err := ctrl.ListUnits(ctx)
+		if err != nil || len(units) != len(names) {
+			b.Fatalf("%d nodes, %v", len(units), err)
 		}
-	})
-	b.Run("systemd-1-node", func(b *testing.B) {
-		sd, err := systemd.Connect(ctx, systemd.Options{Address: c.Node("node2").BusAddress})
-		if err != nil {
+		return time.Since(t0)
+	}
+	direct := func() time.Duration {
+		t0 := time.Now()
+		if _, err := sd.ListUnits(ctx); err != nil {
 			b.Fatal(err)
 		}
-		defer sd.Close()
-		for b.Loop() {
-			if _, err := sd.ListUnits(ctx); err != nil {
+		return time.Since(t0)
+	}
+	for i := 0; i < 10; i++ {
+		viaBluechi()
+		direct()
+	}
+	var bc, sdt []time.Duration
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			bc = append(bc, viaBluechi())
+			sdt = append(sdt, direct())
+		} else {
+			sdt = append(sdt, direct())
+			bc = append(bc, viaBluechi())
+		}
+	}
+	mb, ms := median(bc), median(sdt)
+	b.ReportMetric(float64(mb.Microseconds())/1000, "controller-ms")
+	b.ReportMetric(float64(ms.Microseconds())/1000, "systemd-ms")
+	b.ReportMetric(float64(mb)/float64(ms), "ratio")
+	b.ReportMetric(float64(uncachedListUnits(b, c, ctrl, names))/float64(ms), "uncached-ratio")
+}
+
+// uncachedListUnits returns the median time of Controller.ListUnits right
+// after a unit change on every node (a reload job on each), which makes
+// every node's cache entry invalid.
+func uncachedListUnits(b *testing.B, c *cluster.Cluster, ctrl *bluechi.ControllerClient, names []string) time.Duration {
+	ctx := context.Background()
+	jobs := newJobWaiter(b, ctrl.Conn())
+	var ds []time.Duration
+	for i := 0; i < 15; i++ {
+		for _, n := range names {
+			node := bluechi.NewNodeClient(ctrl.Conn(), bluechi.NodeBusName, bluechi.NodePath(n))
+			job, err := node.StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+			if err != nil {
 				b.Fatal(err)
 			}
+			if r := jobs.wait(b, job); r != "done" {
+				b.Fatal(r)
+			}
 		}
-	})
+		t0 := time.Now()
+		if _, err := ctrl.ListUnits(ctx); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	return median(ds)
 }
 
 // rssKB reads a process's resident set size.

@@ -115,6 +115,14 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 		c.nodes = append(c.nodes, n)
 		c.byName[nc.Name] = n
 	}
+	c.emu.Lock()
+	c.addSubLocked(c.cacheSink())
+	c.emu.Unlock()
+	srv, err := dbusrt.ServerFor(bus)
+	if err != nil {
+		return nil, err
+	}
+	srv.Override(bluechi.ControllerPath, bluechi.ControllerInterface, "ListUnits", "", c.listUnits)
 	return c, nil
 }
 

@@ -152,11 +152,17 @@ func (c *Controller) addSubLocked(s *subscription) {
 				n.tellLocked("Subscribe", u)
 				continue
 			}
+			first := !anyRecipient(in.subs) // only the cache's subscription so far
 			in.subs = append(in.subs, s)
 			if !in.loaded {
 				continue
 			}
 			s.mon.sendUnitNew(bluechi.MonitorUnitNewSignal{Node: n.name, Unit: u, Reason: reasonVirtual})
+			if first {
+				// The agent answered the cache's Subscribe("*") long ago:
+				// this is V2, which brings UnitNew only.
+				continue
+			}
 			if validState(in.active) {
 				s.mon.sendUnitStateChanged(bluechi.MonitorUnitStateChangedSignal{
 					Node: n.name, Unit: u, ActiveState: in.active, SubState: orInvalid(in.sub), Reason: reasonVirtual,
@@ -202,6 +208,7 @@ func (n *node) sortedInterest() []string {
 // and the metrics switch (internal-protocol.md §4.4).
 func (c *Controller) registeredLocked(n *node, p *peer) {
 	n.ev = p
+	n.units.invalidate()
 	for _, u := range n.sortedInterest() {
 		in := n.interest[u]
 		in.loaded, in.active, in.sub = false, "", ""

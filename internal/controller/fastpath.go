@@ -67,11 +67,15 @@ func (p *peer) rawSignal(m *wire.Message) bool {
 	default:
 		return false
 	}
+	n := p.registeredNode()
+	if n == nil {
+		return true
+	}
+	n.units.invalidate()
 	c.emu.Lock()
 	defer c.emu.Unlock()
-	n := p.registeredNode()
-	if n == nil || n.ev != p {
-		return true // not (or no longer) the node's event source
+	if n.ev != p {
+		return true // no longer the node's event source
 	}
 	if err := c.relayLocked(n, m); err != nil {
 		c.logger().Debug("agent signal dropped", "node", n.name, "member", m.Member, "error", err)
@@ -167,7 +171,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 			return err
 		}
 		subs = c.matchLocked(n, a[0])
-		if len(subs) == 0 {
+		if !anyRecipient(subs) {
 			return nil
 		}
 		w.String(a[0])
@@ -219,4 +223,15 @@ func (m *monitor) sendWire(member, sig string, body []byte) {
 			c.logger().Debug("monitor signal not sent", "path", m.path, "to", d, "error", err)
 		}
 	}
+}
+
+// anyRecipient reports whether a signal for subs would go anywhere (the
+// cache's hidden subscription has no recipients).
+func anyRecipient(subs []*subscription) bool {
+	for _, s := range subs {
+		if len(s.mon.dests) > 0 {
+			return true
+		}
+	}
+	return false
 }

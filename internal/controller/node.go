@@ -27,6 +27,8 @@ type node struct {
 	// and the unit names (or "*") subscriptions want from this node.
 	ev       *peer
 	interest map[string]*interest
+
+	units unitList // what ListUnits last found (unitcache.go)
 }
 
 // attachLocked binds a registered connection to the node.
@@ -59,6 +61,7 @@ func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
 
 // detachLocked unbinds the node from its connection and returns its jobs.
 func (n *node) detachLocked() []*job {
+	n.units.invalidate()
 	for _, s := range n.subs {
 		s.Close()
 	}

@@ -1,14 +1,19 @@
 package dbusrt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // Ordered dispatch.
@@ -185,17 +190,68 @@ func replyHeaders(call *dbus.Message) map[dbus.HeaderField]dbus.Variant {
 }
 
 func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
+	if len(body) == 1 {
+		if r, ok := body[0].(RawReply); ok {
+			sendRawReply(conn, call, r)
+			return
+		}
+	}
 	m := &dbus.Message{Type: dbus.TypeMethodReply, Headers: replyHeaders(call), Body: body}
 	if len(body) > 0 {
 		m.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(body...))
 	}
 	// A body godbus cannot encode would make it panic while reporting the
-	// failure (replies on peer connections carry no destination): check first.
-	if err := m.EncodeTo(io.Discard, binary.LittleEndian); err != nil {
+	// failure (replies on peer connections carry no destination): encode
+	// first. On a tapped connection those bytes are sent as they are.
+	tap := transport.TapOf(conn)
+	if tap == nil {
+		if err := m.EncodeTo(io.Discard, binary.LittleEndian); err != nil {
+			sendError(conn, call, NewError(ErrFailed, "reply cannot be encoded: %v", err))
+			return
+		}
+		conn.Send(m, nil)
+		return
+	}
+	var b bytes.Buffer
+	if err := m.EncodeTo(&b, binary.LittleEndian); err != nil {
 		sendError(conn, call, NewError(ErrFailed, "reply cannot be encoded: %v", err))
 		return
 	}
-	conn.Send(m, nil)
+	frame := b.Bytes()
+	binary.LittleEndian.PutUint32(frame[8:], tap.GetSerial()) // the serial's fixed place
+	_ = tap.Send(frame)                                       // a closed connection needs no reply
+}
+
+// RawReply is a reply body already in wire format: little endian, aligned
+// from its first byte, valid for Signature. A method returning it as its
+// only value has it sent as it is on a tapped connection, with no godbus
+// encoding.
+type RawReply struct {
+	Signature string
+	Body      []byte
+}
+
+// values decodes the body for a connection that cannot send it raw.
+func (r RawReply) values() ([]any, error) {
+	m, err := dbus.DecodeMessage(bytes.NewReader(wire.AppendReturn(nil, 1, 1, "", r.Signature, r.Body)))
+	if err != nil {
+		return nil, fmt.Errorf("dbusrt: raw reply: %w", err)
+	}
+	return m.Body, nil
+}
+
+func sendRawReply(conn *dbus.Conn, call *dbus.Message, r RawReply) {
+	tap := transport.TapOf(conn)
+	if tap == nil {
+		body, err := r.values()
+		if err != nil {
+			sendError(conn, call, NewError(ErrFailed, "%v", err))
+			return
+		}
+		sendReply(conn, call, body...)
+		return
+	}
+	_ = tap.Send(wire.AppendReturn(nil, tap.GetSerial(), call.Serial(), headerString(call, dbus.FieldSender), r.Signature, r.Body))
 }
 
 func sendError(conn *dbus.Conn, call *dbus.Message, e *dbus.Error) {

@@ -77,6 +77,8 @@ type Server struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 	queue    *orderQueue
+
+	overrides map[overrideKey]*Method // guarded by mu
 }
 
 // NewServer returns a Server with no objects.
@@ -314,7 +316,7 @@ func (o *serverObject) buildInterface(name string) (dbus.Interface, bool) {
 		t := methodTable{}
 		for _, e := range o.ifaces {
 			for name, m := range e.methods {
-				t[name] = o.method(m.InSig, m.Call)
+				t[name] = o.methodOf(e, name, m)
 			}
 		}
 		t["Introspect"] = o.method("", o.introspect)
@@ -329,9 +331,38 @@ func (o *serverObject) buildInterface(name string) (dbus.Interface, bool) {
 	}
 	t := make(methodTable, len(e.methods))
 	for name, m := range e.methods {
-		t[name] = o.method(m.InSig, m.Call)
+		t[name] = o.methodOf(e, name, m)
 	}
 	return t, true
+}
+
+// Override makes fn serve method member of iface on path in place of what
+// an export there (now or later) provides, with the same argument check
+// against inSig. It is for hot methods whose handler builds its reply
+// itself (RawReply); the export's introspection is unchanged.
+func (s *Server) Override(path dbus.ObjectPath, iface, member, inSig string, fn MethodFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.overrides == nil {
+		s.overrides = map[overrideKey]*Method{}
+	}
+	s.overrides[overrideKey{path, iface, member}] = &Method{Name: member, InSig: inSig, Call: fn}
+	if obj := s.objects[path]; obj != nil {
+		s.objects[path] = s.newObject(path, obj.ifaces)
+	}
+}
+
+type overrideKey struct {
+	path          dbus.ObjectPath
+	iface, member string
+}
+
+// methodOf returns the method that serves name of e: an override, or e's.
+func (o *serverObject) methodOf(e *Export, name string, m *Method) dbus.Method {
+	if ov := o.srv.overrides[overrideKey{o.path, e.iface.Name, name}]; ov != nil {
+		return o.method(ov.InSig, ov.Call)
+	}
+	return o.method(m.InSig, m.Call)
 }
 
 func (o *serverObject) method(inSig string, fn MethodFunc) dbus.Method {
@@ -456,7 +487,16 @@ func headerString(msg *dbus.Message, f dbus.HeaderField) string {
 }
 
 func (m *handlerMethod) Call(args ...any) ([]any, error) {
-	return m.call(m.srv.baseCtx, args[0].(*Call))
+	out, err := m.call(m.srv.baseCtx, args[0].(*Call))
+	if err == nil && len(out) == 1 {
+		if r, ok := out[0].(RawReply); ok {
+			// godbus sends this reply itself: it needs values.
+			if out, err = r.values(); err != nil {
+				return nil, NewError(ErrFailed, "%v", err)
+			}
+		}
+	}
+	return out, err
 }
 
 // call runs the handler with the caller in ctx, turning panics into Failed.

@@ -107,6 +107,9 @@ func (t *Tap) conn() *peerConn {
 	return t.pc
 }
 
+// TapOf returns the tap bound to conn (made with the tap's Options), or nil.
+func TapOf(conn *dbus.Conn) *Tap { return tapFrom(conn) }
+
 // tapFrom returns the tap bound to a connection's context, if any.
 func tapFrom(conn *dbus.Conn) *Tap {
 	t, _ := conn.Context().Value(tapKey{}).(*Tap)

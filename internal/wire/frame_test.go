@@ -360,3 +360,60 @@ func TestParseTruncatedFields(t *testing.T) {
 		}
 	}
 }
+
+// A method return built with the Writer's arrays decodes in godbus to the
+// values written, at any offset of the output buffer.
+func TestAppendReturn(t *testing.T) {
+	type unit struct {
+		Name, Desc string
+		Path       dbus.ObjectPath
+		Job        uint32
+	}
+	want := map[string][]unit{
+		"a":     {{"x.service", "X", "/x", 7}, {"y.service", "", "/y", 0}},
+		"empty": {},
+		"b":     {{"z.socket", "Z z", "/z/1", 1 << 31}},
+	}
+	var w Writer
+	dict := w.BeginArray(8)
+	for _, k := range []string{"a", "b", "empty"} {
+		w.Align(8)
+		w.String(k)
+		units := w.BeginArray(8)
+		for _, u := range want[k] {
+			w.Align(8)
+			w.String(u.Name)
+			w.String(u.Desc)
+			w.ObjectPath(string(u.Path))
+			w.Uint32(u.Job)
+		}
+		w.EndArray(units)
+	}
+	w.EndArray(dict)
+	for _, dest := range []string{"", ":1.9"} {
+		for _, pre := range []int{0, 5, 8} {
+			out := AppendReturn(make([]byte, pre), 42, 7, dest, "a{sa(ssou)}", w.Buf)
+			frame := out[pre:]
+			var m Message
+			if err := Parse(frame, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Type != TypeMethodReturn || m.Serial != 42 || m.ReplySerial != 7 || m.Destination != dest || m.Signature != "a{sa(ssou)}" {
+				t.Fatalf("parsed %+v", m)
+			}
+			g := decode(t, frame)
+			var got map[string][]unit
+			if err := dbus.Store(g.Body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatal(diff)
+			}
+		}
+	}
+	// No body.
+	var m Message
+	if err := Parse(AppendReturn(nil, 1, 2, "", "", nil), &m); err != nil || m.ReplySerial != 2 || len(m.Body) != 0 {
+		t.Fatalf("Parse: %v %+v", err, m)
+	}
+}

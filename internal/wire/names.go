@@ -127,3 +127,10 @@ func validBusName(b []byte) bool {
 	}
 	return validElements(b, true, false)
 }
+
+// ValidString reports whether s may be sent as a D-Bus string: valid UTF-8
+// without NUL. Writer.String leaves this check to its caller.
+func ValidString(s string) bool { return validString([]byte(s)) }
+
+// ValidObjectPath reports whether s is a valid D-Bus object path.
+func ValidObjectPath(s string) bool { return validPath([]byte(s)) }

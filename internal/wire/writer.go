@@ -25,6 +25,66 @@ func (w *Writer) String(s string) {
 	w.Buf = append(w.Buf, 0)
 }
 
+// Uint32 appends a uint32 (alignment 4).
+func (w *Writer) Uint32(v uint32) {
+	w.Align(4)
+	w.Buf = binary.LittleEndian.AppendUint32(w.Buf, v)
+}
+
+// ObjectPath appends an object path, which is laid out as a string. The
+// caller guarantees that p is a valid object path.
+func (w *Writer) ObjectPath(p string) { w.String(p) }
+
+// Align pads the body with zero bytes to a multiple of n (1, 2, 4 or 8).
+func (w *Writer) Align(n int) {
+	if p := -len(w.Buf) & (n - 1); p != 0 {
+		w.Buf = append(w.Buf, zeros[:p]...)
+	}
+}
+
+// ArrayMark is where an array begun by BeginArray lies in the body.
+type ArrayMark struct{ lenAt, start int }
+
+// BeginArray starts an array whose elements align to elemAlign: it writes
+// a placeholder length and the padding before the first element.
+func (w *Writer) BeginArray(elemAlign int) ArrayMark {
+	w.Align(4)
+	m := ArrayMark{lenAt: len(w.Buf)}
+	w.Buf = append(w.Buf, 0, 0, 0, 0)
+	w.Align(elemAlign)
+	m.start = len(w.Buf)
+	return m
+}
+
+// EndArray sets the length of the array begun at m to the bytes of the
+// elements written since. The caller keeps arrays below 64 MiB.
+func (w *Writer) EndArray(m ArrayMark) {
+	binary.LittleEndian.PutUint32(w.Buf[m.lenAt:], uint32(len(w.Buf)-m.start))
+}
+
+// AppendReturn appends one complete little-endian method return to dst,
+// answering the call with serial replySerial, and returns the extended
+// slice. The header holds REPLY_SERIAL, DESTINATION (left out when dest is
+// "") and SIGNATURE (left out when sig is ""); body follows. The caller's
+// guarantees are those of AppendSignal.
+func AppendReturn(dst []byte, serial, replySerial uint32, dest, sig string, body []byte) []byte {
+	base := len(dst)
+	dst = slices.Grow(dst, HeaderSize+3*16+len(dest)+len(sig)+len(body))
+	dst = append(dst, 'l', TypeMethodReturn, 0, 1)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)))
+	dst = binary.LittleEndian.AppendUint32(dst, serial)
+	dst = append(dst, 0, 0, 0, 0) // length of the field array, set below
+	dst = append(dst, fieldReplySerial, 1, 'u', 0)
+	dst = binary.LittleEndian.AppendUint32(dst, replySerial)
+	if dest != "" {
+		dst = appendField(dst, base, fieldDestination, 's', dest)
+	}
+	dst = appendSignatureField(dst, base, sig)
+	binary.LittleEndian.PutUint32(dst[base+12:], uint32(len(dst)-base-HeaderSize))
+	dst = pad8(dst, base)
+	return append(dst, body...)
+}
+
 // AppendSignal appends one complete little-endian signal message to dst and
 // returns the extended slice. The header holds the fields PATH, INTERFACE,
 // MEMBER, DESTINATION (left out when dest is "") and SIGNATURE (left out
@@ -48,12 +108,7 @@ func AppendSignal(dst []byte, serial uint32, path, iface, member, dest, sig stri
 	if dest != "" {
 		dst = appendField(dst, base, fieldDestination, 's', dest)
 	}
-	if sig != "" {
-		dst = pad8(dst, base)
-		dst = append(dst, fieldSignature, 1, 'g', 0, byte(len(sig)))
-		dst = append(dst, sig...)
-		dst = append(dst, 0)
-	}
+	dst = appendSignatureField(dst, base, sig)
 	binary.LittleEndian.PutUint32(dst[base+12:], uint32(len(dst)-base-HeaderSize))
 	dst = pad8(dst, base)
 	return append(dst, body...)
@@ -75,4 +130,15 @@ func pad8(dst []byte, base int) []byte {
 		dst = append(dst, zeros[:p]...)
 	}
 	return dst
+}
+
+// appendSignatureField appends the SIGNATURE header field, if sig is not "".
+func appendSignatureField(dst []byte, base int, sig string) []byte {
+	if sig == "" {
+		return dst
+	}
+	dst = pad8(dst, base)
+	dst = append(dst, fieldSignature, 1, 'g', 0, byte(len(sig)))
+	dst = append(dst, sig...)
+	return append(dst, 0)
 }
