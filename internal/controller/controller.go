@@ -115,9 +115,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 		c.nodes = append(c.nodes, n)
 		c.byName[nc.Name] = n
 	}
-	c.emu.Lock()
-	c.addSubLocked(c.cacheSink())
-	c.emu.Unlock()
+	c.addCacheSinks()
 	srv, err := dbusrt.ServerFor(bus)
 	if err != nil {
 		return nil, err

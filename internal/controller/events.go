@@ -152,7 +152,7 @@ func (c *Controller) addSubLocked(s *subscription) {
 				n.tellLocked("Subscribe", u)
 				continue
 			}
-			first := !anyRecipient(in.subs) // only the cache's subscription so far
+			first := !anyRecipient(in.subs) // only the ListUnits cache's so far
 			in.subs = append(in.subs, s)
 			if !in.loaded {
 				continue
@@ -243,6 +243,7 @@ func (c *Controller) goneLocked(n *node, p *peer) {
 		}
 		in.loaded = false
 	}
+	c.dropSinkLocked(n, false)
 	n.ev = nil
 }
 

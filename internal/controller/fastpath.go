@@ -71,7 +71,6 @@ func (p *peer) rawSignal(m *wire.Message) bool {
 	if n == nil {
 		return true
 	}
-	n.units.invalidate()
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if n.ev != p {
@@ -144,6 +143,9 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		}
 		w.String(a[0])
 		w.String(a[1])
+		if a[0] != wildcard { // "*" only answers a Subscribe("*")
+			c.unitsChangedLocked(n)
+		}
 		subs, member, sig = c.unitNewLocked(n, a[0]), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew
 	case bluechi.InternalAgentSignalUnitRemoved:
 		var a [1]string // unit
@@ -152,6 +154,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		}
 		w.String(a[0])
 		w.String(reasonReal)
+		c.unitsChangedLocked(n)
 		subs, member, sig = c.unitRemovedLocked(n, a[0]), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved
 	case bluechi.InternalAgentSignalUnitStateChanged:
 		var a [4]string // unit, active, sub, reason
@@ -161,6 +164,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		for _, x := range a {
 			w.String(x)
 		}
+		c.unitsChangedLocked(n)
 		subs, member, sig = c.unitStateLocked(n, a[0], a[1], a[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState
 	case bluechi.InternalAgentSignalUnitPropertiesChanged:
 		if m.Signature != sigAgentUnitProps {
@@ -170,6 +174,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		if err := readStrings(&r, a[:]); err != nil {
 			return err
 		}
+		c.unitsChangedLocked(n)
 		subs = c.matchLocked(n, a[0])
 		if !anyRecipient(subs) {
 			return nil

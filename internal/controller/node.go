@@ -28,7 +28,9 @@ type node struct {
 	ev       *peer
 	interest map[string]*interest
 
-	units unitList // what ListUnits last found (unitcache.go)
+	units  unitList      // what ListUnits last found (unitcache.go)
+	sink   *subscription // the cache's "*" on this node; guarded by c.emu
+	sinkOn bool          // sink is subscribed; guarded by c.emu
 }
 
 // attachLocked binds a registered connection to the node.

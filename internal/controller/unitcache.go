@@ -12,13 +12,16 @@ import (
 
 // Controller.ListUnits is answered from a cache of each node's unit list.
 //
-// A hidden subscription to "*" on every node (cacheSink) keeps every agent
-// sending all its unit signals, and any unit signal from a node's
-// connection invalidates that node's entry; so does a new connection. A
-// node without a valid entry is asked at call time, as before, and its
-// answer is kept only if no unit signal came while it was asked. The agent
-// sends a unit change before anything it writes afterwards (a reply
-// included), so an answer that raced a change is never kept.
+// A node's entry is valid from a fetch until the node's next unit signal or
+// connection change. To hear of changes, the fetch first subscribes the
+// cache's hidden "*" subscription on that node (the node's sink): the
+// agent then sends every unit signal. The first one that is not the
+// virtual UnitNew("*") answering the subscription invalidates the entry
+// and drops the sink again, so a node sends no more than one burst of
+// signals per fetch, and none while nobody lists units. The Subscribe goes
+// out before the ListUnits call on the same connection, and the agent
+// writes a unit change before any later reply, so the answer is kept only
+// if no change came in between.
 //
 // Entries hold the wire encoding of the node's units, ready to be copied
 // into a reply that godbus never encodes: with 20 nodes the encoding alone
@@ -59,11 +62,37 @@ func (l *unitList) put(gen uint64, elems []byte) {
 	l.mu.Unlock()
 }
 
-// cacheSink returns the hidden subscription that keeps "*" subscribed on
-// every node: its monitor has no recipients and no object.
-func (c *Controller) cacheSink() *subscription {
+// addCacheSinks prepares every node's sink: a "*" subscription of a
+// monitor that has no recipients and no object.
+func (c *Controller) addCacheSinks() {
 	sink := &monitor{c: c, subs: map[uint32]*subscription{}}
-	return &subscription{mon: sink, node: wildcard, units: []string{wildcard}, names: map[string]bool{wildcard: true}}
+	for i, n := range c.nodes {
+		n.sink = &subscription{id: uint32(i + 1), mon: sink, node: n.name, units: []string{wildcard}, names: map[string]bool{wildcard: true}}
+	}
+}
+
+// watchUnitsLocked subscribes n's sink, if it is not yet; c.emu is held.
+func (c *Controller) watchUnitsLocked(n *node) {
+	if !n.sinkOn {
+		n.sinkOn = true
+		c.addSubLocked(n.sink)
+	}
+}
+
+// dropSinkLocked unsubscribes n's sink (telling the agent, if notify and
+// nothing else wants "*"); c.emu is held.
+func (c *Controller) dropSinkLocked(n *node, notify bool) {
+	if n.sinkOn {
+		n.sinkOn = false
+		c.removeSubLocked(n.sink, notify)
+	}
+}
+
+// unitsChangedLocked handles a unit signal from n: its entry is no longer
+// valid and needs no more signals; c.emu is held.
+func (c *Controller) unitsChangedLocked(n *node) {
+	n.units.invalidate()
+	c.dropSinkLocked(n, true)
 }
 
 // errBadUnit is why a node's answer is left out of ListUnits.
@@ -118,11 +147,15 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 	var wg sync.WaitGroup
 	for i := range targets {
 		t := &targets[i]
-		elems, gen, ok := t.n.units.get()
+		elems, _, ok := t.n.units.get()
 		if ok {
 			t.elems, t.ok = elems, true
 			continue
 		}
+		c.emu.Lock()
+		c.watchUnitsLocked(t.n)
+		c.emu.Unlock()
+		_, gen, _ := t.n.units.get() // after the Subscribe went out
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, FanOutTimeout)
 			defer cancel()

@@ -21,6 +21,7 @@ type listAgent struct {
 	mu    sync.Mutex
 	units []bluechi.UnitInfo
 	calls int
+	subs  []string // Subscribe and Unsubscribe calls
 	obj   *bluechi.InternalAgentObject
 }
 
@@ -31,7 +32,25 @@ func (a *listAgent) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
 	return slices.Clone(a.units), nil
 }
 
-func (a *listAgent) Subscribe(ctx context.Context, unit string) error { return nil }
+func (a *listAgent) Subscribe(ctx context.Context, unit string) error {
+	a.mu.Lock()
+	a.subs = append(a.subs, "Subscribe "+unit)
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *listAgent) Unsubscribe(ctx context.Context, unit string) error {
+	a.mu.Lock()
+	a.subs = append(a.subs, "Unsubscribe "+unit)
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *listAgent) subscriptions() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.subs)
+}
 
 func (a *listAgent) set(units ...bluechi.UnitInfo) {
 	a.mu.Lock()
@@ -100,6 +119,15 @@ func TestListUnitsCache(t *testing.T) {
 	calls(1, 1)
 	list(map[string][]bluechi.UnitInfo{"n1": a1.units, "n2": {}})
 	calls(1, 1) // both from the cache
+	if got := a1.subscriptions(); !slices.Equal(got, []string{"Subscribe *"}) {
+		t.Fatalf("agent calls %q, want one Subscribe *", got)
+	}
+	// The virtual UnitNew("*") answering the subscription is no change.
+	if err := a1.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "*", Reason: "virtual"}); err != nil {
+		t.Fatal(err)
+	}
+	list(map[string][]bluechi.UnitInfo{"n1": a1.units, "n2": {}})
+	calls(1, 1)
 
 	// Every kind of unit signal invalidates its node only.
 	signals := []func() error{
@@ -129,6 +157,15 @@ func TestListUnitsCache(t *testing.T) {
 		if a2.count() != 1 {
 			t.Fatalf("n2 asked again after a signal from n1")
 		}
+	}
+	// Each change dropped the subscription; each new list made it again.
+	want := []string{"Subscribe *"}
+	for range signals {
+		want = append(want, "Unsubscribe *", "Subscribe *")
+	}
+	waitFor(t, "the cache's subscriptions", func() bool { return slices.Equal(a1.subscriptions(), want) })
+	if got := a2.subscriptions(); !slices.Equal(got, []string{"Subscribe *"}) {
+		t.Fatalf("n2's agent calls %q, want one Subscribe *", got)
 	}
 
 	// A node that connects is asked; one that lists invalid UTF-8 is left
