@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -192,7 +191,9 @@ func replyHeaders(call *dbus.Message) map[dbus.HeaderField]dbus.Variant {
 func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
 	if len(body) == 1 {
 		if r, ok := body[0].(RawReply); ok {
-			sendRawReply(conn, call, r)
+			if err := sendRawReply(conn, call, r); err != nil {
+				sendError(conn, call, errNoTap)
+			}
 			return
 		}
 	}
@@ -224,34 +225,23 @@ func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
 
 // RawReply is a reply body already in wire format: little endian, aligned
 // from its first byte, valid for Signature. A method returning it as its
-// only value has it sent as it is on a tapped connection, with no godbus
-// encoding.
+// only value has it sent as it is, with no godbus encoding; this needs a
+// connection with a transport.Tap (elsewhere the call fails).
 type RawReply struct {
 	Signature string
 	Body      []byte
 }
 
-// values decodes the body for a connection that cannot send it raw.
-func (r RawReply) values() ([]any, error) {
-	m, err := dbus.DecodeMessage(bytes.NewReader(wire.AppendReturn(nil, 1, 1, "", r.Signature, r.Body)))
-	if err != nil {
-		return nil, fmt.Errorf("dbusrt: raw reply: %w", err)
-	}
-	return m.Body, nil
-}
+// errNoTap is why a RawReply cannot be sent.
+var errNoTap = NewError(ErrFailed, "raw reply on a connection without a tap")
 
-func sendRawReply(conn *dbus.Conn, call *dbus.Message, r RawReply) {
+func sendRawReply(conn *dbus.Conn, call *dbus.Message, r RawReply) error {
 	tap := transport.TapOf(conn)
 	if tap == nil {
-		body, err := r.values()
-		if err != nil {
-			sendError(conn, call, NewError(ErrFailed, "%v", err))
-			return
-		}
-		sendReply(conn, call, body...)
-		return
+		return errNoTap
 	}
 	_ = tap.Send(wire.AppendReturn(nil, tap.GetSerial(), call.Serial(), headerString(call, dbus.FieldSender), r.Signature, r.Body))
+	return nil
 }
 
 func sendError(conn *dbus.Conn, call *dbus.Message, e *dbus.Error) {

@@ -487,13 +487,17 @@ func headerString(msg *dbus.Message, f dbus.HeaderField) string {
 }
 
 func (m *handlerMethod) Call(args ...any) ([]any, error) {
-	out, err := m.call(m.srv.baseCtx, args[0].(*Call))
+	c := args[0].(*Call)
+	out, err := m.call(m.srv.baseCtx, c)
 	if err == nil && len(out) == 1 {
 		if r, ok := out[0].(RawReply); ok {
-			// godbus sends this reply itself: it needs values.
-			if out, err = r.values(); err != nil {
-				return nil, NewError(ErrFailed, "%v", err)
+			if err := sendRawReply(c.Conn, c.Message, r); err != nil {
+				return nil, err
 			}
+			// Replied: keep godbus (which reads the flag after this
+			// returns, in this goroutine) from replying again.
+			c.Message.Flags |= dbus.FlagNoReplyExpected
+			return nil, nil
 		}
 	}
 	return out, err
