@@ -2,26 +2,17 @@ package agent_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/leakcheck"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 )
-
-// liveHeap returns the bytes of live heap objects after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // maxLiveGrowth bounds what 1000 start/stop cycles may leave on the heap of
 // the whole test process (agent, fake controller and client): the issue's
@@ -79,12 +70,5 @@ func TestNoHeapGrowthOverJobs(t *testing.T) {
 			}
 		}
 	}
-	cycles(100) // warm up: maps and pools reach their working size
-	before := liveHeap()
-	cycles(1000)
-	after := liveHeap()
-	t.Logf("live heap %d -> %d bytes over 1000 start/stop cycles", before, after)
-	if after > before+maxLiveGrowth {
-		t.Fatalf("live heap grew by %d bytes over 1000 start/stop cycles, want <= %d", after-before, maxLiveGrowth)
-	}
+	leakcheck.Heap(t, "1000 start/stop cycles", maxLiveGrowth, func() { cycles(100) }, func() { cycles(1000) })
 }

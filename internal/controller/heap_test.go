@@ -2,23 +2,14 @@ package controller_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/leakcheck"
 )
-
-// liveHeap returns the bytes of live heap objects after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // TestNoHeapGrowthOverJobs: the controller keeps no memory per finished
 // job (Job objects, job table, waiting calls). The live heap of the whole
@@ -54,12 +45,5 @@ func TestNoHeapGrowthOverJobs(t *testing.T) {
 			}
 		}
 	}
-	jobs(200)
-	before := liveHeap()
-	jobs(2000) // 1000 start/stop cycles
-	after := liveHeap()
-	t.Logf("live heap %d -> %d bytes over 2000 jobs", before, after)
-	if after > before+100<<10 {
-		t.Fatalf("live heap grew by %d bytes over 2000 jobs, want <= %d", after-before, 100<<10)
-	}
+	leakcheck.Heap(t, "2000 jobs (1000 start/stop cycles)", 100<<10, func() { jobs(200) }, func() { jobs(2000) })
 }

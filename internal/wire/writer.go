@@ -69,16 +69,28 @@ func (w *Writer) EndArray(m ArrayMark) {
 // guarantees are those of AppendSignal.
 func AppendReturn(dst []byte, serial, replySerial uint32, dest, sig string, body []byte) []byte {
 	base := len(dst)
-	dst = slices.Grow(dst, HeaderSize+3*16+len(dest)+len(sig)+len(body))
-	dst = append(dst, 'l', TypeMethodReturn, 0, 1)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)))
-	dst = binary.LittleEndian.AppendUint32(dst, serial)
-	dst = append(dst, 0, 0, 0, 0) // length of the field array, set below
+	dst = beginMessage(dst, TypeMethodReturn, 0, serial, HeaderSize+3*16+len(dest)+len(sig), body)
 	dst = append(dst, fieldReplySerial, 1, 'u', 0)
 	dst = binary.LittleEndian.AppendUint32(dst, replySerial)
 	if dest != "" {
 		dst = appendField(dst, base, fieldDestination, 's', dest)
 	}
+	return endMessage(dst, base, sig, body)
+}
+
+// beginMessage grows dst for a message whose header takes about hdr bytes
+// and appends the fixed part of the header.
+func beginMessage(dst []byte, typ, flags byte, serial uint32, hdr int, body []byte) []byte {
+	dst = slices.Grow(dst, hdr+len(body))
+	dst = append(dst, 'l', typ, flags, 1)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)))
+	dst = binary.LittleEndian.AppendUint32(dst, serial)
+	return append(dst, 0, 0, 0, 0) // length of the field array, set by endMessage
+}
+
+// endMessage appends the SIGNATURE field, sets the field array's length
+// and appends the padding and the body of the message begun at base.
+func endMessage(dst []byte, base int, sig string, body []byte) []byte {
 	dst = appendSignatureField(dst, base, sig)
 	binary.LittleEndian.PutUint32(dst[base+12:], uint32(len(dst)-base-HeaderSize))
 	dst = pad8(dst, base)
@@ -97,21 +109,14 @@ func AppendReturn(dst []byte, serial, replySerial uint32, dest, sig string, body
 // Alignment is relative to len(dst), so dst may hold other messages.
 func AppendSignal(dst []byte, serial uint32, path, iface, member, dest, sig string, body []byte) []byte {
 	base := len(dst)
-	dst = slices.Grow(dst, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig)+len(body))
-	dst = append(dst, 'l', TypeSignal, flagNoReplyExpected, 1)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)))
-	dst = binary.LittleEndian.AppendUint32(dst, serial)
-	dst = append(dst, 0, 0, 0, 0) // length of the field array, set below
+	dst = beginMessage(dst, TypeSignal, flagNoReplyExpected, serial, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig), body)
 	dst = appendField(dst, base, fieldPath, 'o', path)
 	dst = appendField(dst, base, fieldInterface, 's', iface)
 	dst = appendField(dst, base, fieldMember, 's', member)
 	if dest != "" {
 		dst = appendField(dst, base, fieldDestination, 's', dest)
 	}
-	dst = appendSignatureField(dst, base, sig)
-	binary.LittleEndian.PutUint32(dst[base+12:], uint32(len(dst)-base-HeaderSize))
-	dst = pad8(dst, base)
-	return append(dst, body...)
+	return endMessage(dst, base, sig, body)
 }
 
 // appendField appends a header field of a string type t ('s' or 'o').
