@@ -78,10 +78,8 @@ func (a *Agent) handle(ev systemd.Event) {
 		a.unitRemoved(e.ID)
 	case *systemd.PropertiesChanged:
 		if e.IsJob() {
-			if v, ok := e.Changed["State"]; ok {
-				if s, ok := v.Value().(string); ok {
-					a.jobState(e.Path, s)
-				}
+			if s, ok := e.String("State"); ok {
+				a.jobState(e.Path, s)
 			}
 		} else if e.Unit != "" {
 			a.unitChanged(e)

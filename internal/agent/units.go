@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/godbus/dbus/v5"
-
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // Unit event reasons and the wildcard unit name.
@@ -173,10 +172,10 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 	s := a.interestedLocked(e.Unit)
 	if e.Interface == systemd.UnitInterface {
 		active, sub := u.active, u.sub
-		if v, ok := stringProp(e.Changed, "ActiveState"); ok {
+		if v, ok := e.String("ActiveState"); ok {
 			active = v
 		}
-		if v, ok := stringProp(e.Changed, "SubState"); ok {
+		if v, ok := e.String("SubState"); ok {
 			sub = v
 		}
 		if active != u.active || sub != u.sub {
@@ -187,15 +186,24 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 		}
 	}
 	if s != nil {
-		a.send(s, "UnitPropertiesChanged", s.queue(bluechi.InternalAgentSignalUnitPropertiesChanged, e.Unit, e.Interface, dbusrt.FixVariants(e.Changed)))
+		a.send(s, "UnitPropertiesChanged", s.queueProps(e))
 	}
 }
 
-func stringProp(m map[string]dbus.Variant, name string) (string, bool) {
-	v, ok := m[name]
-	if !ok {
-		return "", false
+// queueProps queues UnitPropertiesChanged(unit, interface, props) with the
+// properties' bytes as systemd sent them (see queue).
+func (s *session) queueProps(e *systemd.PropertiesChanged) error {
+	if !wire.ValidString(e.Unit) || !wire.ValidString(e.Interface) {
+		return fmt.Errorf("unit %q: not a valid D-Bus string", e.Unit)
 	}
-	s, ok := v.Value().(string)
-	return s, ok
+	var w wire.Writer
+	w.String(e.Unit)
+	w.String(e.Interface)
+	r := wire.NewReader(e.Props, false)
+	if err := wire.Copy(&w, &r, "a{sv}"); err != nil {
+		return err
+	}
+	s.queued.Store(true)
+	return s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface,
+		bluechi.InternalAgentSignalUnitPropertiesChanged, "", "ssa{sv}", w.Buf))
 }

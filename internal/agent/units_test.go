@@ -19,6 +19,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // fakeSystemd has a fixed unit list and an event stream the test feeds.
@@ -130,11 +131,16 @@ func (e *agentEvents) expect(want ...string) {
 }
 
 func unitChange(unit, iface string, kv ...string) *systemd.PropertiesChanged {
-	changed := map[string]dbus.Variant{}
+	var w wire.Writer
+	arr := w.BeginArray(8)
 	for i := 0; i+1 < len(kv); i += 2 {
-		changed[kv[i]] = dbus.MakeVariant(kv[i+1])
+		w.Align(8)
+		w.String(kv[i])
+		w.Signature("s")
+		w.String(kv[i+1])
 	}
-	return &systemd.PropertiesChanged{Path: systemd.UnitPath(unit), Unit: unit, Interface: iface, Changed: changed}
+	w.EndArray(arr)
+	return &systemd.PropertiesChanged{Path: systemd.UnitPath(unit), Unit: unit, Interface: iface, Props: w.Buf}
 }
 
 // runAgent runs an agent on sd against a fake controller until the end of

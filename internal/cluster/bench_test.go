@@ -260,3 +260,57 @@ func BenchmarkMemory(b *testing.B) {
 	b.ReportMetric(ctrlAnonEnd-ctrlAnon, "controller-anon-growth-kB")
 	b.ReportMetric(agentAnonEnd-agentAnon, "agent-anon-growth-kB")
 }
+
+// BenchmarkJobCPU reports the CPU time the controller, the agent and the
+// node's systemd spend per start of a oneshot service through the API
+// (controller-us, agent-us, systemd-us; from /proc, so run enough jobs:
+// the clock tick is 10 ms).
+func BenchmarkJobCPU(b *testing.B) {
+	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
+	conn, err := c.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	jobs := newJobWaiter(b, conn)
+	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
+	systemdPid := 0
+	for _, p := range c.Node("node2").Pids() {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) == "systemd" {
+			systemdPid = p
+		}
+	}
+	if systemdPid == 0 {
+		b.Fatal("no systemd in node2")
+	}
+	pids := []int{c.Controller().Process.Pid, c.Agent("node2").Process.Pid, systemdPid}
+	var before [3]float64
+	for i, p := range pids {
+		before[i] = cpuSeconds(b, p)
+	}
+	for b.Loop() {
+		job, err := node.StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := jobs.wait(b, job); r != "done" {
+			b.Fatal(r)
+		}
+	}
+	for i, name := range []string{"controller-us", "agent-us", "systemd-us"} {
+		b.ReportMetric((cpuSeconds(b, pids[i])-before[i])*1e6/float64(b.N), name)
+	}
+}
+
+// cpuSeconds reads a process's user and system CPU time.
+func cpuSeconds(tb testing.TB, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}

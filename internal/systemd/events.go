@@ -1,11 +1,13 @@
 package systemd
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/godbus/dbus/v5"
 
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // Event is one signal from systemd, in the order systemd sent it:
@@ -46,13 +48,35 @@ type Reloading struct{ Active bool }
 
 // PropertiesChanged is org.freedesktop.DBus.Properties.PropertiesChanged on a
 // unit path (Unit set to the unit's name) or a job path (Unit empty).
-// Changed is the signal's map itself: values keep their signatures.
+// Props is the changed properties' a{sv} as bytes (little endian, aligned
+// from its first byte, checked as the message bus checks): String reads
+// one, Changed decodes them all, and the bytes can be passed on as they are
+// (wire.Copy).
 type PropertiesChanged struct {
 	Path        dbus.ObjectPath
 	Unit        string
 	Interface   string
-	Changed     map[string]dbus.Variant
+	Props       []byte
 	Invalidated []string
+}
+
+// String returns the changed property name if it is a string.
+func (p *PropertiesChanged) String(name string) (string, bool) {
+	return wire.PropString(p.Props, name)
+}
+
+// Changed decodes the changed properties (with godbus: for the rare
+// caller that needs them all as values).
+func (p *PropertiesChanged) Changed() (map[string]dbus.Variant, error) {
+	msg, err := dbus.DecodeMessage(bytes.NewReader(wire.AppendSignal(nil, 1, "/", "a.b", "C", "", "a{sv}", p.Props)))
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]dbus.Variant
+	if err := dbus.Store(msg.Body, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // IsJob reports whether the change concerns a job object.
@@ -71,108 +95,46 @@ func (*PropertiesChanged) isEvent() {}
 // connection ends. Read it continuously: while it is full, later events wait.
 func (c *Client) Events() <-chan Event { return c.events }
 
-// dispatch turns signals into events, one at a time.
+// dispatch passes the queued events on, one at a time, each after the
+// gate of its job (if any).
 func (c *Client) dispatch() {
 	defer close(c.events)
-	for sig := range c.sigs {
-		if owner := c.owner.Load(); owner != nil {
-			if sig.Sender == dbusrt.BusName && sig.Name == dbusrt.BusInterface+".NameOwnerChanged" {
-				var name, old, now string
-				if dbusrt.Decode(sig.Body, &name, &old, &now) == nil && name == BusName {
-					c.owner.Store(&now)
-				}
-				continue
-			}
-			if sig.Sender != *owner {
-				continue // not from systemd: forged, or not for us
-			}
-		}
-		ev := parseSignal(sig)
-		if ev == nil {
-			continue
-		}
-		switch e := ev.(type) {
-		case *JobNew:
-			c.waitGate(e.Job)
-		case *JobRemoved:
-			c.waitGate(e.Job)
-		case *PropertiesChanged:
-			if e.IsJob() {
-				c.waitGate(e.Path)
-			}
-		}
-		select {
-		case c.events <- ev:
-		case <-c.closing:
+	var batch []rawEvent
+	for {
+		var ok bool
+		if batch, ok = c.queue.pop(batch); !ok {
 			return
 		}
+		for _, e := range batch {
+			if owner := c.owner.Load(); owner != nil {
+				if e.owner != nil {
+					if e.sender == dbusrt.BusName {
+						c.owner.Store(e.owner)
+					}
+					continue
+				}
+				if e.sender != *owner {
+					continue // not from systemd: forged, or not for us
+				}
+			}
+			if e.ev == nil {
+				continue
+			}
+			switch ev := e.ev.(type) {
+			case *JobNew:
+				c.waitGate(ev.Job)
+			case *JobRemoved:
+				c.waitGate(ev.Job)
+			case *PropertiesChanged:
+				if ev.IsJob() {
+					c.waitGate(ev.Path)
+				}
+			}
+			select {
+			case c.events <- e.ev:
+			case <-c.closing:
+				return
+			}
+		}
 	}
-}
-
-// parseSignal recognises systemd's signals; anything else gives nil.
-func parseSignal(sig *dbus.Signal) Event {
-	b := sig.Body
-	switch {
-	case sig.Path == ManagerPath && strings.HasPrefix(sig.Name, ManagerInterface+"."):
-		switch strings.TrimPrefix(sig.Name, ManagerInterface+".") {
-		case "UnitNew":
-			if len(b) == 2 {
-				id, ok1 := b[0].(string)
-				p, ok2 := b[1].(dbus.ObjectPath)
-				if ok1 && ok2 {
-					return &UnitNew{ID: id, Path: p}
-				}
-			}
-		case "UnitRemoved":
-			if len(b) == 2 {
-				id, ok1 := b[0].(string)
-				p, ok2 := b[1].(dbus.ObjectPath)
-				if ok1 && ok2 {
-					return &UnitRemoved{ID: id, Path: p}
-				}
-			}
-		case "JobNew":
-			if len(b) == 3 {
-				id, ok1 := b[0].(uint32)
-				p, ok2 := b[1].(dbus.ObjectPath)
-				u, ok3 := b[2].(string)
-				if ok1 && ok2 && ok3 {
-					return &JobNew{ID: id, Job: p, Unit: u}
-				}
-			}
-		case "JobRemoved":
-			if len(b) == 4 {
-				id, ok1 := b[0].(uint32)
-				p, ok2 := b[1].(dbus.ObjectPath)
-				u, ok3 := b[2].(string)
-				r, ok4 := b[3].(string)
-				if ok1 && ok2 && ok3 && ok4 {
-					return &JobRemoved{ID: id, Job: p, Unit: u, Result: r}
-				}
-			}
-		case "Reloading":
-			if len(b) == 1 {
-				if a, ok := b[0].(bool); ok {
-					return &Reloading{Active: a}
-				}
-			}
-		}
-	case sig.Name == PropertiesIface+".PropertiesChanged":
-		p := string(sig.Path)
-		if !strings.HasPrefix(p, UnitPathPrefix) && !strings.HasPrefix(p, JobPathPrefix) {
-			return nil
-		}
-		if len(b) != 3 {
-			return nil
-		}
-		iface, ok1 := b[0].(string)
-		changed, ok2 := b[1].(map[string]dbus.Variant)
-		inval, ok3 := b[2].([]string)
-		if !ok1 || !ok2 || !ok3 {
-			return nil
-		}
-		unit, _ := UnitNameFromPath(sig.Path)
-		return &PropertiesChanged{Path: sig.Path, Unit: unit, Interface: iface, Changed: changed, Invalidated: inval}
-	}
-	return nil
 }

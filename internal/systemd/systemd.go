@@ -82,7 +82,8 @@ type Client struct {
 	conn    *dbus.Conn
 	timeout time.Duration
 	events  chan Event
-	sigs    chan *dbus.Signal
+	queue   *eventQueue
+	tap     *transport.Tap
 	closing chan struct{}
 	once    sync.Once
 
@@ -151,13 +152,13 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	}
 	c.events = make(chan Event, buf)
 	c.closing = make(chan struct{})
-	c.sigs = make(chan *dbus.Signal, 64)
+	c.queue = newEventQueue()
+	c.tap = &transport.Tap{Signal: c.rawSignal, Reply: c.rawReply}
 
-	connOpts := []dbus.ConnOption{
+	connOpts := append([]dbus.ConnOption{
 		dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()),
 		dbus.WithOutgoingInterceptor(c.outgoing),
-		dbus.WithIncomingInterceptor(c.incoming),
-	}
+	}, c.tap.Options(context.Background())...)
 	// Both cases go through our transport: it reads with few, raw system
 	// calls (godbus's unix transport reads each message in several), and
 	// systemd's private socket is an sd-bus server: godbus's own client
@@ -181,7 +182,10 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("systemd: %s on %s: %w", what, addr, err)
 	}
 	c.conn = conn
-	conn.Signal(c.sigs)
+	go func() {
+		<-conn.Context().Done()
+		c.queue.close()
+	}()
 	if !private {
 		matches := [][]dbus.MatchOption{
 			{dbus.WithMatchSender(BusName), dbus.WithMatchObjectPath(ManagerPath), dbus.WithMatchInterface(ManagerInterface)},
@@ -238,38 +242,6 @@ func (c *Client) outgoing(msg *dbus.Message) {
 	c.mu.Unlock()
 }
 
-// incoming runs in godbus's reader goroutine, in wire order, before the
-// message is handed on: a reply to a job call closes the way for events
-// about its job path until the caller has finished with the reply.
-func (c *Client) incoming(msg *dbus.Message) {
-	if msg.Type != dbus.TypeMethodReply && msg.Type != dbus.TypeError {
-		return
-	}
-	serial, _ := msg.Headers[dbus.FieldReplySerial].Value().(uint32)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pj := c.pending[serial]
-	if pj == nil {
-		return
-	}
-	var path dbus.ObjectPath
-	if msg.Type == dbus.TypeMethodReply && len(msg.Body) == 1 {
-		path, _ = msg.Body[0].(dbus.ObjectPath)
-	}
-	if pj.abandoned || path == "" {
-		delete(c.pending, serial)
-		return
-	}
-	pj.path = path
-	pj.gate = make(chan struct{})
-	// Several calls can get the same job path: systemd merges a request
-	// into a job already queued for the unit and returns that job.
-	if c.gates[path] == nil {
-		c.gates[path] = map[*pendingJob]bool{}
-	}
-	c.gates[path][pj] = true
-}
-
 // finishJobCall releases the gate of a job call (after success, after the
 // caller's track function ran; after failure, at once).
 func (c *Client) finishJobCall(serial uint32) {
@@ -280,7 +252,7 @@ func (c *Client) finishJobCall(serial uint32) {
 		return
 	}
 	if pj.gate == nil {
-		// no reply yet (the caller gave up): let incoming drop it
+		// no reply yet (the caller gave up): let rawReply drop it
 		pj.abandoned = true
 		return
 	}

@@ -365,7 +365,7 @@ func TestUnitEvents(t *testing.T) {
 				if x.Unit != unit {
 					t.Errorf("PropertiesChanged unit %q", x.Unit)
 				}
-				if v, ok := x.Changed["ActiveState"]; ok && v.Value() == "active" && !active {
+				if v, ok := x.String("ActiveState"); ok && v == "active" && !active {
 					active = true
 					seen = append(seen, "active")
 				}
@@ -391,8 +391,8 @@ func TestUnitEvents(t *testing.T) {
 		if !ok || pc.Unit != unit || pc.Interface != UnitInterface {
 			return false
 		}
-		v, ok := pc.Changed["ActiveState"]
-		return ok && v.Value() == "inactive"
+		v, ok := pc.String("ActiveState")
+		return ok && v == "inactive"
 	})
 }
 
@@ -423,7 +423,8 @@ func TestKillFreezeTransientCancel(t *testing.T) {
 	}
 	e.next("inactive after KillUnit", func(ev Event) bool {
 		pc, ok := ev.(*PropertiesChanged)
-		return ok && pc.Unit == unit && pc.Interface == UnitInterface && pc.Changed["ActiveState"].Value() == "inactive"
+		v, _ := pc.String("ActiveState")
+		return ok && pc.Unit == unit && pc.Interface == UnitInterface && v == "inactive"
 	})
 	if err := c.KillUnit(e.ctx, "no-such-unit.service", "all", 15); dbusrt.ErrorName(err) == "" {
 		t.Errorf("KillUnit of a missing unit: %v", err)

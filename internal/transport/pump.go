@@ -228,8 +228,9 @@ func (p *pump) reserve(n int) {
 }
 
 // process handles every complete message in buf[r:w]: signals go to the
-// tap, the rest (and signals it declines) to godbus. A message that is no
-// signal, or too big for the tap, goes to godbus as its bytes come.
+// tap, the rest (and signals it declines) to godbus, replies after the
+// tap's Reply saw them. A message the tap does not look at, or one too big
+// for it, goes to godbus as its bytes come.
 func (p *pump) process() error {
 	for {
 		if p.pass > 0 {
@@ -251,7 +252,10 @@ func (p *pump) process() error {
 		if err != nil {
 			return fmt.Errorf("transport: malformed message from peer: %w", err)
 		}
-		if typ != wire.TypeSignal || size > maxTappedSize {
+		tap := p.c.tap
+		signal := typ == wire.TypeSignal && tap.Signal != nil
+		reply := (typ == wire.TypeMethodReturn || typ == wire.TypeError) && tap.Reply != nil
+		if !signal && !reply || size > maxTappedSize {
 			p.pass = size
 			continue
 		}
@@ -261,8 +265,12 @@ func (p *pump) process() error {
 		}
 		frame := p.buf[p.r : p.r+size]
 		p.r += size
-		if wire.Parse(frame, &p.msg) == nil && p.c.tap.Signal(&p.msg) {
-			continue
+		if wire.Parse(frame, &p.msg) == nil {
+			if reply {
+				tap.Reply(&p.msg)
+			} else if tap.Signal(&p.msg) {
+				continue
+			}
 		}
 		if err := p.deliver(frame); err != nil {
 			return err

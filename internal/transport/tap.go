@@ -35,6 +35,11 @@ type Tap struct {
 	// it. Returning true consumes the message; otherwise godbus gets it.
 	// msg and its Body are only valid during the call.
 	Signal func(msg *wire.Message) bool
+	// Reply, if set, is called like Signal with every incoming method
+	// return and error (up to 1 MiB) before godbus gets it; it cannot keep
+	// them from godbus. It is where work that must happen in wire order
+	// with the signals sees the replies.
+	Reply func(msg *wire.Message)
 	// Idle, if set, is called in the reader goroutine whenever everything
 	// read so far has been handled and the reader is about to wait for
 	// more input: the moment to Flush what the signals queued elsewhere.
@@ -121,7 +126,7 @@ func (t *Tap) attach(pc *peerConn) {
 	t.pc = pc
 	t.mu.Unlock()
 	pc.tap = t
-	if t.Signal != nil {
+	if t.Signal != nil || t.Reply != nil {
 		pc.pump = newPump(pc)
 	}
 }

@@ -31,6 +31,14 @@ func (w *Writer) Uint32(v uint32) {
 	w.Buf = binary.LittleEndian.AppendUint32(w.Buf, v)
 }
 
+// Signature appends a signature (alignment 1). The caller guarantees
+// that sig is a valid signature.
+func (w *Writer) Signature(sig string) {
+	w.Buf = append(w.Buf, byte(len(sig)))
+	w.Buf = append(w.Buf, sig...)
+	w.Buf = append(w.Buf, 0)
+}
+
 // ObjectPath appends an object path, which is laid out as a string. The
 // caller guarantees that p is a valid object path.
 func (w *Writer) ObjectPath(p string) { w.String(p) }

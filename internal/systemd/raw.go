@@ -1,0 +1,214 @@
+package systemd
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/wire"
+)
+
+// systemd's signals are read from the wire without godbus: the
+// connection's tap (transport.Tap) hands each signal over as bytes, in
+// the connection's reader, and the few values an event needs are read in
+// place. A unit's PropertiesChanged carries dozens of values and godbus
+// spent more CPU decoding them than systemd spent running the job; here
+// the properties stay bytes (PropertiesChanged.Props) until someone looks
+// at one. Replies are seen on the same path, so that a job call's gate is
+// set up before any later signal is queued (see incoming).
+
+// rawEvent is one recognised signal with its sender.
+type rawEvent struct {
+	sender string
+	ev     Event
+	owner  *string // set for NameOwnerChanged of systemd's name: the new owner
+}
+
+// eventQueue passes events from the connection's reader to dispatch
+// without ever blocking the reader (a job call's reply must get through
+// while dispatch waits at a gate).
+type eventQueue struct {
+	mu     sync.Mutex
+	items  []rawEvent
+	ready  chan struct{} // signalled when items were added or the queue closed
+	closed bool
+}
+
+func newEventQueue() *eventQueue { return &eventQueue{ready: make(chan struct{}, 1)} }
+
+func (q *eventQueue) push(e rawEvent) {
+	q.mu.Lock()
+	q.items = append(q.items, e)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for the next batch of events; ok is false once the queue is
+// closed and empty.
+func (q *eventQueue) pop(buf []rawEvent) (_ []rawEvent, ok bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			buf = append(buf[:0], q.items...)
+			clear(q.items)
+			q.items = q.items[:0]
+			q.mu.Unlock()
+			return buf, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return buf[:0], false
+		}
+		<-q.ready
+	}
+}
+
+// rawSignal is the tap's Signal: it queues systemd's signals as events
+// and keeps them from godbus; other signals go on to godbus.
+func (c *Client) rawSignal(m *wire.Message) bool {
+	e, ok := parseRaw(m)
+	if !ok {
+		return false
+	}
+	if e.ev != nil || e.owner != nil {
+		c.queue.push(e)
+	}
+	return true
+}
+
+// parseRaw recognises systemd's signals (and NameOwnerChanged for its
+// name). ok is false for anything else; a recognised signal with a bad
+// body gives ok with no event.
+func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
+	e.sender = m.Sender
+	r := wire.NewReader(m.Body, m.BigEndian)
+	switch {
+	case m.Path == string(ManagerPath) && m.Interface == ManagerInterface:
+		switch m.Member {
+		case "UnitNew", "UnitRemoved":
+			if m.Signature != "so" {
+				return e, true
+			}
+			id, err1 := r.String()
+			p, err2 := r.String()
+			if err1 != nil || err2 != nil {
+				return e, true
+			}
+			if m.Member == "UnitNew" {
+				e.ev = &UnitNew{ID: id, Path: dbus.ObjectPath(p)}
+			} else {
+				e.ev = &UnitRemoved{ID: id, Path: dbus.ObjectPath(p)}
+			}
+		case "JobNew", "JobRemoved":
+			if m.Member == "JobNew" && m.Signature != "uos" || m.Member == "JobRemoved" && m.Signature != "uoss" {
+				return e, true
+			}
+			id, err1 := r.Uint32()
+			job, err2 := r.String()
+			unit, err3 := r.String()
+			if err1 != nil || err2 != nil || err3 != nil {
+				return e, true
+			}
+			if m.Member == "JobNew" {
+				e.ev = &JobNew{ID: id, Job: dbus.ObjectPath(job), Unit: unit}
+				return e, true
+			}
+			result, err := r.String()
+			if err != nil {
+				return e, true
+			}
+			e.ev = &JobRemoved{ID: id, Job: dbus.ObjectPath(job), Unit: unit, Result: result}
+		case "Reloading":
+			if m.Signature != "b" {
+				return e, true
+			}
+			if b, err := r.Uint32(); err == nil && b <= 1 {
+				e.ev = &Reloading{Active: b == 1}
+			}
+		default:
+			return e, false
+		}
+		return e, true
+	case m.Interface == PropertiesIface && m.Member == "PropertiesChanged":
+		if !strings.HasPrefix(m.Path, UnitPathPrefix) && !strings.HasPrefix(m.Path, JobPathPrefix) {
+			return e, false
+		}
+		if m.Signature != "sa{sv}as" {
+			return e, true
+		}
+		iface, err := r.String()
+		if err != nil {
+			return e, true
+		}
+		var w wire.Writer
+		if err := wire.Copy(&w, &r, "a{sv}"); err != nil {
+			return e, true
+		}
+		inval, err := r.Strings()
+		if err != nil || r.Done() != nil {
+			return e, true
+		}
+		path := dbus.ObjectPath(m.Path)
+		unit, _ := UnitNameFromPath(path)
+		e.ev = &PropertiesChanged{Path: path, Unit: unit, Interface: iface, Props: w.Buf, Invalidated: inval}
+		return e, true
+	case m.Path == "/org/freedesktop/DBus" && m.Interface == dbusrt.BusInterface && m.Member == "NameOwnerChanged":
+		if m.Signature != "sss" {
+			return e, true
+		}
+		name, err1 := r.String()
+		_, err2 := r.String()
+		now, err3 := r.String()
+		if err1 == nil && err2 == nil && err3 == nil && name == BusName {
+			e.owner = &now
+		}
+		return e, true
+	}
+	return e, false
+}
+
+// rawReply is the tap's Reply: a reply to a job call sets up the gate for
+// events about its job path, before any later signal is queued.
+func (c *Client) rawReply(m *wire.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pj := c.pending[m.ReplySerial]
+	if pj == nil {
+		return
+	}
+	var path dbus.ObjectPath
+	if m.Type == wire.TypeMethodReturn && m.Signature == "o" {
+		r := wire.NewReader(m.Body, m.BigEndian)
+		if p, err := r.String(); err == nil {
+			path = dbus.ObjectPath(p)
+		}
+	}
+	if pj.abandoned || path == "" {
+		delete(c.pending, m.ReplySerial)
+		return
+	}
+	pj.path = path
+	pj.gate = make(chan struct{})
+	// Several calls can get the same job path: systemd merges a request
+	// into a job already queued for the unit and returns that job.
+	if c.gates[path] == nil {
+		c.gates[path] = map[*pendingJob]bool{}
+	}
+	c.gates[path][pj] = true
+}
