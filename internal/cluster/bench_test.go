@@ -29,15 +29,8 @@ import (
 // hits both alike, and the medians are reported with their ratio
 // (bluechi-ms, systemd-ms, ratio); ns/op is one pair.
 func BenchmarkStartUnit(b *testing.B) {
-	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
-	conn, err := c.Connect()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	c, jobs, node := jobCluster(b)
 	ctx := context.Background()
-	jobs := newJobWaiter(b, conn)
-	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
 	sd, err := systemd.Connect(ctx, systemd.Options{Address: c.Node("node2").BusAddress})
 	if err != nil {
 		b.Fatal(err)
@@ -92,6 +85,18 @@ func alternate(b *testing.B, name string, ours, direct func() time.Duration) tim
 	b.ReportMetric(float64(ms.Microseconds())/1000, "systemd-ms")
 	b.ReportMetric(float64(mb)/float64(ms), "ratio")
 	return ms
+}
+
+// jobCluster starts a cluster of two nodes and returns it with a bus
+// client's job waiter and its client of node2, the node jobs run on.
+func jobCluster(b *testing.B) (*cluster.Cluster, *jobWaiter, *bluechi.NodeClient) {
+	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
+	conn, err := c.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return c, newJobWaiter(b, conn), bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
 }
 
 // median returns the middle of ds (which it sorts).
@@ -266,15 +271,8 @@ func BenchmarkMemory(b *testing.B) {
 // (controller-us, agent-us, systemd-us; from /proc, so run enough jobs:
 // the clock tick is 10 ms).
 func BenchmarkJobCPU(b *testing.B) {
-	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
-	conn, err := c.Connect()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	c, jobs, node := jobCluster(b)
 	ctx := context.Background()
-	jobs := newJobWaiter(b, conn)
-	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
 	systemdPid := 0
 	for _, p := range c.Node("node2").Pids() {
 		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) == "systemd" {
