@@ -308,3 +308,47 @@ func TestReconnectAtOnce(t *testing.T) {
 		t.Fatalf("n1 status %q, want online", st)
 	}
 }
+
+// What an agent sent right before it closed still counts when it registers
+// again at once: its JobDone ends the job with the agent's result, not as
+// cancelled by the disconnect.
+func TestReconnectKeepsLastMessages(t *testing.T) {
+	c := startCluster(t, "n1")
+	ctx := context.Background()
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	results := make(chan string, 16)
+	s, err := ctrl.OnJobRemoved(ctx, func(s *bluechi.ControllerJobRemovedSignal) { results <- s.Result })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := c.agent("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		job, err := c.node("n1").StopUnit(ctx, "a.service", "replace") // the fake agent never finishes it
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id uint32
+		if _, err := fmt.Sscanf(string(job), "/org/eclipse/bluechi/job/%d", &id); err != nil {
+			t.Fatal(err)
+		}
+		if err := bluechi.EmitInternalAgentJobDone(conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobDoneSignal{ID: id, Result: "done"}); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if conn, err = c.agent("n1"); err != nil { // at once
+			t.Fatalf("round %d: %v", i, err)
+		}
+		select {
+		case r := <-results:
+			if r != "done" {
+				t.Fatalf("round %d: JobRemoved result %q, want done", i, r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no JobRemoved")
+		}
+	}
+}

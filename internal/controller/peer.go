@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -78,24 +79,46 @@ type registrar struct {
 }
 
 func (r *registrar) Register(ctx context.Context, name string) error {
-	stale, err := r.register(ctx, name)
-	if stale == nil {
-		return err
+	c := r.p.c
+	for attempt := 0; ; attempt++ {
+		stale, staleConn, err := r.register(ctx, name)
+		if stale == nil {
+			return err
+		}
+		if attempt == maxStaleRetries {
+			return dbusrt.NewError(dbusrt.ErrAddressInUse, "The node is already connected")
+		}
+		// The node's previous connection is closed but its end is not
+		// handled yet (an agent that reconnects at once, as after
+		// SwitchController, can get here first). Let its reader take in
+		// what the agent sent before it closed (a JobDone, say), make
+		// sure it is gone, then try again.
+		c.logger().Info("node reconnected before its old connection was seen to close", "node", name, "peer", r.p.ip)
+		t := time.NewTimer(staleWait)
+		select {
+		case <-staleConn.Context().Done():
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		stale.nc.Close()
+		c.disconnected(stale)
 	}
-	// The node's previous connection is closed but its end-of-file is not
-	// handled yet (an agent that reconnects at once, as after
-	// SwitchController, can get here first): finish it, then try again.
-	r.p.c.logger().Info("node reconnected before its old connection was seen to close", "node", name, "peer", r.p.ip)
-	stale.nc.Close()
-	r.p.c.disconnected(stale)
-	_, err = r.register(ctx, name)
-	return err
 }
+
+// A registration that finds its node held by a closed connection waits at
+// most staleWait for that connection's last messages (longer than the
+// reader's confirmEmpty check), and gives up after maxStaleRetries such
+// connections in a row.
+const (
+	staleWait       = 300 * time.Millisecond
+	maxStaleRetries = 3
+)
 
 // register attaches the peer to the node called name. When the node is
 // still held by a connection whose peer has gone, it returns that peer and
-// changes nothing.
-func (r *registrar) register(ctx context.Context, name string) (*peer, error) {
+// its connection and changes nothing.
+func (r *registrar) register(ctx context.Context, name string) (*peer, *dbus.Conn, error) {
 	p, c := r.p, r.p.c
 	conn := dbusrt.ConnFrom(ctx)
 	c.emu.Lock()
@@ -103,34 +126,34 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p.node != nil {
-		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "Can't register twice")
+		return nil, nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "Can't register twice")
 	}
 	n := c.byName[name]
 	if n == nil {
 		c.logger().Warn("registration refused: unexpected node name", "name", name, "peer", p.ip)
-		return nil, notFound("Unexpected node name")
+		return nil, nil, notFound("Unexpected node name")
 	}
 	if n.peer != nil {
 		if old := n.peer; old.nc != nil && transport.PeerClosed(old.nc) {
-			return old, nil
+			return old, old.conn, nil
 		}
 		c.logger().Warn("registration refused: node already connected", "node", name, "peer", p.ip)
-		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "The node is already connected")
+		return nil, nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "The node is already connected")
 	}
 	if c.closed {
-		return nil, failed("Controller is shutting down")
+		return nil, nil, failed("Controller is shutting down")
 	}
 	if conn.Context().Err() != nil {
 		// The connection dropped while this call waited: disconnected()
 		// already ran and found nothing to detach, so attaching now would
 		// leave the node online on a dead connection.
-		return nil, failed("Connection closed during registration")
+		return nil, nil, failed("Connection closed during registration")
 	}
 	if p.conn == nil {
 		p.conn = conn
 	}
 	if err := n.attachLocked(p, conn); err != nil {
-		return nil, failed("%s", err.Error())
+		return nil, nil, failed("%s", err.Error())
 	}
 	c.registeredLocked(n, p)
 	if p.reg != nil {
@@ -143,7 +166,7 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, error) {
 		bluechi.EmitInternalControllerHeartbeat(conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{})
 	}
 	c.logger().Info("node registered", "node", name, "peer", p.ip)
-	return nil, nil
+	return nil, nil, nil
 }
 
 // disconnected handles the loss of a peer connection, once.

@@ -152,10 +152,15 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 			t.elems, t.ok = elems, true
 			continue
 		}
+		// The generation is read in the same critical section that
+		// subscribes: every invalidation by a signal happens under c.emu,
+		// so a signal handled after this point is sure to move past gen
+		// (read later, it could take in a signal that also dropped the
+		// sink again, and a list nobody watches would be kept).
 		c.emu.Lock()
 		c.watchUnitsLocked(t.n)
+		_, gen, _ := t.n.units.get()
 		c.emu.Unlock()
-		_, gen, _ := t.n.units.get() // after the Subscribe went out
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, FanOutTimeout)
 			defer cancel()

@@ -491,6 +491,9 @@ func (m *handlerMethod) Call(args ...any) ([]any, error) {
 	out, err := m.call(m.srv.baseCtx, c)
 	if err == nil && len(out) == 1 {
 		if r, ok := out[0].(RawReply); ok {
+			if c.Message.Flags&dbus.FlagNoReplyExpected != 0 {
+				return nil, nil
+			}
 			if err := sendRawReply(c.Conn, c.Message, r); err != nil {
 				return nil, err
 			}

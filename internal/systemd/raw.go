@@ -175,9 +175,10 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		name, err1 := r.String()
 		_, err2 := r.String()
 		now, err3 := r.String()
-		if err1 == nil && err2 == nil && err3 == nil && name == BusName {
-			e.owner = &now
+		if err1 != nil || err2 != nil || err3 != nil || name != BusName {
+			return e, false // not about systemd: for godbus's own subscribers
 		}
+		e.owner = &now
 		return e, true
 	}
 	return e, false

@@ -48,7 +48,7 @@ type peerConn struct {
 // Read implements io.Reader.
 func (c *peerConn) Read(p []byte) (int, error) {
 	if c.open.Load() {
-		if c.tap != nil && c.tap.Signal != nil {
+		if c.pump != nil {
 			return c.pumped(p)
 		}
 		return c.r.Read(p)

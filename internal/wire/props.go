@@ -24,8 +24,12 @@ func PropString(props []byte, key string) (value string, ok bool) {
 	if err := skipPadding(r.buf, &off, 4); err != nil || len(r.buf)-off < 4 {
 		return "", false
 	}
-	end := off + 4 + int(uint32At(r.buf, off, false))
+	n := int(uint32At(r.buf, off, false))
 	r.off = off + 4
+	if err := skipPadding(r.buf, &r.off, 8); err != nil {
+		return "", false
+	}
+	end := r.off + n // the elements start 8-aligned
 	for {
 		if err := skipPadding(r.buf, &r.off, 8); err != nil || r.off >= end {
 			return "", false
