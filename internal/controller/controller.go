@@ -160,7 +160,8 @@ func (c *Controller) ServeConn(conn *dbus.Conn) {
 func (c *Controller) PeerOptions(ctx context.Context, nc net.Conn) []dbus.ConnOption {
 	p := c.newPeer(nc)
 	ctx = context.WithValue(ctx, peerKey{}, p)
-	return append(p.srv.ConnOptions(), p.newTap().Options(ctx)...)
+	p.tap = p.newTap()
+	return append(p.srv.ConnOptions(), p.tap.Options(ctx)...)
 }
 
 // Heartbeats runs the controller's heartbeat timer until ctx ends: nodes not

@@ -25,6 +25,7 @@ type peer struct {
 	c    *Controller
 	srv  *dbusrt.Server
 	nc   net.Conn
+	tap  *transport.Tap // raw access to the connection (fastpath.go, unitcache.go)
 	ip   string
 	conn *dbus.Conn
 	gone sync.Once // disconnected runs once per peer

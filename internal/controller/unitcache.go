@@ -2,11 +2,13 @@ package controller
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sync"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -95,35 +97,31 @@ func (c *Controller) unitsChangedLocked(n *node) {
 	c.dropSinkLocked(n, true)
 }
 
-// errBadUnit is why a node's answer is left out of ListUnits.
-var errBadUnit = errors.New("agent listed a unit with an invalid string or path")
-
-// encodeUnits encodes units as elements of an a(ssssssouso), from an
-// 8-aligned offset, checking every value as the message bus would.
-func encodeUnits(units []bluechi.UnitInfo) ([]byte, error) {
-	var w wire.Writer
-	for _, u := range units {
-		for _, s := range [...]string{u.Name, u.Description, u.LoadState, u.ActiveState, u.SubState, u.Followed, u.JobType} {
-			if !wire.ValidString(s) {
-				return nil, errBadUnit
-			}
-		}
-		if !wire.ValidObjectPath(string(u.Path)) || !wire.ValidObjectPath(string(u.JobPath)) {
-			return nil, errBadUnit
-		}
-		w.Align(8)
-		w.String(u.Name)
-		w.String(u.Description)
-		w.String(u.LoadState)
-		w.String(u.ActiveState)
-		w.String(u.SubState)
-		w.String(u.Followed)
-		w.ObjectPath(string(u.Path))
-		w.Uint32(u.JobID)
-		w.String(u.JobType)
-		w.ObjectPath(string(u.JobPath))
+// listAgentUnits asks an agent for its units with a raw call and returns
+// the elements of the a(ssssssouso), checked as the message bus checks and
+// encoded from an 8-aligned offset.
+func listAgentUnits(ctx context.Context, tap *transport.Tap) ([]byte, error) {
+	serial := tap.GetSerial()
+	r, err := tap.Call(ctx, serial, wire.AppendCall(nil, serial, agentBusName, string(bluechi.InternalAgentPath),
+		bluechi.InternalAgentInterface, "ListUnits", "", nil))
+	if err != nil {
+		return nil, err
 	}
-	return w.Buf, nil
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	if r.Signature != systemd.SigListUnits {
+		return nil, fmt.Errorf("agent replied %q to ListUnits", r.Signature)
+	}
+	rd := wire.NewReader(r.Body, r.BigEndian)
+	var w wire.Writer
+	if err := wire.Copy(&w, &rd, systemd.SigListUnits); err != nil {
+		return nil, err
+	}
+	if err := rd.Done(); err != nil {
+		return nil, err
+	}
+	return w.Buf[8:], nil // after the length and the padding to the first element
 }
 
 // listUnits serves Controller.ListUnits: every online node's units, from
@@ -132,15 +130,15 @@ func encodeUnits(units []bluechi.UnitInfo) ([]byte, error) {
 func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 	type target struct {
 		n     *node
-		agent *bluechi.InternalAgentClient
+		tap   *transport.Tap
 		elems []byte
 		ok    bool
 	}
 	c.mu.Lock()
 	var targets []target
 	for _, n := range c.nodes {
-		if n.agent != nil {
-			targets = append(targets, target{n: n, agent: n.agent})
+		if n.agent != nil && n.peer != nil {
+			targets = append(targets, target{n: n, tap: n.peer.tap})
 		}
 	}
 	c.mu.Unlock()
@@ -164,16 +162,13 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, FanOutTimeout)
 			defer cancel()
-			units, err := t.agent.ListUnits(cctx)
-			if err == nil {
-				t.elems, err = encodeUnits(units)
-			}
+			elems, err := listAgentUnits(cctx, t.tap)
 			if err != nil {
 				c.logger().Warn("node left out of fan-out answer", "node", t.n.name, "error", err)
 				return
 			}
-			t.ok = true
-			t.n.units.put(gen, t.elems)
+			t.elems, t.ok = elems, true
+			t.n.units.put(gen, elems)
 		})
 	}
 	wg.Wait()

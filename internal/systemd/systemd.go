@@ -30,6 +30,7 @@ import (
 	"github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/godbus/dbus/v5"
 )
 
@@ -495,6 +496,48 @@ func (c *Client) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
 	var units []bluechi.UnitInfo
 	err = decode(body, err, &units)
 	return units, err
+}
+
+// SigListUnits is the signature of Manager.ListUnits's reply.
+const SigListUnits = "a(ssssssouso)"
+
+// ListUnitsRaw is ListUnits with the reply left as bytes: the a(ssssssouso)
+// in little endian, aligned from its first byte and checked as the message
+// bus checks, ready to be sent on as it is.
+func (c *Client) ListUnitsRaw(ctx context.Context) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	serial := c.tap.GetSerial()
+	r, err := c.tap.Call(ctx, serial, wire.AppendCall(nil, serial, BusName, string(ManagerPath), ManagerInterface, "ListUnits", "", nil))
+	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, &dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("systemd: ListUnits: %w", err)
+	}
+	if err := r.Err(); err != nil {
+		var re *transport.RawError
+		if errors.As(err, &re) {
+			return nil, dbusrt.NewError(re.Name, "%s", re.Message)
+		}
+		return nil, err
+	}
+	if r.Signature != SigListUnits {
+		return nil, fmt.Errorf("systemd: ListUnits replied %q, want %q", r.Signature, SigListUnits)
+	}
+	rd := wire.NewReader(r.Body, r.BigEndian)
+	var w wire.Writer
+	if err := wire.Copy(&w, &rd, SigListUnits); err != nil {
+		return nil, fmt.Errorf("systemd: ListUnits reply: %w", err)
+	}
+	if err := rd.Done(); err != nil {
+		return nil, fmt.Errorf("systemd: ListUnits reply: %w", err)
+	}
+	return w.Buf, nil
 }
 
 // ListUnitFiles is Manager.ListUnitFiles.

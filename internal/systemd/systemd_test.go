@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,7 +17,9 @@ import (
 	"github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
+	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/godbus/dbus/v5"
+	"github.com/google/go-cmp/cmp"
 )
 
 const transientName = "sb-transient.service"
@@ -511,6 +514,24 @@ func TestListUnits(t *testing.T) {
 		t.Errorf("ListUnits lacks %s: %+v", sandbox.SimpleServiceName, units)
 	}
 	t.Logf("%d units loaded in a fresh sandbox node", len(units))
+
+	// The same list as bytes decodes to the same records (nothing changes
+	// in between: the node is idle).
+	raw, err := e.c.ListUnitsRaw(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dbus.DecodeMessage(bytes.NewReader(wire.AppendSignal(nil, 1, "/", "a.b", "C", "", SigListUnits, raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromRaw []bluechi.UnitInfo
+	if err := dbus.Store(msg.Body, &fromRaw); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(units, fromRaw); diff != "" {
+		t.Errorf("ListUnitsRaw differs from ListUnits:\n%s", diff)
+	}
 }
 
 // UnitPath must be the path systemd itself uses for any unit name.

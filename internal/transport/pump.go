@@ -254,7 +254,7 @@ func (p *pump) process() error {
 		}
 		tap := p.c.tap
 		signal := typ == wire.TypeSignal && tap.Signal != nil
-		reply := (typ == wire.TypeMethodReturn || typ == wire.TypeError) && tap.Reply != nil
+		reply := (typ == wire.TypeMethodReturn || typ == wire.TypeError) && (tap.Reply != nil || tap.ncalls.Load() > 0)
 		if !signal && !reply || size > maxTappedSize {
 			p.pass = size
 			continue
@@ -267,7 +267,12 @@ func (p *pump) process() error {
 		p.r += size
 		if wire.Parse(frame, &p.msg) == nil {
 			if reply {
-				tap.Reply(&p.msg)
+				if tap.takeReply(&p.msg) {
+					continue
+				}
+				if tap.Reply != nil {
+					tap.Reply(&p.msg)
+				}
 			} else if tap.Signal(&p.msg) {
 				continue
 			}

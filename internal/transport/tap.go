@@ -48,6 +48,8 @@ type Tap struct {
 	serial atomic.Uint32
 	mu     sync.Mutex
 	pc     *peerConn
+	calls  map[uint32]chan *RawResult // raw calls waiting for their reply, guarded by mu
+	ncalls atomic.Int32               // len(calls), read without the lock
 }
 
 type tapKey struct{}
@@ -135,6 +137,7 @@ func (t *Tap) detach(pc *peerConn) {
 	t.mu.Lock()
 	if t.pc == pc {
 		t.pc = nil
+		t.failCallsLocked()
 	}
 	t.mu.Unlock()
 }

@@ -417,3 +417,26 @@ func TestAppendReturn(t *testing.T) {
 		t.Fatalf("Parse: %v %+v", err, m)
 	}
 }
+
+// A method call decodes in godbus with its header fields and body.
+func TestAppendCall(t *testing.T) {
+	var w Writer
+	w.String("unit.service")
+	w.String("replace")
+	for _, iface := range []string{"", "org.example.Manager"} {
+		out := AppendCall([]byte{1, 2, 3}, 9, "org.example", "/org/example", iface, "StartUnit", "ss", w.Buf)
+		frame := out[3:]
+		var m Message
+		if err := Parse(frame, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type != TypeMethodCall || m.Serial != 9 || m.Destination != "org.example" || m.Path != "/org/example" ||
+			m.Interface != iface || m.Member != "StartUnit" || m.Signature != "ss" {
+			t.Fatalf("parsed %+v", m)
+		}
+		g := decode(t, frame)
+		if diff := cmp.Diff([]any{"unit.service", "replace"}, g.Body); diff != "" {
+			t.Fatal(diff)
+		}
+	}
+}

@@ -86,6 +86,25 @@ func AppendReturn(dst []byte, serial, replySerial uint32, dest, sig string, body
 	return endMessage(dst, base, sig, body)
 }
 
+// AppendCall appends one complete little-endian method call to dst and
+// returns the extended slice: header fields PATH, INTERFACE (left out when
+// iface is ""), MEMBER, DESTINATION (left out when dest is "") and
+// SIGNATURE (left out when sig is ""), no flags, then body. The caller's
+// guarantees are those of AppendSignal.
+func AppendCall(dst []byte, serial uint32, dest, path, iface, member, sig string, body []byte) []byte {
+	base := len(dst)
+	dst = beginMessage(dst, TypeMethodCall, 0, serial, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig), body)
+	dst = appendField(dst, base, fieldPath, 'o', path)
+	if iface != "" {
+		dst = appendField(dst, base, fieldInterface, 's', iface)
+	}
+	dst = appendField(dst, base, fieldMember, 's', member)
+	if dest != "" {
+		dst = appendField(dst, base, fieldDestination, 's', dest)
+	}
+	return endMessage(dst, base, sig, body)
+}
+
 // beginMessage grows dst for a message whose header takes about hdr bytes
 // and appends the fixed part of the header.
 func beginMessage(dst []byte, typ, flags byte, serial uint32, hdr int, body []byte) []byte {
