@@ -121,6 +121,9 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 		return nil, err
 	}
 	srv.Override(bluechi.ControllerPath, bluechi.ControllerInterface, "ListUnits", "", c.listUnits)
+	for _, n := range c.nodes {
+		srv.Override(n.path, bluechi.NodeInterface, "ListUnits", "", c.nodeListUnits(n))
+	}
 	return c, nil
 }
 

@@ -233,12 +233,9 @@ func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime 
 	return changes, err
 }
 
+// ListUnits is served by Controller.nodeListUnits (unitcache.go).
 func (a *nodeAPI) ListUnits(ctx context.Context) (units []bluechi.UnitInfo, err error) {
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
-		units, err = ag.ListUnits(ctx)
-		return err
-	})
-	return units, err
+	return nil, failed("ListUnits is served from the unit cache")
 }
 
 func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -124,6 +126,32 @@ func listAgentUnits(ctx context.Context, tap *transport.Tap) ([]byte, error) {
 	return w.Buf[8:], nil // after the length and the padding to the first element
 }
 
+// nodeUnits returns n's unit list (the array's elements, see unitList)
+// from the cache, or asks n's agent through tap within timeout and keeps
+// the answer if nothing changed meanwhile.
+func (c *Controller) nodeUnits(ctx context.Context, n *node, tap *transport.Tap, timeout time.Duration) ([]byte, error) {
+	if elems, _, ok := n.units.get(); ok {
+		return elems, nil
+	}
+	// The generation is read in the same critical section that subscribes:
+	// every invalidation by a signal happens under c.emu, so a signal
+	// handled after this point is sure to move past gen (read later, it
+	// could take in a signal that also dropped the sink again, and a list
+	// nobody watches would be kept).
+	c.emu.Lock()
+	c.watchUnitsLocked(n)
+	_, gen, _ := n.units.get()
+	c.emu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	elems, err := listAgentUnits(ctx, tap)
+	if err != nil {
+		return nil, err
+	}
+	n.units.put(gen, elems)
+	return elems, nil
+}
+
 // listUnits serves Controller.ListUnits: every online node's units, from
 // the cache or asked in parallel (fanOut's rules: a node that fails or
 // does not answer within FanOutTimeout is left out and logged).
@@ -145,30 +173,17 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 	var wg sync.WaitGroup
 	for i := range targets {
 		t := &targets[i]
-		elems, _, ok := t.n.units.get()
-		if ok {
+		if elems, _, ok := t.n.units.get(); ok {
 			t.elems, t.ok = elems, true
 			continue
 		}
-		// The generation is read in the same critical section that
-		// subscribes: every invalidation by a signal happens under c.emu,
-		// so a signal handled after this point is sure to move past gen
-		// (read later, it could take in a signal that also dropped the
-		// sink again, and a list nobody watches would be kept).
-		c.emu.Lock()
-		c.watchUnitsLocked(t.n)
-		_, gen, _ := t.n.units.get()
-		c.emu.Unlock()
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, FanOutTimeout)
-			defer cancel()
-			elems, err := listAgentUnits(cctx, t.tap)
+			elems, err := c.nodeUnits(ctx, t.n, t.tap, FanOutTimeout)
 			if err != nil {
 				c.logger().Warn("node left out of fan-out answer", "node", t.n.name, "error", err)
 				return
 			}
 			t.elems, t.ok = elems, true
-			t.n.units.put(gen, elems)
 		})
 	}
 	wg.Wait()
@@ -190,4 +205,35 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 	}
 	w.EndArray(dict)
 	return []any{dbusrt.RawReply{Signature: sigListUnits, Body: w.Buf}}, nil
+}
+
+// nodeListUnits serves Node.ListUnits of n from the same cache.
+func (c *Controller) nodeListUnits(n *node) dbusrt.MethodFunc {
+	return func(ctx context.Context, _ []any) ([]any, error) {
+		if _, err := n.agentFor(); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		var tap *transport.Tap
+		if n.peer != nil {
+			tap = n.peer.tap
+		}
+		c.mu.Unlock()
+		if tap == nil {
+			return nil, dbusrt.NewError(bluechi.ErrorOffline, "Node is offline")
+		}
+		elems, err := c.nodeUnits(ctx, n, tap, AgentCallTimeout)
+		if err != nil {
+			var re *transport.RawError
+			if errors.As(err, &re) {
+				return nil, dbusrt.NewError(re.Name, "%s", re.Message)
+			}
+			return nil, failed("list units of %s: %v", n.name, err)
+		}
+		var w wire.Writer
+		arr := w.BeginArray(8)
+		w.Buf = append(w.Buf, elems...)
+		w.EndArray(arr)
+		return []any{dbusrt.RawReply{Signature: systemd.SigListUnits, Body: w.Buf}}, nil
+	}
 }

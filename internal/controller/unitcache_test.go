@@ -119,6 +119,17 @@ func TestListUnitsCache(t *testing.T) {
 	calls(1, 1)
 	list(map[string][]bluechi.UnitInfo{"n1": a1.units, "n2": {}})
 	calls(1, 1) // both from the cache
+	// Node.ListUnits shares the cache; an offline node is Offline.
+	if units, err := c.node("n1").ListUnits(ctx); err != nil || !cmp.Equal(units, a1.units) {
+		t.Fatalf("Node.ListUnits = %+v, %v", units, err)
+	}
+	if units, err := c.node("n2").ListUnits(ctx); err != nil || len(units) != 0 {
+		t.Fatalf("Node.ListUnits of n2 = %+v, %v", units, err)
+	}
+	calls(1, 1)
+	if _, err := c.node("n3").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
+		t.Fatalf("Node.ListUnits of an offline node: %v", err)
+	}
 	if got := a1.subscriptions(); !slices.Equal(got, []string{"Subscribe *"}) {
 		t.Fatalf("agent calls %q, want one Subscribe *", got)
 	}
