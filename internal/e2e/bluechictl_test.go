@@ -217,10 +217,7 @@ func (c *cluster) unitsDir(s string) string {
 // systemd nodes, comparing tables with goldens and with systemctl.
 func TestCtl(t *testing.T) {
 	c := newCluster(t, "node-a", "node-b")
-	c.startAgent("node-a")
-	agentB := c.startAgent("node-b")
-	c.waitStatus("node-a", "online")
-	c.waitStatus("node-b", "online")
+	agentB := c.startOnline("node-a", "node-b")["node-b"]
 	ctx := context.Background()
 
 	t.Run("status-nodes", func(t *testing.T) {

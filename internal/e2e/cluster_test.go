@@ -180,6 +180,19 @@ func (c *cluster) startAgentWith(name, conf string, extra ...string) *exec.Cmd {
 	return cmd
 }
 
+// startOnline starts the agents of names and waits until all are online;
+// it returns their processes by node name.
+func (c *cluster) startOnline(names ...string) map[string]*exec.Cmd {
+	agents := map[string]*exec.Cmd{}
+	for _, n := range names {
+		agents[n] = c.startAgent(n)
+	}
+	for _, n := range names {
+		c.waitStatus(n, "online")
+	}
+	return agents
+}
+
 func (c *cluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

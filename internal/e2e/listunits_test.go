@@ -15,10 +15,7 @@ import (
 // unit's description, and not from a node that went away.
 func TestListUnitsFollowsChanges(t *testing.T) {
 	c := newCluster(t, "node-a", "node-b")
-	c.startAgent("node-a")
-	agentB := c.startAgent("node-b")
-	c.waitStatus("node-a", "online")
-	c.waitStatus("node-b", "online")
+	agentB := c.startOnline("node-a", "node-b")["node-b"]
 	ctx := context.Background()
 	ctrl := c.controller()
 	jobs := c.jobs()
