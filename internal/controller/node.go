@@ -92,7 +92,8 @@ func (n *node) agentFor() (*bluechi.InternalAgentClient, error) {
 	return n.agent, nil
 }
 
-// nodeAPI serves org.eclipse.bluechi.Node for one node.
+// nodeAPI serves org.eclipse.bluechi.Node for one node (but ListUnits,
+// which Controller.nodeListUnits serves from the unit cache).
 type nodeAPI struct {
 	bluechi.UnimplementedNodeServer
 	n *node
@@ -231,11 +232,6 @@ func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime 
 		return err
 	})
 	return changes, err
-}
-
-// ListUnits is served by Controller.nodeListUnits (unitcache.go).
-func (a *nodeAPI) ListUnits(ctx context.Context) (units []bluechi.UnitInfo, err error) {
-	return nil, failed("ListUnits is served from the unit cache")
 }
 
 func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {

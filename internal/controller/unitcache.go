@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -109,21 +108,11 @@ func listAgentUnits(ctx context.Context, tap *transport.Tap) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Err(); err != nil {
+	body, err := r.Value(systemd.SigListUnits)
+	if err != nil {
 		return nil, err
 	}
-	if r.Signature != systemd.SigListUnits {
-		return nil, fmt.Errorf("agent replied %q to ListUnits", r.Signature)
-	}
-	rd := wire.NewReader(r.Body, r.BigEndian)
-	var w wire.Writer
-	if err := wire.Copy(&w, &rd, systemd.SigListUnits); err != nil {
-		return nil, err
-	}
-	if err := rd.Done(); err != nil {
-		return nil, err
-	}
-	return w.Buf[8:], nil // after the length and the padding to the first element
+	return body[8:], nil // after the length and the padding to the first element
 }
 
 // nodeUnits returns n's unit list (the array's elements, see unitList)

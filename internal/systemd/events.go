@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"bytes"
 	"strings"
 
 	"github.com/godbus/dbus/v5"
@@ -50,8 +49,7 @@ type Reloading struct{ Active bool }
 // unit path (Unit set to the unit's name) or a job path (Unit empty).
 // Props is the changed properties' a{sv} as bytes (little endian, aligned
 // from its first byte, checked as the message bus checks): String reads
-// one, Changed decodes them all, and the bytes can be passed on as they are
-// (wire.Copy).
+// one, and the bytes can be passed on as they are (wire.Copy).
 type PropertiesChanged struct {
 	Path        dbus.ObjectPath
 	Unit        string
@@ -63,20 +61,6 @@ type PropertiesChanged struct {
 // String returns the changed property name if it is a string.
 func (p *PropertiesChanged) String(name string) (string, bool) {
 	return wire.PropString(p.Props, name)
-}
-
-// Changed decodes the changed properties (with godbus: for the rare
-// caller that needs them all as values).
-func (p *PropertiesChanged) Changed() (map[string]dbus.Variant, error) {
-	msg, err := dbus.DecodeMessage(bytes.NewReader(wire.AppendSignal(nil, 1, "/", "a.b", "C", "", "a{sv}", p.Props)))
-	if err != nil {
-		return nil, err
-	}
-	var out map[string]dbus.Variant
-	if err := dbus.Store(msg.Body, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // IsJob reports whether the change concerns a job object.

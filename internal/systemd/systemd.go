@@ -519,25 +519,15 @@ func (c *Client) ListUnitsRaw(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("systemd: ListUnits: %w", err)
 	}
-	if err := r.Err(); err != nil {
-		var re *transport.RawError
-		if errors.As(err, &re) {
-			return nil, dbusrt.NewError(re.Name, "%s", re.Message)
-		}
-		return nil, err
+	body, err := r.Value(SigListUnits)
+	var re *transport.RawError
+	if errors.As(err, &re) {
+		return nil, dbusrt.NewError(re.Name, "%s", re.Message)
 	}
-	if r.Signature != SigListUnits {
-		return nil, fmt.Errorf("systemd: ListUnits replied %q, want %q", r.Signature, SigListUnits)
+	if err != nil {
+		return nil, fmt.Errorf("systemd: ListUnits: %w", err)
 	}
-	rd := wire.NewReader(r.Body, r.BigEndian)
-	var w wire.Writer
-	if err := wire.Copy(&w, &rd, SigListUnits); err != nil {
-		return nil, fmt.Errorf("systemd: ListUnits reply: %w", err)
-	}
-	if err := rd.Done(); err != nil {
-		return nil, fmt.Errorf("systemd: ListUnits reply: %w", err)
-	}
-	return w.Buf, nil
+	return body, nil
 }
 
 // ListUnitFiles is Manager.ListUnitFiles.

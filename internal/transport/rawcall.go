@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
@@ -28,6 +29,27 @@ func (r *RawResult) Err() error {
 		e.Message, _ = rd.String()
 	}
 	return e
+}
+
+// Value returns the reply's body, which must be one value of signature
+// sig, checked as the message bus checks and re-encoded in little endian
+// from an 8-aligned start (wire.Copy). An error reply gives its *RawError.
+func (r *RawResult) Value(sig string) ([]byte, error) {
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	if r.Signature != sig {
+		return nil, fmt.Errorf("transport: reply of signature %q, want %q", r.Signature, sig)
+	}
+	rd := wire.NewReader(r.Body, r.BigEndian)
+	var w wire.Writer
+	if err := wire.Copy(&w, &rd, sig); err != nil {
+		return nil, fmt.Errorf("transport: reply: %w", err)
+	}
+	if err := rd.Done(); err != nil {
+		return nil, fmt.Errorf("transport: reply: %w", err)
+	}
+	return w.Buf, nil
 }
 
 // RawError is an error reply to a raw call.
