@@ -70,14 +70,15 @@ type Controller struct {
 	// as seen by them (node.ev). It is held while monitor and metrics
 	// signals are sent, so that they leave in the order their causes
 	// happened. Lock order: emu before mu.
-	emu         sync.Mutex
-	monitors    map[uint32]*monitor
-	nextMonitor uint32
-	nextSub     uint32
-	nextPeer    uint32
-	metrics     *bluechi.MetricsObject // nil while metrics are off
-	evClosed    bool
-	scratch     []*subscription
+	emu          sync.Mutex
+	monitors     map[uint32]*monitor
+	nextMonitor  uint32
+	nextSub      uint32
+	nextPeer     uint32
+	nextProxySub uint32                 // ids of proxies' subscriptions (proxies.go)
+	metrics      *bluechi.MetricsObject // nil while metrics are off
+	evClosed     bool
+	scratch      []*subscription
 
 	// The fast path (fastpath.go): the bus connection's tap, and buffers
 	// reused under emu.
@@ -106,7 +107,11 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 	}
 	c.obj = obj
 	for _, nc := range cfg.Nodes {
-		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name), interest: map[string]*interest{}}
+		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name), interest: map[string]*interest{},
+			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, allowDeps: map[string]bool{}}
+		for _, t := range nc.AllowDependenciesOn {
+			n.allowDeps[t] = true
+		}
 		n.obj, err = bluechi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
 		if err != nil {
 			obj.Unexport()

@@ -81,6 +81,15 @@ func startCluster(t testing.TB, nodes ...string) *cluster {
 }
 
 func startClusterWith(t testing.TB, heartbeat, threshold int64, nodes ...string) *cluster {
+	cfg := &config.Controller{HeartbeatInterval: heartbeat, NodeHeartbeatThreshold: threshold}
+	for _, n := range nodes {
+		cfg.Nodes = append(cfg.Nodes, config.Node{Name: n})
+	}
+	return startClusterConfig(t, cfg)
+}
+
+// startClusterConfig starts a controller with cfg on a private bus.
+func startClusterConfig(t testing.TB, cfg *config.Controller) *cluster {
 	bus := testbus.Start(t)
 	tap := &transport.Tap{}
 	server, _, err := dbusrt.ConnectBusTap(context.Background(), bus.Address, tap, dbusrt.Ordered)
@@ -90,10 +99,6 @@ func startClusterWith(t testing.TB, heartbeat, threshold int64, nodes ...string)
 	t.Cleanup(func() { server.Close() })
 	if err := dbusrt.RequestName(server, bluechi.ControllerBusName); err != nil {
 		t.Fatal(err)
-	}
-	cfg := &config.Controller{HeartbeatInterval: heartbeat, NodeHeartbeatThreshold: threshold}
-	for _, n := range nodes {
-		cfg.Nodes = append(cfg.Nodes, config.Node{Name: n})
 	}
 	ctrl, err := controller.New(cfg, server, tap, newTestLog())
 	if err != nil {

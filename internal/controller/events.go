@@ -152,7 +152,9 @@ func (c *Controller) addSubLocked(s *subscription) {
 				n.tellLocked("Subscribe", u)
 				continue
 			}
-			first := !anyRecipient(in.subs) // only the ListUnits cache's so far
+			// Only the ListUnits cache's subscription names "*" so far
+			// (proxies never subscribe "*").
+			first := u == wildcard && !anyRecipient(in.subs)
 			in.subs = append(in.subs, s)
 			if !in.loaded {
 				continue
@@ -214,6 +216,7 @@ func (c *Controller) registeredLocked(n *node, p *peer) {
 		in.loaded, in.active, in.sub = false, "", ""
 		n.tellLocked("Subscribe", u)
 	}
+	n.replayDepsLocked()
 	if c.metrics != nil {
 		n.tellLocked("EnableMetrics")
 	}
@@ -244,6 +247,7 @@ func (c *Controller) goneLocked(n *node, p *peer) {
 		in.loaded = false
 	}
 	c.dropSinkLocked(n, false)
+	c.dropProxiesLocked(n)
 	n.ev = nil
 }
 

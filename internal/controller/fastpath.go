@@ -135,6 +135,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 	w.String(n.name)
 	var subs []*subscription
 	var member, sig string
+	var fwd []string // what a proxy's subscription is told (proxies.go)
 	switch m.Member {
 	case bluechi.InternalAgentSignalUnitNew:
 		var a [2]string // unit, reason
@@ -146,7 +147,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		if a[0] != wildcard { // "*" only answers a Subscribe("*")
 			c.unitsChangedLocked(n)
 		}
-		subs, member, sig = c.unitNewLocked(n, a[0]), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew
+		subs, member, sig, fwd = c.unitNewLocked(n, a[0]), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew, a[1:2]
 	case bluechi.InternalAgentSignalUnitRemoved:
 		var a [1]string // unit
 		if err := readBody(&r, m.Signature, sigAgentUnitRemoved, a[:]); err != nil {
@@ -155,7 +156,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		w.String(a[0])
 		w.String(reasonReal)
 		c.unitsChangedLocked(n)
-		subs, member, sig = c.unitRemovedLocked(n, a[0]), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved
+		subs, member, sig, fwd = c.unitRemovedLocked(n, a[0]), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved, []string{reasonReal}
 	case bluechi.InternalAgentSignalUnitStateChanged:
 		var a [4]string // unit, active, sub, reason
 		if err := readBody(&r, m.Signature, sigAgentUnitState, a[:]); err != nil {
@@ -165,7 +166,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 			w.String(x)
 		}
 		c.unitsChangedLocked(n)
-		subs, member, sig = c.unitStateLocked(n, a[0], a[1], a[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState
+		subs, member, sig, fwd = c.unitStateLocked(n, a[0], a[1], a[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState, a[1:4]
 	case bluechi.InternalAgentSignalUnitPropertiesChanged:
 		if m.Signature != sigAgentUnitProps {
 			return errSignature
@@ -190,6 +191,12 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		member, sig = bluechi.MonitorSignalUnitPropertiesChanged, sigMonitorUnitProps
 	}
 	for _, s := range subs {
+		if s.mon.fwd != nil {
+			if fwd != nil {
+				s.mon.fwd(member, fwd...)
+			}
+			continue
+		}
 		s.mon.sendWire(member, sig, w.Buf)
 	}
 	return nil

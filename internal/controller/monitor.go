@@ -32,7 +32,8 @@ type monitor struct {
 
 	subs   map[uint32]*subscription
 	peers  []monitorPeer
-	dests  []string // owner, then peers in the order they were added
+	fwd    func(member string, args ...string) // set for a proxy's subscription: events go here, not to dests
+	dests  []string                            // owner, then peers in the order they were added
 	closed bool
 }
 
@@ -151,18 +152,27 @@ func (m *monitor) emitTo(dest string, emit func(dest string) error) {
 }
 
 func (m *monitor) sendUnitNew(s bluechi.MonitorUnitNewSignal) {
+	if m.fwd != nil {
+		m.fwd(bluechi.MonitorSignalUnitNew, s.Reason)
+	}
 	for _, d := range m.dests {
 		m.emitTo(d, func(dest string) error { return m.obj.EmitUnitNewTo(dest, s) })
 	}
 }
 
 func (m *monitor) sendUnitRemoved(s bluechi.MonitorUnitRemovedSignal) {
+	if m.fwd != nil {
+		m.fwd(bluechi.MonitorSignalUnitRemoved, s.Reason)
+	}
 	for _, d := range m.dests {
 		m.emitTo(d, func(dest string) error { return m.obj.EmitUnitRemovedTo(dest, s) })
 	}
 }
 
 func (m *monitor) sendUnitStateChanged(s bluechi.MonitorUnitStateChangedSignal) {
+	if m.fwd != nil {
+		m.fwd(bluechi.MonitorSignalUnitStateChanged, s.ActiveState, s.SubState, s.Reason)
+	}
 	for _, d := range m.dests {
 		m.emitTo(d, func(dest string) error { return m.obj.EmitUnitStateChangedTo(dest, s) })
 	}

@@ -28,6 +28,12 @@ type node struct {
 	ev       *peer
 	interest map[string]*interest
 
+	// Cross-node dependencies (proxies.go), guarded by c.emu: the proxies
+	// this node holds, and the units other nodes' proxies need here.
+	proxies   map[proxyKey]*proxyRec
+	deps      map[string]int
+	allowDeps map[string]bool // AllowDependenciesOn; set in New
+
 	units  unitList      // what ListUnits last found (unitcache.go)
 	sink   *subscription // the cache's "*" on this node; guarded by c.emu
 	sinkOn bool          // sink is subscribed; guarded by c.emu
@@ -47,7 +53,11 @@ func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
 	}
 	// Job signals, heartbeats and unit signals take the fast path
 	// (fastpath.go); metrics signals come through godbus.
-	if err := n.watchUnits(ctx, p, agent, add); err != nil {
+	err := n.watchUnits(ctx, p, agent, add)
+	if err == nil {
+		err = n.watchProxies(ctx, p, agent, add)
+	}
+	if err != nil {
 		for _, s := range subs {
 			s.Close()
 		}

@@ -1,0 +1,174 @@
+package controller
+
+import (
+	"context"
+	"slices"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+)
+
+// Cross-node dependencies (internal-protocol.md §9). A requesting node R
+// announces a proxy for unit U on target node T with ProxyNew; the
+// controller holds a dependency on (T, U), which keeps bluechi-dep@U
+// started on T (StartDep, reference counted, replayed when T registers),
+// and forwards T's events about U to R's proxy object through an internal
+// subscription. ProxyRemoved, or R going away, drops both.
+
+// proxyKey names a proxy of one requesting node.
+type proxyKey struct{ target, unit string }
+
+// proxyRec is one proxy held by a requesting node; guarded by c.emu.
+type proxyRec struct {
+	key  proxyKey
+	r    *node
+	conn *dbus.Conn      // R's connection the proxy object lives on
+	path dbus.ObjectPath // R's internal.Proxy object
+	sub  *subscription   // on (T, U), forwarding to path
+}
+
+// watchProxies relays the agent's ProxyNew and ProxyRemoved signals.
+func (n *node) watchProxies(ctx context.Context, p *peer, agent *bluechi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
+	c := n.c
+	if err := add(agent.OnProxyNew(ctx, func(s *bluechi.InternalAgentProxyNewSignal) { c.proxyNew(n, p, s) })); err != nil {
+		return err
+	}
+	return add(agent.OnProxyRemoved(ctx, func(s *bluechi.InternalAgentProxyRemovedSignal) { c.proxyRemoved(n, p, s) }))
+}
+
+// proxyNew handles ProxyNew from r (§9.2).
+func (c *Controller) proxyNew(r *node, p *peer, s *bluechi.InternalAgentProxyNewSignal) {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if r.ev != p || !s.Proxy.IsValid() {
+		return
+	}
+	t := c.byName[s.NodeName]
+	switch {
+	case t == nil:
+		callProxy(p.conn, s.Proxy, "Error", "No such node")
+		c.logger().Warn("proxy refused: no such node", "node", r.name, "target", s.NodeName, "unit", s.UnitName)
+		return
+	case !r.allowDeps[s.NodeName]:
+		callProxy(p.conn, s.Proxy, "Error", "Proxy on node not allowed")
+		c.logger().Warn("proxy refused: not in AllowDependenciesOn", "node", r.name, "target", s.NodeName, "unit", s.UnitName)
+		return
+	}
+	key := proxyKey{s.NodeName, s.UnitName}
+	if old := r.proxies[key]; old != nil {
+		c.dropProxyLocked(old)
+	}
+	rec := &proxyRec{key: key, r: r, conn: p.conn, path: s.Proxy}
+	t.deps[s.UnitName]++
+	t.tellLocked("StartDep", s.UnitName)
+	fwd := &monitor{c: c, subs: map[uint32]*subscription{}, fwd: rec.forward}
+	c.nextProxySub++
+	rec.sub = &subscription{id: c.nextProxySub, mon: fwd, node: t.name, units: []string{s.UnitName}, names: map[string]bool{s.UnitName: true}}
+	r.proxies[key] = rec
+	c.addSubLocked(rec.sub)
+	c.logger().Debug("proxy created", "node", r.name, "target", t.name, "unit", s.UnitName)
+}
+
+// proxyRemoved handles ProxyRemoved from r (§9.5).
+func (c *Controller) proxyRemoved(r *node, p *peer, s *bluechi.InternalAgentProxyRemovedSignal) {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if r.ev != p {
+		return
+	}
+	rec := r.proxies[proxyKey{s.NodeName, s.UnitName}]
+	if rec == nil {
+		c.logger().Debug("ProxyRemoved for an unknown proxy", "node", r.name, "target", s.NodeName, "unit", s.UnitName)
+		return
+	}
+	c.dropProxyLocked(rec)
+}
+
+// dropProxyLocked removes a proxy record: its subscription and its
+// dependency, which stops bluechi-dep@U on T when it was the last.
+func (c *Controller) dropProxyLocked(rec *proxyRec) {
+	r := rec.r
+	if r.proxies[rec.key] != rec {
+		return
+	}
+	delete(r.proxies, rec.key)
+	c.removeSubLocked(rec.sub, true)
+	t := c.byName[rec.key.target]
+	if t == nil {
+		return
+	}
+	if t.deps[rec.key.unit]--; t.deps[rec.key.unit] <= 0 {
+		delete(t.deps, rec.key.unit)
+		t.tellLocked("StopDep", rec.key.unit)
+	}
+}
+
+// dropProxiesLocked removes every proxy r holds (r went away).
+func (c *Controller) dropProxiesLocked(r *node) {
+	keys := make([]proxyKey, 0, len(r.proxies))
+	for k := range r.proxies {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b proxyKey) int {
+		if a.target != b.target {
+			return compareStrings(a.target, b.target)
+		}
+		return compareStrings(a.unit, b.unit)
+	})
+	for _, k := range keys {
+		c.dropProxyLocked(r.proxies[k])
+	}
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// replayDepsLocked sends StartDep for every dependency held on t, which
+// just registered (§4.4 step 5).
+func (t *node) replayDepsLocked() {
+	units := make([]string, 0, len(t.deps))
+	for u := range t.deps {
+		units = append(units, u)
+	}
+	slices.Sort(units)
+	for _, u := range units {
+		t.tellLocked("StartDep", u)
+	}
+}
+
+// forward passes an event about the target unit on to the proxy object:
+// UnitNew → TargetNew, UnitStateChanged → TargetStateChanged, UnitRemoved
+// → TargetRemoved (property changes are not forwarded).
+func (rec *proxyRec) forward(member string, args ...string) {
+	switch member {
+	case bluechi.MonitorSignalUnitNew:
+		callProxy(rec.conn, rec.path, "TargetNew", args[0])
+	case bluechi.MonitorSignalUnitStateChanged:
+		callProxy(rec.conn, rec.path, "TargetStateChanged", args[0], args[1], args[2])
+	case bluechi.MonitorSignalUnitRemoved:
+		callProxy(rec.conn, rec.path, "TargetRemoved", args[0])
+	}
+}
+
+// callProxy calls a method of a requesting agent's proxy object without
+// waiting: the agent always answers success (§9.3), so there is nothing to
+// wait for, and the calls keep the order of the events.
+func callProxy(conn *dbus.Conn, path dbus.ObjectPath, method string, args ...string) {
+	if conn == nil {
+		return
+	}
+	body := make([]any, len(args))
+	for i, a := range args {
+		body[i] = a
+	}
+	conn.Object(agentBusName, path).Go(bluechi.InternalProxyInterface+"."+method, dbus.FlagNoReplyExpected, nil, body...)
+}

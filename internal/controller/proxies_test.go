@@ -1,0 +1,190 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/transport"
+)
+
+// depAgent records the calls the controller makes on an agent and on its
+// proxy objects.
+type depAgent struct {
+	bluechi.UnimplementedInternalAgentServer
+	mu    sync.Mutex
+	calls []string
+	conn  *dbus.Conn
+	obj   *bluechi.InternalAgentObject
+}
+
+func (a *depAgent) record(s string) {
+	a.mu.Lock()
+	a.calls = append(a.calls, s)
+	a.mu.Unlock()
+}
+
+func (a *depAgent) got() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.calls)
+}
+
+func (a *depAgent) Subscribe(ctx context.Context, unit string) error {
+	a.record("Subscribe " + unit)
+	return nil
+}
+func (a *depAgent) Unsubscribe(ctx context.Context, unit string) error {
+	a.record("Unsubscribe " + unit)
+	return nil
+}
+func (a *depAgent) StartDep(ctx context.Context, unit string) error {
+	a.record("StartDep " + unit)
+	return nil
+}
+func (a *depAgent) StopDep(ctx context.Context, unit string) error {
+	a.record("StopDep " + unit)
+	return nil
+}
+
+// proxyObj records the calls on one proxy object.
+type proxyObj struct {
+	bluechi.UnimplementedInternalProxyServer
+	a  *depAgent
+	id uint32
+}
+
+func (p *proxyObj) Error(ctx context.Context, msg string) error {
+	p.a.record(fmt.Sprintf("proxy%d Error %s", p.id, msg))
+	return nil
+}
+func (p *proxyObj) TargetNew(ctx context.Context, reason string) error {
+	p.a.record(fmt.Sprintf("proxy%d TargetNew %s", p.id, reason))
+	return nil
+}
+func (p *proxyObj) TargetStateChanged(ctx context.Context, state, sub, reason string) error {
+	p.a.record(fmt.Sprintf("proxy%d TargetStateChanged %s %s %s", p.id, state, sub, reason))
+	return nil
+}
+func (p *proxyObj) TargetRemoved(ctx context.Context, reason string) error {
+	p.a.record(fmt.Sprintf("proxy%d TargetRemoved %s", p.id, reason))
+	return nil
+}
+
+func (c *cluster) depAgent(name string) *depAgent {
+	c.t.Helper()
+	a := &depAgent{}
+	srv := dbusrt.NewServer()
+	srv.SetOrdered()
+	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	srv.Bind(conn)
+	c.t.Cleanup(func() { conn.Close() })
+	a.conn = conn
+	if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
+		c.t.Fatal(err)
+	}
+	for id := uint32(1); id <= 3; id++ {
+		if _, err := bluechi.ExportInternalProxy(conn, bluechi.InternalProxyPath(id), &proxyObj{a: a, id: id}, bluechi.InternalProxyProperties{}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(context.Background(), name); err != nil {
+		c.t.Fatal(err)
+	}
+	return a
+}
+
+func (a *depAgent) proxyNew(t *testing.T, node, unit string, id uint32) {
+	t.Helper()
+	if err := a.obj.EmitProxyNew(bluechi.InternalAgentProxyNewSignal{NodeName: node, UnitName: unit, Proxy: bluechi.InternalProxyPath(id)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (a *depAgent) proxyRemoved(t *testing.T, node, unit string) {
+	t.Helper()
+	if err := a.obj.EmitProxyRemoved(bluechi.InternalAgentProxyRemovedSignal{NodeName: node, UnitName: unit}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitCallsOf(t *testing.T, a *depAgent, want ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("calls %q", want), func() bool { return slices.Equal(a.got(), want) })
+}
+
+// TestProxies follows internal-protocol.md §9 on the controller: refusals,
+// the dependency on the target (StartDep always, StopDep with the last
+// proxy, replayed when the target registers), the target's events
+// forwarded to the proxy object, and cleanup when the requester leaves.
+func TestProxies(t *testing.T) {
+	c := startClusterConfig(t, &config.Controller{Nodes: []config.Node{
+		{Name: "r", AllowDependenciesOn: []string{"t"}},
+		{Name: "r2", AllowDependenciesOn: []string{"t"}},
+		{Name: "t"},
+		{Name: "x"},
+	}})
+	r, r2, tgt := c.depAgent("r"), c.depAgent("r2"), c.depAgent("t")
+
+	// Refused: unknown node, node not allowed.
+	r.proxyNew(t, "nope", "u.service", 1)
+	r.proxyNew(t, "x", "u.service", 2)
+	waitCallsOf(t, r, "proxy1 Error No such node", "proxy2 Error Proxy on node not allowed")
+
+	// Accepted: the target starts bluechi-dep@ and is subscribed; its events
+	// reach the proxy object, property changes do not.
+	r.proxyNew(t, "t", "u.service", 3)
+	waitCallsOf(t, tgt, "StartDep u.service", "Subscribe u.service")
+	for _, emit := range []func() error{
+		func() error {
+			return tgt.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "u.service", Reason: "virtual"})
+		},
+		func() error {
+			return tgt.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "u.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
+		},
+		func() error {
+			return tgt.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "u.service", ActiveState: "active", SubState: "running", Reason: "real"})
+		},
+		func() error {
+			return tgt.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "other.service", ActiveState: "active", SubState: "running", Reason: "real"})
+		},
+		func() error {
+			return tgt.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: "u.service"})
+		},
+	} {
+		if err := emit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCallsOf(t, r, "proxy1 Error No such node", "proxy2 Error Proxy on node not allowed",
+		"proxy3 TargetNew virtual", "proxy3 TargetStateChanged active running real", "proxy3 TargetRemoved real")
+
+	// A second proxy on the same unit: StartDep again, no second Subscribe;
+	// StopDep only when the last one goes.
+	r2.proxyNew(t, "t", "u.service", 1)
+	waitCallsOf(t, tgt, "StartDep u.service", "Subscribe u.service", "StartDep u.service")
+	r.proxyRemoved(t, "t", "u.service")
+	r2.proxyNew(t, "t", "v.service", 2)
+	waitCallsOf(t, tgt, "StartDep u.service", "Subscribe u.service", "StartDep u.service", "StartDep v.service", "Subscribe v.service")
+
+	// The target comes back: every held dependency is started again.
+	tgt.conn.Close()
+	waitFor(t, "t offline", func() bool { st, _ := c.node("t").GetStatus(context.Background()); return st == "offline" })
+	tgt = c.depAgent("t")
+	waitCallsOf(t, tgt, "Subscribe u.service", "Subscribe v.service", "StartDep u.service", "StartDep v.service")
+
+	// The requester leaves: its proxies go, and with them the dependencies.
+	r2.conn.Close()
+	waitCallsOf(t, tgt, "Subscribe u.service", "Subscribe v.service", "StartDep u.service", "StartDep v.service",
+		"Unsubscribe u.service", "StopDep u.service", "Unsubscribe v.service", "StopDep v.service")
+}
