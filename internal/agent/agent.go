@@ -85,6 +85,14 @@ type Agent struct {
 	unitMu sync.Mutex
 	units  map[string]*unitState // loaded units
 	usess  *session              // session receiving unit events, nil between connections
+
+	// proxyMu guards the proxies (proxy.go) and the session they are
+	// exported on, which is set only once the node is registered.
+	proxyMu sync.Mutex
+	proxies map[proxyKey]*proxy
+	psess   *session
+	// proxiesClosed is set at shutdown: no new proxies from then on.
+	proxiesClosed bool
 }
 
 // session is one controller connection. Subscriptions and the metrics
@@ -133,7 +141,7 @@ func Address(cfg *config.Agent) string {
 func New(cfg *config.Agent, log *logging.Logger, sd Systemd, bus *dbus.Conn) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, sd: sd, address: Address(cfg),
 		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[jobKey]*trackedJob{}, early: map[dbus.ObjectPath]string{},
-		switched: make(chan struct{}), units: map[string]*unitState{}}
+		switched: make(chan struct{}), units: map[string]*unitState{}, proxies: map[proxyKey]*proxy{}}
 	if bus != nil {
 		pub, err := bluechi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
 			Status: "offline", LogLevel: log.Level(), LogTarget: log.Target(), ControllerAddress: a.address,
@@ -191,6 +199,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Connection lost: retry at once (backoff 0 for the first attempt).
 	}
 	a.setOffline()
+	a.dropProxies()
 	return nil
 }
 
@@ -287,6 +296,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 		a.pub.SetStatus("online")
 	}
 	a.slog().Info("registered with controller", "node", a.cfg.NodeName, "address", a.currentAddress())
+	a.attachProxies(sess)
 	return sess, nil
 }
 
@@ -341,6 +351,7 @@ loop:
 		a.sess = nil
 	}
 	a.mu.Unlock()
+	a.detachProxies(sess)
 	a.endUnitSession(sess)
 	a.setOffline()
 }

@@ -122,6 +122,18 @@ func (s *internalAPI) Unsubscribe(ctx context.Context, unit string) error {
 	return s.a.unsubscribe(s.sess, unit)
 }
 
+// StartDep starts bluechi-dep@unit for a proxy on another node; it always succeeds.
+func (s *internalAPI) StartDep(ctx context.Context, unit string) error {
+	s.a.dep(ctx, true, unit)
+	return nil
+}
+
+// StopDep stops bluechi-dep@unit; it always succeeds.
+func (s *internalAPI) StopDep(ctx context.Context, unit string) error {
+	s.a.dep(ctx, false, unit)
+	return nil
+}
+
 // EnableMetrics starts timing jobs and exports the metrics object.
 func (s *internalAPI) EnableMetrics(ctx context.Context) error {
 	a := s.a
@@ -187,4 +199,12 @@ func (p *publicAPI) SwitchController(ctx context.Context, addr string) error {
 
 func (p *publicAPI) JobCancel(ctx context.Context, id uint32) error {
 	return p.a.cancelJob(p.a.current(), id)
+}
+
+func (p *publicAPI) CreateProxy(ctx context.Context, service, node, unit string) error {
+	return p.a.CreateProxy(ctx, service, node, unit)
+}
+
+func (p *publicAPI) RemoveProxy(ctx context.Context, service, node, unit string) error {
+	return p.a.RemoveProxy(service, node, unit)
 }

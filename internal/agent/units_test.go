@@ -28,6 +28,7 @@ type fakeSystemd struct {
 	agent.Systemd
 	units  []bluechi.UnitInfo
 	events chan systemd.Event
+	stops  chan string // names given to StopUnit, if not nil
 }
 
 func (f *fakeSystemd) ListUnits(context.Context) ([]bluechi.UnitInfo, error) { return f.units, nil }
@@ -40,25 +41,44 @@ func (f *fakeSystemd) StartUnit(ctx context.Context, name, mode string, track fu
 	return p, nil
 }
 
+// StopUnit records the unit name and answers with a fixed job path.
+func (f *fakeSystemd) StopUnit(ctx context.Context, name, mode string, track func(dbus.ObjectPath)) (dbus.ObjectPath, error) {
+	if f.stops != nil {
+		f.stops <- name + " " + mode
+	}
+	return dbus.ObjectPath(systemd.JobPathPrefix + "8"), nil
+}
+
 // fakeController accepts agent connections and hands out the registered ones.
 type fakeController struct {
 	bluechi.UnimplementedInternalControllerServer
 	registered chan *dbus.Conn
+	onRegister func(*dbus.Conn) // runs before Register replies, if not nil
 }
 
 func (f *fakeController) Register(ctx context.Context, name string) error {
-	f.registered <- dbusrt.ConnFrom(ctx)
+	conn := dbusrt.ConnFrom(ctx)
+	if f.onRegister != nil {
+		f.onRegister(conn)
+	}
+	f.registered <- conn
 	return nil
 }
 
 func startFakeController(t *testing.T) (string, *fakeController) {
+	return startFakeControllerHook(t, nil)
+}
+
+// startFakeControllerHook is startFakeController with a hook that sees each
+// registering connection before its Register call is answered.
+func startFakeControllerHook(t *testing.T, onRegister func(*dbus.Conn)) (string, *fakeController) {
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	fc := &fakeController{registered: make(chan *dbus.Conn, 4)}
+	fc := &fakeController{registered: make(chan *dbus.Conn, 4), onRegister: onRegister}
 	go func() {
 		for {
 			nc, err := l.Accept()

@@ -1,0 +1,329 @@
+package agent
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/unitname"
+)
+
+// Cross-node dependencies, requesting side (internal-protocol.md §9): a
+// proxy stands for a remote unit a local bluechi-proxy@ unit waits for. It
+// is announced to the controller with ProxyNew, learns the target's state
+// through calls on its internal.Proxy object and answers the pending
+// CreateProxy call once the target is up or has failed.
+
+// depUnitPrefix names the target-side helper unit: bluechi-dep@<unit>.
+const depUnitPrefix = "bluechi-dep@"
+
+// proxyStopTimeout bounds the best-effort stop of proxy units at shutdown.
+const proxyStopTimeout = 5 * time.Second
+
+// errProxyStopped answers a CreateProxy whose proxy went away first.
+var errProxyStopped = dbusrt.NewError(dbusrt.ErrFailed, "Proxy service stopped")
+
+// proxyIDs numbers proxies, process-wide, from 1.
+var proxyIDs atomic.Uint32
+
+// proxyKey is the triple CreateProxy and RemoveProxy name a proxy by.
+type proxyKey struct {
+	service, node, unit string
+}
+
+// proxy is one cross-node dependency of a local proxy unit. All fields but
+// key and path are guarded by Agent.proxyMu.
+type proxy struct {
+	key  proxyKey
+	path dbus.ObjectPath
+
+	obj       *bluechi.InternalProxyObject // export on the proxy session, nil when none
+	announced bool                         // ProxyNew was sent on the proxy session
+	ready     bool                         // the target was seen active
+	answered  bool                         // result has been sent
+	removed   bool
+	result    chan error // CreateProxy's answer; buffered
+}
+
+// proxyHow says what a removal (§9.4) does besides forgetting the proxy.
+type proxyHow struct {
+	answer   error // for a CreateProxy not answered yet; nil: errProxyStopped
+	stopUnit bool  // stop the local unit if the proxy was ready
+	announce bool  // emit ProxyRemoved if ProxyNew was sent
+}
+
+// checkProxyArgs validates CreateProxy's arguments.
+func checkProxyArgs(service, node, unit string) error {
+	switch {
+	case service == "":
+		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Invalid local service name")
+	case node == "":
+		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Invalid node name")
+	}
+	if err := unitname.Check(unit); err != nil {
+		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Invalid unit name: %v", err)
+	}
+	return nil
+}
+
+// CreateProxy adds a proxy and waits until the target's fate is known.
+func (a *Agent) CreateProxy(ctx context.Context, service, node, unit string) error {
+	if err := checkProxyArgs(service, node, unit); err != nil {
+		return err
+	}
+	p, err := a.addProxy(proxyKey{service, node, unit})
+	if err != nil {
+		return err
+	}
+	a.slog().Info("proxy created", "service", service, "node", node, "unit", unit, "path", p.path)
+	// The answer may take arbitrarily long: let later calls in.
+	dbusrt.Release(ctx)
+	select {
+	case err := <-p.result:
+		return err
+	case <-ctx.Done():
+		a.removeProxy(p, proxyHow{announce: true})
+		return errProxyStopped
+	}
+}
+
+// addProxy records a new proxy and, when connected, exports and announces it.
+func (a *Agent) addProxy(key proxyKey) (*proxy, error) {
+	a.proxyMu.Lock()
+	defer a.proxyMu.Unlock()
+	if a.proxiesClosed {
+		return nil, dbusrt.NewError(dbusrt.ErrFailed, "Agent is shutting down")
+	}
+	if _, ok := a.proxies[key]; ok {
+		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
+	}
+	p := &proxy{key: key, path: bluechi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1)}
+	a.proxies[key] = p
+	if a.psess != nil {
+		a.attachProxy(a.psess, p)
+	}
+	return p, nil
+}
+
+// RemoveProxy removes the proxy named by the triple, if any, without
+// stopping its local unit: the unit is the one stopping.
+func (a *Agent) RemoveProxy(service, node, unit string) error {
+	a.proxyMu.Lock()
+	p := a.proxies[proxyKey{service, node, unit}]
+	a.proxyMu.Unlock()
+	if p != nil {
+		a.removeProxy(p, proxyHow{announce: true})
+		a.slog().Info("proxy removed", "service", service, "node", node, "unit", unit)
+	}
+	return nil
+}
+
+// removeProxy forgets p (internal-protocol.md §9.4).
+func (a *Agent) removeProxy(p *proxy, how proxyHow) {
+	a.proxyMu.Lock()
+	if p.removed {
+		a.proxyMu.Unlock()
+		return
+	}
+	p.removed = true
+	delete(a.proxies, p.key)
+	if how.announce && p.announced && a.psess != nil {
+		err := a.psess.obj.EmitProxyRemoved(bluechi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
+		if err != nil {
+			a.slog().Warn("emit ProxyRemoved", "path", p.path, "error", err)
+		}
+	}
+	answer := how.answer
+	if answer == nil {
+		answer = errProxyStopped
+	}
+	a.answerProxy(p, answer)
+	a.detachProxy(p)
+	stop := how.stopUnit && p.ready
+	a.proxyMu.Unlock()
+	if stop {
+		a.stopProxyUnit(p.key.service)
+	}
+}
+
+// answerProxy answers p's CreateProxy once (nil: success). Call with
+// proxyMu held.
+func (a *Agent) answerProxy(p *proxy, err error) {
+	if p.answered {
+		return
+	}
+	p.answered = true
+	p.result <- err
+}
+
+// stopProxyUnit asks systemd to stop a local proxy unit whose target went away.
+func (a *Agent) stopProxyUnit(service string) {
+	ctx, cancel := context.WithTimeout(context.Background(), SystemdCallTimeout)
+	defer cancel()
+	if _, err := a.sd.StopUnit(ctx, service, "replace", nil); err != nil {
+		a.slog().Warn("stop proxy unit", "unit", service, "error", err)
+	}
+}
+
+// attachProxy exports p on sess and announces it with ProxyNew. Call with
+// proxyMu held.
+func (a *Agent) attachProxy(sess *session, p *proxy) {
+	a.detachProxy(p)
+	obj, err := bluechi.ExportInternalProxy(sess.conn, p.path, &proxyAPI{a: a, p: p}, bluechi.InternalProxyProperties{})
+	if err != nil {
+		a.slog().Warn("export proxy", "path", p.path, "error", err)
+		return
+	}
+	p.obj = obj
+	err = sess.obj.EmitProxyNew(bluechi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
+	if err != nil {
+		a.slog().Warn("emit ProxyNew", "path", p.path, "error", err)
+		return
+	}
+	p.announced = true
+}
+
+// detachProxy unexports p from its session. Call with proxyMu held.
+func (a *Agent) detachProxy(p *proxy) {
+	if p.obj != nil {
+		p.obj.Unexport()
+		p.obj = nil
+	}
+	p.announced = false
+}
+
+// attachProxies makes the registered sess the proxies' session: every
+// proxy is exported on it and announced again (internal-protocol.md §9.7).
+func (a *Agent) attachProxies(sess *session) {
+	a.proxyMu.Lock()
+	defer a.proxyMu.Unlock()
+	a.psess = sess
+	for _, p := range a.proxies {
+		a.attachProxy(sess, p)
+	}
+}
+
+// detachProxies ends sess as the proxies' session.
+func (a *Agent) detachProxies(sess *session) {
+	a.proxyMu.Lock()
+	defer a.proxyMu.Unlock()
+	if a.psess != sess {
+		return
+	}
+	a.psess = nil
+	for _, p := range a.proxies {
+		a.detachProxy(p)
+	}
+}
+
+// dropProxies forgets every proxy at shutdown: no ProxyRemoved, pending
+// callers get Failed, and the units of ready proxies are stopped (best effort).
+func (a *Agent) dropProxies() {
+	a.proxyMu.Lock()
+	var stop []string
+	for _, p := range a.proxies {
+		p.removed = true
+		a.answerProxy(p, errProxyStopped)
+		a.detachProxy(p)
+		if p.ready {
+			stop = append(stop, p.key.service)
+		}
+	}
+	clear(a.proxies)
+	a.psess = nil
+	a.proxiesClosed = true
+	a.proxyMu.Unlock()
+	for _, service := range stop {
+		ctx, cancel := context.WithTimeout(context.Background(), proxyStopTimeout)
+		if _, err := a.sd.StopUnit(ctx, service, "replace", nil); err != nil {
+			a.slog().Warn("stop proxy unit at shutdown", "unit", service, "error", err)
+		}
+		cancel()
+	}
+}
+
+// targetState handles a state of p's target (internal-protocol.md §9.3).
+func (a *Agent) targetState(p *proxy, state, reason string) {
+	isReal := reason == "real"
+	a.proxyMu.Lock()
+	if p.removed {
+		a.proxyMu.Unlock()
+		return
+	}
+	if !p.ready && state == "active" {
+		p.ready = true
+		a.answerProxy(p, nil)
+		a.proxyMu.Unlock()
+		return
+	}
+	a.proxyMu.Unlock()
+	if isReal && (state == "failed" || state == "inactive") {
+		a.targetGone(p, "Target unit "+state)
+	}
+}
+
+// targetGone removes p because its target failed or stopped: a pending
+// CreateProxy gets ActivationFailed, a ready proxy's unit is stopped.
+func (a *Agent) targetGone(p *proxy, why string) {
+	a.slog().Info("proxy target gone", "node", p.key.node, "unit", p.key.unit, "reason", why)
+	a.removeProxy(p, proxyHow{
+		answer:   dbusrt.NewError(bluechi.ErrorActivationFailed, "%s", why),
+		stopUnit: true, announce: true,
+	})
+}
+
+// proxyAPI serves org.eclipse.bluechi.internal.Proxy for one proxy; every
+// call succeeds.
+type proxyAPI struct {
+	bluechi.UnimplementedInternalProxyServer
+	a *Agent
+	p *proxy
+}
+
+func (s *proxyAPI) Error(ctx context.Context, message string) error {
+	s.a.targetGone(s.p, message)
+	return nil
+}
+
+func (s *proxyAPI) TargetNew(ctx context.Context, reason string) error {
+	s.a.slog().Debug("proxy target new", "node", s.p.key.node, "unit", s.p.key.unit, "reason", reason)
+	return nil
+}
+
+func (s *proxyAPI) TargetStateChanged(ctx context.Context, state, substate, reason string) error {
+	s.a.targetState(s.p, state, reason)
+	return nil
+}
+
+func (s *proxyAPI) TargetRemoved(ctx context.Context, reason string) error {
+	if reason == "real" && !s.a.proxyReady(s.p) {
+		s.a.targetGone(s.p, "Target unit removed")
+	}
+	return nil
+}
+
+// proxyReady reports whether p's target was seen active.
+func (a *Agent) proxyReady(p *proxy) bool {
+	a.proxyMu.Lock()
+	defer a.proxyMu.Unlock()
+	return p.ready
+}
+
+// dep starts or stops bluechi-dep@unit (internal-protocol.md §9.6);
+// errors are only logged.
+func (a *Agent) dep(ctx context.Context, start bool, unit string) {
+	name := depUnitPrefix + unit
+	op, verb := a.sd.StopUnit, "stop"
+	if start {
+		op, verb = a.sd.StartUnit, "start"
+	}
+	ctx, cancel := context.WithTimeout(ctx, SystemdCallTimeout)
+	defer cancel()
+	if _, err := op(ctx, name, "replace", nil); err != nil {
+		a.slog().Warn(verb+" dependency unit", "unit", name, "error", err)
+	}
+}

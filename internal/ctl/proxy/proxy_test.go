@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/testbus"
+	"github.com/bluechi-go/bluechi/internal/version"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		want   *Request
+		code   int
+		stdout string
+		stderr string // prefix
+	}{
+		{[]string{"create", "node-bar_simple.service"}, &Request{Method: "CreateProxy", Service: "bluechi-proxy@node-bar_simple.service", Node: "node-bar", Unit: "simple.service"}, 0, "", ""},
+		{[]string{"-u", "ReMoVe", "n_a_b.service"}, &Request{Method: "RemoveProxy", Service: "bluechi-proxy@n_a_b.service", Node: "n", Unit: "a_b.service", User: true}, 0, "", ""},
+		{[]string{"create", "x.service", "--user"}, nil, 1, "", "Invalid argument 'x.service'"},
+		{[]string{"create", "_x.service"}, nil, 1, "", "Invalid argument '_x.service'"},
+		{[]string{"create", "node_"}, nil, 1, "", "Invalid argument 'node_'"},
+		{[]string{"create"}, nil, 1, "", "Not enough arguments specified\n"},
+		{nil, nil, 1, "", "Not enough arguments specified\n"},
+		{[]string{"start", "n_a.service"}, nil, 1, "", "Unsupported command start\n"},
+		{[]string{"-v"}, nil, 0, "bluechi-proxy version " + version.Version + "\n", ""},
+		{[]string{"--version"}, nil, 0, "bluechi-proxy version " + version.Version + "\n", ""},
+		{[]string{"-Q"}, nil, 1, "", "bluechi-proxy: invalid option -- 'Q'\nUsage"},
+		{[]string{"--QWERTY"}, nil, 1, "", "bluechi-proxy: unrecognized option '--QWERTY'\nUsage"},
+	} {
+		var out, errb strings.Builder
+		got, code := Parse(c.args, &out, &errb)
+		if code != c.code || out.String() != c.stdout || !strings.HasPrefix(errb.String(), c.stderr) || (c.stderr == "") != (errb.Len() == 0) {
+			t.Errorf("%q: code %d stdout %q stderr %q", c.args, code, out.String(), errb.String())
+		}
+		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
+			t.Errorf("%q: request %+v, want %+v", c.args, got, c.want)
+		}
+	}
+	var h1, h2, e strings.Builder
+	if _, code := Parse([]string{"-h"}, &h1, &e); code != 0 || !strings.HasPrefix(h1.String(), "Usage: bluechi-proxy") {
+		t.Errorf("-h: %d %q", code, h1.String())
+	}
+	if Parse([]string{"--help"}, &h2, &e); h1.String() != h2.String() || e.Len() != 0 {
+		t.Errorf("--help differs from -h or wrote to stderr: %q", h2.String())
+	}
+}
+
+func TestFailure(t *testing.T) {
+	req := &Request{Method: "CreateProxy", Service: "bluechi-proxy@n2_a.service", Node: "n2", Unit: "a.service"}
+	err := dbus.NewError(bluechi.ErrorActivationFailed, []any{"No such node"})
+	if got, want := req.Failure(err), "Failed to activate bluechi-proxy@n2_a.service (on n2): No such node"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	err = dbus.NewError(dbusrt.ErrFailed, []any{"Proxy service stopped"})
+	if got, want := req.Failure(err), "Failed to call CreateProxy: Proxy service stopped"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// fakeAgent answers CreateProxy with the error the unit name asks for and
+// records the calls.
+type fakeAgent struct {
+	bluechi.UnimplementedAgentServer
+	calls chan string
+}
+
+func (f *fakeAgent) CreateProxy(ctx context.Context, service, node, unit string) error {
+	f.calls <- strings.Join([]string{"create", service, node, unit}, " ")
+	switch unit {
+	case "fail.service":
+		return dbusrt.NewError(bluechi.ErrorActivationFailed, "Target unit failed")
+	case "dup.service":
+		return dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
+	}
+	return nil
+}
+
+func (f *fakeAgent) RemoveProxy(ctx context.Context, service, node, unit string) error {
+	f.calls <- strings.Join([]string{"remove", service, node, unit}, " ")
+	return nil
+}
+
+// TestMainCalls runs the command against a fake agent on a private bus.
+func TestMainCalls(t *testing.T) {
+	bus := testbus.Start(t)
+	conn, _, err := dbusrt.ConnectBus(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fa := &fakeAgent{calls: make(chan string, 4)}
+	if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		var user bool
+		code := Main(context.Background(), cmdline.Env{Prog: Prog, Args: args, Stdout: &out, Stderr: &errb,
+			Connect: func(u bool) (*dbus.Conn, error) {
+				user = u
+				c, _, err := dbusrt.ConnectBus(bus.Address)
+				return c, err
+			}})
+		if !user {
+			t.Errorf("%q: system bus used", args)
+		}
+		call := ""
+		select {
+		case call = <-fa.calls:
+		default:
+		}
+		return code, errb.String(), call
+	}
+	for _, c := range []struct {
+		args   []string
+		code   int
+		stderr string
+		call   string
+	}{
+		{[]string{"-u", "create", "n2_a.service"}, 0, "", "create bluechi-proxy@n2_a.service n2 a.service"},
+		{[]string{"--user", "remove", "n2_a.service"}, 0, "", "remove bluechi-proxy@n2_a.service n2 a.service"},
+		{[]string{"-u", "create", "n2_fail.service"}, 1, "Failed to activate bluechi-proxy@n2_fail.service (on n2): Target unit failed\n", "create bluechi-proxy@n2_fail.service n2 fail.service"},
+		{[]string{"-u", "create", "n2_dup.service"}, 1, "Failed to call CreateProxy: Proxy already exists\n", "create bluechi-proxy@n2_dup.service n2 dup.service"},
+	} {
+		code, stderr, call := run(c.args...)
+		if code != c.code || stderr != c.stderr || call != c.call {
+			t.Errorf("%q: code %d stderr %q call %q", c.args, code, stderr, call)
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+)
+
+// installProxyTemplates puts the shipped user-mode templates on every node,
+// pointed at the built bluechi-proxy and at the node's own bus.
+func (c *cluster) installProxyTemplates() {
+	c.t.Helper()
+	ctx := context.Background()
+	for _, name := range []string{"bluechi-proxy@.service", "bluechi-dep@.service"} {
+		data, err := os.ReadFile("../../install/systemd/user/" + name)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, n := range c.nodes {
+			text := strings.ReplaceAll(string(data), "/usr/libexec/bluechi-proxy", binDir+"/bluechi-proxy")
+			text = strings.Replace(text, "[Service]\n", "[Service]\nEnvironment=DBUS_SESSION_BUS_ADDRESS="+n.BusAddress+"\n", 1)
+			if err := n.WriteUnit(name, text); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range c.nodes {
+		if out, err := n.Exec(ctx, "systemctl", "--user", "daemon-reload"); err != nil {
+			c.t.Fatalf("daemon-reload: %v: %s", err, out)
+		}
+	}
+}
+
+// requester writes a oneshot service on node that wants the proxy of unit
+// on target, and returns its name.
+func (c *cluster) requester(node, name, target, unit string) string {
+	c.t.Helper()
+	proxy := "bluechi-proxy@" + target + "_" + strings.TrimSuffix(unit, ".service") + ".service"
+	text := "[Unit]\nWants=" + proxy + "\nAfter=" + proxy + "\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"
+	if err := c.nodes[node].WriteUnit(name, text); err != nil {
+		c.t.Fatal(err)
+	}
+	if out, err := c.nodes[node].Exec(context.Background(), "systemctl", "--user", "daemon-reload"); err != nil {
+		c.t.Fatalf("daemon-reload: %v: %s", err, out)
+	}
+	return proxy
+}
+
+// unitState reads a unit's ActiveState through the controller.
+func (c *cluster) unitState(node, unit string) string {
+	c.t.Helper()
+	v, err := c.node(node).GetUnitProperty(context.Background(), unit, "org.freedesktop.systemd1.Unit", "ActiveState")
+	if err != nil {
+		c.t.Fatalf("ActiveState of %s on %s: %v", unit, node, err)
+	}
+	s, _ := v.Value().(string)
+	return s
+}
+
+// TestProxyServices re-creates upstream's proxy-service tests on two real
+// nodes: a unit on node-a that wants sb-simple.service on node-b starts
+// it there (with bluechi-dep@); stopping the requester stops the proxy and
+// the dep unit but not the target; a target that fails to start fails the
+// proxy; a node not allowed gets nothing started.
+func TestProxyServices(t *testing.T) {
+	c := newClusterWith(t, "LogLevel=DEBUG\n\n[node node-a]\nAllowDependenciesOn=node-b\n", "node-a", "node-b", "node-c")
+	c.startOnline("node-a", "node-b", "node-c")
+	c.installProxyTemplates()
+	jobs := c.jobs()
+	simple, failing := sandbox.SimpleServiceName, sandbox.FailingServiceName
+	dep := "bluechi-dep@" + simple
+
+	// Start flow.
+	proxy := c.requester("node-a", "needs-b.service", "node-b", simple)
+	if r := c.runJob(jobs, "node-a", "start", "needs-b.service"); r != "done" {
+		t.Fatalf("start needs-b: %s", r)
+	}
+	for _, x := range [][2]string{{"node-a", "needs-b.service"}, {"node-a", proxy}, {"node-b", simple}, {"node-b", dep}} {
+		if s := c.unitState(x[0], x[1]); s != "active" {
+			t.Errorf("%s on %s: %s, want active", x[1], x[0], s)
+		}
+	}
+
+	// Stop flow: the requester stops, the proxy becomes unneeded and
+	// stops, the dependency ends, the target keeps running.
+	if r := c.runJob(jobs, "node-a", "stop", "needs-b.service"); r != "done" {
+		t.Fatalf("stop needs-b: %s", r)
+	}
+	c.waitFor("the proxy and the dep unit to stop", func() bool {
+		return c.unitState("node-a", proxy) == "inactive" && c.unitState("node-b", dep) == "inactive"
+	})
+	if s := c.unitState("node-b", simple); s != "active" {
+		t.Errorf("target after the requester stopped: %s", s)
+	}
+
+	// A target that cannot start fails the proxy; the requester still
+	// starts (Wants=).
+	failProxy := c.requester("node-a", "needs-failing.service", "node-b", failing)
+	if r := c.runJob(jobs, "node-a", "start", "needs-failing.service"); r != "done" {
+		t.Fatalf("start needs-failing: %s", r)
+	}
+	c.waitFor("the proxy of a failing target to fail", func() bool {
+		return c.unitState("node-a", failProxy) == "failed"
+	})
+
+	// node-c may not depend on node-b: the proxy fails, nothing starts there.
+	const other = "sb-slow.service"
+	deniedProxy := c.requester("node-c", "needs-b-denied.service", "node-b", other)
+	if r := c.runJob(jobs, "node-c", "start", "needs-b-denied.service"); r != "done" {
+		t.Fatalf("start needs-b-denied: %s", r)
+	}
+	c.waitFor("the denied proxy to fail", func() bool { return c.unitState("node-c", deniedProxy) == "failed" })
+	if s := c.unitState("node-b", other); s != "inactive" {
+		t.Errorf("%s on node-b after a denied proxy: %s", other, s)
+	}
+}
