@@ -60,11 +60,12 @@ func (c *cluster) unitState(node, unit string) string {
 	return s
 }
 
-// TestProxyServices re-creates upstream's proxy-service tests on two real
-// nodes: a unit on node-a that wants sb-simple.service on node-b starts
-// it there (with bluechi-dep@); stopping the requester stops the proxy and
-// the dep unit but not the target; a target that fails to start fails the
-// proxy; a node not allowed gets nothing started.
+// TestProxyServices re-creates upstream's proxy-service tests on real
+// nodes: a unit on node-a that wants sb-simple.service on node-b starts it
+// there (with bluechi-dep@); stopping the requester stops the proxy and
+// the dep unit but not the target; stopping the target stops the proxy
+// but not the requester; an unknown node, a missing unit and a target that
+// fails to start fail the proxy; a node not allowed gets nothing started.
 func TestProxyServices(t *testing.T) {
 	c := newClusterWith(t, "LogLevel=DEBUG\n\n[node node-a]\nAllowDependenciesOn=node-b\n", "node-a", "node-b", "node-c")
 	c.startOnline("node-a", "node-b", "node-c")
@@ -94,6 +95,34 @@ func TestProxyServices(t *testing.T) {
 	})
 	if s := c.unitState("node-b", simple); s != "active" {
 		t.Errorf("target after the requester stopped: %s", s)
+	}
+
+	// The target stops on node-b: the proxy stops, the requester stays
+	// (Wants=).
+	if r := c.runJob(jobs, "node-a", "start", "needs-b.service"); r != "done" {
+		t.Fatalf("start needs-b again: %s", r)
+	}
+	if s := c.unitState("node-a", proxy); s != "active" {
+		t.Fatalf("proxy after the second start: %s", s)
+	}
+	if r := c.runJob(jobs, "node-b", "stop", simple); r != "done" {
+		t.Fatalf("stop the target: %s", r)
+	}
+	c.waitFor("the proxy to stop with its target", func() bool {
+		return c.unitState("node-a", proxy) == "inactive" && c.unitState("node-b", dep) == "inactive"
+	})
+	if s := c.unitState("node-a", "needs-b.service"); s != "active" {
+		t.Errorf("requester after its target stopped: %s", s)
+	}
+
+	// A node that does not exist and a unit that does not exist fail the
+	// proxy.
+	for _, x := range [][3]string{{"needs-nowhere.service", "node-zz", simple}, {"needs-missing.service", "node-b", "sb-missing.service"}} {
+		p := c.requester("node-a", x[0], x[1], x[2])
+		if r := c.runJob(jobs, "node-a", "start", x[0]); r != "done" {
+			t.Fatalf("start %s: %s", x[0], r)
+		}
+		c.waitFor(p+" to fail", func() bool { return c.unitState("node-a", p) == "failed" })
 	}
 
 	// A target that cannot start fails the proxy; the requester still
