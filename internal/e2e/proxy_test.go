@@ -65,9 +65,10 @@ func (c *cluster) unitState(node, unit string) string {
 // there (with bluechi-dep@); stopping the requester stops the proxy and
 // the dep unit but not the target; stopping the target stops the proxy
 // but not the requester; an unknown node, a missing unit and a target that
-// fails to start fail the proxy; a node not allowed gets nothing started.
+// fails to start fail the proxy; a node not allowed gets nothing started;
+// requesters on two nodes share one dependency on the target.
 func TestProxyServices(t *testing.T) {
-	c := newClusterWith(t, "LogLevel=DEBUG\n\n[node node-a]\nAllowDependenciesOn=node-b\n", "node-a", "node-b", "node-c")
+	c := newClusterWith(t, "LogLevel=DEBUG\n\n[node node-a]\nAllowDependenciesOn=node-b\n\n[node node-c]\nAllowDependenciesOn=node-b\n", "node-a", "node-b", "node-c")
 	c.startOnline("node-a", "node-b", "node-c")
 	c.installProxyTemplates()
 	jobs := c.jobs()
@@ -135,14 +136,47 @@ func TestProxyServices(t *testing.T) {
 		return c.unitState("node-a", failProxy) == "failed"
 	})
 
-	// node-c may not depend on node-b: the proxy fails, nothing starts there.
+	// node-b may not depend on node-a: the proxy fails, nothing starts there.
 	const other = "sb-slow.service"
-	deniedProxy := c.requester("node-c", "needs-b-denied.service", "node-b", other)
-	if r := c.runJob(jobs, "node-c", "start", "needs-b-denied.service"); r != "done" {
-		t.Fatalf("start needs-b-denied: %s", r)
+	deniedProxy := c.requester("node-b", "needs-a-denied.service", "node-a", other)
+	if r := c.runJob(jobs, "node-b", "start", "needs-a-denied.service"); r != "done" {
+		t.Fatalf("start needs-a-denied: %s", r)
 	}
-	c.waitFor("the denied proxy to fail", func() bool { return c.unitState("node-c", deniedProxy) == "failed" })
-	if s := c.unitState("node-b", other); s != "inactive" {
-		t.Errorf("%s on node-b after a denied proxy: %s", other, s)
+	c.waitFor("the denied proxy to fail", func() bool { return c.unitState("node-b", deniedProxy) == "failed" })
+	if s := c.unitState("node-a", other); s != "inactive" {
+		t.Errorf("%s on node-a after a denied proxy: %s", other, s)
 	}
+
+	// Requesters on two nodes share one dependency: a target that stops
+	// when unneeded runs until the last requester stops.
+	const shared = "sb-unneeded.service"
+	if err := c.nodes["node-b"].WriteUnit(shared, "[Unit]\nStopWhenUnneeded=yes\n\n[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.nodes["node-b"].Exec(context.Background(), "systemctl", "--user", "daemon-reload"); err != nil {
+		t.Fatalf("daemon-reload: %v: %s", err, out)
+	}
+	sharedProxy := map[string]string{}
+	for _, n := range []string{"node-a", "node-c"} {
+		sharedProxy[n] = c.requester(n, "needs-shared.service", "node-b", shared)
+		if r := c.runJob(jobs, n, "start", "needs-shared.service"); r != "done" {
+			t.Fatalf("start needs-shared on %s: %s", n, r)
+		}
+	}
+	if s := c.unitState("node-b", shared); s != "active" {
+		t.Fatalf("shared target: %s", s)
+	}
+	if r := c.runJob(jobs, "node-a", "stop", "needs-shared.service"); r != "done" {
+		t.Fatalf("stop needs-shared on node-a: %s", r)
+	}
+	c.waitFor("node-a's proxy to stop", func() bool { return c.unitState("node-a", sharedProxy["node-a"]) == "inactive" })
+	if s := c.unitState("node-b", shared); s != "active" {
+		t.Fatalf("shared target with one requester left: %s", s)
+	}
+	if r := c.runJob(jobs, "node-c", "stop", "needs-shared.service"); r != "done" {
+		t.Fatalf("stop needs-shared on node-c: %s", r)
+	}
+	c.waitFor("the shared target to stop with the last requester", func() bool {
+		return c.unitState("node-b", shared) == "inactive"
+	})
 }
