@@ -6,10 +6,7 @@ import (
 	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
-	"github.com/bluechi-go/bluechi/internal/agent"
-	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/leakcheck"
-	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 )
@@ -30,20 +27,7 @@ func TestNoHeapGrowthOverJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, fc := startFakeController(t)
-	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(&config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100}, log, sd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	var conn = <-fc.registered
+	_, conn := runAgent(t, sd)
 	ag := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
 	jobDone := make(chan uint32, 4)
 	s, err := ag.OnJobDone(ctx, func(s *bluechi.InternalAgentJobDoneSignal) { jobDone <- s.ID })

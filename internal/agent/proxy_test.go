@@ -359,25 +359,7 @@ func TestDepUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sd.Close() })
-	addr, fc := startFakeController(t)
-	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(&config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100}, log, sd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	var conn *dbus.Conn
-	select {
-	case conn = <-fc.registered:
-	case <-time.After(waitFor):
-		t.Fatal("agent did not register")
-	}
+	_, conn := runAgent(t, sd)
 	ag := bluechi.NewInternalAgentClient(conn, bluechi.AgentBusName, bluechi.InternalAgentPath)
 	depUnit := "bluechi-dep@" + sandbox.SimpleServiceName
 	state := func(unit, want string) {

@@ -163,9 +163,10 @@ func unitChange(unit, iface string, kv ...string) *systemd.PropertiesChanged {
 	return &systemd.PropertiesChanged{Path: systemd.UnitPath(unit), Unit: unit, Interface: iface, Props: w.Buf}
 }
 
-// runAgent runs an agent on sd against a fake controller until the end of
-// the test and returns the controller and the agent's registered connection.
-func runAgent(t *testing.T, sd *fakeSystemd) (*fakeController, *dbus.Conn) {
+// runAgent runs an agent on sd (a fake, or a systemd.Client of a sandbox
+// node) against a fake controller until the end of the test and returns
+// the controller and the agent's registered connection.
+func runAgent(t *testing.T, sd agent.Systemd) (*fakeController, *dbus.Conn) {
 	t.Helper()
 	addr, fc := startFakeController(t)
 	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})

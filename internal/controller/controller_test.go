@@ -138,6 +138,27 @@ func (c *cluster) agent(name string) (*dbus.Conn, error) {
 	return conn, reg.Register(context.Background(), name)
 }
 
+// dialAgent connects a fake agent with an ordered object server, lets
+// export put its objects on the connection, and registers it as name.
+func (c *cluster) dialAgent(name string, export func(*dbus.Conn) error) *dbus.Conn {
+	c.t.Helper()
+	srv := dbusrt.NewServer()
+	srv.SetOrdered()
+	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	srv.Bind(conn)
+	c.t.Cleanup(func() { conn.Close() })
+	if err := export(conn); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(context.Background(), name); err != nil {
+		c.t.Fatal(err)
+	}
+	return conn
+}
+
 func (c *cluster) node(name string) *bluechi.NodeClient {
 	return bluechi.NewNodeClient(c.client, bluechi.NodeBusName, bluechi.NodePath(name))
 }

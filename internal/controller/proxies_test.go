@@ -11,8 +11,6 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // depAgent records the calls the controller makes on an agent and on its
@@ -81,26 +79,17 @@ func (p *proxyObj) TargetRemoved(ctx context.Context, reason string) error {
 func (c *cluster) depAgent(name string) *depAgent {
 	c.t.Helper()
 	a := &depAgent{}
-	srv := dbusrt.NewServer()
-	srv.SetOrdered()
-	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	srv.Bind(conn)
-	c.t.Cleanup(func() { conn.Close() })
-	a.conn = conn
-	if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
-		c.t.Fatal(err)
-	}
-	for id := uint32(1); id <= 3; id++ {
-		if _, err := bluechi.ExportInternalProxy(conn, bluechi.InternalProxyPath(id), &proxyObj{a: a, id: id}, bluechi.InternalProxyProperties{}); err != nil {
-			c.t.Fatal(err)
+	a.conn = c.dialAgent(name, func(conn *dbus.Conn) (err error) {
+		if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
+			return err
 		}
-	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(context.Background(), name); err != nil {
-		c.t.Fatal(err)
-	}
+		for id := uint32(1); id <= 3; id++ {
+			if _, err := bluechi.ExportInternalProxy(conn, bluechi.InternalProxyPath(id), &proxyObj{a: a, id: id}, bluechi.InternalProxyProperties{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return a
 }
 

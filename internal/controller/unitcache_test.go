@@ -12,7 +12,6 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // listAgent lists a unit table the test changes, counting the calls.
@@ -71,20 +70,10 @@ func unit(name, active string) bluechi.UnitInfo {
 
 func (c *cluster) listAgent(name string, a *listAgent) {
 	c.t.Helper()
-	srv := dbusrt.NewServer()
-	srv.SetOrdered()
-	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	srv.Bind(conn)
-	c.t.Cleanup(func() { conn.Close() })
-	if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(context.Background(), name); err != nil {
-		c.t.Fatal(err)
-	}
+	c.dialAgent(name, func(conn *dbus.Conn) (err error) {
+		a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{})
+		return err
+	})
 }
 
 // TestListUnitsCache: Controller.ListUnits asks a node again only after a
