@@ -66,7 +66,8 @@ func (c *cluster) unitState(node, unit string) string {
 // the dep unit but not the target; stopping the target stops the proxy
 // but not the requester; an unknown node, a missing unit and a target that
 // fails to start fail the proxy; a node not allowed gets nothing started;
-// requesters on two nodes share one dependency on the target.
+// requesters on two nodes, or two on one node, share one dependency on the
+// target; a requester bound to its proxy goes down with a failing target.
 func TestProxyServices(t *testing.T) {
 	c := newClusterWith(t, "LogLevel=DEBUG\n\n[node node-a]\nAllowDependenciesOn=node-b\n\n[node node-c]\nAllowDependenciesOn=node-b\n", "node-a", "node-b", "node-c")
 	c.startOnline("node-a", "node-b", "node-c")
@@ -178,5 +179,43 @@ func TestProxyServices(t *testing.T) {
 	}
 	c.waitFor("the shared target to stop with the last requester", func() bool {
 		return c.unitState("node-b", shared) == "inactive"
+	})
+
+	// Two requesters on one node share the proxy unit: it stays while
+	// either needs it, and the target with it.
+	for _, r := range []string{"needs-shared.service", "needs-shared-too.service"} {
+		c.requester("node-a", r, "node-b", shared)
+		if res := c.runJob(jobs, "node-a", "start", r); res != "done" {
+			t.Fatalf("start %s: %s", r, res)
+		}
+	}
+	if r := c.runJob(jobs, "node-a", "stop", "needs-shared.service"); r != "done" {
+		t.Fatalf("stop needs-shared: %s", r)
+	}
+	if s := c.unitState("node-a", sharedProxy["node-a"]); s != "active" {
+		t.Fatalf("proxy still needed by the other requester: %s", s)
+	}
+	if s := c.unitState("node-b", shared); s != "active" {
+		t.Fatalf("shared target still needed: %s", s)
+	}
+	if r := c.runJob(jobs, "node-a", "stop", "needs-shared-too.service"); r != "done" {
+		t.Fatalf("stop needs-shared-too: %s", r)
+	}
+	c.waitFor("the proxy and the target to stop with the second requester", func() bool {
+		return c.unitState("node-a", sharedProxy["node-a"]) == "inactive" && c.unitState("node-b", shared) == "inactive"
+	})
+
+	// A requester bound to its proxy goes down when the target fails.
+	c.requester("node-a", "bound-to-failing.service", "node-b", failing)
+	bound := "[Unit]\nBindsTo=" + failProxy + "\nAfter=" + failProxy + "\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"
+	if err := c.nodes["node-a"].WriteUnit("bound-to-failing.service", bound); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.nodes["node-a"].Exec(context.Background(), "systemctl", "--user", "daemon-reload"); err != nil {
+		t.Fatalf("daemon-reload: %v: %s", err, out)
+	}
+	c.runJob(jobs, "node-a", "start", "bound-to-failing.service") // done or canceled: either way it must not stay up
+	c.waitFor("the bound requester to be down", func() bool {
+		return c.unitState("node-a", "bound-to-failing.service") != "active"
 	})
 }
