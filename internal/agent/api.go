@@ -10,6 +10,8 @@ import (
 )
 
 // internalAPI serves org.eclipse.bluechi.internal.Agent on one controller connection.
+// (ListUnits is not here: the connection's server overrides it to pass
+// systemd's answer on as bytes, see Agent.connect.)
 type internalAPI struct {
 	bluechi.UnimplementedInternalAgentServer
 	a    *Agent
@@ -70,10 +72,6 @@ func (s *internalAPI) EnableUnitFiles(ctx context.Context, files []string, runti
 
 func (s *internalAPI) DisableUnitFiles(ctx context.Context, files []string, runtime bool) ([]bluechi.UnitFileChange, error) {
 	return s.a.sd.DisableUnitFiles(ctx, files, runtime)
-}
-
-func (s *internalAPI) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
-	return s.a.sd.ListUnits(ctx)
 }
 
 func (s *internalAPI) ListUnitFiles(ctx context.Context) ([]bluechi.UnitFileInfo, error) {
