@@ -57,6 +57,7 @@ Options:
 
 func main() {
 	memtrim.SmallHeap()
+	memtrim.OneProcessor()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

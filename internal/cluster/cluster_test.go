@@ -46,6 +46,9 @@ func binaries(tb testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if relayMain() {
+		return
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

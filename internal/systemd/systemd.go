@@ -21,10 +21,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bluechi-go/bluechi/gen/bluechi"
@@ -62,7 +65,9 @@ type Options struct {
 	Address string
 	// System selects system-mode defaults for an empty Address: as root
 	// systemd's private socket /run/systemd/private, otherwise the system
-	// bus. Without System an empty Address means DBUS_SESSION_BUS_ADDRESS.
+	// bus. Without System an empty Address means the user manager's private
+	// socket $XDG_RUNTIME_DIR/systemd/private when it is ours, otherwise
+	// DBUS_SESSION_BUS_ADDRESS.
 	System bool
 	// Private says that Address is systemd's private socket: a direct
 	// connection, no Hello, no AddMatch (systemd sends its signals to every
@@ -131,6 +136,8 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 			if addr == "" {
 				addr = "unix:path=/run/dbus/system_bus_socket"
 			}
+		case userPrivateSocket() != "":
+			addr, private = "unix:path="+userPrivateSocket(), true
 		default:
 			addr = os.Getenv("DBUS_SESSION_BUS_ADDRESS")
 			if addr == "" {
@@ -212,6 +219,26 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	}
 	go c.dispatch()
 	return c, nil
+}
+
+// userPrivateSocket returns the user manager's private socket if there is
+// one in $XDG_RUNTIME_DIR owned by this user. Talking to it directly spares
+// every call and signal the hop through the session bus, as the system
+// manager's private socket does in system mode.
+func userPrivateSocket() string {
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		return ""
+	}
+	p := filepath.Join(dir, "systemd", "private")
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Type() != fs.ModeSocket {
+		return ""
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return ""
+	}
+	return p
 }
 
 // Conn is the underlying connection (for calls this package lacks).

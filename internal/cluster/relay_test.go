@@ -1,0 +1,155 @@
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+	"github.com/bluechi-go/bluechi/internal/systemd"
+)
+
+// Environment of a test binary started as a byte relay (see relayMain).
+const (
+	relayListenEnv = "BLUECHI_TEST_RELAY_LISTEN"
+	relayTargetEnv = "BLUECHI_TEST_RELAY_TARGET"
+)
+
+// relayMain makes the test binary a byte relay when it was started as one:
+// it accepts on the unix socket $BLUECHI_TEST_RELAY_LISTEN, connects each
+// client to $BLUECHI_TEST_RELAY_TARGET and copies bytes both ways, doing
+// nothing else. It reports false when the binary is not a relay.
+func relayMain() bool {
+	listen, target := os.Getenv(relayListenEnv), os.Getenv(relayTargetEnv)
+	if listen == "" || target == "" {
+		return false
+	}
+	l, err := net.Listen("unix", listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(0)
+		}
+		t, err := net.Dial("unix", target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		go pipe(c, t)
+		go pipe(t, c)
+	}
+}
+
+// pipe copies src to dst with plain reads and writes until either ends.
+func pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// startRelay runs the test binary as a relay from listen to target, on one
+// processor like our daemons, until the benchmark ends.
+func startRelay(tb testing.TB, listen, target string) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), relayListenEnv+"="+listen, relayTargetEnv+"="+target, "GOMAXPROCS=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		tb.Fatalf("relay did not start: %q %v", line, err)
+	}
+}
+
+// BenchmarkStartUnitFloor measures what any relaying design costs on this
+// machine: next to the start through the controller and the direct start
+// of BenchmarkStartUnit, a third client makes the same direct start through
+// two byte relays (separate processes that only copy bytes), which is the
+// same number of process hops as client -> bus -> controller -> agent ->
+// systemd. Reported: the three medians and the ratios of ours and of the
+// relays to direct (bluechi-ratio, floor-ratio).
+func BenchmarkStartUnitFloor(b *testing.B) {
+	c, jobs, node := jobCluster(b)
+	ctx := context.Background()
+	bus := strings.TrimPrefix(c.Node("node2").BusAddress, "unix:path=")
+	dir, err := os.MkdirTemp("", "relay")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	r1, r2 := filepath.Join(dir, "r1"), filepath.Join(dir, "r2")
+	startRelay(b, r2, bus)
+	startRelay(b, r1, r2)
+	connect := func(addr string) *systemd.Client {
+		sd, err := systemd.Connect(ctx, systemd.Options{Address: addr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { sd.Close() })
+		if err := sd.Subscribe(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return sd
+	}
+	sd, relayed := connect(c.Node("node2").BusAddress), connect("unix:path="+r1)
+	viaBluechi := func() time.Duration {
+		t0 := time.Now()
+		job, err := node.StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := jobs.wait(b, job); r != "done" {
+			b.Fatal(r)
+		}
+		return time.Since(t0)
+	}
+	startWith := func(sd *systemd.Client) func() time.Duration {
+		return func() time.Duration {
+			t0 := time.Now()
+			job, err := sd.StartUnit(ctx, sandbox.OneshotServiceName, "replace", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			waitJob(b, sd, job)
+			return time.Since(t0)
+		}
+	}
+	m := alternateAll(b, viaBluechi, startWith(sd), startWith(relayed))
+	b.ReportMetric(ms(m[0]), "bluechi-ms")
+	b.ReportMetric(ms(m[1]), "systemd-ms")
+	b.ReportMetric(ms(m[2]), "relayed-ms")
+	b.ReportMetric(float64(m[0])/float64(m[1]), "bluechi-ratio")
+	b.ReportMetric(float64(m[2])/float64(m[1]), "floor-ratio")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
