@@ -248,6 +248,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
 	defer cancel()
 	tap := &transport.Tap{}
+	srv.TapCalls(tap) // the controller's calls are read without godbus's decoder
 	conn, err := d.Dial(dctx, a.currentAddress(), append(srv.ConnOptions(), tap.Options(context.Background())...)...)
 	if err != nil {
 		return nil, err

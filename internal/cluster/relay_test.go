@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 )
@@ -144,7 +146,42 @@ func BenchmarkStartUnitFloor(b *testing.B) {
 			return time.Since(t0)
 		}
 	}
-	m := alternateAll(b, viaBluechi, startWith(sd), startWith(relayed))
+	// The same direct start made with plain godbus, the client library the
+	// start through the controller uses.
+	plain, err := c.Node("node2").Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plain.Close() })
+	if err := plain.AddMatchSignal(dbus.WithMatchSender(systemd.BusName), dbus.WithMatchObjectPath(systemd.ManagerPath),
+		dbus.WithMatchInterface(systemd.ManagerInterface), dbus.WithMatchMember("JobRemoved")); err != nil {
+		b.Fatal(err)
+	}
+	removed := make(chan *dbus.Signal, 64)
+	plain.Signal(removed)
+	manager := plain.Object(systemd.BusName, systemd.ManagerPath)
+	if err := manager.Call(systemd.ManagerInterface+".Subscribe", 0).Err; err != nil {
+		b.Fatal(err)
+	}
+	viaGodbus := func() time.Duration {
+		t0 := time.Now()
+		var job dbus.ObjectPath
+		if err := manager.Call(systemd.ManagerInterface+".StartUnit", 0, sandbox.OneshotServiceName, "replace").Store(&job); err != nil {
+			b.Fatal(err)
+		}
+		for sig := range removed {
+			if len(sig.Body) == 4 && sig.Body[1] == job {
+				if r := sig.Body[3]; r != "done" {
+					b.Fatal(r)
+				}
+				return time.Since(t0)
+			}
+		}
+		b.Fatal("connection closed")
+		return 0
+	}
+	m := alternateAll(b, viaBluechi, startWith(sd), startWith(relayed), viaGodbus)
+	b.ReportMetric(ms(m[3]), "godbus-ms")
 	b.ReportMetric(ms(m[0]), "bluechi-ms")
 	b.ReportMetric(ms(m[1]), "systemd-ms")
 	b.ReportMetric(ms(m[2]), "relayed-ms")

@@ -61,13 +61,19 @@ func (c *Controller) proxyNew(r *node, p *peer, s *bluechi.InternalAgentProxyNew
 		c.dropProxyLocked(old)
 	}
 	rec := &proxyRec{key: key, r: r, conn: p.conn, path: s.Proxy}
-	t.deps[s.UnitName]++
-	t.tellLocked("StartDep", s.UnitName)
+	// The subscription goes first, as on registration (§4.4): T then has
+	// Subscribe(U) before StartDep(U), so the events of the dependency's
+	// start (a unit that cannot be loaded appears and goes again within
+	// milliseconds) are never missed by an agent that handles the calls
+	// and systemd's signals concurrently. Spec §9.2 lists the steps the
+	// other way round; an agent gets the same calls either way.
 	fwd := &monitor{c: c, subs: map[uint32]*subscription{}, fwd: rec.forward}
 	c.nextProxySub++
 	rec.sub = &subscription{id: c.nextProxySub, mon: fwd, node: t.name, units: []string{s.UnitName}, names: map[string]bool{s.UnitName: true}}
 	r.proxies[key] = rec
 	c.addSubLocked(rec.sub)
+	t.deps[s.UnitName]++
+	t.tellLocked("StartDep", s.UnitName)
 	c.logger().Debug("proxy created", "node", r.name, "target", t.name, "unit", s.UnitName)
 }
 

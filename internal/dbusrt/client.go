@@ -164,6 +164,7 @@ func SystemBusAddress() string {
 // bound to it so that hot paths can send raw messages on it.
 func ConnectBusTap(ctx context.Context, address string, tap *transport.Tap, prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
 	srv := newPrepared(prepare)
+	srv.TapCalls(tap)
 	d := transport.Dialer{Mechanism: transport.MechanismExternal}
 	conn, err := d.Dial(ctx, address, append(srv.ConnOptions(), tap.Options(context.Background())...)...)
 	if err != nil {

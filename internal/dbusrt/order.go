@@ -74,15 +74,21 @@ func (s *Server) intercept(msg *dbus.Message) {
 	}
 	cp := *msg
 	msg.Type = 0 // godbus ignores messages of no known type: we own this call now
+	s.enqueue(&cp)
+}
+
+// enqueue queues one call, or refuses it when the queue is full.
+func (s *Server) enqueue(msg *dbus.Message) {
+	q := s.queue
 	q.mu.Lock()
 	if len(q.pending) >= MaxQueuedCalls || q.closed {
 		q.mu.Unlock()
 		if conn := s.Conn(); conn != nil {
-			sendError(conn, &cp, NewError(ErrLimitsExceeded, "Too many queued calls"))
+			sendError(conn, msg, NewError(ErrLimitsExceeded, "Too many queued calls"))
 		}
 		return
 	}
-	q.pending = append(q.pending, &cp)
+	q.pending = append(q.pending, msg)
 	q.cond.Signal()
 	q.mu.Unlock()
 }

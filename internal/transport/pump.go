@@ -227,8 +227,8 @@ func (p *pump) reserve(n int) {
 	}
 }
 
-// process handles every complete message in buf[r:w]: signals go to the
-// tap, the rest (and signals it declines) to godbus, replies after the
+// process handles every complete message in buf[r:w]: signals and calls
+// go to the tap, the rest (and signals it declines) to godbus, replies after the
 // tap's Reply saw them. A message the tap does not look at, or one too big
 // for it, goes to godbus as its bytes come.
 func (p *pump) process() error {
@@ -255,7 +255,8 @@ func (p *pump) process() error {
 		tap := p.c.tap
 		signal := typ == wire.TypeSignal && tap.Signal != nil
 		reply := (typ == wire.TypeMethodReturn || typ == wire.TypeError) && (tap.Reply != nil || tap.ncalls.Load() > 0)
-		if !signal && !reply || size > maxTappedSize {
+		call := typ == wire.TypeMethodCall && tap.MethodCall != nil
+		if !signal && !reply && !call || size > maxTappedSize {
 			p.pass = size
 			continue
 		}
@@ -266,7 +267,11 @@ func (p *pump) process() error {
 		frame := p.buf[p.r : p.r+size]
 		p.r += size
 		if wire.Parse(frame, &p.msg) == nil {
-			if reply {
+			if call {
+				if tap.MethodCall(&p.msg, frame) {
+					continue
+				}
+			} else if reply {
 				if tap.takeReply(&p.msg) {
 					continue
 				}

@@ -40,6 +40,11 @@ type Tap struct {
 	// them from godbus. It is where work that must happen in wire order
 	// with the signals sees the replies.
 	Reply func(msg *wire.Message)
+	// MethodCall, if set, is called like Signal with every incoming method call
+	// (up to 1 MiB) in wire order, before godbus sees it; frame is the
+	// whole message. Returning true consumes the call; otherwise godbus
+	// gets it. It is how a server takes calls without godbus's decoding.
+	MethodCall func(msg *wire.Message, frame []byte) bool
 	// Idle, if set, is called in the reader goroutine whenever everything
 	// read so far has been handled and the reader is about to wait for
 	// more input: the moment to Flush what the signals queued elsewhere.
@@ -128,7 +133,7 @@ func (t *Tap) attach(pc *peerConn) {
 	t.pc = pc
 	t.mu.Unlock()
 	pc.tap = t
-	if t.Signal != nil || t.Reply != nil {
+	if t.Signal != nil || t.Reply != nil || t.MethodCall != nil {
 		pc.pump = newPump(pc)
 	}
 }

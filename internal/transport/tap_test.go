@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"slices"
@@ -321,4 +322,65 @@ func TestTapLargeMessages(t *testing.T) {
 		t.Fatal("the big signal did not reach godbus")
 	}
 	tap.expect(t, []string{"a", "b"})
+}
+
+// TestTapTakesCalls: the tap's MethodCall sees every call in wire order
+// with its whole frame; the calls it declines are answered by godbus.
+func TestTapTakesCalls(t *testing.T) {
+	checkGoroutines(t)
+	var (
+		mu    sync.Mutex
+		taken []string
+	)
+	tap := &Tap{}
+	tap.MethodCall = func(m *wire.Message, frame []byte) bool {
+		if size, typ, err := wire.FrameSize(frame); err != nil || size != len(frame) || typ != wire.TypeMethodCall {
+			t.Errorf("frame: size %d of %d, type %d, %v", size, len(frame), typ, err)
+		}
+		r := wire.NewReader(m.Body, m.BigEndian)
+		s, err := r.String()
+		if err != nil {
+			t.Errorf("tapped body: %v", err)
+		}
+		if !strings.HasPrefix(s, "take") {
+			return false
+		}
+		mu.Lock()
+		taken = append(taken, s)
+		mu.Unlock()
+		return true
+	}
+	client, server := tapPair(t, tap)
+	e := &echo{}
+	if err := server.Export(e, testPath, testIface); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 0; i < 50; i++ {
+		arg := fmt.Sprintf("take %d", i)
+		want = append(want, arg)
+		// Taken calls get no answer here: send them without waiting.
+		client.Object("org.test", testPath).Go(testIface+".Echo", dbus.FlagNoReplyExpected, nil, arg)
+		if i%10 == 0 {
+			if _, err := callEcho(testContext(t), client, "org.test", fmt.Sprintf("keep %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(taken)
+		mu.Unlock()
+		if n == len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(taken, want) {
+		t.Errorf("taken %q, want %q", taken, want)
+	}
+	if n := e.calls.Load(); n != 5 {
+		t.Errorf("godbus answered %d calls, want 5", n)
+	}
 }
