@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
@@ -157,9 +156,9 @@ func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, error)
 		KeepAliveCount: int(cfg.KeepAlive.Count), IPReceiveErrors: cfg.IPReceiveErrors,
 	}
 	var out []net.Listener
-	activated, err := activation.Listeners()
+	activated, err := transport.ActivatedListeners()
 	if err != nil {
-		return nil, fmt.Errorf("socket activation: %w", err)
+		return nil, err
 	}
 	if len(activated) > 1 {
 		return nil, fmt.Errorf("socket activation: %d sockets passed, at most 1 supported", len(activated))

@@ -62,10 +62,11 @@ func (c *cluster) unitState(node, unit string) string {
 
 // TestProxyServices re-creates upstream's proxy-service tests on real
 // nodes: a unit on node-a that wants sb-simple.service on node-b starts it
-// there (with bluechi-dep@); stopping the requester stops the proxy and
-// the dep unit but not the target; stopping the target stops the proxy
-// but not the requester; an unknown node, a missing unit and a target that
-// fails to start fail the proxy; a node not allowed gets nothing started;
+// there (with bluechi-dep@); stopping bluechi-dep@ by hand changes
+// nothing else; stopping the requester stops the proxy and the dep unit
+// but not the target; stopping the target stops the proxy but not the
+// requester; an unknown node, a missing unit, a unit file with a typo and
+// a target that fails to start fail the proxy; a node not allowed gets nothing started;
 // requesters on two nodes, or two on one node, share one dependency on the
 // target; a requester bound to its proxy goes down with a failing target.
 func TestProxyServices(t *testing.T) {
@@ -84,6 +85,17 @@ func TestProxyServices(t *testing.T) {
 	for _, x := range [][2]string{{"node-a", "needs-b.service"}, {"node-a", proxy}, {"node-b", simple}, {"node-b", dep}} {
 		if s := c.unitState(x[0], x[1]); s != "active" {
 			t.Errorf("%s on %s: %s, want active", x[1], x[0], s)
+		}
+	}
+
+	// bluechi-dep@ stopped by hand on node-b: target, proxy and requester
+	// stay up (the proxy follows the target, not the dep unit).
+	if r := c.runJob(jobs, "node-b", "stop", dep); r != "done" {
+		t.Fatalf("stop %s by hand: %s", dep, r)
+	}
+	for _, x := range [][2]string{{"node-a", "needs-b.service"}, {"node-a", proxy}, {"node-b", simple}} {
+		if s := c.unitState(x[0], x[1]); s != "active" {
+			t.Errorf("%s on %s after stopping %s: %s, want active", x[1], x[0], dep, s)
 		}
 	}
 
@@ -117,14 +129,27 @@ func TestProxyServices(t *testing.T) {
 		t.Errorf("requester after its target stopped: %s", s)
 	}
 
-	// A node that does not exist and a unit that does not exist fail the
-	// proxy.
-	for _, x := range [][3]string{{"needs-nowhere.service", "node-zz", simple}, {"needs-missing.service", "node-b", "sb-missing.service"}} {
+	// A node that does not exist, a unit that does not exist and a unit
+	// whose file cannot be loaded (a misspelt section leaves it without
+	// ExecStart) fail the proxy.
+	const typo = "sb-typo.service"
+	if err := c.nodes["node-b"].WriteUnit(typo, "[Unit]\nDescription=typo\n\n[Serviec]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.nodes["node-b"].Exec(context.Background(), "systemctl", "--user", "daemon-reload"); err != nil {
+		t.Fatalf("daemon-reload: %v: %s", err, out)
+	}
+	for _, x := range [][3]string{{"needs-nowhere.service", "node-zz", simple}, {"needs-missing.service", "node-b", "sb-missing.service"}, {"needs-typo.service", "node-b", typo}} {
 		p := c.requester("node-a", x[0], x[1], x[2])
 		if r := c.runJob(jobs, "node-a", "start", x[0]); r != "done" {
 			t.Fatalf("start %s: %s", x[0], r)
 		}
 		c.waitFor(p+" to fail", func() bool { return c.unitState("node-a", p) == "failed" })
+	}
+	for _, u := range []string{typo, "bluechi-dep@" + typo} {
+		if s := c.unitState("node-b", u); s != "inactive" {
+			t.Errorf("%s on node-b after its proxy failed: %s, want inactive", u, s)
+		}
 	}
 
 	// A target that cannot start fails the proxy; the requester still
