@@ -7,6 +7,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // job is one lifecycle request. It is registered before the agent is asked,
@@ -78,7 +79,7 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 	}
 	// JobNew goes out before the job is published in j.obj: a JobDone
 	// handled from now on emits JobRemoved, which must follow JobNew.
-	if err := c.obj.EmitJobNew(bluechi.ControllerJobNewSignal{ID: j.id, Job: path}); err != nil {
+	if err := c.queueJobNew(j.id, path); err != nil {
 		c.logger().Warn("emit JobNew", "error", err)
 	}
 	if j.state != "waiting" {
@@ -91,6 +92,22 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 		c.finishJob(j, result)
 	}
 	return path, nil
+}
+
+// queueJobNew queues JobNew on the bus connection's tap, so that it leaves
+// in one write with the reply that follows it (the bus wakes once, not
+// twice, on every job request). Anything written on the connection before
+// the reply takes it along, in order; without a tap it is emitted at once.
+func (c *Controller) queueJobNew(id uint32, path dbus.ObjectPath) error {
+	if c.busTap == nil {
+		return c.obj.EmitJobNew(bluechi.ControllerJobNewSignal{ID: id, Job: path})
+	}
+	var w wire.Writer
+	w.Uint32(id)
+	w.ObjectPath(string(path))
+	frame := wire.AppendSignal(nil, c.busTap.GetSerial(), string(bluechi.ControllerPath), bluechi.ControllerInterface,
+		bluechi.ControllerSignalJobNew, "", "uo", w.Buf)
+	return c.busTap.Queue(frame)
 }
 
 // jobDone handles JobDone from a node's agent.

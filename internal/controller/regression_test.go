@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -177,5 +178,51 @@ func TestJobNewBeforeJobRemoved(t *testing.T) {
 	defer mu.Unlock()
 	if bad > 0 {
 		t.Fatalf("%d of %d jobs had JobRemoved before JobNew", bad, n)
+	}
+}
+
+// quietAgent accepts jobs and never finishes them.
+type quietAgent struct {
+	bluechi.UnimplementedInternalAgentServer
+}
+
+func (quietAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error { return nil }
+
+// TestJobNewWithoutReply: JobNew waits on the bus connection to leave with
+// the call's reply; a caller that wants no reply still gets JobNew at once.
+func TestJobNewWithoutReply(t *testing.T) {
+	c := startCluster(t, "a")
+	ctx := context.Background()
+	srv := dbusrt.NewServer()
+	conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv.Bind(conn)
+	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, quietAgent{}, bluechi.InternalAgentProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan uint32, 1)
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	sub, err := ctrl.OnJobNew(ctx, func(s *bluechi.ControllerJobNewSignal) { got <- s.ID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	call := c.client.Object(bluechi.NodeBusName, bluechi.NodePath("a")).Go(bluechi.NodeInterface+".StartUnit", dbus.FlagNoReplyExpected, nil, "x.service", "replace")
+	if call.Err != nil {
+		t.Fatal(call.Err)
+	}
+	// Without its own flush JobNew waits for the next write on the bus
+	// connection, at the latest the tap's idle check 250 ms later; with it,
+	// JobNew comes within about a millisecond.
+	select {
+	case <-got:
+	case <-time.After(200 * time.Millisecond):
+		t.Fatal("no JobNew within 200 ms for a StartUnit that expects no reply")
 	}
 }

@@ -177,6 +177,11 @@ func (s *Server) dispatch(msg *dbus.Message, t *turn) {
 		err = NewError(ErrFailed, "method cannot be dispatched in order")
 	}
 	if msg.Flags&dbus.FlagNoReplyExpected != 0 {
+		// What the handler queued on the tap would have left with the
+		// reply: send it now.
+		if tap := transport.TapOf(conn); tap != nil {
+			_ = tap.Flush()
+		}
 		return
 	}
 	if err != nil {
