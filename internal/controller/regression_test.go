@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 

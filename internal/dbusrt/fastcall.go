@@ -19,8 +19,12 @@ import (
 // has a tap takes the calls from the tap's reader instead (TapCalls), in
 // wire order, and builds the *dbus.Message itself from the header that
 // internal/wire already checked and a body of simple types (s, o, u, i, b,
-// as). Any other body is decoded by godbus from the same bytes, so the
-// handlers see exactly what godbus would have given them.
+// as). Any other body is decoded by godbus from the same bytes. Handlers
+// get the arguments, flags, serial and the header fields dispatch uses
+// exactly as godbus would give them; the message lacks only the header
+// fields no call handler reads (UNIX_FDS, unknown codes). Unlike godbus,
+// which drops a call with unknown flags or header fields, such calls are
+// served, as the D-Bus specification asks receivers to ignore both.
 
 // serialOffset is the offset of dbus.Message's unexported serial, which
 // only godbus's decoder can otherwise set (replies are addressed by it).

@@ -12,7 +12,7 @@ import (
 )
 
 // encodeCall encodes a method call the way a peer would send it.
-func encodeCall(t *testing.T, serial uint32, order binary.ByteOrder, flags dbus.Flags, iface string, body ...any) []byte {
+func encodeCall(t testing.TB, serial uint32, order binary.ByteOrder, flags dbus.Flags, iface string, body ...any) []byte {
 	t.Helper()
 	msg := &dbus.Message{Type: dbus.TypeMethodCall, Flags: flags, Headers: map[dbus.HeaderField]dbus.Variant{
 		dbus.FieldPath:        dbus.MakeVariant(dbus.ObjectPath("/org/eclipse/bluechi/node/n1")),
@@ -112,8 +112,7 @@ func TestFastDecodeRefusesBadBodies(t *testing.T) {
 }
 
 func BenchmarkDecodeCall(b *testing.B) {
-	t := &testing.T{}
-	frame := encodeCall(t, 5, binary.LittleEndian, 0, "org.eclipse.bluechi.Node", "sb-oneshot.service", "replace")
+	frame := encodeCall(b, 5, binary.LittleEndian, 0, "org.eclipse.bluechi.Node", "sb-oneshot.service", "replace")
 	var m wire.Message
 	if err := wire.Parse(frame, &m); err != nil {
 		b.Fatal(err)

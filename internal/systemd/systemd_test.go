@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -716,8 +718,50 @@ func TestConnectErrors(t *testing.T) {
 		t.Error("connect to a missing socket succeeded")
 	}
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
+	t.Setenv("XDG_RUNTIME_DIR", "") // no user manager's private socket either
 	if _, err := Connect(ctx, Options{}); err == nil {
 		t.Error("connect without a session bus address succeeded")
+	}
+}
+
+// TestUserPrivateSocket: the user manager's private socket is used when it
+// is a socket owned by us, and only then.
+func TestUserPrivateSocket(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", dir)
+	if p := userPrivateSocket(); p != "" {
+		t.Errorf("without a socket: %q", p)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "systemd"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "systemd", "private")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p := userPrivateSocket(); p != "" {
+		t.Errorf("a plain file: %q", p)
+	}
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if p := userPrivateSocket(); p != path {
+		t.Errorf("our socket: %q, want %q", p, path)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(path, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if p := userPrivateSocket(); p != "" {
+			t.Errorf("another user's socket: %q", p)
+		}
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	if p := userPrivateSocket(); p != "" {
+		t.Errorf("without XDG_RUNTIME_DIR: %q", p)
 	}
 }
 

@@ -26,19 +26,28 @@ func ActivatedListeners() ([]net.Listener, error) {
 	if pid, err := strconv.Atoi(pidEnv); err != nil || pid != os.Getpid() {
 		return nil, nil // not for us
 	}
+	if fdsEnv == "" {
+		return nil, nil
+	}
 	n, err := strconv.Atoi(fdsEnv)
 	if err != nil || n < 0 {
 		return nil, fmt.Errorf("socket activation: bad LISTEN_FDS %q", fdsEnv)
 	}
+	end := listenFdsStart + n
+	for fd := listenFdsStart; fd < end; fd++ {
+		syscall.CloseOnExec(fd) // none leaks into a child, whatever happens below
+	}
 	var out []net.Listener
-	for fd := listenFdsStart; fd < listenFdsStart+n; fd++ {
-		syscall.CloseOnExec(fd)
+	for fd := listenFdsStart; fd < end; fd++ {
 		f := os.NewFile(uintptr(fd), "LISTEN_FD_"+strconv.Itoa(fd))
 		l, err := net.FileListener(f) // a duplicate of fd
 		f.Close()
 		if err != nil {
 			for _, l := range out {
 				l.Close()
+			}
+			for rest := fd + 1; rest < end; rest++ {
+				syscall.Close(rest)
 			}
 			return nil, fmt.Errorf("socket activation: fd %d: %w", fd, err)
 		}

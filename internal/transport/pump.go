@@ -36,10 +36,11 @@ type pump struct {
 	c *peerConn
 
 	// Used by the pump goroutine only.
-	buf  []byte
-	r, w int // unparsed bytes are buf[r:w]
-	pass int // bytes of a message for godbus still to come
-	msg  wire.Message
+	buf      []byte
+	r, w     int  // unparsed bytes are buf[r:w]
+	pass     int  // bytes of a message for godbus still to come
+	passCall bool // that message is a method call
+	msg      wire.Message
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -47,6 +48,12 @@ type pump struct {
 	err     error  // the end of the stream, after out
 	stopped bool   // the connection closed: nobody reads out any more
 	started bool
+	partial bool // out ends inside a message (one passed on as it came)
+	// callBehind: a method call went to godbus and godbus may not have
+	// dispatched it yet. Until it has, later calls go to godbus too, so
+	// that none overtakes it (the tap's calls are queued at once, godbus's
+	// only after it decoded them).
+	callBehind bool
 }
 
 func newPump(c *peerConn) *pump {
@@ -63,6 +70,11 @@ func (c *peerConn) pumped(b []byte) (int, error) {
 	if !p.started {
 		p.started = true
 		go p.run()
+	}
+	if len(p.out) == 0 && !p.partial {
+		// godbus wants more after whole messages: everything it was
+		// given, calls included, has been dispatched.
+		p.callBehind = false
 	}
 	for len(p.out) == 0 && p.err == nil {
 		p.cond.Wait()
@@ -238,9 +250,10 @@ func (p *pump) process() error {
 			if n == 0 {
 				return nil
 			}
-			if err := p.deliver(p.buf[p.r : p.r+n]); err != nil {
+			if err := p.deliver(p.buf[p.r:p.r+n], p.pass > n, p.passCall); err != nil {
 				return err
 			}
+			p.passCall = false
 			p.pass -= n
 			p.r += n
 			continue
@@ -255,9 +268,10 @@ func (p *pump) process() error {
 		tap := p.c.tap
 		signal := typ == wire.TypeSignal && tap.Signal != nil
 		reply := (typ == wire.TypeMethodReturn || typ == wire.TypeError) && (tap.Reply != nil || tap.ncalls.Load() > 0)
-		call := typ == wire.TypeMethodCall && tap.MethodCall != nil
+		isCall := typ == wire.TypeMethodCall
+		call := isCall && tap.MethodCall != nil && !p.godbusHasCall()
 		if !signal && !reply && !call || size > maxTappedSize {
-			p.pass = size
+			p.pass, p.passCall = size, isCall && tap.MethodCall != nil
 			continue
 		}
 		if p.w-p.r < size {
@@ -282,14 +296,25 @@ func (p *pump) process() error {
 				continue
 			}
 		}
-		if err := p.deliver(frame); err != nil {
+		// A call the tap declined or could not parse goes to godbus.
+		if err := p.deliver(frame, false, call); err != nil {
 			return err
 		}
 	}
 }
 
-// deliver appends bytes for godbus, waiting while it is far behind.
-func (p *pump) deliver(b []byte) error {
+// godbusHasCall reports whether a call given to godbus may still be
+// waiting to be dispatched.
+func (p *pump) godbusHasCall() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.callBehind
+}
+
+// deliver appends bytes for godbus, waiting while it is far behind;
+// partial says they end inside a message, call that a method call starts
+// with them (the tap takes no call before godbus dispatched it).
+func (p *pump) deliver(b []byte, partial, call bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.out) >= maxPumpBacklog && !p.stopped {
@@ -297,6 +322,10 @@ func (p *pump) deliver(b []byte) error {
 	}
 	if p.stopped {
 		return net.ErrClosed
+	}
+	p.partial = partial
+	if call {
+		p.callBehind = true
 	}
 	p.out = append(p.out, b...)
 	p.cond.Broadcast()
