@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+	"github.com/bluechi-go/bluechi/internal/testbus"
+)
+
+// TestSocketActivation: a controller started by systemd-socket-activate,
+// with its own TCP and unix listeners switched off, serves the socket it
+// was passed: the agent's first connection starts it, and the agent
+// registers over that socket.
+func TestSocketActivation(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Fatalf("systemd-socket-activate (package systemd) is needed: %v", err)
+	}
+	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
+	c.nodes["n1"] = sandbox.StartT(t, sandbox.Options{Name: "n1", Units: sandbox.DemoUnits()})
+	conf := filepath.Join(c.dir, "controller.conf")
+	if err := os.WriteFile(conf, []byte("[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=false\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// It passes on only the variables named with -E; it execs the
+	// controller in its own process on the first connection.
+	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", c.port), "-E", "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address,
+		filepath.Join(binDir, "bluechi-controller"), "-u", "-c", conf)
+	log := c.logFile("controller")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(cmd) })
+	client, _, err := dbusrt.ConnectBus(c.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	c.client = client
+	c.startAgent("n1") // its connection starts the controller
+	c.waitStatus("n1", "online")
+}
