@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,18 +129,25 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	lost := make(chan error, 1) // why the agent stops other than by a signal
 	go func() {
 		select {
 		case <-sig:
 			log.Info("shutting down")
 		case <-sd.Done():
-			log.Error("lost the connection to systemd")
+			lost <- errors.New("lost the connection to systemd")
 		case <-bus.Context().Done():
-			log.Error("lost the bus connection")
+			lost <- errors.New("lost the bus connection")
 		}
 		cancel()
 	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	go memtrim.Run(ctx) // start-up pages, then heap pages after bursts of work
-	return a.Run(ctx)
+	err = a.Run(ctx)
+	select {
+	case why := <-lost:
+		return why // exit status 1, so that Restart=on-failure starts the agent again
+	default:
+		return err
+	}
 }

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -277,4 +279,32 @@ func TestExplicitControllerThreshold(t *testing.T) {
 	c.waitFor("agent drops a silent controller", func() bool {
 		return logContains(c, "agent-h1", "controller heartbeat timeout")
 	})
+}
+
+// TestAgentExitsOnSystemdReexec: a user manager's daemon-reexec closes the
+// agent's private connection to it; the agent says so and exits with
+// status 1 (its unit's Restart=on-failure starts it again), and the node
+// goes offline instead of silently losing systemd's events.
+func TestAgentExitsOnSystemdReexec(t *testing.T) {
+	c := newCluster(t, "n1")
+	agent := c.startAgent("n1")
+	c.waitStatus("n1", "online")
+	if out, err := c.nodes["n1"].Exec(context.Background(), "systemctl", "--user", "daemon-reexec"); err != nil {
+		t.Fatalf("daemon-reexec: %v: %s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- agent.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("agent ended with %v, want exit status 1", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent still running after systemd's daemon-reexec")
+	}
+	if !logContains(c, "agent-n1", "lost the connection to systemd") {
+		t.Error("agent did not log why it exited")
+	}
+	c.waitStatus("n1", "offline")
 }
