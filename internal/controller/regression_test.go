@@ -129,19 +129,7 @@ func (f *lateAgent) StartUnit(ctx context.Context, name, mode string, id uint32)
 func TestJobNewBeforeJobRemoved(t *testing.T) {
 	c := startCluster(t, "a")
 	ctx := context.Background()
-	srv := dbusrt.NewServer()
-	conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	srv.Bind(conn)
-	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &lateAgent{conn: conn}, bluechi.InternalAgentProperties{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
+	registerAgent(t, c, "a", func(conn *dbus.Conn) bluechi.InternalAgentServer { return &lateAgent{conn: conn} })
 	var mu sync.Mutex
 	newSeen, removed := map[uint32]bool{}, map[uint32]bool{}
 	bad := 0
@@ -181,6 +169,26 @@ func TestJobNewBeforeJobRemoved(t *testing.T) {
 	}
 }
 
+// registerAgent connects a fake agent served by the object newAgent makes
+// for its connection and registers it as name.
+func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*dbus.Conn) bluechi.InternalAgentServer) {
+	t.Helper()
+	ctx := context.Background()
+	srv := dbusrt.NewServer()
+	conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	srv.Bind(conn)
+	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, newAgent(conn), bluechi.InternalAgentProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // quietAgent accepts jobs and never finishes them.
 type quietAgent struct {
 	bluechi.UnimplementedInternalAgentServer
@@ -193,19 +201,7 @@ func (quietAgent) StartUnit(ctx context.Context, name, mode string, id uint32) e
 func TestJobNewWithoutReply(t *testing.T) {
 	c := startCluster(t, "a")
 	ctx := context.Background()
-	srv := dbusrt.NewServer()
-	conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	srv.Bind(conn)
-	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, quietAgent{}, bluechi.InternalAgentProperties{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
+	registerAgent(t, c, "a", func(*dbus.Conn) bluechi.InternalAgentServer { return quietAgent{} })
 	got := make(chan uint32, 1)
 	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
 	sub, err := ctrl.OnJobNew(ctx, func(s *bluechi.ControllerJobNewSignal) { got <- s.ID })
