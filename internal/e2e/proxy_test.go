@@ -244,3 +244,39 @@ func TestProxyServices(t *testing.T) {
 		return c.unitState("node-a", "bound-to-failing.service") != "active"
 	})
 }
+
+// TestProxyPendingAcrossReconnects: a proxy whose target node is offline
+// waits (§9.2); the controller restarts meanwhile, so the requesting agent
+// announces its proxy again on the new connection (§9.7); when the target
+// node finally registers, its dependency is started and the pending proxy,
+// and with it the requesting unit, become active.
+func TestProxyPendingAcrossReconnects(t *testing.T) {
+	c := newClusterWith(t, "LogLevel=DEBUG\n\n[node node-a]\nAllowDependenciesOn=node-b\n", "node-a", "node-b")
+	c.startOnline("node-a")
+	c.installProxyTemplates()
+	simple := sandbox.SimpleServiceName
+	proxy := c.requester("node-a", "needs-b.service", "node-b", simple)
+	// The requester waits for its proxy (After=): start it without waiting.
+	if out, err := c.nodes["node-a"].Exec(context.Background(), "systemctl", "--user", "start", "--no-block", "needs-b.service"); err != nil {
+		t.Fatalf("start needs-b: %v: %s", err, out)
+	}
+	c.waitFor("the proxy to wait for node-b", func() bool { return c.unitState("node-a", proxy) == "activating" })
+
+	stop(c.ctrlCmd)
+	c.startController()
+	c.waitStatus("node-a", "online")
+	if s := c.unitState("node-a", proxy); s != "activating" {
+		t.Fatalf("proxy after the controller restarted: %s, want still activating", s)
+	}
+
+	c.startAgent("node-b")
+	c.waitStatus("node-b", "online")
+	c.waitFor("the proxy and its requester to start", func() bool {
+		return c.unitState("node-a", proxy) == "active" && c.unitState("node-a", "needs-b.service") == "active"
+	})
+	for _, u := range []string{simple, "bluechi-dep@" + simple} {
+		if s := c.unitState("node-b", u); s != "active" {
+			t.Errorf("%s on node-b: %s, want active", u, s)
+		}
+	}
+}
