@@ -8,6 +8,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // maxEarly bounds the remembered results of jobs removed before being tracked.
@@ -134,10 +135,21 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 				a.slog().Warn("send AgentJobMetrics", "job", j.id, "error", err)
 			}
 		}
-		if err := sess.obj.EmitJobDone(bluechi.InternalAgentJobDoneSignal{ID: j.id, Result: result}); err != nil {
+		if err := sess.sendJobDone(j.id, result); err != nil {
 			a.slog().Warn("send JobDone", "job", j.id, "error", err)
 		}
 	}
+}
+
+// sendJobDone sends JobDone(id, result) encoded by internal/wire: it is on
+// the path of every job's end, where godbus's encoding cost more than the
+// write. Unit events queued before it leave first, as with any write.
+func (s *session) sendJobDone(id uint32, result string) error {
+	var w wire.Writer
+	w.Uint32(id)
+	w.String(result)
+	return s.tap.Send(wire.AppendSignal(nil, s.tap.GetSerial(), string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface,
+		bluechi.InternalAgentSignalJobDone, "", "us", w.Buf))
 }
 
 func (a *Agent) jobState(path dbus.ObjectPath, state string) {

@@ -110,6 +110,23 @@ func (c *Controller) queueJobNew(id uint32, path dbus.ObjectPath) error {
 	return c.busTap.Queue(frame)
 }
 
+// sendJobRemoved emits JobRemoved encoded by internal/wire (it ends every
+// job, and godbus's encoding cost more than the write); without a tap
+// through godbus.
+func (c *Controller) sendJobRemoved(j *job, path dbus.ObjectPath, result string) error {
+	if c.busTap == nil {
+		return c.obj.EmitJobRemoved(bluechi.ControllerJobRemovedSignal{ID: j.id, Job: path, Node: j.node.name, Unit: j.unit, Result: result})
+	}
+	var w wire.Writer
+	w.Uint32(j.id)
+	w.ObjectPath(string(path))
+	w.String(j.node.name)
+	w.String(j.unit)
+	w.String(result)
+	return c.busTap.Send(wire.AppendSignal(nil, c.busTap.GetSerial(), string(bluechi.ControllerPath), bluechi.ControllerInterface,
+		bluechi.ControllerSignalJobRemoved, "", "uosss", w.Buf))
+}
+
 // jobDone handles JobDone from a node's agent.
 func (c *Controller) jobDone(n *node, id uint32, result string) {
 	now := time.Now()
@@ -185,9 +202,7 @@ func (c *Controller) finishJob(j *job, result string) {
 // first, so a client reacting to JobRemoved never finds it still there.
 func (c *Controller) jobRemoved(j *job, obj *bluechi.JobObject, result string) {
 	obj.Unexport()
-	if err := c.obj.EmitJobRemoved(bluechi.ControllerJobRemovedSignal{
-		ID: j.id, Job: obj.Path(), Node: j.node.name, Unit: j.unit, Result: result,
-	}); err != nil {
+	if err := c.sendJobRemoved(j, obj.Path(), result); err != nil {
 		c.logger().Warn("emit JobRemoved", "error", err)
 	}
 }
