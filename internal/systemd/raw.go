@@ -1,6 +1,8 @@
 package systemd
 
 import (
+	"fmt"
+
 	"strings"
 	"sync"
 
@@ -200,6 +202,9 @@ func (c *Client) rawReply(m *wire.Message) {
 			path = dbus.ObjectPath(p)
 		}
 	}
+	if pj.reply != nil {
+		pj.reply <- rawJobReply(m, path) // buffered: the only reply
+	}
 	if pj.abandoned || path == "" {
 		delete(c.pending, m.ReplySerial)
 		return
@@ -212,4 +217,23 @@ func (c *Client) rawReply(m *wire.Message) {
 		c.gates[path] = map[*pendingJob]bool{}
 	}
 	c.gates[path][pj] = true
+}
+
+// rawJobReply turns the reply to a raw job call into its result: the job
+// path, or the error godbus would have returned for it.
+func rawJobReply(m *wire.Message, path dbus.ObjectPath) jobReply {
+	switch {
+	case m.Type == wire.TypeError:
+		e := dbus.Error{Name: m.ErrorName} // a value, as godbus returns it
+		if len(m.Signature) > 0 && m.Signature[0] == 's' {
+			r := wire.NewReader(m.Body, m.BigEndian)
+			if msg, err := r.String(); err == nil {
+				e.Body = []any{msg}
+			}
+		}
+		return jobReply{err: e}
+	case path == "":
+		return jobReply{err: fmt.Errorf("systemd: unexpected reply of signature %q, want a job path", m.Signature)}
+	}
+	return jobReply{path: path}
 }

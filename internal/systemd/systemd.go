@@ -114,6 +114,13 @@ type pendingJob struct {
 	path      dbus.ObjectPath
 	gate      chan struct{} // closed when the caller is done; nil until the reply arrived
 	abandoned bool          // the caller gave up before the reply arrived
+	reply     chan jobReply // a raw call's reply (nil for calls made through godbus)
+}
+
+// jobReply is the reply to a job call sent raw: the job path, or an error.
+type jobReply struct {
+	path dbus.ObjectPath
+	err  error
 }
 
 // jobMethods are the Manager methods whose reply is a job path.
@@ -387,6 +394,13 @@ func decode(body []any, err error, ptrs ...any) error {
 // the job path before any event about the job (JobNew, job
 // PropertiesChanged, JobRemoved) is delivered on Events.
 func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), member string, args ...any) (dbus.ObjectPath, error) {
+	if len(args) == 2 {
+		name, ok1 := args[0].(string)
+		mode, ok2 := args[1].(string)
+		if ok1 && ok2 && wire.ValidString(name) && wire.ValidString(mode) {
+			return c.rawJobCall(ctx, track, member, name, mode)
+		}
+	}
 	body, serial, err := c.callSerial(ctx, ManagerPath, ManagerInterface, member, args...)
 	defer c.finishJobCall(serial)
 	var job dbus.ObjectPath
@@ -397,6 +411,46 @@ func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), membe
 		track(job)
 	}
 	return job, nil
+}
+
+// rawJobCall is jobCall for the methods of two strings (StartUnit and
+// its kin), encoded by internal/wire and answered through rawReply: on the
+// path of every job request, godbus's encoding and decoding cost more than
+// the write. Errors are the *dbus.Error godbus would have returned.
+func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), member, name, mode string) (dbus.ObjectPath, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	serial := c.tap.GetSerial()
+	pj := &pendingJob{reply: make(chan jobReply, 1)}
+	c.mu.Lock()
+	c.pending[serial] = pj
+	c.mu.Unlock()
+	defer c.finishJobCall(serial)
+	var w wire.Writer
+	w.String(name)
+	w.String(mode)
+	err := c.tap.Send(wire.AppendCall(nil, serial, BusName, string(ManagerPath), ManagerInterface, member, "ss", w.Buf))
+	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
+	if err != nil {
+		return "", dbus.ErrClosed
+	}
+	select {
+	case r := <-pj.reply:
+		if r.err != nil {
+			return "", r.err
+		}
+		if track != nil {
+			track(r.path)
+		}
+		return r.path, nil
+	case <-ctx.Done():
+		return "", &dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
+	case <-c.conn.Context().Done():
+		return "", dbus.ErrClosed
+	}
 }
 
 // StartUnit asks systemd to start a unit (Manager.StartUnit) and returns the
