@@ -2,7 +2,6 @@ package systemd
 
 import (
 	"fmt"
-
 	"strings"
 	"sync"
 

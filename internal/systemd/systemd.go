@@ -135,6 +135,10 @@ var jobMethods = map[string]bool{
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	addr, private := opts.Address, opts.Private
 	if addr == "" {
+		userPrivate := ""
+		if !opts.System {
+			userPrivate = userPrivateSocket()
+		}
 		switch {
 		case opts.System && os.Geteuid() == 0:
 			addr, private = "unix:path="+PrivateSocket, true
@@ -143,8 +147,8 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 			if addr == "" {
 				addr = "unix:path=/run/dbus/system_bus_socket"
 			}
-		case userPrivateSocket() != "":
-			addr, private = "unix:path="+userPrivateSocket(), true
+		case userPrivate != "":
+			addr, private = "unix:path="+userPrivate, true
 		default:
 			addr = os.Getenv("DBUS_SESSION_BUS_ADDRESS")
 			if addr == "" {
@@ -416,7 +420,7 @@ func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), membe
 // rawJobCall is jobCall for the methods of two strings (StartUnit and
 // its kin), encoded by internal/wire and answered through rawReply: on the
 // path of every job request, godbus's encoding and decoding cost more than
-// the write. Errors are the *dbus.Error godbus would have returned.
+// the write. Errors are the dbus.Error values godbus would have returned.
 func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), member, name, mode string) (dbus.ObjectPath, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
