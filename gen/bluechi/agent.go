@@ -336,53 +336,41 @@ func (c *AgentClient) Destination() string { return c.dest }
 
 // CreateProxy calls org.eclipse.bluechi.Agent.CreateProxy: Make a local proxy service wait for a unit on another node.
 func (c *AgentClient) CreateProxy(ctx context.Context, localServiceName string, node string, unit string) (err error) {
-	done := c.obj.GoWithContext(ctx, AgentInterface+".CreateProxy", 0, make(chan *dbus.Call, 1), localServiceName, node, unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, AgentInterface, "CreateProxy", "", localServiceName, node, unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // RemoveProxy calls org.eclipse.bluechi.Agent.RemoveProxy: Tear down a proxy made by CreateProxy.
 func (c *AgentClient) RemoveProxy(ctx context.Context, localServiceName string, node string, unit string) (err error) {
-	done := c.obj.GoWithContext(ctx, AgentInterface+".RemoveProxy", 0, make(chan *dbus.Call, 1), localServiceName, node, unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, AgentInterface, "RemoveProxy", "", localServiceName, node, unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // SwitchController calls org.eclipse.bluechi.Agent.SwitchController: Drop the controller connection and reconnect to another address.
 func (c *AgentClient) SwitchController(ctx context.Context, dbusAddress string) (err error) {
-	done := c.obj.GoWithContext(ctx, AgentInterface+".SwitchController", 0, make(chan *dbus.Call, 1), dbusAddress).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, AgentInterface, "SwitchController", "", dbusAddress)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // JobCancel calls org.eclipse.bluechi.Agent.JobCancel: Cancel the systemd job tracked under a BlueChi job id.
 func (c *AgentClient) JobCancel(ctx context.Context, id uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, AgentInterface+".JobCancel", 0, make(chan *dbus.Call, 1), id).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, AgentInterface, "JobCancel", "", id)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

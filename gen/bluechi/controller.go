@@ -393,105 +393,81 @@ func (c *ControllerClient) Destination() string { return c.dest }
 
 // ListUnits calls org.eclipse.bluechi.Controller.ListUnits: Collect the loaded units of every online node.
 func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]UnitInfo, err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".ListUnits", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "ListUnits", "a{sa(ssssssouso)}")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &units)
+	err = dbusrt.Decode(body, &units)
 	return
 }
 
 // ListUnitFiles calls org.eclipse.bluechi.Controller.ListUnitFiles: Collect the unit files of every online node.
 func (c *ControllerClient) ListUnitFiles(ctx context.Context) (unitfiles map[string][]UnitFileInfo, err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".ListUnitFiles", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "ListUnitFiles", "a{sa(ss)}")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &unitfiles)
+	err = dbusrt.Decode(body, &unitfiles)
 	return
 }
 
 // ListNodes calls org.eclipse.bluechi.Controller.ListNodes: List every configured node together with its connection state.
 func (c *ControllerClient) ListNodes(ctx context.Context) (nodes []NodeInfo, err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".ListNodes", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "ListNodes", "a(soss)")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &nodes)
+	err = dbusrt.Decode(body, &nodes)
 	return
 }
 
 // GetNode calls org.eclipse.bluechi.Controller.GetNode: Look up the object path of a node by name.
 func (c *ControllerClient) GetNode(ctx context.Context, name string) (path dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".GetNode", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "GetNode", "o", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &path)
+	err = dbusrt.Decode(body, &path)
 	return
 }
 
 // CreateMonitor calls org.eclipse.bluechi.Controller.CreateMonitor: Create a monitor object owned by the caller.
 func (c *ControllerClient) CreateMonitor(ctx context.Context) (monitor dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".CreateMonitor", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "CreateMonitor", "o")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &monitor)
+	err = dbusrt.Decode(body, &monitor)
 	return
 }
 
 // EnableMetrics calls org.eclipse.bluechi.Controller.EnableMetrics: Switch metrics on for the controller and all agents.
 func (c *ControllerClient) EnableMetrics(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".EnableMetrics", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "EnableMetrics", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // DisableMetrics calls org.eclipse.bluechi.Controller.DisableMetrics: Switch metrics off again and remove the Metrics object.
 func (c *ControllerClient) DisableMetrics(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".DisableMetrics", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "DisableMetrics", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // SetLogLevel calls org.eclipse.bluechi.Controller.SetLogLevel: Change the controller's log level immediately (not persisted).
 func (c *ControllerClient) SetLogLevel(ctx context.Context, loglevel string) (err error) {
-	done := c.obj.GoWithContext(ctx, ControllerInterface+".SetLogLevel", 0, make(chan *dbus.Call, 1), loglevel).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, ControllerInterface, "SetLogLevel", "", loglevel)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

@@ -1046,378 +1046,291 @@ func (c *InternalAgentClient) Destination() string { return c.dest }
 
 // StartUnit calls org.eclipse.bluechi.internal.Agent.StartUnit: Controller to agent: start a unit and track its systemd job.
 func (c *InternalAgentClient) StartUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StartUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "StartUnit", "", name, mode, jobid)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // StartTransientUnit calls org.eclipse.bluechi.internal.Agent.StartTransientUnit: Controller to agent: create and start a transient unit (job not tracked).
 func (c *InternalAgentClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StartTransientUnit", 0, make(chan *dbus.Call, 1), name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "StartTransientUnit", "o", name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &job)
+	err = dbusrt.Decode(body, &job)
 	return
 }
 
 // StopUnit calls org.eclipse.bluechi.internal.Agent.StopUnit: Controller to agent: stop a unit and track its systemd job.
 func (c *InternalAgentClient) StopUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StopUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "StopUnit", "", name, mode, jobid)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // FreezeUnit calls org.eclipse.bluechi.internal.Agent.FreezeUnit: Controller to agent: freeze the processes of a unit.
 func (c *InternalAgentClient) FreezeUnit(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".FreezeUnit", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "FreezeUnit", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ThawUnit calls org.eclipse.bluechi.internal.Agent.ThawUnit: Controller to agent: thaw the processes of a unit.
 func (c *InternalAgentClient) ThawUnit(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ThawUnit", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "ThawUnit", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ReloadUnit calls org.eclipse.bluechi.internal.Agent.ReloadUnit: Controller to agent: reload a unit and track its systemd job.
 func (c *InternalAgentClient) ReloadUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ReloadUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "ReloadUnit", "", name, mode, jobid)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // RestartUnit calls org.eclipse.bluechi.internal.Agent.RestartUnit: Controller to agent: restart a unit and track its systemd job.
 func (c *InternalAgentClient) RestartUnit(ctx context.Context, name string, mode string, jobid uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".RestartUnit", 0, make(chan *dbus.Call, 1), name, mode, jobid).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "RestartUnit", "", name, mode, jobid)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // KillUnit calls org.eclipse.bluechi.internal.Agent.KillUnit: Controller to agent: signal processes of a unit.
 func (c *InternalAgentClient) KillUnit(ctx context.Context, name string, who string, signal int32) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".KillUnit", 0, make(chan *dbus.Call, 1), name, who, signal).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "KillUnit", "", name, who, signal)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // GetUnitProperties calls org.eclipse.bluechi.internal.Agent.GetUnitProperties: Controller to agent: read all properties of a unit for one interface.
 func (c *InternalAgentClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetUnitProperties", 0, make(chan *dbus.Call, 1), name, iface).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "GetUnitProperties", "a{sv}", name, iface)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &props)
+	err = dbusrt.Decode(body, &props)
 	return
 }
 
 // GetUnitProperty calls org.eclipse.bluechi.internal.Agent.GetUnitProperty: Controller to agent: read one property of a unit.
 func (c *InternalAgentClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetUnitProperty", 0, make(chan *dbus.Call, 1), name, iface, property).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "GetUnitProperty", "v", name, iface, property)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &value)
+	err = dbusrt.Decode(body, &value)
 	return
 }
 
 // SetUnitProperties calls org.eclipse.bluechi.internal.Agent.SetUnitProperties: Controller to agent: change properties of a unit.
 func (c *InternalAgentClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyvalues []UnitProperty) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".SetUnitProperties", 0, make(chan *dbus.Call, 1), name, runtime, dbusrt.FixVariants(keyvalues)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "SetUnitProperties", "", name, runtime, dbusrt.FixVariants(keyvalues))
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // EnableUnitFiles calls org.eclipse.bluechi.internal.Agent.EnableUnitFiles: Controller to agent: enable unit files.
 func (c *InternalAgentClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []UnitFileChange, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".EnableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime, force).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "EnableUnitFiles", "ba(sss)", files, runtime, force)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &carriesInstallInfo, &changes)
+	err = dbusrt.Decode(body, &carriesInstallInfo, &changes)
 	return
 }
 
 // DisableUnitFiles calls org.eclipse.bluechi.internal.Agent.DisableUnitFiles: Controller to agent: disable unit files.
 func (c *InternalAgentClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []UnitFileChange, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".DisableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "DisableUnitFiles", "a(sss)", files, runtime)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &changes)
+	err = dbusrt.Decode(body, &changes)
 	return
 }
 
 // ListUnits calls org.eclipse.bluechi.internal.Agent.ListUnits: Controller to agent: list the units systemd has loaded.
 func (c *InternalAgentClient) ListUnits(ctx context.Context) (units []UnitInfo, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ListUnits", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "ListUnits", "a(ssssssouso)")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &units)
+	err = dbusrt.Decode(body, &units)
 	return
 }
 
 // ListUnitFiles calls org.eclipse.bluechi.internal.Agent.ListUnitFiles: Controller to agent: list the unit files systemd knows.
 func (c *InternalAgentClient) ListUnitFiles(ctx context.Context) (units []UnitFileInfo, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ListUnitFiles", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "ListUnitFiles", "a(ss)")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &units)
+	err = dbusrt.Decode(body, &units)
 	return
 }
 
 // GetUnitFileState calls org.eclipse.bluechi.internal.Agent.GetUnitFileState: Controller to agent: tell the enablement state of one unit file.
 func (c *InternalAgentClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetUnitFileState", 0, make(chan *dbus.Call, 1), file).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "GetUnitFileState", "s", file)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &state)
+	err = dbusrt.Decode(body, &state)
 	return
 }
 
 // Subscribe calls org.eclipse.bluechi.internal.Agent.Subscribe: Controller to agent: report events for a unit, or for all units with `*`.
 func (c *InternalAgentClient) Subscribe(ctx context.Context, unit string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".Subscribe", 0, make(chan *dbus.Call, 1), unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "Subscribe", "", unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // Unsubscribe calls org.eclipse.bluechi.internal.Agent.Unsubscribe: Controller to agent: stop reporting events for a unit or for `*`.
 func (c *InternalAgentClient) Unsubscribe(ctx context.Context, unit string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".Unsubscribe", 0, make(chan *dbus.Call, 1), unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "Unsubscribe", "", unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // EnableMetrics calls org.eclipse.bluechi.internal.Agent.EnableMetrics: Controller to agent: start timing jobs and export the metrics object.
 func (c *InternalAgentClient) EnableMetrics(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".EnableMetrics", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "EnableMetrics", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // DisableMetrics calls org.eclipse.bluechi.internal.Agent.DisableMetrics: Controller to agent: stop timing jobs and remove the metrics object.
 func (c *InternalAgentClient) DisableMetrics(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".DisableMetrics", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "DisableMetrics", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // StartDep calls org.eclipse.bluechi.internal.Agent.StartDep: Controller to agent: start `bluechi-dep@UNIT` for a cross-node dependency.
 func (c *InternalAgentClient) StartDep(ctx context.Context, unit string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StartDep", 0, make(chan *dbus.Call, 1), unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "StartDep", "", unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // StopDep calls org.eclipse.bluechi.internal.Agent.StopDep: Controller to agent: stop `bluechi-dep@UNIT` once no dependency remains.
 func (c *InternalAgentClient) StopDep(ctx context.Context, unit string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".StopDep", 0, make(chan *dbus.Call, 1), unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "StopDep", "", unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // Reload calls org.eclipse.bluechi.internal.Agent.Reload: Controller to agent: make systemd reload its configuration.
 func (c *InternalAgentClient) Reload(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".Reload", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "Reload", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // SetLogLevel calls org.eclipse.bluechi.internal.Agent.SetLogLevel: Controller to agent: change the agent's log level.
 func (c *InternalAgentClient) SetLogLevel(ctx context.Context, level string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".SetLogLevel", 0, make(chan *dbus.Call, 1), level).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "SetLogLevel", "", level)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ResetFailed calls org.eclipse.bluechi.internal.Agent.ResetFailed: Controller to agent: clear the failed state of all units.
 func (c *InternalAgentClient) ResetFailed(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ResetFailed", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "ResetFailed", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ResetFailedUnit calls org.eclipse.bluechi.internal.Agent.ResetFailedUnit: Controller to agent: clear the failed state of one unit.
 func (c *InternalAgentClient) ResetFailedUnit(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".ResetFailedUnit", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "ResetFailedUnit", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // GetDefaultTarget calls org.eclipse.bluechi.internal.Agent.GetDefaultTarget: Controller to agent: tell the default boot target.
 func (c *InternalAgentClient) GetDefaultTarget(ctx context.Context) (defaulttarget string, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".GetDefaultTarget", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "GetDefaultTarget", "s")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &defaulttarget)
+	err = dbusrt.Decode(body, &defaulttarget)
 	return
 }
 
 // SetDefaultTarget calls org.eclipse.bluechi.internal.Agent.SetDefaultTarget: Controller to agent: change the default boot target.
 func (c *InternalAgentClient) SetDefaultTarget(ctx context.Context, defaulttarget string, force bool) (out []UnitFileChange, err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".SetDefaultTarget", 0, make(chan *dbus.Call, 1), defaulttarget, force).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "SetDefaultTarget", "a(sss)", defaulttarget, force)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &out)
+	err = dbusrt.Decode(body, &out)
 	return
 }
 
 // JobCancel calls org.eclipse.bluechi.internal.Agent.JobCancel: Controller to agent: cancel the systemd job tracked under a BlueChi id.
 func (c *InternalAgentClient) JobCancel(ctx context.Context, id uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalAgentInterface+".JobCancel", 0, make(chan *dbus.Call, 1), id).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, "JobCancel", "", id)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

@@ -168,14 +168,11 @@ func (c *InternalControllerClient) Destination() string { return c.dest }
 
 // Register calls org.eclipse.bluechi.internal.Controller.Register: Agent to controller: bind this connection to a configured node name.
 func (c *InternalControllerClient) Register(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalControllerInterface+".Register", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalControllerInterface, "Register", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

@@ -192,53 +192,41 @@ func (c *InternalProxyClient) Destination() string { return c.dest }
 
 // Error calls org.eclipse.bluechi.internal.Proxy.Error: Controller to agent: the proxy cannot be set up.
 func (c *InternalProxyClient) Error(ctx context.Context, message string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".Error", 0, make(chan *dbus.Call, 1), message).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, "Error", "", message)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // TargetNew calls org.eclipse.bluechi.internal.Proxy.TargetNew: Controller to agent: the target unit was loaded; informational only.
 func (c *InternalProxyClient) TargetNew(ctx context.Context, reason string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".TargetNew", 0, make(chan *dbus.Call, 1), reason).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, "TargetNew", "", reason)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // TargetStateChanged calls org.eclipse.bluechi.internal.Proxy.TargetStateChanged: Controller to agent: the target unit changed state.
 func (c *InternalProxyClient) TargetStateChanged(ctx context.Context, state string, substate string, reason string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".TargetStateChanged", 0, make(chan *dbus.Call, 1), state, substate, reason).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, "TargetStateChanged", "", state, substate, reason)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // TargetRemoved calls org.eclipse.bluechi.internal.Proxy.TargetRemoved: Controller to agent: the target unit was unloaded.
 func (c *InternalProxyClient) TargetRemoved(ctx context.Context, reason string) (err error) {
-	done := c.obj.GoWithContext(ctx, InternalProxyInterface+".TargetRemoved", 0, make(chan *dbus.Call, 1), reason).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, "TargetRemoved", "", reason)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

@@ -208,14 +208,11 @@ func (c *JobClient) Destination() string { return c.dest }
 
 // Cancel calls org.eclipse.bluechi.Job.Cancel: Ask the node to cancel the systemd job behind this job.
 func (c *JobClient) Cancel(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, JobInterface+".Cancel", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, JobInterface, "Cancel", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

@@ -468,79 +468,61 @@ func (c *MonitorClient) Destination() string { return c.dest }
 
 // Close calls org.eclipse.bluechi.Monitor.Close: Drop all subscriptions, detach all peers and unexport the monitor.
 func (c *MonitorClient) Close(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, MonitorInterface+".Close", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, MonitorInterface, "Close", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // Subscribe calls org.eclipse.bluechi.Monitor.Subscribe: Watch one unit, or every unit, on one node or on all nodes.
 func (c *MonitorClient) Subscribe(ctx context.Context, node string, unit string) (id uint32, err error) {
-	done := c.obj.GoWithContext(ctx, MonitorInterface+".Subscribe", 0, make(chan *dbus.Call, 1), node, unit).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, MonitorInterface, "Subscribe", "u", node, unit)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &id)
+	err = dbusrt.Decode(body, &id)
 	return
 }
 
 // Unsubscribe calls org.eclipse.bluechi.Monitor.Unsubscribe: Remove one subscription of this monitor.
 func (c *MonitorClient) Unsubscribe(ctx context.Context, id uint32) (err error) {
-	done := c.obj.GoWithContext(ctx, MonitorInterface+".Unsubscribe", 0, make(chan *dbus.Call, 1), id).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, MonitorInterface, "Unsubscribe", "", id)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // SubscribeList calls org.eclipse.bluechi.Monitor.SubscribeList: Watch several named units on a node with a single subscription.
 func (c *MonitorClient) SubscribeList(ctx context.Context, node string, units []string) (id uint32, err error) {
-	done := c.obj.GoWithContext(ctx, MonitorInterface+".SubscribeList", 0, make(chan *dbus.Call, 1), node, units).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, MonitorInterface, "SubscribeList", "u", node, units)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &id)
+	err = dbusrt.Decode(body, &id)
 	return
 }
 
 // AddPeer calls org.eclipse.bluechi.Monitor.AddPeer: Let another bus client receive the signals of this monitor.
 func (c *MonitorClient) AddPeer(ctx context.Context, name string) (id uint32, err error) {
-	done := c.obj.GoWithContext(ctx, MonitorInterface+".AddPeer", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, MonitorInterface, "AddPeer", "u", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &id)
+	err = dbusrt.Decode(body, &id)
 	return
 }
 
 // RemovePeer calls org.eclipse.bluechi.Monitor.RemovePeer: Stop sending signals to a peer.
 func (c *MonitorClient) RemovePeer(ctx context.Context, id uint32, reason string) (err error) {
-	done := c.obj.GoWithContext(ctx, MonitorInterface+".RemovePeer", 0, make(chan *dbus.Call, 1), id, reason).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, MonitorInterface, "RemovePeer", "", id, reason)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 

@@ -660,287 +660,221 @@ func (c *NodeClient) Destination() string { return c.dest }
 
 // StartUnit calls org.eclipse.bluechi.Node.StartUnit: Queue a start job for a unit on this node's systemd.
 func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".StartUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "StartUnit", "o", name, mode)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &job)
+	err = dbusrt.Decode(body, &job)
 	return
 }
 
 // StartTransientUnit calls org.eclipse.bluechi.Node.StartTransientUnit: Create and start a transient unit on this node.
 func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".StartTransientUnit", 0, make(chan *dbus.Call, 1), name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "StartTransientUnit", "o", name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &job)
+	err = dbusrt.Decode(body, &job)
 	return
 }
 
 // StopUnit calls org.eclipse.bluechi.Node.StopUnit: Queue a stop job for a unit on this node's systemd.
 func (c *NodeClient) StopUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".StopUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "StopUnit", "o", name, mode)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &job)
+	err = dbusrt.Decode(body, &job)
 	return
 }
 
 // FreezeUnit calls org.eclipse.bluechi.Node.FreezeUnit: Suspend all processes of a unit with the cgroup freezer.
 func (c *NodeClient) FreezeUnit(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".FreezeUnit", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "FreezeUnit", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ThawUnit calls org.eclipse.bluechi.Node.ThawUnit: Resume the processes of a frozen unit.
 func (c *NodeClient) ThawUnit(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".ThawUnit", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "ThawUnit", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ReloadUnit calls org.eclipse.bluechi.Node.ReloadUnit: Queue a reload job for a unit on this node's systemd.
 func (c *NodeClient) ReloadUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".ReloadUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "ReloadUnit", "o", name, mode)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &job)
+	err = dbusrt.Decode(body, &job)
 	return
 }
 
 // RestartUnit calls org.eclipse.bluechi.Node.RestartUnit: Queue a restart job for a unit on this node's systemd.
 func (c *NodeClient) RestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".RestartUnit", 0, make(chan *dbus.Call, 1), name, mode).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "RestartUnit", "o", name, mode)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &job)
+	err = dbusrt.Decode(body, &job)
 	return
 }
 
 // KillUnit calls org.eclipse.bluechi.Node.KillUnit: Send a signal to processes of a unit.
 func (c *NodeClient) KillUnit(ctx context.Context, name string, who string, signal int32) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".KillUnit", 0, make(chan *dbus.Call, 1), name, who, signal).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "KillUnit", "", name, who, signal)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // GetUnitProperties calls org.eclipse.bluechi.Node.GetUnitProperties: Read all properties of a unit for one interface.
 func (c *NodeClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".GetUnitProperties", 0, make(chan *dbus.Call, 1), name, iface).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "GetUnitProperties", "a{sv}", name, iface)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &props)
+	err = dbusrt.Decode(body, &props)
 	return
 }
 
 // GetUnitProperty calls org.eclipse.bluechi.Node.GetUnitProperty: Read one property of a unit.
 func (c *NodeClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".GetUnitProperty", 0, make(chan *dbus.Call, 1), name, iface, property).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "GetUnitProperty", "v", name, iface, property)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &value)
+	err = dbusrt.Decode(body, &value)
 	return
 }
 
 // SetUnitProperties calls org.eclipse.bluechi.Node.SetUnitProperties: Change properties of a unit.
 func (c *NodeClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyvalues []UnitProperty) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".SetUnitProperties", 0, make(chan *dbus.Call, 1), name, runtime, dbusrt.FixVariants(keyvalues)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "SetUnitProperties", "", name, runtime, dbusrt.FixVariants(keyvalues))
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // EnableUnitFiles calls org.eclipse.bluechi.Node.EnableUnitFiles: Enable unit files on this node.
 func (c *NodeClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []UnitFileChange, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".EnableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime, force).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "EnableUnitFiles", "ba(sss)", files, runtime, force)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &carriesInstallInfo, &changes)
+	err = dbusrt.Decode(body, &carriesInstallInfo, &changes)
 	return
 }
 
 // DisableUnitFiles calls org.eclipse.bluechi.Node.DisableUnitFiles: Disable unit files on this node.
 func (c *NodeClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []UnitFileChange, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".DisableUnitFiles", 0, make(chan *dbus.Call, 1), files, runtime).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "DisableUnitFiles", "a(sss)", files, runtime)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &changes)
+	err = dbusrt.Decode(body, &changes)
 	return
 }
 
 // ListUnits calls org.eclipse.bluechi.Node.ListUnits: List the units systemd currently has loaded on this node.
 func (c *NodeClient) ListUnits(ctx context.Context) (units []UnitInfo, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".ListUnits", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "ListUnits", "a(ssssssouso)")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &units)
+	err = dbusrt.Decode(body, &units)
 	return
 }
 
 // ListUnitFiles calls org.eclipse.bluechi.Node.ListUnitFiles: List the unit files systemd knows on this node.
 func (c *NodeClient) ListUnitFiles(ctx context.Context) (unitfiles []UnitFileInfo, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".ListUnitFiles", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "ListUnitFiles", "a(ss)")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &unitfiles)
+	err = dbusrt.Decode(body, &unitfiles)
 	return
 }
 
 // GetUnitFileState calls org.eclipse.bluechi.Node.GetUnitFileState: Tell the enablement state of one unit file.
 func (c *NodeClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".GetUnitFileState", 0, make(chan *dbus.Call, 1), file).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "GetUnitFileState", "s", file)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &state)
+	err = dbusrt.Decode(body, &state)
 	return
 }
 
 // Reload calls org.eclipse.bluechi.Node.Reload: Make systemd on this node reload its configuration (daemon-reload).
 func (c *NodeClient) Reload(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".Reload", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "Reload", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // SetLogLevel calls org.eclipse.bluechi.Node.SetLogLevel: Change the log level of this node's agent (not persisted).
 func (c *NodeClient) SetLogLevel(ctx context.Context, level string) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".SetLogLevel", 0, make(chan *dbus.Call, 1), level).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "SetLogLevel", "", level)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ResetFailed calls org.eclipse.bluechi.Node.ResetFailed: Clear the failed state of every unit on this node.
 func (c *NodeClient) ResetFailed(ctx context.Context) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".ResetFailed", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "ResetFailed", "")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // ResetFailedUnit calls org.eclipse.bluechi.Node.ResetFailedUnit: Clear the failed state of one unit.
 func (c *NodeClient) ResetFailedUnit(ctx context.Context, name string) (err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".ResetFailedUnit", 0, make(chan *dbus.Call, 1), name).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "ResetFailedUnit", "", name)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body)
+	err = dbusrt.Decode(body)
 	return
 }
 
 // GetDefaultTarget calls org.eclipse.bluechi.Node.GetDefaultTarget: Tell which target this node boots into.
 func (c *NodeClient) GetDefaultTarget(ctx context.Context) (defaulttarget string, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".GetDefaultTarget", 0, make(chan *dbus.Call, 1)).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "GetDefaultTarget", "s")
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &defaulttarget)
+	err = dbusrt.Decode(body, &defaulttarget)
 	return
 }
 
 // SetDefaultTarget calls org.eclipse.bluechi.Node.SetDefaultTarget: Change the target this node boots into.
 func (c *NodeClient) SetDefaultTarget(ctx context.Context, defaulttarget string, force bool) (out []UnitFileChange, err error) {
-	done := c.obj.GoWithContext(ctx, NodeInterface+".SetDefaultTarget", 0, make(chan *dbus.Call, 1), defaulttarget, force).Done
-	dbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start
-	call := <-done
-	if call.Err != nil {
-		err = call.Err
+	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, NodeInterface, "SetDefaultTarget", "a(sss)", defaulttarget, force)
+	if err != nil {
 		return
 	}
-	err = dbusrt.Decode(call.Body, &out)
+	err = dbusrt.Decode(body, &out)
 	return
 }
 

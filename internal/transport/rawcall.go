@@ -70,6 +70,16 @@ func (e *RawError) Error() string {
 // over as bytes instead of to godbus. It fails when ctx ends first or the
 // connection closes.
 func (t *Tap) Call(ctx context.Context, serial uint32, msg []byte) (*RawResult, error) {
+	wait, err := t.Start(serial, msg)
+	if err != nil {
+		return nil, err
+	}
+	return wait(ctx)
+}
+
+// Start sends a method call like Call and returns at once with the
+// function that waits for its reply (to be called once).
+func (t *Tap) Start(serial uint32, msg []byte) (wait func(context.Context) (*RawResult, error), err error) {
 	ch := make(chan *RawResult, 1)
 	t.mu.Lock()
 	if t.pc == nil {
@@ -98,16 +108,26 @@ func (t *Tap) Call(ctx context.Context, serial uint32, msg []byte) (*RawResult, 
 		forget()
 		return nil, err
 	}
-	select {
-	case r, ok := <-ch:
-		if !ok {
-			return nil, ErrTapDetached
+	return func(ctx context.Context) (*RawResult, error) {
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				return nil, ErrTapDetached
+			}
+			return r, nil
+		case <-ctx.Done():
+			forget()
+			return nil, ctx.Err()
 		}
-		return r, nil
-	case <-ctx.Done():
-		forget()
-		return nil, ctx.Err()
-	}
+	}, nil
+}
+
+// CanCall reports whether raw calls can be made: the tap is attached to
+// an open connection whose reader hands replies over.
+func (t *Tap) CanCall() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pc != nil && t.pc.pump != nil
 }
 
 // takeReply hands a reply to its raw caller; false if it answers no raw call.

@@ -557,18 +557,20 @@ func (g *goGen) client(b *buf, i *Interface, n string) {
 		if args != "" {
 			args = ", " + args
 		}
-		b.p("\tdone := c.obj.GoWithContext(ctx, %sInterface+\".%s\", 0, make(chan *dbus.Call, 1)%s).Done", n, m.Name, args)
-		b.p("\tdbusrt.Release(ctx) // the request is on the wire: an ordered caller may let the next call start")
-		b.p("\tcall := <-done")
-		b.p("\tif call.Err != nil {")
-		b.p("\t\terr = call.Err")
+		outSig := ""
+		for _, a := range out {
+			outSig += a.Type
+		}
+		// Invoke releases an ordered caller's turn once the call is on the wire.
+		b.p("\tbody, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, %sInterface, %q, %q%s)", n, m.Name, outSig, args)
+		b.p("\tif err != nil {")
 		b.p("\t\treturn")
 		b.p("\t}")
 		ptrs := strings.Join(names(out, func(s string) string { return "&" + paramName(s) }), ", ")
 		if ptrs != "" {
 			ptrs = ", " + ptrs
 		}
-		b.p("\terr = dbusrt.Decode(call.Body%s)", ptrs)
+		b.p("\terr = dbusrt.Decode(body%s)", ptrs)
 		b.p("\treturn")
 		b.p("}")
 		b.p("")
