@@ -134,4 +134,3 @@ func simpleArgs(args []any) (sig string, body []byte, ok bool) {
 	}
 	return string(sb), w.Buf, true
 }
-
