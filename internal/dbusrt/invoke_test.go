@@ -3,6 +3,7 @@ package dbusrt_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func TestInvokeMatchesGodbus(t *testing.T) {
 			return nil, dbusrt.NewError(dbusrt.ErrInvalidArgs, "no good")
 		}},
 		{Name: "Block", InSig: "", Call: func(context.Context, []any) ([]any, error) { <-block; return nil, nil }},
+		{Name: "Big", InSig: "", Call: func(context.Context, []any) ([]any, error) { return []any{strings.Repeat("b", 3<<20)}, nil }},
 	}}
 	server, srv, err := dbusrt.ConnectBus(bus.Address)
 	if err != nil {
@@ -67,6 +69,7 @@ func TestInvokeMatchesGodbus(t *testing.T) {
 		{"Path", "o", nil},
 		{"Map", "a{su}", []any{"k"}},
 		{"Fail", "", nil},
+		{"Big", "s", nil}, // a reply past the tap's size for signals
 	}
 	for _, c := range calls {
 		want, wantErr := invoke(plain, ctx, c.member, c.outSig, c.args...)

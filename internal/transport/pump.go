@@ -270,7 +270,11 @@ func (p *pump) process() error {
 		reply := (typ == wire.TypeMethodReturn || typ == wire.TypeError) && (tap.Reply != nil || tap.ncalls.Load() > 0)
 		isCall := typ == wire.TypeMethodCall
 		call := isCall && tap.MethodCall != nil && !p.godbusHasCall()
-		if !signal && !reply && !call || size > maxTappedSize {
+		// Replies are taken whole however big while raw calls wait (one of
+		// them may be the answer, which godbus would drop); godbus would
+		// have buffered them whole too.
+		big := size > maxTappedSize && !(reply && tap.ncalls.Load() > 0)
+		if !signal && !reply && !call || big {
 			p.pass, p.passCall = size, isCall && tap.MethodCall != nil
 			continue
 		}

@@ -11,8 +11,9 @@ import (
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
-// maxTappedSize bounds the signals a Tap sees; larger ones go to godbus
-// without being buffered whole by the tap.
+// maxTappedSize bounds the signals and calls a Tap sees; larger ones go to
+// godbus without being buffered whole by the tap. Replies are taken whole
+// whatever their size while raw calls wait.
 const maxTappedSize = 1 << 20
 
 // maxQueuedOutput bounds the output buffer kept between bursts.
