@@ -3,6 +3,7 @@ package dbusrt
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/godbus/dbus/v5"
 
@@ -17,9 +18,16 @@ import (
 // spares godbus's reflection on the hot calls between controller and
 // agent; the result is what godbus would have returned. Any other call goes
 // through godbus. Either way Release(ctx) runs once the call is on the wire.
+// Two differences remain: a connection lost during a raw call gives
+// dbus.ErrClosed (godbus gives its read error), and an error reply keeps
+// only its message, the first string of its body.
 func Invoke(ctx context.Context, conn *dbus.Conn, obj dbus.BusObject, dest string, path dbus.ObjectPath, iface, member, outSig string, args ...any) ([]any, error) {
 	if tap := transport.TapOf(conn); tap != nil && simpleSignature(outSig) && tap.CanCall() {
 		if sig, body, ok := simpleArgs(args); ok {
+			if err := ctx.Err(); err != nil {
+				return nil, err // as godbus: nothing is sent
+			}
+			rawCalls.Add(1)
 			return rawCall(ctx, tap, dest, path, iface, member, sig, body, outSig)
 		}
 	}
@@ -28,6 +36,9 @@ func Invoke(ctx context.Context, conn *dbus.Conn, obj dbus.BusObject, dest strin
 	call := <-done
 	return call.Body, call.Err
 }
+
+// rawCalls counts the calls Invoke sent raw (for tests).
+var rawCalls atomic.Int64
 
 // rawCall sends one call encoded by internal/wire and decodes its reply.
 func rawCall(ctx context.Context, tap *transport.Tap, dest string, path dbus.ObjectPath, iface, member, sig string, body []byte, outSig string) ([]any, error) {

@@ -73,7 +73,11 @@ func TestInvokeMatchesGodbus(t *testing.T) {
 	}
 	for _, c := range calls {
 		want, wantErr := invoke(plain, ctx, c.member, c.outSig, c.args...)
+		before := dbusrt.RawCalls.Load()
 		got, gotErr := invoke(tapped, ctx, c.member, c.outSig, c.args...)
+		if raw := dbusrt.RawCalls.Load() > before; raw != (c.member != "Map") {
+			t.Errorf("%s sent raw: %v", c.member, raw)
+		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s body (-godbus +tapped):\n%s", c.member, diff)
 		}

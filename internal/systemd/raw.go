@@ -202,7 +202,11 @@ func (c *Client) rawReply(m *wire.Message) {
 		}
 	}
 	if pj.reply != nil {
-		pj.reply <- rawJobReply(m, path) // buffered: the only reply
+		select {
+		case pj.reply <- rawJobReply(m, path): // buffered for the one reply
+		default: // a second reply to one serial: not from a sane peer
+		}
+		pj.reply = nil
 	}
 	if pj.abandoned || path == "" {
 		delete(c.pending, m.ReplySerial)

@@ -427,8 +427,12 @@ func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), me
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	if err := ctx.Err(); err != nil {
+		return "", err // as godbus: nothing is sent
+	}
 	serial := c.tap.GetSerial()
-	pj := &pendingJob{reply: make(chan jobReply, 1)}
+	reply := make(chan jobReply, 1)
+	pj := &pendingJob{reply: reply}
 	c.mu.Lock()
 	c.pending[serial] = pj
 	c.mu.Unlock()
@@ -442,7 +446,7 @@ func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), me
 		return "", dbus.ErrClosed
 	}
 	select {
-	case r := <-pj.reply:
+	case r := <-reply:
 		if r.err != nil {
 			return "", r.err
 		}
@@ -451,6 +455,9 @@ func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), me
 		}
 		return r.path, nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return "", ctx.Err() // as godbus; only a deadline is NoReply
+		}
 		return "", &dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
 	case <-c.conn.Context().Done():
 		return "", dbus.ErrClosed

@@ -20,6 +20,7 @@ const (
 	pumpBufferSize = 8 << 10
 	minReadSpace   = 4 << 10
 	maxPumpBacklog = 1 << 20
+	maxIdleBuffer  = 64 << 10 // a bigger read buffer is dropped once empty
 )
 
 // pump reads a tapped connection in a goroutine of its own. It splits the
@@ -224,6 +225,9 @@ func (p *pump) space() []byte {
 func (p *pump) reserve(n int) {
 	if p.r == p.w {
 		p.r, p.w = 0, 0
+		if len(p.buf) > maxIdleBuffer {
+			p.buf = make([]byte, pumpBufferSize) // let a big message's buffer go
+		}
 	}
 	if len(p.buf)-p.w >= n {
 		return

@@ -1,0 +1,4 @@
+package dbusrt
+
+// RawCalls counts the calls Invoke sent raw.
+var RawCalls = &rawCalls
