@@ -55,14 +55,7 @@ func rawCall(ctx context.Context, tap *transport.Tap, dest string, path dbus.Obj
 	case err != nil:
 		return nil, err // the context's error, as godbus returns it
 	case r.ErrorName != "":
-		e := dbus.Error{Name: r.ErrorName} // a value, as godbus returns it
-		if len(r.Signature) > 0 && r.Signature[0] == 's' {
-			rd := wire.NewReader(r.Body, r.BigEndian)
-			if msg, err := rd.String(); err == nil {
-				e.Body = []any{msg}
-			}
-		}
-		return nil, e
+		return nil, transport.GodbusError(r.ErrorName, r.Signature, r.Body, r.BigEndian)
 	case r.Signature != outSig:
 		return nil, NewError(ErrInvalidArgs, "reply of signature %q, want %q", r.Signature, outSig)
 	case outSig == "":

@@ -8,6 +8,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -227,14 +228,7 @@ func (c *Client) rawReply(m *wire.Message) {
 func rawJobReply(m *wire.Message, path dbus.ObjectPath) jobReply {
 	switch {
 	case m.Type == wire.TypeError:
-		e := dbus.Error{Name: m.ErrorName} // a value, as godbus returns it
-		if len(m.Signature) > 0 && m.Signature[0] == 's' {
-			r := wire.NewReader(m.Body, m.BigEndian)
-			if msg, err := r.String(); err == nil {
-				e.Body = []any{msg}
-			}
-		}
-		return jobReply{err: e}
+		return jobReply{err: transport.GodbusError(m.ErrorName, m.Signature, m.Body, m.BigEndian)}
 	case path == "":
 		return jobReply{err: fmt.Errorf("systemd: unexpected reply of signature %q, want a job path", m.Signature)}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -27,6 +29,20 @@ func (r *RawResult) Err() error {
 	if len(r.Signature) > 0 && r.Signature[0] == 's' {
 		rd := wire.NewReader(r.Body, r.BigEndian)
 		e.Message, _ = rd.String()
+	}
+	return e
+}
+
+// GodbusError returns an error reply as godbus would have returned it: a
+// dbus.Error value named name whose body holds the message, the first
+// string of body, if there is one.
+func GodbusError(name, sig string, body []byte, bigEndian bool) dbus.Error {
+	e := dbus.Error{Name: name}
+	if len(sig) > 0 && sig[0] == 's' {
+		rd := wire.NewReader(body, bigEndian)
+		if msg, err := rd.String(); err == nil {
+			e.Body = []any{msg}
+		}
 	}
 	return e
 }
