@@ -254,38 +254,46 @@ func BenchmarkMemory(b *testing.B) {
 			}
 		}
 	}
-	// Warm up so that one-time allocations do not count as growth. Both
-	// samples are the smallest seen over the same settling time, in which
-	// the daemons return the heap pages of the burst (memtrim.Run): growth
-	// is then what stayed, not the last burst's high-water mark or where
-	// the garbage collector happened to be.
+	// Warm up so that one-time allocations do not count as growth. The
+	// settled figures are the median of 30 samples over 6 s of idling,
+	// taken once the daemons had 5 s to notice they are idle (memtrim
+	// checks every 2 s) and return the burst's heap pages. The daemons
+	// drop their executable's pages whenever they fall quiet after a
+	// garbage collection, and the pages they then use come back within a
+	// second, so the median is what an idle daemon holds. Growth compares
+	// the smallest samples of the two windows: then it is what stayed,
+	// not the last burst's high-water mark or where the garbage collector
+	// happened to be.
 	for i := 0; i < 50; i++ {
 		cycle()
 	}
-	settled := func() (ctrl, agent, ctrlAnon, agentAnon float64) {
-		ctrl, agent, ctrlAnon, agentAnon = math.Inf(1), math.Inf(1), math.Inf(1), math.Inf(1)
+	settled := func() (ctrl, agent, ctrlMin, agentMin, ctrlAnon, agentAnon float64) {
+		var cs, as []float64
+		ctrlAnon, agentAnon = math.Inf(1), math.Inf(1)
+		time.Sleep(5 * time.Second)
 		for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			ctrl, agent = min(ctrl, rssKB(b, ctrlPid)), min(agent, rssKB(b, agentPid))
+			cs, as = append(cs, rssKB(b, ctrlPid)), append(as, rssKB(b, agentPid))
 			ctrlAnon = min(ctrlAnon, statusKB(b, ctrlPid, "RssAnon:"))
 			agentAnon = min(agentAnon, statusKB(b, agentPid, "RssAnon:"))
 		}
-		return
+		slices.Sort(cs)
+		slices.Sort(as)
+		return cs[len(cs)/2], as[len(as)/2], cs[0], as[0], ctrlAnon, agentAnon
 	}
-	ctrlWarm, agentWarm, ctrlAnon, agentAnon := settled()
+	ctrlWarm, agentWarm, ctrlMin, agentMin, ctrlAnon, agentAnon := settled()
 	b.ResetTimer()
 	for b.Loop() {
 		cycle()
 	}
 	b.StopTimer()
-	ctrlEnd, agentEnd, ctrlAnonEnd, agentAnonEnd := settled()
+	_, _, ctrlEnd, agentEnd, ctrlAnonEnd, agentAnonEnd := settled()
 	b.ReportMetric(ctrlIdle, "controller-idle-kB")
 	b.ReportMetric(agentIdle, "agent-idle-kB")
-	// Idle again after work: the garbage collector has run, and its stack
-	// scans brought back the parts of the executable's tables they read.
+	// Idle again after work, with the garbage collector run at least once.
 	b.ReportMetric(ctrlWarm, "controller-settled-kB")
 	b.ReportMetric(agentWarm, "agent-settled-kB")
-	b.ReportMetric(ctrlEnd-ctrlWarm, "controller-growth-kB")
-	b.ReportMetric(agentEnd-agentWarm, "agent-growth-kB")
+	b.ReportMetric(ctrlEnd-ctrlMin, "controller-growth-kB")
+	b.ReportMetric(agentEnd-agentMin, "agent-growth-kB")
 	b.ReportMetric(ctrlAnonEnd-ctrlAnon, "controller-anon-growth-kB")
 	b.ReportMetric(agentAnonEnd-agentAnon, "agent-anon-growth-kB")
 }

@@ -1,9 +1,10 @@
 // Package memtrim lowers a long-running daemon's resident memory after
 // start-up. Most of a Go daemon's RSS is its own executable mapped from
 // disk: start-up code, and neighbours the kernel faults in around every
-// touched page. Dropping those mappings once the daemon is idle lets only
-// the pages used from then on come back (they are still in the page cache,
-// so nothing is read from disk again).
+// touched page. Turning the neighbours off (NoFaultAround) and dropping
+// those mappings once the daemon is idle lets only the pages used from then
+// on come back (they are still in the page cache, so nothing is read from
+// disk again).
 package memtrim
 
 import (
@@ -23,16 +24,30 @@ import (
 // ExecutableMappings drops the resident pages of the running executable's
 // file mappings (text and read-only data). It returns the bytes advised.
 func ExecutableMappings() (int, error) {
+	ranges, err := executableRanges()
+	total := 0
+	for _, r := range ranges {
+		if err := madvise(r[0], r[1]-r[0]); err != nil {
+			return total, err
+		}
+		total += int(r[1] - r[0])
+	}
+	return total, err
+}
+
+// executableRanges returns the start and end of the running executable's
+// read-only file mappings, from /proc/self/maps.
+func executableRanges() ([][2]uintptr, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer f.Close()
-	total := 0
+	var ranges [][2]uintptr
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -48,12 +63,9 @@ func ExecutableMappings() (int, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		if err := madvise(uintptr(start), uintptr(end-start)); err != nil {
-			return total, err
-		}
-		total += int(end - start)
+		ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end)})
 	}
-	return total, sc.Err()
+	return ranges, sc.Err()
 }
 
 func madvise(addr, length uintptr) error {
@@ -92,7 +104,9 @@ func OneProcessor() {
 // once a period with at least trimAfter bytes of allocations is followed by
 // a quiet one (under quietBytes), the heap is collected and its free pages
 // go back to the system. A burst of work so leaves no high-water mark in
-// the resident memory, at the price of one collection per burst.
+// the resident memory, at the price of one collection per burst. After any
+// collection, the next quiet check also drops the executable's pages: the
+// collector's stack scans read function tables all over the file.
 const (
 	startupDelay = 2 * time.Second
 	idleCheck    = 2 * time.Second
@@ -100,9 +114,10 @@ const (
 	trimAfter    = 256 << 10
 )
 
-// Run lowers the daemon's memory until ctx ends: after start-up it drops
-// the executable's start-up pages (ExecutableMappings), then returns heap
-// pages to the system whenever the daemon falls idle after work.
+// Run lowers the daemon's memory until ctx ends: after start-up it turns
+// fault-around off where the kernel allows (NoFaultAround) and drops the
+// executable's start-up pages (ExecutableMappings), then returns heap pages
+// to the system whenever the daemon falls idle after work.
 func Run(ctx context.Context) {
 	t := time.NewTimer(startupDelay)
 	defer t.Stop()
@@ -111,16 +126,20 @@ func Run(ctx context.Context) {
 		return
 	case <-t.C:
 	}
+	_ = NoFaultAround()
 	_, _ = ExecutableMappings()
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	read := func() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	read := func() (allocs, cycles uint64) {
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return 0
+		if sample[0].Value.Kind() == metrics.KindUint64 {
+			allocs = sample[0].Value.Uint64()
 		}
-		return sample[0].Value.Uint64()
+		if sample[1].Value.Kind() == metrics.KindUint64 {
+			cycles = sample[1].Value.Uint64()
+		}
+		return allocs, cycles
 	}
-	last := read()
+	last, dropped := read()
 	sinceTrim := uint64(0)
 	tick := time.NewTicker(idleCheck)
 	defer tick.Stop()
@@ -130,13 +149,25 @@ func Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		now := read()
+		now, cycles := read()
 		delta := now - last
 		last = now
 		sinceTrim += delta
-		if delta < quietBytes && sinceTrim >= trimAfter {
+		if delta >= quietBytes {
+			continue
+		}
+		if sinceTrim >= trimAfter {
 			debug.FreeOSMemory()
 			sinceTrim = 0
+			cycles = dropped + 1 // the collection FreeOSMemory ran
+		}
+		if cycles != dropped {
+			// A collection ran since the last drop: its stack scans
+			// faulted in the executable's tables (and the kernel's
+			// neighbours of every page touched). Drop them again now
+			// that the daemon is quiet.
+			_, _ = ExecutableMappings()
+			_, dropped = read()
 		}
 	}
 }
