@@ -221,6 +221,10 @@ func (o *AgentObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *AgentObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *AgentObject) Export() *dbusrt.Export { return o.e }
+
 // Status returns the current value of property Status.
 func (o *AgentObject) Status() (v string) {
 	_ = dbusrt.Decode([]any{o.e.Property("Status").Value()}, &v)

@@ -655,6 +655,10 @@ func (o *InternalAgentObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *InternalAgentObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *InternalAgentObject) Export() *dbusrt.Export { return o.e }
+
 // InternalAgentJobDoneSignal is the body of signal org.eclipse.bluechi.internal.Agent.JobDone: Agent to controller: a tracked job has finished.
 // Follows AgentJobMetrics when metrics are on.
 type InternalAgentJobDoneSignal struct {

@@ -84,6 +84,10 @@ func (o *InternalAgentMetricsObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *InternalAgentMetricsObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *InternalAgentMetricsObject) Export() *dbusrt.Export { return o.e }
+
 // InternalAgentMetricsAgentJobMetricsSignal is the body of signal org.eclipse.bluechi.internal.Agent.Metrics.AgentJobMetrics: Agent to controller: timing of a finished lifecycle job.
 // Sent before the JobDone of the same job.
 type InternalAgentMetricsAgentJobMetricsSignal struct {

@@ -106,6 +106,10 @@ func (o *InternalControllerObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *InternalControllerObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *InternalControllerObject) Export() *dbusrt.Export { return o.e }
+
 // InternalControllerHeartbeatSignal is the body of signal org.eclipse.bluechi.internal.Controller.Heartbeat: Controller to agent: liveness signal, only if the controller heartbeat is on.
 // The agent refreshes its LastSeenTimestamp values on receipt.
 type InternalControllerHeartbeatSignal struct {

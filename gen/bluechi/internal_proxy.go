@@ -167,6 +167,10 @@ func (o *InternalProxyObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *InternalProxyObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *InternalProxyObject) Export() *dbusrt.Export { return o.e }
+
 // InternalProxyClient calls org.eclipse.bluechi.internal.Proxy on one remote object.
 type InternalProxyClient struct {
 	conn *dbus.Conn

@@ -133,6 +133,10 @@ func (o *JobObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *JobObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *JobObject) Export() *dbusrt.Export { return o.e }
+
 // Id returns the current value of property Id.
 func (o *JobObject) Id() (v uint32) {
 	_ = dbusrt.Decode([]any{o.e.Property("Id").Value()}, &v)

@@ -87,6 +87,10 @@ func (o *MetricsObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *MetricsObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *MetricsObject) Export() *dbusrt.Export { return o.e }
+
 // MetricsStartUnitJobMetricsSignal is the body of signal org.eclipse.bluechi.Metrics.StartUnitJobMetrics: Timing of a BlueChi `start` job that has finished.
 // Unit timestamps are the CLOCK_MONOTONIC ones, read right after the job ended;
 // the signal is skipped if they cannot be read.

@@ -226,6 +226,10 @@ func (o *MonitorObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *MonitorObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *MonitorObject) Export() *dbusrt.Export { return o.e }
+
 // MonitorUnitPropertiesChangedSignal is the body of signal org.eclipse.bluechi.Monitor.UnitPropertiesChanged: systemd reported new property values for a watched unit.
 // Always caused by systemd, never virtual.
 type MonitorUnitPropertiesChangedSignal struct {

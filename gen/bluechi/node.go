@@ -581,6 +581,10 @@ func (o *NodeObject) Conn() *dbus.Conn { return o.e.Conn() }
 // Unexport stops serving the object; later calls get UnknownObject.
 func (o *NodeObject) Unexport() { o.e.Unexport() }
 
+// Export returns the object's dbusrt export, for what the typed methods
+// do not cover (dbusrt.Export.QueueProperty).
+func (o *NodeObject) Export() *dbusrt.Export { return o.e }
+
 // Name returns the current value of property Name.
 func (o *NodeObject) Name() (v string) {
 	_ = dbusrt.Decode([]any{o.e.Property("Name").Value()}, &v)

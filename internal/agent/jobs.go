@@ -159,8 +159,21 @@ func (a *Agent) jobState(path dbus.ObjectPath, state string) {
 	a.mu.Unlock()
 	for _, j := range js {
 		if j.sess == current {
-			j.sess.obj.EmitJobStateChanged(bluechi.InternalAgentJobStateChangedSignal{ID: j.id, State: state})
+			j.sess.queueJobState(j.id, state)
 		}
+	}
+}
+
+// queueJobState queues JobStateChanged(id, state) with the unit events: it
+// leaves with the next write, at the latest when the events loop flushes,
+// and a JobDone of the same job soon after goes out in the same write.
+func (s *session) queueJobState(id uint32, state string) {
+	var w wire.Writer
+	w.Uint32(id)
+	w.String(state)
+	if s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface,
+		bluechi.InternalAgentSignalJobStateChanged, "", "us", w.Buf)) == nil {
+		s.queued.Store(true)
 	}
 }
 

@@ -166,7 +166,12 @@ func (c *Controller) jobStateChanged(n *node, id uint32, state string) {
 	}
 	c.mu.Unlock()
 	if obj != nil {
-		obj.SetState(state)
+		// Queued on the bus tap: this runs in the agent connection's
+		// reader, whose idle hook flushes the bus tap, so a JobDone read
+		// in the same batch sends JobRemoved in the same write.
+		if err := obj.Export().QueueProperty("State", state); err != nil {
+			c.logger().Debug("job state not sent", "job", id, "error", err)
+		}
 	}
 }
 

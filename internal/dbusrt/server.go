@@ -12,8 +12,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // Standard interface names served for every exported object.
@@ -615,6 +619,20 @@ func (e *Export) Property(name string) dbus.Variant {
 // SetProperty changes a property and, when the value differs, emits
 // PropertiesChanged as the property's EmitsChangedSignal annotation says.
 func (e *Export) SetProperty(name string, value any) error {
+	return e.setProperty(name, value, false)
+}
+
+// QueueProperty is SetProperty, except that on a tapped connection
+// (transport.Tap) the PropertiesChanged signal of a simple-typed value is
+// encoded by internal/wire and queued: it leaves with the connection's next
+// write, in order, so a signal that soon follows goes out in the same
+// write. The caller makes sure a write or a Tap.Flush follows. On any other
+// connection, or for other types, the signal is sent at once.
+func (e *Export) QueueProperty(name string, value any) error {
+	return e.setProperty(name, value, true)
+}
+
+func (e *Export) setProperty(name string, value any, queue bool) error {
 	p, ok := e.props[name]
 	if !ok {
 		return fmt.Errorf("dbusrt: %s has no property %s", e.iface.Name, name)
@@ -633,12 +651,61 @@ func (e *Export) SetProperty(name string, value any) error {
 	}
 	switch p.Emit {
 	case EmitTrue:
+		if queue && e.queueChanged(name, v.Value(), false) {
+			return nil
+		}
 		return e.emitChanged(map[string]dbus.Variant{name: v}, []string{})
 	case EmitInvalidates:
+		if queue && e.queueChanged(name, nil, true) {
+			return nil
+		}
 		return e.emitChanged(map[string]dbus.Variant{}, []string{name})
 	}
 	return nil
 }
+
+// queueChanged queues PropertiesChanged for one property on the
+// connection's tap; false when there is no tap or the value is not of a
+// simple type (the caller then sends it through godbus).
+func (e *Export) queueChanged(name string, value any, invalidated bool) bool {
+	conn := e.srv.Conn()
+	if conn == nil {
+		return false
+	}
+	tap := transport.TapOf(conn)
+	if tap == nil {
+		return false
+	}
+	var w wire.Writer
+	w.String(e.iface.Name)
+	m := w.BeginArray(8)
+	if !invalidated {
+		sig, body, ok := simpleArgs([]any{value})
+		if !ok || len(sig) != 1 {
+			return false
+		}
+		w.Align(8)
+		w.String(name)
+		w.Signature(sig)
+		w.Align(4) // every simple type but a variant aligns to 4
+		w.Buf = append(w.Buf, body...)
+	}
+	w.EndArray(m)
+	m = w.BeginArray(4)
+	if invalidated {
+		w.String(name)
+	}
+	w.EndArray(m)
+	msg := wire.AppendSignal(nil, tap.GetSerial(), string(e.path), PropertiesInterface, "PropertiesChanged", "", "sa{sv}as", w.Buf)
+	if tap.Queue(msg) != nil {
+		return false
+	}
+	queuedProps.Add(1)
+	return true
+}
+
+// queuedProps counts the signals queueChanged queued (for tests).
+var queuedProps atomic.Int64
 
 func (e *Export) emitChanged(changed map[string]dbus.Variant, invalidated []string) error {
 	conn := e.srv.Conn()

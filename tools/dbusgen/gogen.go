@@ -446,6 +446,10 @@ func (g *goGen) server(b *buf, i *Interface, n string) {
 	b.p("// Unexport stops serving the object; later calls get UnknownObject.")
 	b.p("func (o *%sObject) Unexport() { o.e.Unexport() }", n)
 	b.p("")
+	b.p("// Export returns the object's dbusrt export, for what the typed methods")
+	b.p("// do not cover (dbusrt.Export.QueueProperty).")
+	b.p("func (o *%sObject) Export() *dbusrt.Export { return o.e }", n)
+	b.p("")
 	for _, p := range props {
 		t := g.types.goType(p.Type)
 		b.p("// %s returns the current value of property %s.", p.Name, p.Name)
