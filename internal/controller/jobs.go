@@ -83,7 +83,10 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 		c.logger().Warn("emit JobNew", "error", err)
 	}
 	if j.state != "waiting" {
-		obj.SetState(j.state)
+		// Queued after JobNew: both leave with the reply.
+		if err := obj.Export().QueueProperty("State", j.state); err != nil {
+			c.logger().Debug("job state not sent", "job", j.id, "error", err)
+		}
 	}
 	j.obj = obj
 	done, result := j.done, j.result
