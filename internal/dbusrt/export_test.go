@@ -5,3 +5,6 @@ var RawCalls = &rawCalls
 
 // QueuedProps counts the PropertiesChanged signals QueueProperty queued raw.
 var QueuedProps = &queuedProps
+
+// SimpleReplies counts the replies encoded by internal/wire.
+var SimpleReplies = &simpleReplies

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/godbus/dbus/v5"
 
@@ -208,6 +209,16 @@ func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
 			return
 		}
 	}
+	tap := transport.TapOf(conn)
+	if tap != nil {
+		// Simple bodies (the replies of every call on a job's path) are
+		// encoded by internal/wire, sparing godbus's reflection.
+		if sig, raw, ok := simpleArgs(body); ok {
+			simpleReplies.Add(1)
+			_ = tap.Send(wire.AppendReturn(nil, tap.GetSerial(), call.Serial(), headerString(call, dbus.FieldSender), sig, raw))
+			return
+		}
+	}
 	m := &dbus.Message{Type: dbus.TypeMethodReply, Headers: replyHeaders(call), Body: body}
 	if len(body) > 0 {
 		m.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(body...))
@@ -215,7 +226,6 @@ func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
 	// A body godbus cannot encode would make it panic while reporting the
 	// failure (replies on peer connections carry no destination): encode
 	// first. On a tapped connection those bytes are sent as they are.
-	tap := transport.TapOf(conn)
 	if tap == nil {
 		if err := m.EncodeTo(io.Discard, binary.LittleEndian); err != nil {
 			sendError(conn, call, NewError(ErrFailed, "reply cannot be encoded: %v", err))
@@ -233,6 +243,10 @@ func sendReply(conn *dbus.Conn, call *dbus.Message, body ...any) {
 	binary.LittleEndian.PutUint32(frame[8:], tap.GetSerial()) // the serial's fixed place
 	_ = tap.Send(frame)                                       // a closed connection needs no reply
 }
+
+// simpleReplies counts the replies sendReply encoded with internal/wire (for
+// tests).
+var simpleReplies atomic.Int64
 
 // RawReply is a reply body already in wire format: little endian, aligned
 // from its first byte, valid for Signature. A method returning it as its
