@@ -29,9 +29,11 @@ check-generate: generate
 	@git diff --exit-code --stat -- $(GENERATED) || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run make generate and commit"; exit 1; }
 
-## test: all tests with the race detector
+## test: all tests with the race detector, and memtrim's also as a
+## position-independent executable (as distributions build it)
 test:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -buildmode=pie ./internal/memtrim
 
 ## lint: gofmt and go vet
 lint:

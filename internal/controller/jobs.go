@@ -83,7 +83,10 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 		c.logger().Warn("emit JobNew", "error", err)
 	}
 	if j.state != "waiting" {
-		// Queued after JobNew: both leave with the reply.
+		// Queued after JobNew: both leave with the reply. Under c.mu,
+		// as JobNew, so that a state read by the agent connection after
+		// j.obj is published cannot be overtaken by this older one (a
+		// queue only waits for a write in progress on the bus).
 		if err := obj.Export().QueueProperty("State", j.state); err != nil {
 			c.logger().Debug("job state not sent", "job", j.id, "error", err)
 		}

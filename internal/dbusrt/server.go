@@ -681,13 +681,13 @@ func (e *Export) queueChanged(name string, value any, invalidated bool) bool {
 	m := w.BeginArray(8)
 	if !invalidated {
 		sig, body, ok := simpleArgs([]any{value})
-		if !ok || len(sig) != 1 {
+		if !ok || len(sig) != 1 || !strings.Contains("soubi", sig) {
 			return false
 		}
 		w.Align(8)
 		w.String(name)
 		w.Signature(sig)
-		w.Align(4) // every simple type but a variant aligns to 4
+		w.Align(4) // s, o, u, i and b align to 4
 		w.Buf = append(w.Buf, body...)
 	}
 	w.EndArray(m)

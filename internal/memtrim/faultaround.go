@@ -1,6 +1,9 @@
+//go:build linux
+
 package memtrim
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -46,26 +49,26 @@ var (
 // read-only mappings (text and tables), so that only the pages the daemon
 // touches become resident. It needs Linux 6.7 or later; on older kernels,
 // or where userfaultfd is not allowed (seccomp, CONFIG_USERFAULTFD off),
-// it returns an error and the daemon runs as before. Calls after the
-// first return the first call's result.
+// it returns an error wrapping errors.ErrUnsupported and the daemon runs
+// as before. Calls after the first return the first call's result.
 func NoFaultAround() error {
 	faultAroundOnce.Do(func() { faultAroundErr = noFaultAround() })
 	return faultAroundErr
 }
 
 func noFaultAround() error {
-	ranges, err := executableRanges()
+	ranges, err := executableRanges(true)
 	if err != nil {
 		return err
 	}
 	fd, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
 	if errno != 0 {
-		return fmt.Errorf("userfaultfd: %w", errno)
+		return fmt.Errorf("userfaultfd: %w (%w)", errno, errors.ErrUnsupported)
 	}
 	api := uffdioAPI{api: uffdAPI, features: uffdFeatureWPAsync}
 	if err := ioctl(int(fd), uffdioAPIRequest, unsafe.Pointer(&api)); err != nil {
 		unix.Close(int(fd))
-		return fmt.Errorf("userfaultfd: asynchronous write protection: %w", err)
+		return fmt.Errorf("userfaultfd: asynchronous write protection: %w (%w)", err, errors.ErrUnsupported)
 	}
 	for _, r := range ranges {
 		reg := uffdioRegister{start: uint64(r[0]), len: uint64(r[1] - r[0]), mode: uffdRegisterModeWP}

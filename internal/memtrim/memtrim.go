@@ -23,8 +23,12 @@ import (
 
 // ExecutableMappings drops the resident pages of the running executable's
 // file mappings (text and read-only data). It returns the bytes advised.
+// A mapping holding private copies of pages is left alone: in a
+// position-independent executable the read-only data after relocation
+// (RELRO) is such a copy, and so is a page where a debugger or uprobe set
+// a breakpoint; dropping them would bring back the file's bytes.
 func ExecutableMappings() (int, error) {
-	ranges, err := executableRanges()
+	ranges, err := executableRanges(true)
 	total := 0
 	for _, r := range ranges {
 		if err := madvise(r[0], r[1]-r[0]); err != nil {
@@ -36,21 +40,38 @@ func ExecutableMappings() (int, error) {
 }
 
 // executableRanges returns the start and end of the running executable's
-// read-only file mappings, from /proc/self/maps.
-func executableRanges() ([][2]uintptr, error) {
+// read-only file mappings, from /proc/self/smaps; with cleanOnly, only
+// those without private (anonymous) pages.
+func executableRanges(cleanOnly bool) ([][2]uintptr, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var ranges [][2]uintptr
+	var cur [2]uintptr // the executable's mapping being read; zero otherwise
+	keep := func() {
+		if cur[1] != 0 {
+			ranges = append(ranges, cur)
+		}
+		cur = [2]uintptr{}
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+		line := sc.Text()
+		if field, value, ok := strings.Cut(line, ":"); ok && !strings.Contains(field, " ") {
+			// A field of the current mapping ("Rss:      12 kB").
+			if field == "Anonymous" && cleanOnly && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")) != "0" {
+				cur = [2]uintptr{}
+			}
+			continue
+		}
+		keep()
+		fields := strings.Fields(line)
 		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
 			continue
 		}
@@ -63,8 +84,9 @@ func executableRanges() ([][2]uintptr, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end)})
+		cur = [2]uintptr{uintptr(start), uintptr(end)}
 	}
+	keep()
 	return ranges, sc.Err()
 }
 
@@ -99,6 +121,13 @@ func OneProcessor() {
 		runtime.GOMAXPROCS(1)
 	}
 }
+
+// Disabled reports whether the environment asks to leave the daemon's
+// memory to the kernel and the Go runtime (BLUECHI_MEMTRIM=off): then the
+// daemons call neither NoFaultAround nor Run. It is for the rare system
+// whose seccomp filter kills a process that calls userfaultfd, and for
+// comparing figures.
+func Disabled() bool { return os.Getenv("BLUECHI_MEMTRIM") == "off" }
 
 // Idle trimming: every idleCheck the daemon looks at what it allocated;
 // once a period with at least trimAfter bytes of allocations is followed by

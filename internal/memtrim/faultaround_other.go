@@ -1,0 +1,8 @@
+//go:build !linux
+
+package memtrim
+
+import "errors"
+
+// NoFaultAround is a Linux feature; elsewhere it does nothing.
+func NoFaultAround() error { return errors.ErrUnsupported }
