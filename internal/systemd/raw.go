@@ -187,14 +187,17 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 }
 
 // rawReply is the tap's Reply: a reply to a job call sets up the gate for
-// events about its job path, before any later signal is queued.
-func (c *Client) rawReply(m *wire.Message) {
+// events about its job path, before any later signal is queued. The reply
+// to a raw job call is consumed (godbus, which did not make the call,
+// would decode it only to drop it); others go on to godbus.
+func (c *Client) rawReply(m *wire.Message) (consumed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pj := c.pending[m.ReplySerial]
 	if pj == nil {
-		return
+		return false
 	}
+	consumed = pj.reply != nil
 	var path dbus.ObjectPath
 	if m.Type == wire.TypeMethodReturn && m.Signature == "o" {
 		r := wire.NewReader(m.Body, m.BigEndian)
@@ -211,7 +214,7 @@ func (c *Client) rawReply(m *wire.Message) {
 	}
 	if pj.abandoned || path == "" {
 		delete(c.pending, m.ReplySerial)
-		return
+		return consumed
 	}
 	pj.path = path
 	pj.gate = make(chan struct{})
@@ -221,6 +224,7 @@ func (c *Client) rawReply(m *wire.Message) {
 		c.gates[path] = map[*pendingJob]bool{}
 	}
 	c.gates[path][pj] = true
+	return consumed
 }
 
 // rawJobReply turns the reply to a raw job call into its result: the job

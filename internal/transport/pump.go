@@ -297,8 +297,8 @@ func (p *pump) process() error {
 				if tap.takeReply(&p.msg) {
 					continue
 				}
-				if tap.Reply != nil {
-					tap.Reply(&p.msg)
+				if tap.Reply != nil && tap.Reply(&p.msg) {
+					continue
 				}
 			} else if tap.Signal(&p.msg) {
 				continue

@@ -37,10 +37,12 @@ type Tap struct {
 	// msg and its Body are only valid during the call.
 	Signal func(msg *wire.Message) bool
 	// Reply, if set, is called like Signal with every incoming method
-	// return and error (up to 1 MiB) before godbus gets it; it cannot keep
-	// them from godbus. It is where work that must happen in wire order
-	// with the signals sees the replies.
-	Reply func(msg *wire.Message)
+	// return and error (up to 1 MiB) that answers no raw call of the tap's
+	// (Call, Start), before godbus gets it. It is where work that must
+	// happen in wire order with the signals sees the replies. Returning
+	// true consumes the reply: only for replies to calls godbus did not
+	// make, which it would decode and drop.
+	Reply func(msg *wire.Message) bool
 	// MethodCall, if set, is called like Signal with every incoming method call
 	// (up to 1 MiB) in wire order, before godbus sees it; frame is the
 	// whole message. Returning true consumes the call; otherwise godbus
