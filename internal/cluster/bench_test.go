@@ -1,9 +1,9 @@
 package cluster_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -118,13 +118,14 @@ func jobCluster(b *testing.B) (*cluster.Cluster, *jobWaiter, *bluechi.NodeClient
 	return c, newJobWaiter(b, conn), bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
 }
 
-// median returns the middle of ds (which it sorts).
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// median returns the middle of v (which it sorts).
+func median[T cmp.Ordered](v []T) T {
+	if len(v) == 0 {
+		var zero T
+		return zero
 	}
-	slices.Sort(ds)
-	return ds[len(ds)/2]
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func waitJob(b testing.TB, sd *systemd.Client, job dbus.ObjectPath) {
@@ -264,39 +265,36 @@ func BenchmarkMemory(b *testing.B) {
 	// drop their executable's pages whenever they fall quiet after a
 	// garbage collection, and the pages they then use come back within a
 	// second, so the median is what an idle daemon holds. Growth compares
-	// the smallest samples of the two windows: then it is what stayed,
-	// not the last burst's high-water mark or where the garbage collector
-	// happened to be.
+	// the medians of the two windows: then it is what stayed, not the
+	// last burst's high-water mark or where the garbage collector happened
+	// to be at one sample.
 	for i := 0; i < 300; i++ {
 		cycle()
 	}
-	settled := func() (ctrl, agent, ctrlMin, agentMin, ctrlAnon, agentAnon float64) {
-		var cs, as []float64
-		ctrlAnon, agentAnon = math.Inf(1), math.Inf(1)
+	settled := func() (ctrl, agent, ctrlAnon, agentAnon float64) {
+		var cs, as, cas, aas []float64
 		time.Sleep(5 * time.Second)
 		for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 			cs, as = append(cs, rssKB(b, ctrlPid)), append(as, rssKB(b, agentPid))
-			ctrlAnon = min(ctrlAnon, statusKB(b, ctrlPid, "RssAnon:"))
-			agentAnon = min(agentAnon, statusKB(b, agentPid, "RssAnon:"))
+			cas = append(cas, statusKB(b, ctrlPid, "RssAnon:"))
+			aas = append(aas, statusKB(b, agentPid, "RssAnon:"))
 		}
-		slices.Sort(cs)
-		slices.Sort(as)
-		return cs[len(cs)/2], as[len(as)/2], cs[0], as[0], ctrlAnon, agentAnon
+		return median(cs), median(as), median(cas), median(aas)
 	}
-	ctrlWarm, agentWarm, ctrlMin, agentMin, ctrlAnon, agentAnon := settled()
+	ctrlWarm, agentWarm, ctrlAnon, agentAnon := settled()
 	b.ResetTimer()
 	for b.Loop() {
 		cycle()
 	}
 	b.StopTimer()
-	_, _, ctrlEnd, agentEnd, ctrlAnonEnd, agentAnonEnd := settled()
+	ctrlEnd, agentEnd, ctrlAnonEnd, agentAnonEnd := settled()
 	b.ReportMetric(ctrlIdle, "controller-idle-kB")
 	b.ReportMetric(agentIdle, "agent-idle-kB")
 	// Idle again after work, with the garbage collector run at least once.
 	b.ReportMetric(ctrlWarm, "controller-settled-kB")
 	b.ReportMetric(agentWarm, "agent-settled-kB")
-	b.ReportMetric(ctrlEnd-ctrlMin, "controller-growth-kB")
-	b.ReportMetric(agentEnd-agentMin, "agent-growth-kB")
+	b.ReportMetric(ctrlEnd-ctrlWarm, "controller-growth-kB")
+	b.ReportMetric(agentEnd-agentWarm, "agent-growth-kB")
 	b.ReportMetric(ctrlAnonEnd-ctrlAnon, "controller-anon-growth-kB")
 	b.ReportMetric(agentAnonEnd-agentAnon, "agent-anon-growth-kB")
 }
