@@ -86,6 +86,10 @@ func simpleSignature(sig string) bool {
 	return true
 }
 
+// maxSimpleBody is the largest body simpleArgs encodes: the hot calls and
+// replies are small, and godbus checks the protocol's size limits.
+const maxSimpleBody = 1 << 20
+
 // simpleArgs encodes arguments of the Go types godbus gives s, o, u, i, b
 // and as; ok is false for any other type or for a string the wire cannot
 // carry (godbus then reports it).
@@ -133,8 +137,8 @@ func simpleArgs(args []any) (sig string, body []byte, ok bool) {
 			return "", nil, false
 		}
 	}
-	if len(sb) > 255 {
-		return "", nil, false
+	if len(sb) > 255 || len(w.Buf) > maxSimpleBody {
+		return "", nil, false // godbus enforces the limits of big bodies
 	}
 	return string(sb), w.Buf, true
 }

@@ -64,15 +64,21 @@ func executableRanges(cleanOnly bool) ([][2]uintptr, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		if field, value, ok := strings.Cut(line, ":"); ok && !strings.Contains(field, " ") {
-			// A field of the current mapping ("Rss:      12 kB").
-			if field == "Anonymous" && cleanOnly && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")) != "0" {
-				cur = [2]uintptr{}
+			// A field of the current mapping ("Rss:      12 kB"). Private
+			// copies show as Anonymous while in memory, as Swap once
+			// swapped out. (Private_Dirty would also count file pages not
+			// yet written back, as those of a freshly built executable.)
+			switch field {
+			case "Anonymous", "Swap":
+				if cleanOnly && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")) != "0" {
+					cur = [2]uintptr{}
+				}
 			}
 			continue
 		}
 		keep()
-		fields := strings.Fields(line)
-		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
+		fields, path := mapsLine(line)
+		if len(fields) < 5 || path != exe || strings.Contains(fields[1], "w") {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
@@ -88,6 +94,22 @@ func executableRanges(cleanOnly bool) ([][2]uintptr, error) {
 	}
 	keep()
 	return ranges, sc.Err()
+}
+
+// mapsLine splits a mapping's line of /proc/self/maps or smaps into its
+// five fields (range, permissions, offset, device, inode) and the path,
+// which may contain spaces.
+func mapsLine(line string) (fields []string, path string) {
+	rest := line
+	for len(fields) < 5 {
+		rest = strings.TrimLeft(rest, " ")
+		i := strings.IndexByte(rest, ' ')
+		if i < 0 {
+			return append(fields, rest), ""
+		}
+		fields, rest = append(fields, rest[:i]), rest[i:]
+	}
+	return fields, strings.TrimLeft(rest, " ")
 }
 
 func madvise(addr, length uintptr) error {

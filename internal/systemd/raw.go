@@ -194,8 +194,8 @@ func (c *Client) rawReply(m *wire.Message) (consumed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pj := c.pending[m.ReplySerial]
-	if pj == nil {
-		return false
+	if pj == nil || pj.gate != nil {
+		return false // not a job call's, or a second reply (godbus drops it)
 	}
 	consumed = pj.reply != nil
 	var path dbus.ObjectPath

@@ -443,6 +443,9 @@ func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), me
 	err := c.tap.Send(wire.AppendCall(nil, serial, BusName, string(ManagerPath), ManagerInterface, member, "ss", w.Buf))
 	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
 	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, serial) // no reply will come to remove it
+		c.mu.Unlock()
 		return "", dbus.ErrClosed
 	}
 	select {
