@@ -57,7 +57,7 @@ func NoFaultAround() error {
 }
 
 func noFaultAround() error {
-	ranges, err := executableRanges(true)
+	ranges, err := executableRanges()
 	if err != nil {
 		return err
 	}

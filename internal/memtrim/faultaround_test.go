@@ -77,7 +77,7 @@ var sink byte
 const anchorText = "memtrim test"
 
 func TestNoFaultAround(t *testing.T) {
-	ranges, err := executableRanges(true)
+	ranges, err := executableRanges()
 	if err != nil || len(ranges) == 0 {
 		t.Fatalf("executable mappings: %v %v", ranges, err)
 	}

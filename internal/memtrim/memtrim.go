@@ -28,7 +28,7 @@ import (
 // (RELRO) is such a copy, and so is a page where a debugger or uprobe set
 // a breakpoint; dropping them would bring back the file's bytes.
 func ExecutableMappings() (int, error) {
-	ranges, err := executableRanges(true)
+	ranges, err := executableRanges()
 	total := 0
 	for _, r := range ranges {
 		if err := madvise(r[0], r[1]-r[0]); err != nil {
@@ -40,9 +40,9 @@ func ExecutableMappings() (int, error) {
 }
 
 // executableRanges returns the start and end of the running executable's
-// read-only file mappings, from /proc/self/smaps; with cleanOnly, only
-// those without private (anonymous) pages.
-func executableRanges(cleanOnly bool) ([][2]uintptr, error) {
+// read-only file mappings without private (anonymous) pages, from
+// /proc/self/smaps.
+func executableRanges() ([][2]uintptr, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func executableRanges(cleanOnly bool) ([][2]uintptr, error) {
 			// yet written back, as those of a freshly built executable.)
 			switch field {
 			case "Anonymous", "Swap":
-				if cleanOnly && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")) != "0" {
+				if strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")) != "0" {
 					cur = [2]uintptr{}
 				}
 			}
