@@ -142,11 +142,8 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 		cancel()
 	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	if !memtrim.Disabled() {
-		if err := memtrim.NoFaultAround(); err != nil {
-			log.Debug("executable pages stay faulted in around each touch", logging.Err(err))
-		}
-		go memtrim.Run(ctx) // start-up pages, then heap pages after bursts of work
+	if err := memtrim.Start(ctx); err != nil {
+		log.Debug("executable pages stay faulted in around each touch", logging.Err(err))
 	}
 	err = a.Run(ctx)
 	select {

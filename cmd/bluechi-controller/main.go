@@ -125,11 +125,8 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	}
 	wg.Go(func() { ctrl.Heartbeats(ctx) })
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	if !memtrim.Disabled() {
-		if err := memtrim.NoFaultAround(); err != nil {
-			log.Debug("executable pages stay faulted in around each touch", logging.Err(err))
-		}
-		go memtrim.Run(ctx) // start-up pages, then heap pages after bursts of work
+	if err := memtrim.Start(ctx); err != nil {
+		log.Debug("executable pages stay faulted in around each touch", logging.Err(err))
 	}
 	log.Info("controller started", logging.Attr{Key: "nodes", Value: logValue(len(cfg.Nodes))})
 

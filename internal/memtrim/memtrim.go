@@ -145,11 +145,22 @@ func OneProcessor() {
 }
 
 // Disabled reports whether the environment asks to leave the daemon's
-// memory to the kernel and the Go runtime (BLUECHI_MEMTRIM=off): then the
-// daemons call neither NoFaultAround nor Run. It is for the rare system
-// whose seccomp filter kills a process that calls userfaultfd, and for
-// comparing figures.
+// memory to the kernel and the Go runtime (BLUECHI_MEMTRIM=off): then Start
+// does nothing. It is for the rare system whose seccomp filter kills a
+// process that calls userfaultfd, and for comparing figures.
 func Disabled() bool { return os.Getenv("BLUECHI_MEMTRIM") == "off" }
+
+// Start is what a daemon calls once it is up, unless Disabled: it turns
+// fault-around off (NoFaultAround) and runs Run until ctx ends. The error
+// says why fault-around stays on, if it does; the rest runs regardless.
+func Start(ctx context.Context) error {
+	if Disabled() {
+		return nil
+	}
+	err := NoFaultAround()
+	go Run(ctx)
+	return err
+}
 
 // Idle trimming: every idleCheck the daemon looks at what it allocated;
 // once a period with at least trimAfter bytes of allocations is followed by
