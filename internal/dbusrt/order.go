@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -97,6 +98,7 @@ func (s *Server) enqueue(msg *dbus.Message) {
 // runQueue starts queued handlers one at a time until the connection closes.
 func (s *Server) runQueue() {
 	q := s.queue
+	work := make(chan queuedCall) // unbuffered: a send succeeds only into a waiting handler
 	go func() {
 		<-s.baseCtx.Done()
 		q.mu.Lock()
@@ -118,12 +120,60 @@ func (s *Server) runQueue() {
 		q.pending[0] = nil
 		q.pending = q.pending[1:]
 		q.mu.Unlock()
-		t := &turn{ch: make(chan struct{})}
-		go func() {
-			defer t.release()
-			s.dispatch(msg, t)
-		}()
-		<-t.ch
+		c := queuedCall{msg: msg, t: &turn{ch: make(chan struct{})}}
+		select {
+		case work <- c: // a waiting handler goroutine takes it
+		default:
+			go s.handleCalls(work, c)
+		}
+		<-c.t.ch
+	}
+}
+
+// A handler goroutine that finished its call waits for the next one
+// instead of ending: a new goroutine starts with a small stack and copies
+// it each time it doubles (three times for a typical handler, on the path
+// of every call), while a waiting one has its stack grown already. At most
+// maxIdleHandlers wait per ordered connection, each for at most
+// handlerLinger, so an idle daemon keeps none.
+const (
+	maxIdleHandlers = 1
+	handlerLinger   = time.Second
+)
+
+// queuedCall is one call handed to a handler goroutine, with its turn.
+type queuedCall struct {
+	msg *dbus.Message
+	t   *turn
+}
+
+// handleCalls dispatches c, then further calls from work, until it has
+// waited handlerLinger for one, another handler is waiting already, or the
+// connection closes.
+func (s *Server) handleCalls(work <-chan queuedCall, c queuedCall) {
+	var linger *time.Timer
+	for {
+		s.dispatch(c.msg, c.t)
+		c.t.release()
+		if s.idleHandlers.Add(1) > maxIdleHandlers {
+			s.idleHandlers.Add(-1)
+			return
+		}
+		if linger == nil {
+			linger = time.NewTimer(handlerLinger)
+		} else {
+			linger.Reset(handlerLinger)
+		}
+		select {
+		case c = <-work:
+			s.idleHandlers.Add(-1)
+		case <-linger.C:
+			s.idleHandlers.Add(-1)
+			return
+		case <-s.baseCtx.Done():
+			s.idleHandlers.Add(-1)
+			return
+		}
 	}
 }
 

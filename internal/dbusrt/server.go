@@ -82,6 +82,8 @@ type Server struct {
 	stopOnce sync.Once
 	queue    *orderQueue
 
+	idleHandlers atomic.Int32 // handler goroutines waiting for a call (see handleCalls)
+
 	overrides map[overrideKey]*Method // guarded by mu
 }
 
