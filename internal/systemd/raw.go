@@ -158,7 +158,10 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		if err != nil {
 			return e, true
 		}
-		var w wire.Writer
+		// Room for the properties at once: moved by 4 bytes of alignment
+		// they are copied value by value, and growing the copy as it
+		// goes cost more than the copy.
+		w := wire.Writer{Buf: make([]byte, 0, r.Rest()+r.Rest()/8+8)}
 		if err := wire.Copy(&w, &r, "a{sv}"); err != nil {
 			return e, true
 		}
