@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -88,8 +89,15 @@ func (c *Controller) metricsOn() bool {
 func (c *Controller) startJobMetrics(j *job, agent *bluechi.InternalAgentClient, path dbus.ObjectPath, gross time.Duration) {
 	ctx, cancel := callCtx(context.Background())
 	defer cancel()
+	// Both requests go out at once: JobRemoved waits for the answers.
+	var (
+		enter uint64
+		err2  error
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() { enter, err2 = unitTimestamp(ctx, agent, j.unit, propActiveEnterMono) })
 	exit, err1 := unitTimestamp(ctx, agent, j.unit, propInactiveExitMono)
-	enter, err2 := unitTimestamp(ctx, agent, j.unit, propActiveEnterMono)
+	wg.Wait()
 	if err := firstErr(err1, err2); err != nil {
 		c.logger().Debug("no start metrics: unit timestamps unreadable", "node", j.node.name, "unit", j.unit, "error", err)
 		return
