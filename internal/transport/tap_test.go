@@ -17,8 +17,8 @@ import (
 )
 
 // tapPair connects a godbus client (Dial) to a server connection that
-// carries tap, over a unix socket.
-func tapPair(t *testing.T, tap *Tap) (client, server *dbus.Conn) {
+// carries tap (and opts), over a unix socket.
+func tapPair(t *testing.T, tap *Tap, opts ...dbus.ConnOption) (client, server *dbus.Conn) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tap.sock")
 	l, err := Listen("unix", path, DefaultSocketOptions())
@@ -35,7 +35,7 @@ func tapPair(t *testing.T, tap *Tap) (client, server *dbus.Conn) {
 			errs <- err
 			return
 		}
-		opts := append([]dbus.ConnOption{dbus.WithSignalHandler(dbus.NewSequentialSignalHandler())}, tap.Options(context.Background())...)
+		opts := append(append([]dbus.ConnOption{dbus.WithSignalHandler(dbus.NewSequentialSignalHandler())}, tap.Options(context.Background())...), opts...)
 		conn, err := ServerConfig{}.Accept(ctx, nc, opts...)
 		if err != nil {
 			errs <- err
@@ -382,5 +382,79 @@ func TestTapTakesCalls(t *testing.T) {
 	}
 	if n := e.calls.Load(); n != 5 {
 		t.Errorf("godbus answered %d calls, want 5", n)
+	}
+}
+
+// TestTapConsumesReplies: a reply the tap's Reply consumes never reaches
+// godbus, and one it declines does.
+func TestTapConsumesReplies(t *testing.T) {
+	checkGoroutines(t)
+	var (
+		mu     sync.Mutex
+		seen   []string // reply bodies godbus got
+		tapped []string // reply bodies the tap consumed
+	)
+	replyBody := func(body []any) string {
+		if len(body) == 1 {
+			if s, ok := body[0].(string); ok {
+				return s
+			}
+		}
+		return fmt.Sprint(body)
+	}
+	tap := &Tap{Reply: func(m *wire.Message) bool {
+		r := wire.NewReader(m.Body, m.BigEndian)
+		s, err := r.String()
+		if err != nil || !strings.HasPrefix(s, "take") {
+			return false
+		}
+		mu.Lock()
+		tapped = append(tapped, s)
+		mu.Unlock()
+		return true
+	}}
+	intercept := dbus.WithIncomingInterceptor(func(m *dbus.Message) {
+		if m.Type == dbus.TypeMethodReply {
+			mu.Lock()
+			seen = append(seen, replyBody(m.Body))
+			mu.Unlock()
+		}
+	})
+	client, server := tapPair(t, tap, intercept)
+	if err := client.Export(&echo{}, testPath, testIface); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	var wantTapped, wantSeen []string
+	for i := 0; i < 20; i++ {
+		take := fmt.Sprintf("take %d", i)
+		wantTapped = append(wantTapped, take)
+		// Its reply is consumed: godbus never finishes this call.
+		server.Object("org.test", testPath).Go(testIface+".Echo", 0, make(chan *dbus.Call, 1), take)
+		keep := fmt.Sprintf("keep %d", i)
+		wantSeen = append(wantSeen, keep)
+		if _, err := callEcho(ctx, server, "org.test", keep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// godbus answers calls in goroutines of their own, so the consumed
+	// replies may come in any order, and after the kept ones.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(tapped)
+		mu.Unlock()
+		if n >= len(wantTapped) || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(tapped)
+	slices.Sort(wantTapped)
+	if !slices.Equal(tapped, wantTapped) {
+		t.Errorf("tap consumed %q, want %q", tapped, wantTapped)
+	}
+	if !slices.Equal(seen, wantSeen) {
+		t.Errorf("godbus got replies %q, want only %q", seen, wantSeen)
 	}
 }
