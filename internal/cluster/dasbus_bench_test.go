@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bluechi-go/bluechi/internal/cluster"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
@@ -24,8 +26,12 @@ func BenchmarkStartUnitDasbus(b *testing.B) {
 	if err := os.WriteFile(script, []byte(dasbusRatio), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	// A start takes milliseconds: a second each is a generous bound, so
+	// that a lost JobRemoved ends the run instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(b.N)*time.Second)
+	defer cancel()
 	b.ResetTimer()
-	out, err := exec.Command("/usr/bin/python3", script, c.BusAddress, c.Node("node2").BusAddress, "node2",
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", script, c.BusAddress, c.Node("node2").BusAddress, "node2",
 		sandbox.OneshotServiceName, strconv.Itoa(b.N)).CombinedOutput()
 	b.StopTimer()
 	if err != nil {

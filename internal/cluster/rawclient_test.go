@@ -9,22 +9,25 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
-	"github.com/bluechi-go/bluechi/internal/cluster"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
+	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
-// rawJobs is a state manager's connection to the cluster bus built like
-// the systemd client the direct starts use: internal/transport reads and
-// writes, the generated Node client's calls encoded by internal/wire
-// (dbusrt.Invoke on a tapped connection), and the controller's JobRemoved
+// rawJobs is a state manager's bus connection for timing job starts,
+// built the same way whether it talks to the controller or to a node's
+// systemd: internal/transport reads and writes, the start call encoded by
+// internal/wire (dbusrt.Invoke on a tapped connection), one match rule for
+// the JobRemoved signal of the service it starts jobs on, and that signal
 // read from the wire. So a start through the controller and a direct one
 // pay the same client costs.
 type rawJobs struct {
-	mu      sync.Mutex
-	results map[dbus.ObjectPath]chan string
+	path, iface, sig string
+	resultArg        int // index of the result among the signal's strings after the id
+	mu               sync.Mutex
+	results          map[dbus.ObjectPath]chan string
 }
 
 // ch returns the channel job's result arrives on.
@@ -39,46 +42,48 @@ func (w *rawJobs) ch(job dbus.ObjectPath) chan string {
 	return c
 }
 
-// signal is the tap's Signal: it takes the controller's JobRemoved.
+// signal is the tap's Signal: it takes JobRemoved(u id, o job, s..., s result).
 func (w *rawJobs) signal(m *wire.Message) bool {
-	if m.Path != string(bluechi.ControllerPath) || m.Interface != bluechi.ControllerInterface ||
-		m.Member != bluechi.ControllerSignalJobRemoved || m.Signature != "uosss" {
+	if m.Path != w.path || m.Interface != w.iface || m.Member != "JobRemoved" || m.Signature != w.sig {
 		return false
 	}
 	r := wire.NewReader(m.Body, m.BigEndian)
 	if _, err := r.Uint32(); err != nil {
 		return false
 	}
-	job, err1 := r.String()
-	_, err2 := r.String()
-	_, err3 := r.String()
-	result, err4 := r.String()
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+	var args []string
+	for r.Rest() > 0 {
+		s, err := r.String()
+		if err != nil {
+			return false
+		}
+		args = append(args, s)
+	}
+	if len(args) <= w.resultArg {
 		return false
 	}
-	w.ch(dbus.ObjectPath(job)) <- result
+	w.ch(dbus.ObjectPath(args[0])) <- args[w.resultArg]
 	return true
 }
 
-// rawStartThrough connects a rawJobs client to c's bus and returns a timed
-// start of the oneshot service on node through the controller, until its
-// JobRemoved.
-func rawStartThrough(b *testing.B, c *cluster.Cluster, node string) func() time.Duration {
+// starter connects w to the bus at addr (matching signals from sender)
+// and returns a timed start of the oneshot service through start, until
+// its JobRemoved.
+func (w *rawJobs) starter(b *testing.B, addr, sender string, start func(context.Context, *dbus.Conn) (dbus.ObjectPath, error)) func() time.Duration {
 	ctx := context.Background()
-	w := &rawJobs{results: map[dbus.ObjectPath]chan string{}}
-	conn, _, err := dbusrt.ConnectBusTap(ctx, c.BusAddress, &transport.Tap{Signal: w.signal})
+	w.results = map[dbus.ObjectPath]chan string{}
+	conn, _, err := dbusrt.ConnectBusTap(ctx, addr, &transport.Tap{Signal: w.signal})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	if err := conn.AddMatchSignal(dbus.WithMatchObjectPath(bluechi.ControllerPath),
-		dbus.WithMatchInterface(bluechi.ControllerInterface), dbus.WithMatchMember(bluechi.ControllerSignalJobRemoved)); err != nil {
+	if err := conn.AddMatchSignal(dbus.WithMatchSender(sender), dbus.WithMatchObjectPath(dbus.ObjectPath(w.path)),
+		dbus.WithMatchInterface(w.iface), dbus.WithMatchMember("JobRemoved")); err != nil {
 		b.Fatal(err)
 	}
-	client := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath(node))
 	return func() time.Duration {
 		t0 := time.Now()
-		job, err := client.StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+		job, err := start(ctx, conn)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -96,4 +101,38 @@ func rawStartThrough(b *testing.B, c *cluster.Cluster, node string) func() time.
 		w.mu.Unlock()
 		return d
 	}
+}
+
+// rawStartThrough returns a timed start of the oneshot service on node
+// through the controller on the bus at addr (see rawJobs).
+func rawStartThrough(b *testing.B, addr, node string) func() time.Duration {
+	w := &rawJobs{path: string(bluechi.ControllerPath), iface: bluechi.ControllerInterface, sig: "uosss", resultArg: 3}
+	return w.starter(b, addr, bluechi.ControllerBusName, func(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
+		return bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath(node)).StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+	})
+}
+
+// rawStartDirect returns a timed start of the oneshot service made
+// directly on the systemd of the bus at addr (see rawJobs).
+func rawStartDirect(b *testing.B, addr string) func() time.Duration {
+	w := &rawJobs{path: string(systemd.ManagerPath), iface: systemd.ManagerInterface, sig: "uoss", resultArg: 2}
+	subscribed := false
+	return w.starter(b, addr, systemd.BusName, func(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
+		manager := conn.Object(systemd.BusName, systemd.ManagerPath)
+		if !subscribed {
+			// systemd sends its signals to the bus only while someone
+			// is subscribed.
+			if err := manager.CallWithContext(ctx, systemd.ManagerInterface+".Subscribe", 0).Err; err != nil {
+				return "", err
+			}
+			subscribed = true
+		}
+		out, err := dbusrt.Invoke(ctx, conn, manager, systemd.BusName, systemd.ManagerPath, systemd.ManagerInterface, "StartUnit", "o",
+			sandbox.OneshotServiceName, "replace")
+		if err != nil {
+			return "", err
+		}
+		job, _ := out[0].(dbus.ObjectPath)
+		return job, nil
+	})
 }

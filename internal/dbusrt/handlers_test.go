@@ -32,12 +32,14 @@ func TestOrderedHandlersReused(t *testing.T) {
 	bus := testbus.Start(t)
 	ctx := context.Background()
 	block := make(chan struct{})
+	waiter := make(chan uint64, 1) // the goroutine of the handler waiting on block
 	iface := &dbusrt.Interface{Name: "org.example.Handlers", XML: `<interface name="org.example.Handlers"/>`, Methods: []dbusrt.Method{
 		{Name: "Who", Call: func(context.Context, []any) ([]any, error) {
 			return []any{goroutineID()}, nil
 		}},
 		{Name: "Wait", Call: func(ctx context.Context, _ []any) ([]any, error) {
 			dbusrt.Release(ctx)
+			waiter <- goroutineID()
 			<-block
 			return []any{goroutineID()}, nil
 		}},
@@ -76,14 +78,15 @@ func TestOrderedHandlersReused(t *testing.T) {
 		t.Fatalf("20 calls in a row ran on %d different goroutines", changes+1)
 	}
 	waiting := obj.Go("org.example.Handlers.Wait", 0, nil)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		id := who()
-		if id != 0 && id != first {
-			break // the waiting handler holds the first goroutine
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a call behind a waiting handler ran on the waiting handler's goroutine")
-		}
+	waitID := <-waiter
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var id uint64
+	if err := obj.CallWithContext(cctx, "org.example.Handlers.Who", 0).Store(&id); err != nil {
+		t.Fatalf("a call behind a handler waiting on a released turn: %v", err)
+	}
+	if id == waitID {
+		t.Fatal("a call ran on the goroutine of a handler that had not returned")
 	}
 	close(block)
 	if call := <-waiting.Done; call.Err != nil {

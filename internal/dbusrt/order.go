@@ -153,8 +153,7 @@ type queuedCall struct {
 func (s *Server) handleCalls(work <-chan queuedCall, c queuedCall) {
 	var linger *time.Timer
 	for {
-		s.dispatch(c.msg, c.t)
-		c.t.release()
+		s.handleCall(c)
 		if s.idleHandlers.Add(1) > maxIdleHandlers {
 			s.idleHandlers.Add(-1)
 			return
@@ -175,6 +174,13 @@ func (s *Server) handleCalls(work <-chan queuedCall, c queuedCall) {
 			return
 		}
 	}
+}
+
+// handleCall dispatches c and releases its turn, even if the handler ends
+// its goroutine (runtime.Goexit).
+func (s *Server) handleCall(c queuedCall) {
+	defer c.t.release()
+	s.dispatch(c.msg, c.t)
 }
 
 // dispatch does what godbus's handleCall does, for one queued call.

@@ -32,7 +32,13 @@ func peerServer(t *testing.T, tapped bool, iface *dbusrt.Interface) string {
 		if err != nil {
 			return
 		}
+		// Exported before the connection starts reading: the client's
+		// first call may come at once.
 		srv := dbusrt.NewServer()
+		if _, err := srv.Export("/rep", iface, nil); err != nil {
+			t.Error(err)
+			return
+		}
 		opts := srv.ConnOptions()
 		if tapped {
 			srv.SetOrdered()
@@ -47,9 +53,6 @@ func peerServer(t *testing.T, tapped bool, iface *dbusrt.Interface) string {
 		}
 		t.Cleanup(func() { conn.Close() })
 		srv.Bind(conn)
-		if _, err := srv.Export("/rep", iface, nil); err != nil {
-			t.Error(err)
-		}
 	}()
 	return "unix:path=" + path
 }
