@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,22 +23,9 @@ import (
 // read from the wire. So a start through the controller and a direct one
 // pay the same client costs.
 type rawJobs struct {
+	jobWaiter
 	path, iface, sig string
 	resultArg        int // index of the result among the signal's strings after the id
-	mu               sync.Mutex
-	results          map[dbus.ObjectPath]chan string
-}
-
-// ch returns the channel job's result arrives on.
-func (w *rawJobs) ch(job dbus.ObjectPath) chan string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	c := w.results[job]
-	if c == nil {
-		c = make(chan string, 1)
-		w.results[job] = c
-	}
-	return c
 }
 
 // signal is the tap's Signal: it takes JobRemoved(u id, o job, s..., s result).
@@ -87,19 +73,10 @@ func (w *rawJobs) starter(b *testing.B, addr, sender string, start func(context.
 		if err != nil {
 			b.Fatal(err)
 		}
-		select {
-		case r := <-w.ch(job):
-			if r != "done" {
-				b.Fatal(r)
-			}
-		case <-time.After(30 * time.Second):
-			b.Fatalf("no JobRemoved for %s", job)
+		if r := w.wait(b, job); r != "done" {
+			b.Fatal(r)
 		}
-		d := time.Since(t0)
-		w.mu.Lock()
-		delete(w.results, job)
-		w.mu.Unlock()
-		return d
+		return time.Since(t0)
 	}
 }
 
