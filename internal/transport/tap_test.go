@@ -365,6 +365,10 @@ func TestTapTakesCalls(t *testing.T) {
 			if _, err := callEcho(testContext(t), client, "org.test", fmt.Sprintf("keep %d", i)); err != nil {
 				t.Fatal(err)
 			}
+			// Until godbus is back for more after dispatching the kept
+			// call, later calls go to godbus too (none may overtake it):
+			// wait for that, so that the tap gets every later take.
+			waitGodbusDispatched(t, tap)
 		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -456,5 +460,22 @@ func TestTapConsumesReplies(t *testing.T) {
 	}
 	if !slices.Equal(seen, wantSeen) {
 		t.Errorf("godbus got replies %q, want only %q", seen, wantSeen)
+	}
+}
+
+// waitGodbusDispatched waits until godbus has dispatched every method call
+// the pump of tap's connection passed to it.
+func waitGodbusDispatched(t *testing.T, tap *Tap) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		tap.mu.Lock()
+		pc := tap.pc
+		tap.mu.Unlock()
+		if pc != nil && pc.pump != nil && !pc.pump.godbusHasCall() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("godbus did not come back for more input")
+		}
 	}
 }
