@@ -26,11 +26,12 @@ import (
 // BenchmarkStartUnit compares start->JobRemoved of a oneshot service through
 // the controller with the same start made directly on the node's systemd.
 // Both clients are built alike (see rawJobs), so the difference is the
-// controller and the agent, not the client library. The two alternate within one loop, so that drift in
-// the machine's load hits both alike, and the medians are reported with
-// their ratio (bluechi-ms, systemd-ms, ratio); ns/op is one pair. The same
-// comparison with godbus clients on both sides is in
-// BenchmarkStartUnitFloor, with python3-dasbus in BenchmarkStartUnitDasbus.
+// controller and the agent, not the client library. The two alternate
+// within one loop, so that drift in the machine's load hits both alike,
+// and the medians are reported with their ratio (bluechi-ms, systemd-ms,
+// ratio); ns/op is one pair. The same comparison with godbus clients on
+// both sides is in BenchmarkStartUnitFloor, with python3-dasbus in
+// BenchmarkStartUnitDasbus.
 func BenchmarkStartUnit(b *testing.B) {
 	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
 	alternate(b, "bluechi-ms", rawStartThrough(b, c.BusAddress, "node2"), rawStartDirect(b, c.Node("node2").BusAddress))
