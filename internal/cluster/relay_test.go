@@ -80,6 +80,10 @@ func blockingPipe(dst, src net.Conn) {
 		return
 	}
 	defer syscall.Close(out)
+	// Ending one direction ends the other, whose thread holds duplicates
+	// that closing the net.Conns would not wake.
+	defer syscall.Shutdown(in, syscall.SHUT_RDWR)
+	defer syscall.Shutdown(out, syscall.SHUT_RDWR)
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := syscall.Read(in, buf)
