@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
+)
+
+// jobLog records what a state manager's bus connection receives about
+// jobs: "new <job>" and "removed <job> <result>", read in wire order by
+// the connection's tap (in its reader, which also hands the replies to
+// the calls), and "state <job> <state>" from the PropertiesChanged of job
+// objects.
+type jobLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *jobLog) add(format string, args ...any) {
+	l.mu.Lock()
+	l.events = append(l.events, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *jobLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
+
+func (l *jobLog) index(event string) int { return slices.Index(l.snapshot(), event) }
+
+// signal takes note of JobNew and JobRemoved; godbus still gets them.
+func (l *jobLog) signal(m *wire.Message) bool {
+	if m.Interface != bluechi.ControllerInterface {
+		return false
+	}
+	r := wire.NewReader(m.Body, m.BigEndian)
+	if _, err := r.Uint32(); err != nil {
+		return false
+	}
+	job, _ := r.String()
+	switch {
+	case m.Member == bluechi.ControllerSignalJobNew && m.Signature == "uo":
+		l.add("new %s", job)
+	case m.Member == bluechi.ControllerSignalJobRemoved && m.Signature == "uosss":
+		r.String() // node
+		r.String() // unit
+		if result, err := r.String(); err == nil {
+			l.add("removed %s %s", job, result)
+		}
+	}
+	return false
+}
+
+// jobLogClient connects a state manager to the cluster's bus that logs
+// job events (see jobLog).
+func (c *cluster) jobLogClient() (*dbus.Conn, *jobLog) {
+	l := &jobLog{}
+	conn, _, err := dbusrt.ConnectBusTap(context.Background(), c.bus.Address, &transport.Tap{Signal: l.signal})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	if err := conn.AddMatchSignal(dbus.WithMatchSender(bluechi.ControllerBusName)); err != nil {
+		c.t.Fatal(err)
+	}
+	ch := make(chan *dbus.Signal, 64)
+	conn.Signal(ch)
+	go func() {
+		for s := range ch {
+			if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(s.Body) != 3 {
+				continue
+			}
+			if iface, _ := s.Body[0].(string); iface != bluechi.JobInterface {
+				continue
+			}
+			changed, _ := s.Body[1].(map[string]dbus.Variant)
+			if v, ok := changed["State"]; ok {
+				l.add("state %s %v", s.Path, v.Value())
+			}
+		}
+	}()
+	return conn, l
+}
+
+// TestJobsOnRealSystemd follows jobs of a slow unit on a real systemd
+// through the controller: JobNew before the reply, the Job object's
+// properties and State changes, Job.Cancel ending in systemd's
+// "canceled", and the open jobs of a node whose agent dies, or of a
+// controller that stops, ending with JobRemoved instead of hanging.
+func TestJobsOnRealSystemd(t *testing.T) {
+	c := newCluster(t, "n1")
+	agent := c.startAgent("n1")
+	c.waitStatus("n1", "online")
+	ctx := context.Background()
+	conn, log := c.jobLogClient()
+	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("n1"))
+	// A start job that stays "running" for a minute, however slow the
+	// machine.
+	const slow = "very-slow.service"
+	if err := c.nodes["n1"].WriteUnit(slow, "[Service]\nExecStartPre=/bin/sleep 60\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// startSlow starts the slow unit and waits until systemd runs its job.
+	startSlow := func() dbus.ObjectPath {
+		t.Helper()
+		job, err := node.StartUnit(ctx, slow, "replace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The reader that handed over the reply has read what came
+		// before it.
+		if log.index("new "+string(job)) < 0 {
+			t.Fatalf("JobNew must come before the reply: %q", log.snapshot())
+		}
+		c.waitFor("job running", func() bool { return log.index(fmt.Sprintf("state %s running", job)) >= 0 })
+		return job
+	}
+	removed := func(job dbus.ObjectPath, want string) {
+		t.Helper()
+		c.waitFor("JobRemoved of "+string(job), func() bool {
+			for _, e := range log.snapshot() {
+				if e == fmt.Sprintf("removed %s %s", job, want) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
+	// Job.Cancel on a job that systemd runs: systemd's own result.
+	job := startSlow()
+	jobc := bluechi.NewJobClient(conn, bluechi.ControllerBusName, job)
+	props := map[string]string{}
+	for _, p := range []struct {
+		name string
+		get  func(context.Context) (string, error)
+	}{{"Node", jobc.GetNode}, {"Unit", jobc.GetUnit}, {"JobType", jobc.GetJobType}, {"State", jobc.GetState}} {
+		v, err := p.get(ctx)
+		if err != nil {
+			t.Fatalf("Job.%s: %v", p.name, err)
+		}
+		props[p.name] = v
+	}
+	want := map[string]string{"Node": "n1", "Unit": slow, "JobType": "start", "State": "running"}
+	if fmt.Sprint(props) != fmt.Sprint(want) {
+		t.Fatalf("job properties: %v, want %v", props, want)
+	}
+	if err := jobc.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	removed(job, "canceled")
+	if _, err := jobc.GetState(ctx); dbusrt.ErrorName(err) != dbusrt.ErrUnknownObject {
+		t.Fatalf("job object after JobRemoved: %v", err)
+	}
+
+	// The agent dies while systemd runs a job: the job ends at once.
+	job = startSlow()
+	agent.Process.Signal(syscall.SIGKILL)
+	agent.Wait()
+	removed(job, controller.ResultDisconnected)
+	c.waitStatus("n1", "offline")
+
+	// The controller stops while a job runs.
+	c.startAgent("n1")
+	c.waitStatus("n1", "online")
+	job = startSlow()
+	c.ctrlCmd.Process.Signal(syscall.SIGTERM)
+	removed(job, controller.ResultShutdown)
+}
