@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -110,7 +111,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	if err != nil {
 		return err
 	}
-	listeners, err := listen(cfg, log)
+	listeners, ownUDS, err := listen(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -145,14 +146,16 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	ctrl.Close()
 	cancel()
 	wg.Wait()
-	if cfg.UseUDS {
+	if ownUDS {
 		os.Remove(config.DefaultUnixSocketPath)
 	}
 	return nil
 }
 
 // listen opens the TCP and unix listeners and takes a socket-activated one.
-func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, error) {
+// ownUDS reports whether it bound the unix socket path itself (and so
+// removes it at shutdown).
+func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, bool, error) {
 	opts := transport.SocketOptions{
 		KeepAliveTime: secs(cfg.KeepAlive.Time), KeepAliveInterval: secs(cfg.KeepAlive.Interval),
 		KeepAliveCount: int(cfg.KeepAlive.Count), IPReceiveErrors: cfg.IPReceiveErrors,
@@ -160,10 +163,10 @@ func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, error)
 	var out []net.Listener
 	activated, err := transport.ActivatedListeners()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(activated) > 1 {
-		return nil, fmt.Errorf("socket activation: %d sockets passed, at most 1 supported", len(activated))
+		return nil, false, fmt.Errorf("socket activation: %d sockets passed, at most 1 supported", len(activated))
 	}
 	for _, l := range activated {
 		out = append(out, transport.NewListener(l, opts))
@@ -172,28 +175,38 @@ func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, error)
 		l, err := transport.Listen("tcp", fmt.Sprintf(":%d", cfg.Port), opts)
 		if err != nil {
 			if len(activated) == 0 {
-				return nil, err
+				return nil, false, err
 			}
 			log.Warn("TCP listener not opened", logging.Err(err))
 		} else {
 			out = append(out, l)
 		}
 	}
-	if cfg.UseUDS {
+	ownUDS := false // whether the unix socket path was bound here
+	switch {
+	case !cfg.UseUDS:
+	case slices.ContainsFunc(activated, func(l net.Listener) bool {
+		return l.Addr().Network() == "unix" && l.Addr().String() == config.DefaultUnixSocketPath
+	}):
+		// systemd serves the path and passed it on: not ours to bind or remove.
+		log.Warn("unix socket listener not opened: the socket-activated socket serves its path",
+			logging.Attr{Key: "path", Value: logValue(config.DefaultUnixSocketPath)})
+	default:
 		l, err := transport.Listen("unix", config.DefaultUnixSocketPath, opts)
 		if err != nil {
 			if len(activated) == 0 {
-				return nil, err
+				return nil, false, err
 			}
 			log.Warn("unix socket listener not opened", logging.Err(err))
 		} else {
 			out = append(out, l)
+			ownUDS = true
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("No connection request handler configured")
+		return nil, false, errors.New("No connection request handler configured")
 	}
-	return out, nil
+	return out, ownUDS, nil
 }
 
 func secs(n int64) time.Duration { return time.Duration(n) * time.Second }

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/testbus"
@@ -45,4 +47,48 @@ func TestSocketActivation(t *testing.T) {
 	c.client = client
 	c.startAgent("n1") // its connection starts the controller
 	c.waitStatus("n1", "online")
+}
+
+// TestSocketActivationUnixPath: systemd passes the controller the unix
+// socket at the path the controller's own UDS listener would bind. The
+// controller serves the passed socket, leaves the path alone (it warns
+// instead of binding it), and does not remove the socket file when it
+// stops: it belongs to the socket unit, which must go on working.
+func TestSocketActivationUnixPath(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Fatalf("systemd-socket-activate (package systemd) is needed: %v", err)
+	}
+	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
+	// The controller runs in the node, whose private /run/bluechi holds
+	// the socket.
+	n := sandbox.StartT(t, sandbox.Options{Name: "n1", Units: sandbox.DemoUnits()})
+	c.nodes["n1"] = n
+	conf := filepath.Join(c.dir, "controller.conf")
+	if err := os.WriteFile(conf, []byte("[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=false\nUseUDS=true\nLogTarget=stderr\nLogLevel=DEBUG\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.Command(context.Background(), activate, "-l", config.DefaultUnixSocketPath, "-E", "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address,
+		filepath.Join(binDir, "bluechi-controller"), "-u", "-c", conf)
+	log := c.logFile("controller")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(cmd) })
+	client, _, err := dbusrt.ConnectBus(c.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	c.client = client
+	c.startAgent("n1", "-a", "unix:path="+config.DefaultUnixSocketPath) // its connection starts the controller
+	c.waitStatus("n1", "online")
+	if !logContains(c, "controller", "unix socket listener not opened") {
+		t.Errorf("no warning about the passed socket's path")
+	}
+	stop(cmd)
+	if out, err := n.Exec(context.Background(), "test", "-S", config.DefaultUnixSocketPath); err != nil {
+		t.Fatalf("the socket file is gone after the controller stopped: %v %s", err, out)
+	}
 }

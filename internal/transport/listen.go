@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Listener is a net.Listener whose Accept applies SocketOptions to every
@@ -49,9 +50,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 // SO_REUSEADDR is set (Go does so for every TCP listener).
 //
 // For network "unix", address is a socket path: its parent directory is
-// created (0755) and a stale socket file at the path is removed; any other
-// kind of file there is an error. A path starting with '@' names an abstract
-// socket. opts do not apply to unix sockets.
+// created (0755) and a stale socket file at the path is removed; a socket
+// still served there is not taken over (the error wraps
+// syscall.EADDRINUSE), and any other kind of file there is an error. A path
+// starting with '@' names an abstract socket. opts do not apply to unix sockets.
 func Listen(network, address string, opts SocketOptions) (*Listener, error) {
 	// Go's own keep-alive defaults are disabled: ApplySocketOptions decides.
 	lc := net.ListenConfig{KeepAlive: -1}
@@ -92,7 +94,10 @@ func noIPv6(err error) bool {
 }
 
 // prepareSocketPath creates the parent directory of a socket path and
-// removes a stale socket left there.
+// removes a stale socket there: one nobody listens on any more (a
+// connection to it is refused). A socket that is still served, by another
+// controller or by systemd for socket activation, is left alone and
+// reported as in use; any other kind of file is an error.
 func prepareSocketPath(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("transport: creating directory for unix socket %s: %w", path, err)
@@ -106,8 +111,29 @@ func prepareSocketPath(path string) error {
 	case fi.Mode().Type() != fs.ModeSocket:
 		return fmt.Errorf("transport: %s exists and is not a socket", path)
 	}
+	if live, err := socketServed(path); err != nil {
+		return fmt.Errorf("transport: checking unix socket %s: %w", path, err)
+	} else if live {
+		return fmt.Errorf("transport: unix socket %s is in use by another process: %w", path, syscall.EADDRINUSE)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("transport: removing stale unix socket %s: %w", path, err)
 	}
 	return nil
+}
+
+// socketServed reports whether something accepts connections on the unix
+// socket at path. The probe connection is closed at once, unused.
+func socketServed(path string) (bool, error) {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	switch {
+	case err == nil:
+		c.Close()
+		return true, nil
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case errors.Is(err, syscall.EAGAIN):
+		return true, nil // served, with a full backlog
+	}
+	return false, err
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,6 +87,38 @@ func TestListenUnix(t *testing.T) {
 	nc.Close()
 	c.Close()
 	l.Close()
+
+	// A socket another process still serves is not taken over.
+	live, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := Listen("unix", path, DefaultSocketOptions()); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("Listen over a served socket: %v, want address in use", err)
+	}
+	// Its owner still gets connections (the probe's is accepted and closed).
+	accepted := make(chan error, 2)
+	go func() {
+		for range 2 {
+			nc, err := live.Accept()
+			if err == nil {
+				nc.Close()
+			}
+			accepted <- err
+		}
+	}()
+	c, err = net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("served socket after a refused Listen: %v", err)
+	}
+	c.Close()
+	for range 2 {
+		if err := <-accepted; err != nil {
+			t.Fatal(err)
+		}
+	}
+	live.Close()
 
 	// A regular file is not clobbered.
 	file := filepath.Join(dir, "file")
