@@ -108,7 +108,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 	c.obj = obj
 	for _, nc := range cfg.Nodes {
 		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name), interest: map[string]*interest{},
-			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, allowDeps: map[string]bool{}}
+			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, allowDeps: map[string]bool{}, selinuxType: nc.RequiredSelinuxContext}
 		for _, t := range nc.AllowDependenciesOn {
 			n.allowDeps[t] = true
 		}

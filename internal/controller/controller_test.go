@@ -378,3 +378,30 @@ func TestReconnectKeepsLastMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestRequiredSelinuxContext: a node with RequiredSelinuxContext refuses a
+// peer whose security context is missing or of another SELinux type with
+// AccessDenied (after the name check, before the one-connection check) and
+// stays offline; other nodes are unaffected.
+func TestRequiredSelinuxContext(t *testing.T) {
+	// This process is no bluechi_agent_t: without SELinux its unix peers
+	// have no label at all, with it another type.
+	cfg := &config.Controller{Nodes: []config.Node{
+		{Name: "locked", RequiredSelinuxContext: "bluechi_agent_t"},
+		{Name: "open"},
+	}}
+	c := startClusterConfig(t, cfg)
+	ctx := context.Background()
+	if _, err := c.agent("locked"); dbusrt.ErrorName(err) != dbusrt.ErrAccessDenied {
+		t.Fatalf("peer without the required type: %v, want AccessDenied", err)
+	}
+	if st, _ := c.node("locked").GetStatus(ctx); st != "offline" {
+		t.Fatalf("locked node after a refused registration: %s", st)
+	}
+	if _, err := c.agent("open"); err != nil {
+		t.Fatalf("node without a required context: %v", err)
+	}
+	if _, err := c.agent("nope"); dbusrt.ErrorName(err) != dbusrt.ErrServiceUnknown {
+		t.Fatalf("unknown name: %v", err)
+	}
+}

@@ -34,6 +34,10 @@ type node struct {
 	deps      map[string]int
 	allowDeps map[string]bool // AllowDependenciesOn; set in New
 
+	// selinuxType is the RequiredSelinuxContext a registering peer's
+	// SELinux type must equal; empty: any peer.
+	selinuxType string
+
 	units  unitList      // what ListUnits last found (unitcache.go)
 	sink   *subscription // the cache's "*" on this node; guarded by c.emu
 	sinkOn bool          // sink is subscribed; guarded by c.emu

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,15 +23,18 @@ type peerKey struct{}
 
 // peer is one agent connection, anonymous until it registers.
 type peer struct {
-	c    *Controller
-	srv  *dbusrt.Server
-	nc   net.Conn
-	tap  *transport.Tap // raw access to the connection (fastpath.go, unitcache.go)
-	ip   string
-	conn *dbus.Conn
-	gone sync.Once // disconnected runs once per peer
-	reg  *bluechi.InternalControllerObject
-	node *node // guarded by c.mu; nil while anonymous
+	c   *Controller
+	srv *dbusrt.Server
+	nc  net.Conn
+	tap *transport.Tap // raw access to the connection (fastpath.go, unitcache.go)
+	ip  string
+	// label is the peer's security context where the kernel has one
+	// (SO_PEERSEC: SELinux on a unix socket), otherwise empty.
+	label string
+	conn  *dbus.Conn
+	gone  sync.Once // disconnected runs once per peer
+	reg   *bluechi.InternalControllerObject
+	node  *node // guarded by c.mu; nil while anonymous
 }
 
 func peerFromConn(conn *dbus.Conn) *peer {
@@ -42,6 +46,7 @@ func peerFromConn(conn *dbus.Conn) *peer {
 // registration object exported before godbus reads the first message.
 func (c *Controller) newPeer(nc net.Conn) *peer {
 	p := &peer{c: c, srv: dbusrt.NewServer(), nc: nc, ip: transport.PeerIP(nc)}
+	p.label, _ = transport.PeerSecurityContext(nc) // none: a node that requires one refuses it
 	p.srv.ServeBusShim()
 	p.srv.SetOrdered() // calls in wire order; a flooding peer is refused past the queue limit
 	reg, err := bluechi.ExportInternalControllerOn(p.srv, bluechi.InternalControllerPath, &registrar{p: p}, bluechi.InternalControllerProperties{})
@@ -134,6 +139,11 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, *dbus.Con
 		c.logger().Warn("registration refused: unexpected node name", "name", name, "peer", p.ip)
 		return nil, nil, notFound("Unexpected node name")
 	}
+	if n.selinuxType != "" && selinuxType(p.label) != n.selinuxType {
+		c.logger().Warn("registration refused: the peer's SELinux type is not the node's RequiredSelinuxContext",
+			"name", name, "peer", p.ip, "context", p.label, "required", n.selinuxType)
+		return nil, nil, dbusrt.NewError(dbusrt.ErrAccessDenied, "Node name not allowed")
+	}
 	if n.peer != nil {
 		if old := n.peer; old.nc != nil && transport.PeerClosed(old.nc) {
 			return old, old.conn, nil
@@ -202,4 +212,14 @@ func touch(n *node) {
 	n.lastSeenMono = monoclock.Now()
 	n.obj.SetLastSeenTimestamp(monoclock.RealtimeMicros())
 	n.obj.SetLastSeenTimestampMonotonic(uint64(n.lastSeenMono / 1000))
+}
+
+// selinuxType returns the type of an SELinux context
+// ("user:role:type:level"), or "" when context has none.
+func selinuxType(context string) string {
+	f := strings.SplitN(context, ":", 4)
+	if len(f) < 3 {
+		return ""
+	}
+	return f[2]
 }

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -61,4 +62,30 @@ func PeerClosed(nc net.Conn) bool {
 		}
 	})
 	return gone || err != nil
+}
+
+// PeerSecurityContext returns the peer's security label (SO_PEERSEC), e.g.
+// the SELinux context "system_u:system_r:bluechi_agent_t:s0" of the process
+// at the other end of a unix socket. It fails where the kernel has no label
+// for the peer: without an LSM that provides one, or for most TCP peers.
+func PeerSecurityContext(nc net.Conn) (string, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return "", syscall.ENOTSOCK
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	var label string
+	var lerr error
+	if err := rc.Control(func(fd uintptr) {
+		label, lerr = unix.GetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_PEERSEC)
+	}); err != nil {
+		return "", err
+	}
+	if lerr != nil {
+		return "", lerr
+	}
+	return strings.TrimRight(label, "\x00"), nil
 }
