@@ -154,6 +154,10 @@ func TestLifecycle(t *testing.T) {
 	if v, err := a.GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Service", "CPUWeight"); err != nil || v.Value() != uint64(50) {
 		t.Fatalf("CPUWeight after SetUnitProperties: %v %v", v, err)
 	}
+	// who is systemd's to check; its error comes back unchanged.
+	if err := a.KillUnit(ctx, sandbox.SimpleServiceName, "nobody", int32(syscall.SIGTERM)); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+		t.Fatalf("bad who: %v", err)
+	}
 	if err := a.KillUnit(ctx, sandbox.SimpleServiceName, "main", int32(syscall.SIGKILL)); err != nil {
 		t.Fatalf("KillUnit: %v", err)
 	}
