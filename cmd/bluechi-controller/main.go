@@ -80,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
 	}
+	log.DebugLines("configuration: ", cfg.Render())
 	if err := serve(cfg, r.Has("user"), log); err != nil {
 		log.Error("controller failed", logging.Err(err))
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)

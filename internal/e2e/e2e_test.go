@@ -42,6 +42,13 @@ func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	// The node reports online a moment before the controller recounts.
 	c.waitFor("controller up", func() bool { s, _ := c.controller().GetStatus(ctx); return s == "up" })
+	// Both daemons log their final configuration at DEBUG, flags applied.
+	for log, line := range map[string]string{"controller": "configuration: AllowedNodeNames=node-a,node-b\n",
+		"agent-node-a": "configuration: NodeName=node-a\n"} {
+		if !logContains(c, log, line) {
+			t.Errorf("%s log: no configuration line %q", log, line)
+		}
+	}
 	jobs := c.jobs()
 	a, b := c.node("node-a"), c.node("node-b")
 

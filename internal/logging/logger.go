@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,6 +201,20 @@ func (l *Logger) Enabled(level Level) bool {
 func (l *Logger) Debug(msg string, attrs ...Attr) {
 	if l.Enabled(LevelDebug) {
 		l.log(LevelDebug, msg, attrs)
+	}
+}
+
+// DebugLines logs each non-empty line of text at DEBUG as a record of its
+// own, after prefix: a multi-line text (a configuration) stays readable on
+// targets that escape line breaks within a record.
+func (l *Logger) DebugLines(prefix, text string) {
+	if !l.Enabled(LevelDebug) {
+		return
+	}
+	for line := range strings.Lines(text) {
+		if line = strings.TrimRight(line, "\n"); line != "" {
+			l.log(LevelDebug, prefix+line, nil)
+		}
 	}
 }
 
