@@ -3,11 +3,15 @@ package cluster_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,63 +22,135 @@ import (
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // upstreamAgentHello is the handshake upstream's C agent sends in one write.
 const upstreamAgentHello = "\x00AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n"
 
 // TestHostilePeers throws garbage handshakes, garbage messages and a call
-// flood at the controller: it keeps serving and the real nodes stay online.
+// flood at the controller, and garbage from a registered node: each bad
+// connection is closed by the controller with a log line, every call of
+// the flood is answered, the controller keeps serving and the real nodes
+// stay (or come back) online.
 func TestHostilePeers(t *testing.T) {
 	c := start(t, cluster.Options{Names: cluster.DefaultNames(2)})
 	addr := fmt.Sprintf("127.0.0.1:%d", c.Port)
 	junk := make([]byte, 64<<10)
 	rand.Read(junk)
 	for name, payload := range map[string][]byte{
-		"garbage handshake":           junk,
-		"garbage after auth":          append([]byte(upstreamAgentHello), junk...),
-		"huge declared message":       append([]byte(upstreamAgentHello), []byte("l\x01\x00\x01\xff\xff\xff\x7f\x01\x00\x00\x00\xff\xff\xff\x7f")...),
-		"endless handshake":           []byte("\x00AUTH " + string(make([]byte, 100000))),
-		"half message then hang-up":   append([]byte(upstreamAgentHello), 'l', 1, 0, 1),
-		"wrong endianness and flags":  append([]byte(upstreamAgentHello), []byte("X\x09\x09\x09")...),
-		"register flood of one agent": nil,
+		"garbage handshake":          junk,
+		"garbage after auth":         append([]byte(upstreamAgentHello), junk...),
+		"huge declared message":      append([]byte(upstreamAgentHello), []byte("l\x01\x00\x01\xff\xff\xff\x7f\x01\x00\x00\x00\xff\xff\xff\x7f")...),
+		"endless handshake":          []byte("\x00AUTH " + string(make([]byte, 100000))),
+		"wrong endianness and flags": append([]byte(upstreamAgentHello), []byte("X\x09\x09\x09\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00")...),
 	} {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if payload != nil {
-			nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			nc.Write(payload)
-			nc.Close()
-			continue
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		nc.Write(payload)
+		// The controller hangs up: reading on sees the end (or a reset, as
+		// it left bytes unread), not the deadline.
+		if _, err := io.Copy(io.Discard, nc); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("%s: connection not closed by the controller: %v", name, err)
 		}
 		nc.Close()
 	}
+	// Half a message, then the peer hangs up.
+	if nc, err := net.Dial("tcp", addr); err == nil {
+		nc.Write(append([]byte(upstreamAgentHello), 'l', 1, 0, 1))
+		nc.Close()
+	}
+	waitLog(t, c, "agent connection failed")                    // the handshakes
+	waitLog(t, c, "agent connection closed.*malformed message") // the messages
+
 	// A flood of calls over one authenticated connection.
 	flood(t, addr, 20000)
 
+	// A registered node that turns to garbage is dropped, logged, and its
+	// real agent comes back.
+	ctx := context.Background()
 	conn, err := c.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx := context.Background()
-	nodes, err := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath).ListNodes(ctx)
+	node2 := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
+	agent := c.Agent("node2")
+	agent.Process.Kill()
+	agent.Wait()
+	waitStatus(t, node2, "offline")
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
-		t.Fatalf("controller after hostile peers: %v", err)
+		t.Fatal(err)
 	}
-	for _, n := range nodes {
-		if n.Status != "online" {
-			t.Errorf("node %s %s after hostile peers", n.Name, n.Status)
-		}
+	defer nc.Close()
+	var w wire.Writer
+	w.String("node2")
+	register := wire.AppendCall(nil, 1, bluechi.ControllerBusName, string(bluechi.InternalControllerPath),
+		bluechi.InternalControllerInterface, "Register", "s", w.Buf)
+	if _, err := nc.Write(append([]byte(upstreamAgentHello), register...)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, node2, "online")
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.Write(junk)
+	if _, err := io.Copy(io.Discard, nc); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("registered node's garbage: connection not closed by the controller: %v", err)
+	}
+	waitStatus(t, node2, "offline")
+	if _, err := c.StartAgent("node2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitOnline(ctx, "node1", "node2"); err != nil {
+		t.Fatalf("nodes after hostile peers: %v", err)
+	}
+	if _, err := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath).ListNodes(ctx); err != nil {
+		t.Fatalf("controller after hostile peers: %v", err)
 	}
 	if c.Controller().ProcessState != nil {
 		t.Fatal("controller exited")
 	}
 }
 
-// flood sends n Register calls for an unknown node without reading replies.
+// waitLog waits until a line of the controller's log matches pattern.
+func waitLog(t *testing.T, c *cluster.Cluster, pattern string) {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(c.LogPath("controller"))
+		if re.Match(data) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no controller log line matches %q:\n%s", pattern, c.Tail("controller", 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitStatus waits until node has status.
+func waitStatus(t *testing.T, node *bluechi.NodeClient, status string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := node.GetStatus(context.Background())
+		if err == nil && s == status {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node status %q (%v), want %q", s, err, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flood sends n Register calls for an unknown node without waiting for
+// replies: each is refused (any beyond the controller's queue with
+// LimitsExceeded), and none goes unanswered.
 func flood(t *testing.T, addr string, n int) {
 	srv := dbusrt.NewServer()
 	conn, err := dialAgent(addr, srv)
@@ -83,8 +159,22 @@ func flood(t *testing.T, addr string, n int) {
 	}
 	defer conn.Close()
 	obj := conn.Object(bluechi.ControllerBusName, bluechi.InternalControllerPath)
+	done := make(chan *dbus.Call, n)
 	for i := 0; i < n; i++ {
-		obj.Go(bluechi.InternalControllerInterface+".Register", 0, nil, "flood")
+		obj.Go(bluechi.InternalControllerInterface+".Register", 0, done, "flood")
+	}
+	names := map[string]int{}
+	timeout := time.After(60 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case call := <-done:
+			names[dbusrt.ErrorName(call.Err)]++
+		case <-timeout:
+			t.Fatalf("flood: %d of %d calls unanswered (%v)", n-i, n, names)
+		}
+	}
+	if names[dbusrt.ErrServiceUnknown]+names[dbusrt.ErrLimitsExceeded] != n {
+		t.Fatalf("flood answers: %v", names)
 	}
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"io"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -37,7 +38,16 @@ var errSignature = errors.New("unexpected signature")
 // queued on the bus connection and flushed once the agent's connection
 // has nothing more to read, so a burst leaves in one write.
 func (p *peer) newTap() *transport.Tap {
-	return &transport.Tap{Signal: p.rawSignal, Idle: p.c.flushMonitorSignals}
+	return &transport.Tap{Signal: p.rawSignal, Idle: p.c.flushMonitorSignals, End: p.ended}
+}
+
+// ended logs why an agent connection broke (a node's disconnection is
+// logged where it is handled, with the node's name); an orderly close
+// needs no word. It takes no lock: the reader is still running.
+func (p *peer) ended(err error) {
+	if !errors.Is(err, io.EOF) {
+		p.c.logger().Warn("agent connection closed", "peer", p.ip, "error", err)
+	}
 }
 
 // flushMonitorSignals writes the queued monitor signals.

@@ -117,6 +117,9 @@ func (p *pump) run() {
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 		err = io.EOF
 	}
+	if end := p.c.tap.End; end != nil {
+		end(err)
+	}
 	p.mu.Lock()
 	p.err = err
 	p.cond.Broadcast()

@@ -52,6 +52,11 @@ type Tap struct {
 	// read so far has been handled and the reader is about to wait for
 	// more input: the moment to Flush what the signals queued elsewhere.
 	Idle func()
+	// End, if set, is called once in the reader goroutine when the
+	// incoming stream ends, with the reason: io.EOF when the peer closed
+	// or the connection was closed here, otherwise what broke it (a
+	// malformed message, a socket error). The connection closes after it.
+	End func(err error)
 
 	serial atomic.Uint32
 	mu     sync.Mutex
@@ -136,7 +141,7 @@ func (t *Tap) attach(pc *peerConn) {
 	t.pc = pc
 	t.mu.Unlock()
 	pc.tap = t
-	if t.Signal != nil || t.Reply != nil || t.MethodCall != nil {
+	if t.Signal != nil || t.Reply != nil || t.MethodCall != nil || t.End != nil {
 		pc.pump = newPump(pc)
 	}
 }

@@ -2,7 +2,9 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -207,6 +209,7 @@ func TestTapSurvivesGarbage(t *testing.T) {
 	}
 	defer l.Close()
 	done := make(chan *dbus.Conn, 1)
+	ended := make(chan error, 2)
 	go func() {
 		nc, err := l.Accept()
 		if err != nil {
@@ -214,7 +217,7 @@ func TestTapSurvivesGarbage(t *testing.T) {
 			done <- nil
 			return
 		}
-		tap := &Tap{Signal: func(*wire.Message) bool { return false }}
+		tap := &Tap{Signal: func(*wire.Message) bool { return false }, End: func(err error) { ended <- err }}
 		conn, err := ServerConfig{}.Accept(context.Background(), nc, tap.Options(context.Background())...)
 		if err != nil {
 			t.Error(err)
@@ -244,6 +247,29 @@ func TestTapSurvivesGarbage(t *testing.T) {
 	case <-conn.Context().Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("connection with garbage stays open")
+	}
+	// The tap's End hears why, once.
+	if err := <-ended; err == nil || errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "malformed message") {
+		t.Fatalf("End(%v), want the malformed message", err)
+	}
+	if len(ended) != 0 {
+		t.Fatalf("End called again: %v", <-ended)
+	}
+}
+
+// TestTapEndOnClose: a peer that hangs up ends the stream with io.EOF.
+func TestTapEndOnClose(t *testing.T) {
+	checkGoroutines(t)
+	ended := make(chan error, 2)
+	client, _ := tapPair(t, &Tap{End: func(err error) { ended <- err }})
+	client.Close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("End(%v), want io.EOF", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("End not called after the peer hung up")
 	}
 }
 
