@@ -319,3 +319,31 @@ func TestAgentExitsOnSystemdReexec(t *testing.T) {
 	}
 	c.waitStatus("n1", "offline")
 }
+
+// TestBusctlOnAgentPort: generic D-Bus tools talk to the controller's
+// agent port as to a bus: busctl sends Hello (answered ":1.0"),
+// introspects the shim's /org/freedesktop/DBus and the registration
+// object.
+func TestBusctlOnAgentPort(t *testing.T) {
+	c := newCluster(t, "n1")
+	address := fmt.Sprintf("--address=tcp:host=127.0.0.1,port=%d", c.port)
+	busctl := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "busctl", append([]string{address}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("busctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := busctl("call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello"); strings.TrimSpace(out) != `s ":1.0"` {
+		t.Errorf("Hello: %q", out)
+	}
+	if out := busctl("introspect", "org.freedesktop.DBus", "/org/freedesktop/DBus"); !strings.Contains(out, ".Hello ") {
+		t.Errorf("introspection of the bus shim lacks Hello:\n%s", out)
+	}
+	if out := busctl("introspect", bluechi.ControllerBusName, string(bluechi.InternalControllerPath)); !strings.Contains(out, ".Register ") {
+		t.Errorf("introspection of the registration object lacks Register:\n%s", out)
+	}
+}
