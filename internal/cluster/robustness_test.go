@@ -78,9 +78,7 @@ func TestHostilePeers(t *testing.T) {
 	}
 	defer conn.Close()
 	node2 := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
-	agent := c.Agent("node2")
-	agent.Process.Kill()
-	agent.Wait()
+	c.Agent("node2").Process.Kill() // the cluster waits for it
 	waitStatus(t, node2, "offline")
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -259,6 +260,29 @@ func TestJobs(t *testing.T) {
 	for _, bad := range [][2]string{{"bad name", "replace"}, {"a.service", "sometimes"}, {"", "replace"}} {
 		if _, err := n.StartUnit(ctx, bad[0], bad[1]); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
 			t.Fatalf("StartUnit(%q, %q): %v, want InvalidArgs", bad[0], bad[1], err)
+		}
+	}
+	// Oversize arrays are refused before anything goes to the agent.
+	many := func(n int) []bluechi.UnitProperty {
+		return slices.Repeat([]bluechi.UnitProperty{{Name: "Description", Value: dbus.MakeVariant("x")}}, n)
+	}
+	files := slices.Repeat([]string{"a.service"}, 1025)
+	for what, err := range map[string]error{
+		"EnableUnitFiles":    func() error { _, _, err := n.EnableUnitFiles(ctx, files, false, false); return err }(),
+		"DisableUnitFiles":   func() error { _, err := n.DisableUnitFiles(ctx, files, false); return err }(),
+		"SetUnitProperties":  n.SetUnitProperties(ctx, "a.service", true, many(1025)),
+		"StartTransientUnit": func() error { _, err := n.StartTransientUnit(ctx, "t.service", "replace", many(1025), nil); return err }(),
+		"StartTransientUnit aux": func() error {
+			_, err := n.StartTransientUnit(ctx, "t.service", "replace", nil, make([]bluechi.AuxUnit, 65))
+			return err
+		}(),
+		"StartTransientUnit aux p": func() error {
+			_, err := n.StartTransientUnit(ctx, "t.service", "replace", nil, []bluechi.AuxUnit{{Name: "u.service", Properties: many(1025)}})
+			return err
+		}(),
+	} {
+		if dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+			t.Errorf("%s with an oversize array: %v, want InvalidArgs", what, err)
 		}
 	}
 	// A job that never finishes ends when its node disconnects.

@@ -516,6 +516,9 @@ func TestMonitorBadInput(t *testing.T) {
 	if _, err := mon.SubscribeList(ctx, "n1", nil); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
 		t.Errorf("SubscribeList without units: %v", err)
 	}
+	if _, err := mon.SubscribeList(ctx, "n1", slices.Repeat([]string{"b.service"}, 1025)); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
+		t.Errorf("SubscribeList with 1025 units: %v", err)
+	}
 	err = mon.Unsubscribe(ctx, id+1000)
 	if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != fmt.Sprintf("Subscription '%d' not found", id+1000) {
 		t.Errorf("Unsubscribe(unknown): %v", err)

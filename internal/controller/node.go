@@ -154,7 +154,17 @@ func (a *nodeAPI) ReloadUnit(ctx context.Context, name, mode string) (dbus.Objec
 }
 
 func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
-	if err = a.ready(checkUnitAndMode(name, mode)); err != nil {
+	err = checkUnitAndMode(name, mode)
+	if err == nil {
+		err = checkProperties(props)
+	}
+	if err == nil && len(aux) > maxAuxUnits {
+		err = invalid("Too many auxiliary units: %d (at most %d)", len(aux), maxAuxUnits)
+	}
+	for i := 0; err == nil && i < len(aux); i++ {
+		err = checkProperties(aux[i].Properties)
+	}
+	if err = a.ready(err); err != nil {
 		return "", err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -215,7 +225,11 @@ func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property str
 }
 
 func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bool, kv []bluechi.UnitProperty) error {
-	if err := a.ready(checkUnit(name)); err != nil {
+	err := checkUnit(name)
+	if err == nil {
+		err = checkProperties(kv)
+	}
+	if err := a.ready(err); err != nil {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
@@ -324,6 +338,23 @@ func checkUnitAndMode(name, mode string) error {
 
 // maxFiles bounds the unit file lists of Enable/DisableUnitFiles.
 const maxFiles = 1024
+
+// maxProperties bounds the property lists of SetUnitProperties and
+// StartTransientUnit (per unit), maxAuxUnits the auxiliary units of the
+// latter: far above what any unit needs, low enough that no request makes
+// the controller and agent carry megabytes on to systemd.
+const (
+	maxProperties = 1024
+	maxAuxUnits   = 64
+)
+
+// checkProperties refuses an oversize property list.
+func checkProperties(props []bluechi.UnitProperty) error {
+	if len(props) > maxProperties {
+		return invalid("Too many properties: %d (at most %d)", len(props), maxProperties)
+	}
+	return nil
+}
 
 func checkFiles(files []string) error {
 	if len(files) == 0 {

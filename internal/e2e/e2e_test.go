@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,8 +197,14 @@ func TestNodeComesAndGoes(t *testing.T) {
 	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
 		t.Fatalf("offline node: %v", err)
 	}
-	c.startAgent("n1")
+	// Back with a configuration that points elsewhere: -a wins over it
+	// (and -i sets the heartbeat interval the file leaves out).
+	c.startAgentWith("n1", "[bluechi-agent]\nControllerHost=192.0.2.1\nControllerPort=1\nLogTarget=stderr\nLogLevel=DEBUG\n",
+		"-a", fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port), "-i", "700")
 	c.waitStatus("n1", "online")
+	if !logContains(c, "agent-n1", "configuration: HeartbeatInterval=700\n") {
+		t.Errorf("-i 700 not in the agent's configuration")
+	}
 
 	// Duplicate and unknown node names are refused (from a spare machine:
 	// each agent needs its own bus for org.eclipse.bluechi.Agent).
@@ -345,5 +352,89 @@ func TestBusctlOnAgentPort(t *testing.T) {
 	}
 	if out := busctl("introspect", bluechi.ControllerBusName, string(bluechi.InternalControllerPath)); !strings.Contains(out, ".Register ") {
 		t.Errorf("introspection of the registration object lacks Register:\n%s", out)
+	}
+}
+
+// TestReadinessAndNodeProperties: both daemons tell systemd they are
+// ready (sd_notify READY=1), and a node's PeerIp and LastSeenTimestamp
+// follow its agent: the agent's address while online, heartbeats moving
+// the timestamp on, no address once offline. The controller reports its
+// log target.
+func TestReadinessAndNodeProperties(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	if err := passCredentials(notify); err != nil {
+		t.Fatal(err)
+	}
+	// Every process started from here on inherits it (the nodes' systemd
+	// and the bus report too): messages are told apart by sender.
+	t.Setenv("NOTIFY_SOCKET", sock)
+	c := newCluster(t, "n1")
+	waitReady(t, notify, c.ctrlCmd.Process.Pid, "controller")
+	agent := c.startAgent("n1")
+	waitReady(t, notify, agent.Process.Pid, "agent")
+	c.waitStatus("n1", "online")
+
+	ctx := context.Background()
+	node := c.node("n1")
+	if ip, err := node.GetPeerIp(ctx); err != nil || ip != "127.0.0.1" {
+		t.Errorf("PeerIp online: %q %v", ip, err)
+	}
+	first, err := node.GetLastSeenTimestamp(ctx)
+	if err != nil || first == 0 {
+		t.Fatalf("LastSeenTimestamp: %d %v", first, err)
+	}
+	c.waitFor("a heartbeat moving LastSeenTimestamp on", func() bool {
+		ts, err := node.GetLastSeenTimestamp(ctx)
+		return err == nil && ts > first
+	})
+	if target, err := c.controller().GetLogTarget(ctx); err != nil || target != "stderr" {
+		t.Errorf("controller LogTarget: %q %v", target, err)
+	}
+	agent.Process.Kill()
+	agent.Wait()
+	c.waitStatus("n1", "offline")
+	if ip, err := node.GetPeerIp(ctx); err != nil || ip != "" {
+		t.Errorf("PeerIp offline: %q %v", ip, err)
+	}
+}
+
+// passCredentials makes the socket receive each sender's credentials.
+func passCredentials(c *net.UnixConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PASSCRED, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// waitReady reads notifications until process pid sent READY=1.
+func waitReady(t *testing.T, notify *net.UnixConn, pid int, who string) {
+	t.Helper()
+	notify.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf, oob := make([]byte, 4096), make([]byte, 1024)
+	for {
+		n, oobn, _, _, err := notify.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatalf("%s never sent READY=1: %v", who, err)
+		}
+		msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) == 0 {
+			continue
+		}
+		cred, err := syscall.ParseUnixCredentials(&msgs[0])
+		if err == nil && int(cred.Pid) == pid && strings.Contains(string(buf[:n]), "READY=1") {
+			return
+		}
 	}
 }

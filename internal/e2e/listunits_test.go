@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 )
 
@@ -82,5 +86,48 @@ func TestListUnitsFollowsChanges(t *testing.T) {
 	}
 	if _, ok := all["node-b"]; ok || len(all["node-a"]) == 0 {
 		t.Fatalf("ListUnits after node-b left: nodes %d, node-b present %v", len(all), ok)
+	}
+}
+
+// TestFanOutSkipsFrozenNode: a node whose agent is frozen (still
+// connected, never answering; heartbeats off so it stays online) neither
+// fails nor stalls Controller.ListUnits and ListUnitFiles beyond the
+// controller's per-node timeout: both answer with the other node's units.
+func TestFanOutSkipsFrozenNode(t *testing.T) {
+	c := newClusterWith(t, "LogLevel=DEBUG\nHeartbeatInterval=0\n", "node-a", "node-b")
+	agentB := c.startOnline("node-a", "node-b")["node-b"]
+	if err := agentB.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agentB.Process.Signal(syscall.SIGCONT) })
+	ctx, cancel := context.WithTimeout(context.Background(), controller.FanOutTimeout+20*time.Second)
+	defer cancel()
+	ctrl := c.controller()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var units map[string][]bluechi.UnitInfo
+	var files map[string][]bluechi.UnitFileInfo
+	var unitsErr, filesErr error
+	wg.Go(func() { units, unitsErr = ctrl.ListUnits(ctx) })
+	wg.Go(func() { files, filesErr = ctrl.ListUnitFiles(ctx) })
+	wg.Wait()
+	took := time.Since(start)
+	if unitsErr != nil || filesErr != nil {
+		t.Fatalf("with a frozen node: ListUnits %v, ListUnitFiles %v", unitsErr, filesErr)
+	}
+	if len(units["node-a"]) == 0 || len(files["node-a"]) == 0 {
+		t.Fatalf("the answering node is missing: %d units, %d files", len(units["node-a"]), len(files["node-a"]))
+	}
+	if _, ok := units["node-b"]; ok {
+		t.Errorf("ListUnits has the frozen node")
+	}
+	if _, ok := files["node-b"]; ok {
+		t.Errorf("ListUnitFiles has the frozen node")
+	}
+	if took < controller.FanOutTimeout || took > controller.FanOutTimeout+15*time.Second {
+		t.Errorf("answered after %v, want the per-node timeout (%v)", took, controller.FanOutTimeout)
+	}
+	if st, _ := c.node("node-b").GetStatus(ctx); st != "online" {
+		t.Errorf("frozen node is %s; the test needs it online", st)
 	}
 }
