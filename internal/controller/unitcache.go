@@ -98,29 +98,39 @@ func (c *Controller) unitsChangedLocked(n *node) {
 	c.dropSinkLocked(n, true)
 }
 
-// listAgentUnits asks an agent for its units with a raw call and returns
-// the elements of the a(ssssssouso), checked as the message bus checks and
-// encoded from an 8-aligned offset.
-func listAgentUnits(ctx context.Context, tap *transport.Tap) ([]byte, error) {
+// startListAgentUnits sends an agent a raw ListUnits call and returns the
+// function that waits for the answer: the elements of the
+// a(ssssssouso), checked as the message bus checks and encoded from an
+// 8-aligned offset.
+func startListAgentUnits(tap *transport.Tap) (func(context.Context) ([]byte, error), error) {
 	serial := tap.GetSerial()
-	r, err := tap.Call(ctx, serial, wire.AppendCall(nil, serial, agentBusName, string(bluechi.InternalAgentPath),
+	wait, err := tap.Start(serial, wire.AppendCall(nil, serial, agentBusName, string(bluechi.InternalAgentPath),
 		bluechi.InternalAgentInterface, "ListUnits", "", nil))
 	if err != nil {
 		return nil, err
 	}
-	body, err := r.Value(systemd.SigListUnits)
-	if err != nil {
-		return nil, err
-	}
-	return body[8:], nil // after the length and the padding to the first element
+	return func(ctx context.Context) ([]byte, error) {
+		r, err := wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		body, err := r.Value(systemd.SigListUnits)
+		if err != nil {
+			return nil, err
+		}
+		return body[8:], nil // after the length and the padding to the first element
+	}, nil
 }
 
-// nodeUnits returns n's unit list (the array's elements, see unitList)
-// from the cache, or asks n's agent through tap within timeout and keeps
-// the answer if nothing changed meanwhile.
-func (c *Controller) nodeUnits(ctx context.Context, n *node, tap *transport.Tap, timeout time.Duration) ([]byte, error) {
+// startNodeUnits starts getting n's unit list (the array's elements, see
+// unitList): from the cache, or by asking n's agent through tap, whose
+// answer is kept if nothing changed meanwhile. The request is on the wire
+// when it returns; the function it returns waits for the answer, at most
+// timeout. Ordered handlers release their turn in between, so that a node
+// slow to answer holds up no other call.
+func (c *Controller) startNodeUnits(n *node, tap *transport.Tap, timeout time.Duration) (func(context.Context) ([]byte, error), error) {
 	if elems, _, ok := n.units.get(); ok {
-		return elems, nil
+		return func(context.Context) ([]byte, error) { return elems, nil }, nil
 	}
 	// The generation is read in the same critical section that subscribes:
 	// every invalidation by a signal happens under c.emu, so a signal
@@ -131,14 +141,20 @@ func (c *Controller) nodeUnits(ctx context.Context, n *node, tap *transport.Tap,
 	c.watchUnitsLocked(n)
 	_, gen, _ := n.units.get()
 	c.emu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	elems, err := listAgentUnits(ctx, tap)
+	wait, err := startListAgentUnits(tap)
 	if err != nil {
 		return nil, err
 	}
-	n.units.put(gen, elems)
-	return elems, nil
+	return func(ctx context.Context) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		elems, err := wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n.units.put(gen, elems)
+		return elems, nil
+	}, nil
 }
 
 // listUnits serves Controller.ListUnits: every online node's units, from
@@ -159,17 +175,32 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 		}
 	}
 	c.mu.Unlock()
-	var wg sync.WaitGroup
+	leftOut := func(t *target, err error) {
+		c.logger().Warn("node left out of fan-out answer", "node", t.n.name, "error", err)
+	}
+	waits := make([]func(context.Context) ([]byte, error), len(targets))
 	for i := range targets {
 		t := &targets[i]
 		if elems, _, ok := t.n.units.get(); ok {
 			t.elems, t.ok = elems, true
 			continue
 		}
+		var err error
+		if waits[i], err = c.startNodeUnits(t.n, t.tap, FanOutTimeout); err != nil {
+			leftOut(t, err)
+		}
+	}
+	dbusrt.Release(ctx) // every request is on the wire
+	var wg sync.WaitGroup
+	for i := range targets {
+		t, wait := &targets[i], waits[i]
+		if wait == nil {
+			continue
+		}
 		wg.Go(func() {
-			elems, err := c.nodeUnits(ctx, t.n, t.tap, FanOutTimeout)
+			elems, err := wait(ctx)
 			if err != nil {
-				c.logger().Warn("node left out of fan-out answer", "node", t.n.name, "error", err)
+				leftOut(t, err)
 				return
 			}
 			t.elems, t.ok = elems, true
@@ -211,7 +242,12 @@ func (c *Controller) nodeListUnits(n *node) dbusrt.MethodFunc {
 		if tap == nil {
 			return nil, dbusrt.NewError(bluechi.ErrorOffline, "Node is offline")
 		}
-		elems, err := c.nodeUnits(ctx, n, tap, AgentCallTimeout)
+		wait, err := c.startNodeUnits(n, tap, AgentCallTimeout)
+		dbusrt.Release(ctx) // the request is on the wire
+		var elems []byte
+		if err == nil {
+			elems, err = wait(ctx)
+		}
 		if err != nil {
 			var re *transport.RawError
 			if errors.As(err, &re) {
