@@ -211,8 +211,10 @@ func (l *Logger) DebugLines(prefix, text string) {
 	if !l.Enabled(LevelDebug) {
 		return
 	}
-	for line := range strings.Lines(text) {
-		if line = strings.TrimRight(line, "\n"); line != "" {
+	// A plain loop: log records the caller two frames up, which a range
+	// over an iterator would make the iterator.
+	for _, line := range strings.Split(text, "\n") {
+		if line != "" {
 			l.log(LevelDebug, prefix+line, nil)
 		}
 	}

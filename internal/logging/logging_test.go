@@ -651,3 +651,20 @@ func BenchmarkEnabledParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestDebugLines(t *testing.T) {
+	l, out := newTest(t, Options{Target: "stderr-full", Level: "DEBUG"})
+	line := here() + 1
+	l.DebugLines("configuration: ", "[a]\nk=v\n\n[b]\n")
+	loc := regexp.QuoteMeta("logging/logging_test.go:"+strconv.Itoa(line)+" logging.TestDebugLines") + "\t"
+	var want []string
+	for _, m := range []string{"[a]", "k=v", "[b]"} {
+		want = append(want, `^`+tsRE+" DEBUG\t"+loc+regexp.QuoteMeta(`msg="configuration: `+m+`"`)+"\n$")
+	}
+	checkWrites(t, out.Writes(), want)
+	l.SetLevel("INFO")
+	l.DebugLines("x: ", "y")
+	if n := len(out.Writes()); n != 3 {
+		t.Errorf("DebugLines at INFO wrote %d records, want none more", n-3)
+	}
+}
