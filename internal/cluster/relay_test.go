@@ -65,7 +65,8 @@ func relayMain() bool {
 }
 
 // blockingPipe copies src to dst like pipe, on a locked OS thread with
-// blocking read(2) and write(2) on duplicates of the sockets' descriptors.
+// blocking read(2) and write(2) on duplicates of the sockets' descriptors
+// (the net.Conns are only closed after that, never read or written).
 func blockingPipe(dst, src net.Conn) {
 	runtime.LockOSThread()
 	defer dst.Close()
@@ -100,7 +101,9 @@ func blockingPipe(dst, src net.Conn) {
 	}
 }
 
-// blockingFd returns a blocking duplicate of c's descriptor.
+// blockingFd returns a duplicate of c's descriptor in blocking mode. The
+// mode belongs to the socket, not the descriptor: c's own descriptor
+// blocks too from then on.
 func blockingFd(c net.Conn) (int, error) {
 	raw, err := c.(*net.UnixConn).SyscallConn()
 	if err != nil {

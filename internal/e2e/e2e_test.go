@@ -197,10 +197,10 @@ func TestNodeComesAndGoes(t *testing.T) {
 	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
 		t.Fatalf("offline node: %v", err)
 	}
-	// Back with a configuration that points elsewhere: -a wins over it
-	// (and -i sets the heartbeat interval the file leaves out).
+	// Back with a configuration and -H/-p that point elsewhere: -a wins
+	// over both (and -i sets the heartbeat interval the file leaves out).
 	c.startAgentWith("n1", "[bluechi-agent]\nControllerHost=192.0.2.1\nControllerPort=1\nLogTarget=stderr\nLogLevel=DEBUG\n",
-		"-a", fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port), "-i", "700")
+		"-H", "192.0.2.1", "-p", "1", "-a", fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port), "-i", "700")
 	c.waitStatus("n1", "online")
 	if !logContains(c, "agent-n1", "configuration: HeartbeatInterval=700\n") {
 		t.Errorf("-i 700 not in the agent's configuration")

@@ -107,20 +107,22 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	ctx := context.Background()
 	conn, log := c.jobLogClient()
 	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("n1"))
-	// A start job that stays "running" for a minute, however slow the
-	// machine.
-	const slow = "very-slow.service"
-	if err := c.nodes["n1"].WriteUnit(slow, "[Service]\nExecStartPre=/bin/sleep 60\nExecStart=/bin/sleep infinity\n"); err != nil {
-		t.Fatal(err)
+	// Start jobs that stay "running" for a minute, however slow the
+	// machine: one unit per case, so no job merges into an earlier one.
+	cancelled, orphaned, shutDown := "slow-cancel.service", "slow-disconnect.service", "slow-shutdown.service"
+	for _, unit := range []string{cancelled, orphaned, shutDown} {
+		if err := c.nodes["n1"].WriteUnit(unit, "[Service]\nExecStartPre=/bin/sleep 60\nExecStart=/bin/sleep infinity\n"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := node.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	// startSlow starts the slow unit and waits until systemd runs its job.
-	startSlow := func() dbus.ObjectPath {
+	// startSlow starts a slow unit and waits until systemd runs its job.
+	startSlow := func(unit string) dbus.ObjectPath {
 		t.Helper()
-		job, err := node.StartUnit(ctx, slow, "replace")
+		job, err := node.StartUnit(ctx, unit, "replace")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +147,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	}
 
 	// Job.Cancel on a job that systemd runs: systemd's own result.
-	job := startSlow()
+	job := startSlow(cancelled)
 	jobc := bluechi.NewJobClient(conn, bluechi.ControllerBusName, job)
 	props := map[string]string{}
 	for _, p := range []struct {
@@ -158,7 +160,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 		}
 		props[p.name] = v
 	}
-	want := map[string]string{"Node": "n1", "Unit": slow, "JobType": "start", "State": "running"}
+	want := map[string]string{"Node": "n1", "Unit": cancelled, "JobType": "start", "State": "running"}
 	if fmt.Sprint(props) != fmt.Sprint(want) {
 		t.Fatalf("job properties: %v, want %v", props, want)
 	}
@@ -171,7 +173,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	}
 
 	// The agent dies while systemd runs a job: the job ends at once.
-	job = startSlow()
+	job = startSlow(orphaned)
 	agent.Process.Signal(syscall.SIGKILL)
 	agent.Wait()
 	removed(job, controller.ResultDisconnected)
@@ -180,7 +182,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	// The controller stops while a job runs.
 	c.startAgent("n1")
 	c.waitStatus("n1", "online")
-	job = startSlow()
+	job = startSlow(shutDown)
 	c.ctrlCmd.Process.Signal(syscall.SIGTERM)
 	removed(job, controller.ResultShutdown)
 }

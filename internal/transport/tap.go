@@ -55,7 +55,9 @@ type Tap struct {
 	// End, if set, is called once in the reader goroutine when the
 	// incoming stream ends, with the reason: io.EOF when the peer closed
 	// or the connection was closed here, otherwise what broke it (a
-	// malformed message, a socket error). The connection closes after it.
+	// malformed message, a socket error). The connection closes after it,
+	// and raw calls still waiting fail only then: End must not block, nor
+	// wait for a reply on this connection.
 	End func(err error)
 
 	serial atomic.Uint32
