@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -123,8 +124,15 @@ func prepareSocketPath(path string) error {
 }
 
 // socketServed reports whether something accepts connections on the unix
-// socket at path. The probe connection is closed at once, unused.
+// socket at path. A listening socket the kernel lists for this network
+// namespace (/proc/net/unix) answers without touching it: connecting to a
+// socket that systemd holds for activation would start its service.
+// Otherwise a probe connection decides (refused: stale); it is closed at
+// once, unused.
 func socketServed(path string) (bool, error) {
+	if listedListening(path) {
+		return true, nil
+	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	switch {
 	case err == nil:
@@ -136,4 +144,27 @@ func socketServed(path string) (bool, error) {
 		return true, nil // served, with a full backlog
 	}
 	return false, err
+}
+
+// soAcceptCon is the flag of a listening socket in /proc/net/unix.
+const soAcceptCon = 1 << 16
+
+// listedListening reports whether /proc/net/unix lists a listening socket
+// bound to path. Lines read "Num RefCount Protocol Flags Type St Inode
+// Path", numbers in hex.
+func listedListening(path string) bool {
+	data, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 8 || strings.Join(f[7:], " ") != path {
+			continue
+		}
+		if flags, err := strconv.ParseUint(f[3], 16, 32); err == nil && flags&soAcceptCon != 0 {
+			return true
+		}
+	}
+	return false
 }
