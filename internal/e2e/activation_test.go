@@ -14,25 +14,34 @@ import (
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
 
-// TestSocketActivation: a controller started by systemd-socket-activate,
-// with its own TCP and unix listeners switched off, serves the socket it
-// was passed: the agent's first connection starts it, and the agent
-// registers over that socket.
-func TestSocketActivation(t *testing.T) {
+// activatedCluster prepares a cluster of one node, n1, whose controller
+// (configuration conf) systemd-socket-activate starts on the first
+// connection to listen. With inNode the controller runs inside n1, whose
+// private /run/bluechi can then hold its unix socket. systemd-socket-activate
+// passes on only the variables named with -E, and execs the controller in
+// its own process.
+func activatedCluster(t *testing.T, listen, conf string, inNode bool) (*cluster, *exec.Cmd) {
+	t.Helper()
 	activate, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
 		t.Fatalf("systemd-socket-activate (package systemd) is needed: %v", err)
 	}
 	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
-	c.nodes["n1"] = sandbox.StartT(t, sandbox.Options{Name: "n1", Units: sandbox.DemoUnits()})
-	conf := filepath.Join(c.dir, "controller.conf")
-	if err := os.WriteFile(conf, []byte("[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=false\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n"), 0o644); err != nil {
+	n := sandbox.StartT(t, sandbox.Options{Name: "n1", Units: sandbox.DemoUnits()})
+	c.nodes["n1"] = n
+	file := filepath.Join(c.dir, "controller.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// It passes on only the variables named with -E; it execs the
-	// controller in its own process on the first connection.
-	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", c.port), "-E", "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address,
-		filepath.Join(binDir, "bluechi-controller"), "-u", "-c", conf)
+	if listen == "" {
+		listen = fmt.Sprintf("127.0.0.1:%d", c.port)
+	}
+	argv := []string{activate, "-l", listen, "-E", "DBUS_SESSION_BUS_ADDRESS=" + c.bus.Address,
+		filepath.Join(binDir, "bluechi-controller"), "-u", "-c", file}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if inNode {
+		cmd = n.Command(context.Background(), argv...)
+	}
 	log := c.logFile("controller")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -45,6 +54,15 @@ func TestSocketActivation(t *testing.T) {
 	}
 	t.Cleanup(func() { client.Close() })
 	c.client = client
+	return c, cmd
+}
+
+// TestSocketActivation: a controller started by systemd-socket-activate,
+// with its own TCP and unix listeners switched off, serves the socket it
+// was passed: the agent's first connection starts it, and the agent
+// registers over that socket.
+func TestSocketActivation(t *testing.T) {
+	c, _ := activatedCluster(t, "", "[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=false\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n", false)
 	c.startAgent("n1") // its connection starts the controller
 	c.waitStatus("n1", "online")
 }
@@ -55,40 +73,15 @@ func TestSocketActivation(t *testing.T) {
 // instead of binding it), and does not remove the socket file when it
 // stops: it belongs to the socket unit, which must go on working.
 func TestSocketActivationUnixPath(t *testing.T) {
-	activate, err := exec.LookPath("systemd-socket-activate")
-	if err != nil {
-		t.Fatalf("systemd-socket-activate (package systemd) is needed: %v", err)
-	}
-	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
-	// The controller runs in the node, whose private /run/bluechi holds
-	// the socket.
-	n := sandbox.StartT(t, sandbox.Options{Name: "n1", Units: sandbox.DemoUnits()})
-	c.nodes["n1"] = n
-	conf := filepath.Join(c.dir, "controller.conf")
-	if err := os.WriteFile(conf, []byte("[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=false\nUseUDS=true\nLogTarget=stderr\nLogLevel=DEBUG\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := n.Command(context.Background(), activate, "-l", config.DefaultUnixSocketPath, "-E", "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address,
-		filepath.Join(binDir, "bluechi-controller"), "-u", "-c", conf)
-	log := c.logFile("controller")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(cmd) })
-	client, _, err := dbusrt.ConnectBus(c.bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	c.client = client
+	c, cmd := activatedCluster(t, config.DefaultUnixSocketPath,
+		"[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=false\nUseUDS=true\nLogTarget=stderr\nLogLevel=DEBUG\n", true)
 	c.startAgent("n1", "-a", "unix:path="+config.DefaultUnixSocketPath) // its connection starts the controller
 	c.waitStatus("n1", "online")
 	if !logContains(c, "controller", "unix socket listener not opened") {
 		t.Errorf("no warning about the passed socket's path")
 	}
 	stop(cmd)
-	if out, err := n.Exec(context.Background(), "test", "-S", config.DefaultUnixSocketPath); err != nil {
+	if out, err := c.nodes["n1"].Exec(context.Background(), "test", "-S", config.DefaultUnixSocketPath); err != nil {
 		t.Fatalf("the socket file is gone after the controller stopped: %v %s", err, out)
 	}
 }
