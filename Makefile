@@ -56,12 +56,15 @@ install: build
 	install -d $(DESTDIR)/usr/libexec $(DESTDIR)/usr/bin $(DESTDIR)/usr/lib/systemd/system $(DESTDIR)/usr/lib/systemd/user \
 		$(DESTDIR)/usr/share/dbus-1/system.d $(DESTDIR)/usr/share/dbus-1/interfaces \
 		$(DESTDIR)/usr/share/bluechi/config $(DESTDIR)/usr/share/bluechi-agent/config \
+		$(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/share/bluechi/grafana \
 		$(DESTDIR)/etc/bluechi/controller.conf.d $(DESTDIR)/etc/bluechi/agent.conf.d
-	for b in bluechi-controller bluechi-agent bluechi-proxy; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/libexec/; done
+	for b in bluechi-controller bluechi-agent bluechi-proxy bluechi-exporter; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/libexec/; done
 	for b in bluechictl bluechi-is-online; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/bin/; done
 	install -m 0644 install/systemd/system/* $(DESTDIR)/usr/lib/systemd/system/
 	install -m 0644 install/systemd/user/* $(DESTDIR)/usr/lib/systemd/user/
 	install -m 0644 install/dbus/*.conf $(DESTDIR)/usr/share/dbus-1/system.d/
+	install -m 0644 install/sysusers/bluechi-exporter.conf $(DESTDIR)/usr/lib/sysusers.d/
+	install -m 0644 install/grafana/*.json $(DESTDIR)/usr/share/bluechi/grafana/
 	install -m 0644 install/config/controller.conf $(DESTDIR)/usr/share/bluechi/config/
 	install -m 0644 install/config/agent.conf $(DESTDIR)/usr/share/bluechi-agent/config/
 	for i in Controller Node Job Monitor Metrics Agent; do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)/usr/share/dbus-1/interfaces/; done
