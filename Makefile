@@ -44,11 +44,13 @@ lint:
 bench:
 	$(GO) test -run XXX -bench . -count 5 ./internal/apitest
 
-## bench-cluster: benchmarks on sandboxed clusters with real systemd (root)
+## bench-cluster: benchmarks on sandboxed clusters with real systemd (root),
+## and bluechi-exporter's (RSS, scrape latency, CPU per unit event)
 bench-cluster:
 	$(GO) test -run XXX -bench 'StartUnit|ListUnits' -benchtime 300x ./internal/cluster
 	$(GO) test -run XXX -bench Memory -benchtime 1000x ./internal/cluster
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
+	$(GO) test -run XXX -bench . -benchtime 20x ./internal/exporter
 
 ## install: binaries, units, D-Bus policy and default configs under DESTDIR
 DESTDIR ?=
