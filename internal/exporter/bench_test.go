@@ -38,10 +38,14 @@ type fakeMonitor struct {
 	owner string
 }
 
-func (m *fakeMonitor) Subscribe(ctx context.Context, node, unit string) (uint32, error) { return 1, nil }
-func (m *fakeMonitor) Close(ctx context.Context) error                                 { return nil }
+func (m *fakeMonitor) Subscribe(ctx context.Context, node, unit string) (uint32, error) {
+	return 1, nil
+}
+func (m *fakeMonitor) Close(ctx context.Context) error { return nil }
 
-type fakeNode struct{ bluechi.UnimplementedNodeServer }
+type fakeNode struct {
+	bluechi.UnimplementedNodeServer
+}
 
 func (c *fakeController) ListNodes(ctx context.Context) ([]bluechi.NodeInfo, error) {
 	return c.nodes, nil
@@ -123,8 +127,8 @@ func procStat(tb testing.TB, pid int) (rssKB int, cpu time.Duration) {
 		tb.Fatal(err)
 	}
 	f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
-	ut, _ := strconv.Atoi(f[11]) // utime, field 14
-	st, _ := strconv.Atoi(f[12]) // stime, field 15
+	ut, _ := strconv.Atoi(f[11])                               // utime, field 14
+	st, _ := strconv.Atoi(f[12])                               // stime, field 15
 	return rssKB, time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ 100
 }
 
