@@ -86,7 +86,14 @@ func startFakeController(tb testing.TB, n int) (*fakeController, string) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(bus.Stop)
-	conn, _, err := dbusrt.ConnectBus(bus.Address)
+	return serveFakeController(tb, bus.Address, n), bus.Address
+}
+
+// serveFakeController serves a fake controller with n online nodes on the
+// bus at address.
+func serveFakeController(tb testing.TB, address string, n int) *fakeController {
+	tb.Helper()
+	conn, _, err := dbusrt.ConnectBus(address)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,7 +114,7 @@ func startFakeController(tb testing.TB, n int) (*fakeController, string) {
 	if err := dbusrt.RequestName(conn, bluechi.ControllerBusName); err != nil {
 		tb.Fatal(err)
 	}
-	return c, bus.Address
+	return c
 }
 
 // procStat returns a process's resident set (kB) and CPU time.

@@ -104,12 +104,20 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // startExporter runs bluechi-exporter on the cluster bus as the session bus.
 func startExporter(tb testing.TB, busAddress string, args ...string) *exporterProc {
 	tb.Helper()
+	return startExporterAs(tb, nil, busAddress, args...)
+}
+
+// startExporterAs runs bluechi-exporter through a wrapper command (such as
+// setpriv), nil for none.
+func startExporterAs(tb testing.TB, wrapper []string, busAddress string, args ...string) *exporterProc {
+	tb.Helper()
 	port, err := cluster.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(filepath.Join(binaries(tb), "bluechi-exporter"), append([]string{"-u", "--web.listen-address", addr}, args...)...)
+	argv := append(append(wrapper, filepath.Join(binaries(tb), "bluechi-exporter"), "-u", "--web.listen-address", addr), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+busAddress)
 	p := &exporterProc{cmd: cmd, url: "http://" + addr + "/metrics", log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	cmd.Stdout, cmd.Stderr = lockedWriter{p.mu, p.log}, lockedWriter{p.mu, p.log}
