@@ -67,6 +67,7 @@ type Exporter struct {
 	log  *slog.Logger
 	m    *metrics
 	wg   sync.WaitGroup // lookups started by events
+	ctx  context.Context // Run's, for those lookups; set before any session
 
 	mu         sync.Mutex // guards the fields below
 	gen        uint64     // session generation; events of older sessions are dropped
@@ -107,6 +108,7 @@ func (e *Exporter) Collectors() []prometheus.Collector { return e.m.collectors()
 
 // Run follows the controller until ctx ends; it returns only then.
 func (e *Exporter) Run(ctx context.Context) {
+	e.ctx = ctx
 	defer e.wg.Wait()
 	backoff := e.opts.MinBackoff
 	for ctx.Err() == nil {
@@ -364,7 +366,7 @@ func (e *Exporter) seedUnitsLocked(gen uint64, node string) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.CallTimeout)
+		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
 		defer cancel()
 		units, err := sess.Units(ctx, node)
 		if err != nil {
@@ -431,7 +433,7 @@ func (h *handler) NodeStatusChanged(node, status string) {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.readLastSeen(context.Background(), gen, sess, node)
+			e.readLastSeen(e.ctx, gen, sess, node)
 		}()
 		if n.online && len(e.opts.Units) > 0 {
 			e.seedUnitsLocked(gen, node)
@@ -471,7 +473,7 @@ func (h *handler) JobNew(id uint32, job string) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.CallTimeout)
+		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
 		defer cancel()
 		node, typ, err := sess.Job(ctx, job)
 		if err != nil {
