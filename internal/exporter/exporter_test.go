@@ -4,6 +4,7 @@ package exporter
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -217,4 +218,30 @@ func TestLastSeenRefresh(t *testing.T) {
 	b.nodes[1].LastSeen = seen.Add(2 * time.Second)
 	b.mu.Unlock()
 	waitMetrics(t, reg, map[string]float64{`bluechi_node_last_seen_timestamp_seconds{node="n2"}`: 1700000002.5})
+}
+
+// TestNoGoroutineLeak: after Run returns, no goroutine of the exporter is
+// left, lookups in flight included.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("run", func(t *testing.T) {
+		b := newFakeBus(threeNodes()...)
+		b.jobGate = make(chan struct{}) // lookups that never answer
+		_, reg := run(t, Options{Units: []string{"*"}, LastSeenInterval: time.Millisecond}, b)
+		waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1})
+		h := b.handler(t)
+		for i := range uint32(10) {
+			h.JobNew(i, "/j/x")
+		}
+		b.setOwner("")
+		b.setOwner(":1.7")
+		waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1, `bluechi_exporter_controller_sessions_total`: 2})
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines before, %d after", before, runtime.NumGoroutine())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
