@@ -66,7 +66,7 @@ type Exporter struct {
 	dial Dialer
 	log  *slog.Logger
 	m    *metrics
-	wg   sync.WaitGroup // lookups started by events
+	wg   sync.WaitGroup  // lookups started by events
 	ctx  context.Context // Run's, for those lookups; set before any session
 
 	mu         sync.Mutex // guards the fields below
