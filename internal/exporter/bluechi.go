@@ -7,6 +7,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -191,7 +192,11 @@ func (s *dbusSession) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 func (s *dbusSession) LastSeen(ctx context.Context, node string) (time.Time, error) {
-	return s.lastSeen(ctx, bluechi.NodePath(node))
+	t, err := s.lastSeen(ctx, bluechi.NodePath(node))
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || dbusrt.ErrorName(err) == dbusrt.ErrNoReply) {
+		err = fmt.Errorf("%w: %v", ErrNoAnswer, err)
+	}
+	return t, err
 }
 
 func (s *dbusSession) lastSeen(ctx context.Context, path dbus.ObjectPath) (time.Time, error) {

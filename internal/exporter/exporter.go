@@ -11,6 +11,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path"
 	"sync"
@@ -106,7 +107,9 @@ func New(dial Dialer, opts Options) *Exporter {
 // Collectors returns the exporter's collectors for a registry.
 func (e *Exporter) Collectors() []prometheus.Collector { return e.m.collectors() }
 
-// Run follows the controller until ctx ends; it returns only then.
+// Run follows the controller until ctx ends; it returns only then. A
+// controller that stops answering (seen by the periodic last-seen reads)
+// ends the session as one that leaves the bus does.
 func (e *Exporter) Run(ctx context.Context) {
 	e.ctx = ctx
 	defer e.wg.Wait()
@@ -209,7 +212,10 @@ func (e *Exporter) runBus(ctx context.Context, bus Bus, backoff *time.Duration) 
 					break session
 				}
 			case <-tick:
-				e.refreshLastSeen(ctx)
+				if err := e.refreshLastSeen(ctx); err != nil {
+					e.log.Warn("controller stopped answering", "error", err)
+					break session
+				}
 			case <-bus.Done():
 				e.closeSession(sess)
 				return
@@ -312,8 +318,9 @@ func (e *Exporter) setDown() {
 	clear(e.jobs)
 }
 
-// refreshLastSeen reads the last-seen time of every online node.
-func (e *Exporter) refreshLastSeen(ctx context.Context) {
+// refreshLastSeen reads the last-seen time of every online node; an error
+// wrapping ErrNoAnswer means the controller does not answer.
+func (e *Exporter) refreshLastSeen(ctx context.Context) error {
 	e.mu.Lock()
 	sess, gen := e.sess, e.gen
 	var names []string
@@ -324,26 +331,30 @@ func (e *Exporter) refreshLastSeen(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	if sess == nil {
-		return
+		return nil
 	}
 	for _, name := range names {
-		e.readLastSeen(ctx, gen, sess, name)
+		if err := e.readLastSeen(ctx, gen, sess, name); errors.Is(err, ErrNoAnswer) {
+			return err
+		}
 	}
+	return nil
 }
 
-func (e *Exporter) readLastSeen(ctx context.Context, gen uint64, sess Session, name string) {
+func (e *Exporter) readLastSeen(ctx context.Context, gen uint64, sess Session, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.CallTimeout)
 	defer cancel()
 	t, err := sess.LastSeen(ctx, name)
 	if err != nil {
 		e.log.Debug("cannot read last-seen time", "node", name, "error", err)
-		return
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if n := e.nodes[name]; n != nil && gen == e.gen && t.After(n.lastSeen) {
 		n.lastSeen = t
 	}
+	return nil
 }
 
 // wantUnit reports whether unit gets per-unit series.

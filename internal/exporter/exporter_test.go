@@ -245,3 +245,17 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestHungController(t *testing.T) {
+	b := newFakeBus(threeNodes()...)
+	_, reg := run(t, Options{LastSeenInterval: 2 * time.Millisecond}, b)
+	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1})
+	b.mu.Lock()
+	b.hung, b.openErr = true, errors.New("timeout")
+	b.mu.Unlock()
+	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 0, `bluechi_node_online{node="n1"}`: 0})
+	b.mu.Lock()
+	b.hung, b.openErr = false, nil
+	b.mu.Unlock()
+	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1, `bluechi_exporter_controller_sessions_total`: 2})
+}

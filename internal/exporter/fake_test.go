@@ -33,6 +33,7 @@ type fakeBus struct {
 	calls    int // calls on sessions
 	sess     *fakeSession
 	metricOn bool
+	hung     bool // LastSeen fails with ErrNoAnswer
 }
 
 func newFakeBus(nodes ...Node) *fakeBus {
@@ -155,6 +156,9 @@ func (s *fakeSession) LastSeen(ctx context.Context, node string) (time.Time, err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
+	if s.b.hung {
+		return time.Time{}, fmt.Errorf("%w: no reply", ErrNoAnswer)
+	}
 	for _, n := range s.b.nodes {
 		if n.Name == node {
 			return n.LastSeen, nil

@@ -4,8 +4,13 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNoAnswer is wrapped by Session errors of calls the controller did not
+// answer in time (it is hung, or its host overloaded).
+var ErrNoAnswer = errors.New("the controller does not answer")
 
 // Bus is the exporter's view of one message-bus connection: everything it
 // needs from BlueChi's public API. bluechi.go implements it over D-Bus with
