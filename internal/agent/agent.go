@@ -162,6 +162,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.seedUnits(ctx); err != nil {
 		return err
 	}
+	a.restoreProxies()
 	events := make(chan struct{})
 	defer func() { <-events }()
 	go func() { defer close(events); a.events(ctx) }()

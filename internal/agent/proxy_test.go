@@ -39,7 +39,13 @@ type proxyHarness struct {
 
 func startProxyHarness(t *testing.T) *proxyHarness {
 	t.Helper()
-	h := &proxyHarness{t: t, sd: &fakeSystemd{events: make(chan systemd.Event, 16), stops: make(chan string, 16)}, events: make(chan string, 32)}
+	return startProxyHarnessWith(t, nil)
+}
+
+// startProxyHarnessWith is startProxyHarness with systemd listing units.
+func startProxyHarnessWith(t *testing.T, units []bluechi.UnitInfo) *proxyHarness {
+	t.Helper()
+	h := &proxyHarness{t: t, sd: &fakeSystemd{units: units, events: make(chan systemd.Event, 16), stops: make(chan string, 16)}, events: make(chan string, 32)}
 	addr, fc := startFakeControllerHook(t, h.watch)
 	h.fc = fc
 	bus := testbus.Start(t)
@@ -314,7 +320,8 @@ func TestProxyReconnect(t *testing.T) {
 }
 
 // TestProxyShutdown: the agent's SIGTERM path fails pending CreateProxy
-// calls and stops the units of ready proxies.
+// calls and leaves the units of ready proxies alone (the next instance
+// restores their proxies), emitting nothing.
 func TestProxyShutdown(t *testing.T) {
 	h := startProxyHarness(t)
 	ctx := context.Background()
@@ -327,20 +334,72 @@ func TestProxyShutdown(t *testing.T) {
 	if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != "Proxy service stopped" {
 		t.Fatalf("pending CreateProxy at shutdown: %v", err)
 	}
-	select {
-	case s := <-h.sd.stops:
-		if s != "bluechi-proxy@n2_a.service replace" {
-			t.Fatalf("StopUnit %s", s)
-		}
-	default:
-		t.Fatal("ready proxy unit not stopped at shutdown")
-	}
 	h.noStop()
 	select {
 	case ev := <-h.events:
 		t.Fatalf("signal at shutdown: %s", ev)
 	default:
 	}
+}
+
+// TestProxyRestore: an agent starting next to active proxy units restores
+// their proxies (ready, announced at registration), but not those of
+// units that are not active or whose names do not parse; a restored
+// proxy goes when its target really stops (the unit is stopped) or when
+// its own unit stops without RemoveProxy.
+func TestProxyRestore(t *testing.T) {
+	units := []bluechi.UnitInfo{
+		{Name: "bluechi-proxy@n2_a.service", ActiveState: "active", SubState: "exited"},
+		{Name: "bluechi-proxy@n3_b-c.service", ActiveState: "active", SubState: "exited"},
+		{Name: "bluechi-proxy@n2_pending.service", ActiveState: "activating", SubState: "start"},
+		{Name: "bluechi-proxy@n2_old.service", ActiveState: "failed", SubState: "failed"},
+		{Name: "bluechi-proxy@nounderscore.service", ActiveState: "active", SubState: "exited"},
+		{Name: "bluechi-proxy@n2_x.socket", ActiveState: "active", SubState: "running"},
+		{Name: "other.service", ActiveState: "active", SubState: "running"},
+	}
+	h := startProxyHarnessWith(t, units)
+	ctx := context.Background()
+	got := map[string]string{}
+	for range 2 {
+		var node, unit, path string
+		ev := h.next()
+		if _, err := fmt.Sscanf(ev, "new %s %s %s", &node, &unit, &path); err != nil {
+			t.Fatalf("got %q, want ProxyNew", ev)
+		}
+		got[node+" "+unit] = path
+	}
+	if _, ok := got["n2 a.service"]; !ok || len(got) != 2 || got["n3 b-c.service"] == "" {
+		t.Fatalf("restored proxies %v", got)
+	}
+	select {
+	case ev := <-h.events:
+		t.Fatalf("unexpected %s", ev)
+	default:
+	}
+	// Ready: a duplicate is refused, virtual stops are ignored, a real one
+	// stops the unit.
+	wantError(t, h.pub.CreateProxy(ctx, "bluechi-proxy@n2_a.service", "n2", "a.service"), dbusrt.ErrAddressInUse)
+	px := bluechi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(got["n2 a.service"]))
+	call(t, px.TargetStateChanged(ctx, "inactive", "agent-offline", "virtual"))
+	h.noStop()
+	call(t, px.TargetStateChanged(ctx, "inactive", "dead", "real"))
+	select {
+	case s := <-h.sd.stops:
+		if s != "bluechi-proxy@n2_a.service replace" {
+			t.Fatalf("StopUnit %s", s)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("proxy unit not stopped")
+	}
+	if ev := h.next(); ev != "removed n2 a.service" {
+		t.Fatalf("got %q, want ProxyRemoved", ev)
+	}
+	// The other one's unit stops by itself (its ExecStop found no agent).
+	h.sd.events <- unitChange("bluechi-proxy@n3_b-c.service", systemd.UnitInterface, "ActiveState", "failed", "SubState", "failed")
+	if ev := h.next(); ev != "removed n3 b-c.service" {
+		t.Fatalf("got %q, want ProxyRemoved", ev)
+	}
+	h.noStop()
 }
 
 // TestDepUnits: StartDep and StopDep drive bluechi-dep@<unit> on a real

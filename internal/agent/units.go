@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -179,6 +180,9 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 			sub = v
 		}
 		if active != u.active || sub != u.sub {
+			if (active == "inactive" || active == "failed") && active != u.active && strings.HasPrefix(e.Unit, proxyUnitPrefix) {
+				go a.localUnitStopped(e.Unit) // takes proxyMu, which is taken before unitMu elsewhere
+			}
 			u.active, u.sub = active, sub
 			if s != nil {
 				a.send(s, "UnitStateChanged", s.queue(bluechi.InternalAgentSignalUnitStateChanged, e.Unit, orInvalid(active), orInvalid(sub), reasonReal))

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -137,5 +139,79 @@ func TestMainCalls(t *testing.T) {
 		if code != c.code || stderr != c.stderr || call != c.call {
 			t.Errorf("%q: code %d stderr %q call %q", c.args, code, stderr, call)
 		}
+	}
+}
+
+// blockingAgent keeps every CreateProxy pending until its connection ends.
+type blockingAgent struct {
+	bluechi.UnimplementedAgentServer
+	calls chan string
+}
+
+func (f *blockingAgent) CreateProxy(ctx context.Context, service, node, unit string) error {
+	f.calls <- "create " + unit
+	<-ctx.Done()
+	return dbusrt.NewError(dbusrt.ErrFailed, "Proxy service stopped")
+}
+
+// TestCreateAcrossAgentRestart: the agent asked goes away while the call
+// is pending; bluechi-proxy asks the agent that takes the name next.
+func TestCreateAcrossAgentRestart(t *testing.T) {
+	bus := testbus.Start(t)
+	serve := func(srv bluechi.AgentServer) *dbus.Conn {
+		conn, _, err := dbusrt.ConnectBus(bus.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, srv, bluechi.AgentProperties{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	first := &blockingAgent{calls: make(chan string, 1)}
+	firstConn := serve(first)
+	var errb strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), cmdline.Env{Prog: Prog, Args: []string{"-u", "create", "n2_a.service"}, Stdout: io.Discard, Stderr: &errb,
+			Connect: func(bool) (*dbus.Conn, error) { c, _, err := dbusrt.ConnectBus(bus.Address); return c, err }})
+	}()
+	select {
+	case <-first.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first agent not asked")
+	}
+	firstConn.Close()
+	second := &fakeAgent{calls: make(chan string, 1)}
+	serve(second)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bluechi-proxy did not finish")
+	}
+	if c := <-second.calls; c != "create bluechi-proxy@n2_a.service n2 a.service" {
+		t.Fatalf("second agent got %q", c)
+	}
+	if !strings.Contains(errb.String(), "the agent went away") {
+		t.Errorf("stderr %q", errb.String())
+	}
+}
+
+// TestRemoveWithoutAgent: with no agent on the bus there is no proxy to
+// remove: success.
+func TestRemoveWithoutAgent(t *testing.T) {
+	bus := testbus.Start(t)
+	var errb strings.Builder
+	code := Main(context.Background(), cmdline.Env{Prog: Prog, Args: []string{"-u", "remove", "n2_a.service"}, Stdout: io.Discard, Stderr: &errb,
+		Connect: func(bool) (*dbus.Conn, error) { c, _, err := dbusrt.ConnectBus(bus.Address); return c, err }})
+	if code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d: %q", code, errb.String())
 	}
 }
