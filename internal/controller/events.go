@@ -217,6 +217,7 @@ func (c *Controller) registeredLocked(n *node, p *peer) {
 		n.tellLocked("Subscribe", u)
 	}
 	n.replayDepsLocked()
+	c.scheduleDepCheckLocked(n, p)
 	if c.metrics != nil {
 		n.tellLocked("EnableMetrics")
 	}
@@ -248,6 +249,7 @@ func (c *Controller) goneLocked(n *node, p *peer) {
 	}
 	c.dropSinkLocked(n, false)
 	c.dropProxiesLocked(n)
+	n.stopDepCheckLocked()
 	n.ev = nil
 }
 
@@ -260,6 +262,9 @@ func (c *Controller) closeEvents() {
 		return
 	}
 	c.evClosed = true
+	for _, n := range c.nodes {
+		n.stopDepCheckLocked()
+	}
 	var watches []*dbusrt.Subscription
 	for _, m := range c.monitors {
 		watches = append(watches, c.dropMonitorLocked(m, false))

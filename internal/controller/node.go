@@ -33,6 +33,7 @@ type node struct {
 	proxies   map[proxyKey]*proxyRec
 	deps      map[string]int
 	allowDeps map[string]bool // AllowDependenciesOn; set in New
+	depCheck  *time.Timer     // the pending checkDeps of the connection
 
 	// selinuxType is the RequiredSelinuxContext a registering peer's
 	// SELinux type must equal; empty: any peer.

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -136,6 +138,66 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// DepCheckDelay is how long after a node registers the controller checks
+// its bluechi-dep@ units against the dependencies held on it: long enough
+// for the requesting nodes to register too and announce their proxies
+// again after a controller restart, short enough that a dependency
+// released while the node was away ends soon after it is back.
+var DepCheckDelay = 3 * time.Second
+
+// depUnitPrefix names the target-side helper units, bluechi-dep@<unit>.
+const depUnitPrefix = "bluechi-dep@"
+
+// scheduleDepCheckLocked arranges the dependency check of t's new
+// connection p (checkDeps).
+func (c *Controller) scheduleDepCheckLocked(t *node, p *peer) {
+	t.stopDepCheckLocked()
+	t.depCheck = time.AfterFunc(DepCheckDelay, func() { c.checkDeps(t, p) })
+}
+
+// stopDepCheckLocked cancels a scheduled dependency check.
+func (t *node) stopDepCheckLocked() {
+	if t.depCheck != nil {
+		t.depCheck.Stop()
+		t.depCheck = nil
+	}
+}
+
+// checkDeps reconciles what t runs with what the controller holds on it:
+// every bluechi-dep@ unit that is up on t although no proxy needs it any
+// more gets StopDep. Such units are left over when the last proxy went
+// while t was away (the StopDep could not be sent) or while this
+// controller was not running.
+func (c *Controller) checkDeps(t *node, p *peer) {
+	ctx, cancel := context.WithTimeout(context.Background(), AgentCallTimeout)
+	defer cancel()
+	units, err := bluechi.NewInternalAgentClient(p.conn, agentBusName, bluechi.InternalAgentPath).ListUnits(ctx)
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if t.ev != p {
+		return
+	}
+	t.depCheck = nil
+	if err != nil {
+		c.logger().Warn("cannot check the dependency units of a node", "node", t.name, "error", err)
+		return
+	}
+	released := 0
+	for _, u := range units {
+		target, ok := strings.CutPrefix(u.Name, depUnitPrefix)
+		if !ok || t.deps[target] > 0 {
+			continue
+		}
+		switch u.ActiveState {
+		case "active", "activating", "reloading":
+			c.logger().Info("releasing a dependency no proxy holds", "node", t.name, "unit", target)
+			t.tellLocked("StopDep", target)
+			released++
+		}
+	}
+	c.logger().Debug("dependency units checked", "node", t.name, "held", len(t.deps), "released", released)
 }
 
 // replayDepsLocked sends StartDep for every dependency held on t, which

@@ -6,11 +6,13 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/controller"
 )
 
 // depAgent records the calls the controller makes on an agent and on its
@@ -21,6 +23,15 @@ type depAgent struct {
 	calls []string
 	conn  *dbus.Conn
 	obj   *bluechi.InternalAgentObject
+	units []bluechi.UnitInfo // ListUnits' answer; set before registration
+}
+
+func (a *depAgent) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
+	units := slices.Clone(a.units)
+	for i := range units {
+		units[i].Path, units[i].JobPath = "/", "/"
+	}
+	return units, nil
 }
 
 func (a *depAgent) record(s string) {
@@ -78,7 +89,13 @@ func (p *proxyObj) TargetRemoved(ctx context.Context, reason string) error {
 
 func (c *cluster) depAgent(name string) *depAgent {
 	c.t.Helper()
-	a := &depAgent{}
+	return c.depAgentWith(name, nil)
+}
+
+// depAgentWith is depAgent with units for ListUnits.
+func (c *cluster) depAgentWith(name string, units []bluechi.UnitInfo) *depAgent {
+	c.t.Helper()
+	a := &depAgent{units: units}
 	a.conn = c.dialAgent(name, func(conn *dbus.Conn) (err error) {
 		if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
 			return err
@@ -177,4 +194,28 @@ func TestProxies(t *testing.T) {
 	r2.conn.Close()
 	waitCallsOf(t, tgt, "Subscribe u.service", "Subscribe v.service", "StartDep u.service", "StartDep v.service",
 		"Unsubscribe u.service", "StopDep u.service", "Unsubscribe v.service", "StopDep v.service")
+}
+
+// TestDepCheck: some time after a target node registers, every
+// bluechi-dep@ unit up there that no proxy holds is released with StopDep
+// (its last proxy went while the node or this controller was away);
+// held, inactive and other units are left alone.
+func TestDepCheck(t *testing.T) {
+	defer func(d time.Duration) { controller.DepCheckDelay = d }(controller.DepCheckDelay)
+	controller.DepCheckDelay = time.Second // r's ProxyNew is handled well before
+	c := startClusterConfig(t, &config.Controller{Nodes: []config.Node{
+		{Name: "r", AllowDependenciesOn: []string{"t"}},
+		{Name: "t"},
+	}})
+	r := c.depAgent("r")
+	r.proxyNew(t, "t", "held.service", 1)
+	tgt := c.depAgentWith("t", []bluechi.UnitInfo{
+		{Name: "bluechi-dep@held.service", ActiveState: "active"},
+		{Name: "bluechi-dep@orphan.service", ActiveState: "active"},
+		{Name: "bluechi-dep@starting.service", ActiveState: "activating"},
+		{Name: "bluechi-dep@gone.service", ActiveState: "inactive"},
+		{Name: "bluechi-dep@failed.service", ActiveState: "failed"},
+		{Name: "orphan.service", ActiveState: "active"},
+	})
+	waitCallsOf(t, tgt, "Subscribe held.service", "StartDep held.service", "StopDep orphan.service", "StopDep starting.service")
 }
