@@ -10,7 +10,9 @@ import (
 )
 
 // installProxyTemplates puts the shipped user-mode templates on every node,
-// pointed at the built bluechi-proxy and at the node's own bus.
+// pointed at the built bluechi-proxy (for @LIBEXECDIR@, which make install
+// replaces with the install prefix's libexec directory) and at the node's
+// own bus.
 func (c *cluster) installProxyTemplates() {
 	c.t.Helper()
 	ctx := context.Background()
@@ -19,8 +21,11 @@ func (c *cluster) installProxyTemplates() {
 		if err != nil {
 			c.t.Fatal(err)
 		}
+		if name == "bluechi-proxy@.service" && !strings.Contains(string(data), "ExecStart=@LIBEXECDIR@/bluechi-proxy ") {
+			c.t.Fatalf("%s: ExecStart does not follow the install prefix (@LIBEXECDIR@)", name)
+		}
 		for _, n := range c.nodes {
-			text := strings.ReplaceAll(string(data), "/usr/libexec/bluechi-proxy", binDir+"/bluechi-proxy")
+			text := strings.ReplaceAll(string(data), "@LIBEXECDIR@", binDir)
 			text = strings.Replace(text, "[Service]\n", "[Service]\nEnvironment=DBUS_SESSION_BUS_ADDRESS="+n.BusAddress+"\n", 1)
 			if err := n.WriteUnit(name, text); err != nil {
 				c.t.Fatal(err)
