@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bluechi-go/bluechi/internal/config"
@@ -15,7 +16,8 @@ import (
 )
 
 // activatedCluster prepares a cluster of one node, n1, whose controller
-// (configuration conf) systemd-socket-activate starts on the first
+// (configuration conf, "@PORT@" standing for the cluster's TCP port)
+// systemd-socket-activate starts on the first
 // connection to listen. With inNode the controller runs inside n1, whose
 // private /run/bluechi can then hold its unix socket. systemd-socket-activate
 // passes on only the variables named with -E, and execs the controller in
@@ -30,6 +32,7 @@ func activatedCluster(t *testing.T, listen, conf string, inNode bool) (*cluster,
 	n := sandbox.StartT(t, sandbox.Options{Name: "n1", Units: sandbox.DemoUnits()})
 	c.nodes["n1"] = n
 	file := filepath.Join(c.dir, "controller.conf")
+	conf = strings.ReplaceAll(conf, "@PORT@", fmt.Sprint(c.port))
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,12 @@ type Options struct {
 	KeepHostMounts bool
 	// KeepHostUserUnits leaves /etc/systemd/user visible to the node.
 	KeepHostUserUnits bool
+	// UnifiedCgroups, on a host with the hybrid cgroup layout (v1
+	// controllers, the unified hierarchy on /sys/fs/cgroup/unified), mounts
+	// the unified hierarchy on the node's /sys/fs/cgroup: the node's systemd
+	// then runs in pure cgroup v2 mode and can freeze units (the v2
+	// freezer). No effect where /sys/fs/cgroup is cgroup2 already.
+	UnifiedCgroups bool
 }
 
 // Node is a running sandboxed systemd user manager.
@@ -208,7 +214,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("sandbox: console: %w", err)
 	}
 	n.consf = consf
-	script := startScript(n.cg.procsFiles(cgManager), unmount, !opts.KeepHostUserUnits, bins.systemd, n.console.path)
+	script := startScript(n.cg.procsFiles(cgManager), unmount, !opts.KeepHostUserUnits, opts.UnifiedCgroups, bins.systemd, n.console.path)
 	cmd := exec.Command(bins.sh, "-c", script, "sandbox-"+opts.Name)
 	cmd.Dir = "/"
 	cmd.Env = append([]string{
@@ -402,7 +408,7 @@ func (n *Node) WriteUnit(name, content string) error {
 
 // startScript is run by /bin/sh inside the new mount namespace; it ends by
 // exec'ing systemd, so the shell's PID is systemd's.
-func startScript(cgProcs, unmount []string, hideUserUnits bool, systemd, console string) string {
+func startScript(cgProcs, unmount []string, hideUserUnits, unified bool, systemd, console string) string {
 	var b strings.Builder
 	b.WriteString("set -e\n")
 	for _, f := range cgProcs {
@@ -419,6 +425,9 @@ func startScript(cgProcs, unmount []string, hideUserUnits bool, systemd, console
 	}
 	for _, m := range unmount {
 		fmt.Fprintf(&b, "umount -l %s 2>/dev/null || true\n", shQuote(m))
+	}
+	if unified {
+		b.WriteString("if [ \"$(stat -fc %T /sys/fs/cgroup)\" != cgroup2fs ] && [ -d /sys/fs/cgroup/unified ]; then mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup; fi\n")
 	}
 	fmt.Fprintf(&b, "exec %s --user\n", shQuote(systemd))
 	return b.String()
