@@ -239,28 +239,35 @@ func (c *Controller) Close() {
 		return
 	}
 	c.closed = true
-	// Detach every node first (each reports offline once), then report the
-	// controller down once; the connections' own disconnect handling then
-	// finds nothing left to do.
+	var jobs []*job
+	for _, j := range c.jobs {
+		jobs = append(jobs, j)
+	}
+	c.mu.Unlock()
+	c.emu.Unlock()
+	// The jobs end first (behaviours.md §9): a client waiting for one,
+	// such as bluechictl start, learns it was cancelled by the shutdown
+	// before its node is reported offline.
+	for _, j := range jobs {
+		c.finishJob(j, ResultShutdown)
+	}
+	c.emu.Lock()
+	c.mu.Lock()
+	// Then every node is detached (each reports offline once) and the
+	// controller reported down once; the connections' own disconnect
+	// handling then finds nothing left to do.
 	for _, n := range c.nodes {
 		if n.peer != nil {
 			n.detachLocked()
 		}
 	}
 	c.updateStatusLocked()
-	var jobs []*job
-	for _, j := range c.jobs {
-		jobs = append(jobs, j)
-	}
 	var peers []*peer
 	for p := range c.peers {
 		peers = append(peers, p)
 	}
 	c.mu.Unlock()
 	c.emu.Unlock()
-	for _, j := range jobs {
-		c.finishJob(j, ResultShutdown)
-	}
 	for _, p := range peers {
 		if p.conn != nil {
 			p.conn.Close()

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -193,3 +195,137 @@ func TestSocketActivationWithTCP(t *testing.T) {
 	}
 	c.waitFor("controller up", func() bool { s, _ := c.controller().GetStatus(context.Background()); return s == "up" })
 }
+
+// TestNodeBehaviours shares one cluster, whose controller sends no
+// heartbeats, between upstream behaviours on a node: heartbeats disabled
+// on both sides, a monitor across RestartUnit, StartTransientUnit end to
+// end, freeze and thaw with the cgroup v2 freezer, and what bluechictl
+// start prints when the controller shuts down under it (last: it stops
+// the controller).
+func TestNodeBehaviours(t *testing.T) {
+	c := newClusterOpts(t, "LogLevel=DEBUG\nHeartbeatInterval=0\n", func(o *sandbox.Options) { o.UnifiedCgroups = true }, "n1", "n2")
+	ctx := context.Background()
+	c.startAgentWith("n1", "[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\nHeartbeatInterval=0\n")
+	c.startAgentWith("n2", "[bluechi-agent]\nLogTarget=stderr\nHeartbeatInterval=100\n")
+	c.waitStatus("n1", "online")
+	c.waitStatus("n2", "online")
+	jobs := c.jobs()
+
+	t.Run("heartbeats-disabled", func(t *testing.T) {
+		var n1Status propLog
+		sub, err := c.node("n1").OnPropertiesChanged(ctx, func(pc *dbusrt.PropertiesChanged) { n1Status.add(pc, "Status") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		seen, _ := c.node("n1").GetLastSeenTimestamp(ctx)
+		pub := c.agentAPI("n1")
+		agentSeen, _ := pub.GetLastSeenTimestamp(ctx)
+		// n2 beats every 100 ms: 20 of its beats are the clock.
+		last, beats := uint64(0), 0
+		c.waitFor("20 heartbeats of n2", func() bool {
+			if v, _ := c.node("n2").GetLastSeenTimestamp(ctx); v != last {
+				last, beats = v, beats+1
+			}
+			return beats > 20
+		})
+		if s, _ := c.node("n1").GetStatus(ctx); s != "online" || len(n1Status.get()) != 0 {
+			t.Errorf("n1 without heartbeats: %s, Status signals %q", s, n1Status.get())
+		}
+		if v, _ := c.node("n1").GetLastSeenTimestamp(ctx); v != seen {
+			t.Errorf("n1's LastSeenTimestamp moved without heartbeats: %d -> %d", seen, v)
+		}
+		if v, _ := pub.GetLastSeenTimestamp(ctx); v != agentSeen {
+			t.Errorf("the agent's LastSeenTimestamp moved though the controller sends no heartbeats: %d -> %d", agentSeen, v)
+		}
+	})
+
+	t.Run("monitor-restart", func(t *testing.T) {
+		conn := c.busClient()
+		mon := newMonitor(t, conn)
+		ev := watchMonitor(t, conn, mon.Path())
+		if _, err := mon.Subscribe(ctx, "n1", sandbox.SimpleServiceName); err != nil {
+			t.Fatal(err)
+		}
+		if r := c.runJob(jobs, "n1", "start", sandbox.SimpleServiceName); r != "done" {
+			t.Fatalf("start: %s", r)
+		}
+		i := ev.wait(0, "state n1 "+sandbox.SimpleServiceName+" active running real")
+		if r := c.runJob(jobs, "n1", "restart", sandbox.SimpleServiceName); r != "done" {
+			t.Fatalf("restart: %s", r)
+		}
+		ev.wait(i, "state n1 "+sandbox.SimpleServiceName+" inactive", "state n1 "+sandbox.SimpleServiceName+" active running real")
+	})
+
+	t.Run("start-transient-unit", func(t *testing.T) {
+		const unit = "bc-e2e-transient.service"
+		conn := c.busClient()
+		mon := newMonitor(t, conn)
+		ev := watchMonitor(t, conn, mon.Path())
+		if _, err := mon.Subscribe(ctx, "n1", unit); err != nil {
+			t.Fatal(err)
+		}
+		marker := "/tmp/bc-e2e-transient-" + fmt.Sprint(time.Now().UnixNano())
+		defer os.Remove(marker)
+		job, err := c.node("n1").StartTransientUnit(ctx, unit, "replace", []bluechi.UnitProperty{
+			{Name: "Description", Value: dbusVariant("e2e transient unit")},
+			{Name: "ExecStart", Value: dbusMakeExec("/bin/touch", marker)},
+		}, nil)
+		// Not a BlueChi job (api.md): systemd's own job path comes back.
+		if err != nil || !strings.HasPrefix(string(job), "/org/freedesktop/systemd1/job/") {
+			t.Fatalf("StartTransientUnit: %q %v", job, err)
+		}
+		ev.wait(0, "new n1 "+unit, "removed n1 "+unit)
+		if out, err := c.nodes["n1"].Exec(ctx, "test", "-e", marker); err != nil {
+			t.Fatalf("the transient unit did not run: %v %s", err, out)
+		}
+	})
+
+	t.Run("freeze-thaw", func(t *testing.T) {
+		if r := c.runJob(jobs, "n2", "start", sandbox.SimpleServiceName); r != "done" {
+			t.Fatalf("start: %s", r)
+		}
+		events := func() string {
+			v, err := c.node("n2").GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Service", "ControlGroup")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := c.nodes["n2"].Exec(ctx, "cat", "/sys/fs/cgroup"+fmt.Sprint(v.Value())+"/cgroup.events")
+			return string(out)
+		}
+		freezer := func() string {
+			v, _ := c.node("n2").GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Unit", "FreezerState")
+			return fmt.Sprint(v.Value())
+		}
+		if err := c.node("n2").FreezeUnit(ctx, sandbox.SimpleServiceName); err != nil {
+			t.Fatalf("this host cannot freeze units: FreezeUnit: %v (systemd needs the cgroup v2 freezer; the nodes run with sandbox.Options.UnifiedCgroups)", err)
+		}
+		c.waitFor("frozen", func() bool { return freezer() == "frozen" && strings.Contains(events(), "frozen 1") })
+		if err := c.node("n2").ThawUnit(ctx, sandbox.SimpleServiceName); err != nil {
+			t.Fatalf("ThawUnit: %v", err)
+		}
+		c.waitFor("thawed", func() bool { return freezer() == "running" && strings.Contains(events(), "frozen 0") })
+	})
+
+	t.Run("ctl-start-during-shutdown", func(t *testing.T) {
+		const unit = "bc-e2e-very-slow.service"
+		if err := c.nodes["n1"].WriteUnit(unit, "[Service]\nExecStartPre=/bin/sleep 60\nExecStart=/bin/sleep infinity\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.node("n1").Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p := ctlStartProc(t, ctlToolCmd(c.bus.Address, "bluechictl", "-u", "start", "n1", unit))
+		c.waitFor("the unit activating", func() bool { return c.unitState("n1", unit) == "activating" })
+		stop(c.ctrlCmd)
+		code := p.wait(30 * time.Second)
+		if out := p.output() + p.stderr(); !strings.Contains(out, "cancelled due to shutdown") {
+			t.Errorf("bluechictl start when the controller shuts down: exit %d, output %q", code, out)
+		}
+		if s := c.localState("n1", unit); s != "activating" {
+			t.Errorf("unit after the controller stopped: %s, want still activating", s)
+		}
+	})
+}
+
+func dbusVariant(v any) dbus.Variant { return dbus.MakeVariant(v) }

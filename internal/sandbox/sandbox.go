@@ -67,11 +67,12 @@ type Options struct {
 	KeepHostMounts bool
 	// KeepHostUserUnits leaves /etc/systemd/user visible to the node.
 	KeepHostUserUnits bool
-	// UnifiedCgroups, on a host with the hybrid cgroup layout (v1
-	// controllers, the unified hierarchy on /sys/fs/cgroup/unified), mounts
-	// the unified hierarchy on the node's /sys/fs/cgroup: the node's systemd
-	// then runs in pure cgroup v2 mode and can freeze units (the v2
-	// freezer). No effect where /sys/fs/cgroup is cgroup2 already.
+	// UnifiedCgroups, on a host whose /sys/fs/cgroup is not cgroup2 (the
+	// hybrid layout: v1 controllers, the unified hierarchy beside them),
+	// runs the node's systemd in a cgroup namespace rooted at the node's
+	// cgroup with cgroup2 mounted on /sys/fs/cgroup: it then runs in pure
+	// cgroup v2 mode and can freeze units (the v2 freezer). No effect
+	// where /sys/fs/cgroup is cgroup2 already. Needs unshare (util-linux).
 	UnifiedCgroups bool
 }
 
@@ -427,7 +428,11 @@ func startScript(cgProcs, unmount []string, hideUserUnits, unified bool, systemd
 		fmt.Fprintf(&b, "umount -l %s 2>/dev/null || true\n", shQuote(m))
 	}
 	if unified {
-		b.WriteString("if [ \"$(stat -fc %T /sys/fs/cgroup)\" != cgroup2fs ] && [ -d /sys/fs/cgroup/unified ]; then mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup; fi\n")
+		// A cgroup namespace rooted at the node's cgroup, with cgroup2 on
+		// /sys/fs/cgroup: systemd sees a pure v2 host. systemd 252 also
+		// wants /sys/fs/cgroup/init.scope/cgroup.freeze to allow freezing.
+		fmt.Fprintf(&b, "if [ \"$(stat -fc %%T /sys/fs/cgroup)\" != cgroup2fs ]; then exec unshare --cgroup /bin/sh -c %s; fi\n",
+			shQuote("set -e; mount -t cgroup2 cgroup2 /sys/fs/cgroup; mkdir -p /sys/fs/cgroup/init.scope; exec "+shQuote(systemd)+" --user"))
 	}
 	fmt.Fprintf(&b, "exec %s --user\n", shQuote(systemd))
 	return b.String()
