@@ -252,7 +252,8 @@ func TestProxyServices(t *testing.T) {
 
 // TestProxyPendingAcrossReconnects: a proxy whose target node is offline
 // waits (§9.2); the controller restarts meanwhile, so the requesting agent
-// announces its proxy again on the new connection (§9.7); when the target
+// announces its proxy again on the new connection (§9.7); the requesting
+// agent restarts, so bluechi-proxy asks the new instance; when the target
 // node finally registers, its dependency is started and the pending proxy,
 // and with it the requesting unit, become active.
 func TestProxyPendingAcrossReconnects(t *testing.T) {
@@ -272,6 +273,18 @@ func TestProxyPendingAcrossReconnects(t *testing.T) {
 	c.waitStatus("node-a", "online")
 	if s := c.unitState("node-a", proxy); s != "activating" {
 		t.Fatalf("proxy after the controller restarted: %s, want still activating", s)
+	}
+
+	// The requesting agent restarts: the waiting bluechi-proxy asks the
+	// new agent instance.
+	stop(c.agents["node-a"])
+	c.startAgent("node-a")
+	c.waitStatus("node-a", "online")
+	c.waitFor("bluechi-proxy to ask the new agent", func() bool {
+		return strings.Count(readLog(c, "agent-node-a"), "proxy created service="+proxy) >= 2
+	})
+	if s := c.unitState("node-a", proxy); s != "activating" {
+		t.Fatalf("proxy after the requesting agent restarted: %s, want still activating", s)
 	}
 
 	c.startAgent("node-b")
