@@ -319,8 +319,8 @@ func TestNodeBehaviours(t *testing.T) {
 		c.waitFor("the unit activating", func() bool { return c.unitState("n1", unit) == "activating" })
 		stop(c.ctrlCmd)
 		code := p.wait(30 * time.Second)
-		if out := p.output() + p.stderr(); !strings.Contains(out, "cancelled due to shutdown") {
-			t.Errorf("bluechictl start when the controller shuts down: exit %d, output %q", code, out)
+		if out, want := p.output(), "Unit "+unit+" StartUnit operation result: cancelled due to shutdown\n"; code != 0 || out != want || p.stderr() != "" {
+			t.Errorf("bluechictl start when the controller shuts down: exit %d, stdout %q, stderr %q; want exit 0, %q", code, out, p.stderr(), want)
 		}
 		if s := c.localState("n1", unit); s != "activating" {
 			t.Errorf("unit after the controller stopped: %s, want still activating", s)
