@@ -3,6 +3,7 @@
 package tlsconfig
 
 import (
+	"context"
 	"crypto/tls"
 	"sync"
 	"time"
@@ -96,5 +97,26 @@ func (h *Holder) ClientConfig(serverName string) *tls.Config {
 		// that does not trust it logs why (unknown authority) instead
 		// of seeing no certificate at all.
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &m.Pair, nil },
+	}
+}
+
+// ExpiryCheckInterval is how often the daemons repeat the expiry warnings.
+const ExpiryCheckInterval = 24 * time.Hour
+
+// CheckExpiry calls warn with each expiry warning of the current material
+// every interval until ctx ends (the daily check; the warnings at start and
+// on reload come from NewHolder and Reload).
+func (h *Holder) CheckExpiry(ctx context.Context, interval time.Duration, warn func(string)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, w := range h.Warnings() {
+				warn(w)
+			}
+		}
 	}
 }

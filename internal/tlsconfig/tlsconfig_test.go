@@ -3,6 +3,7 @@
 package tlsconfig
 
 import (
+	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -127,4 +129,33 @@ func TestLoad(t *testing.T) {
 	if w := m.Warnings(time.Now().Add(-5 * 24 * time.Hour)); len(w) != 0 {
 		t.Fatalf("warnings with eight days left %q", w)
 	}
+}
+
+// TestCheckExpiry: the periodic check repeats the warning of a certificate
+// close to its end, with the holder's clock.
+func TestCheckExpiry(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t, "fleet CA")
+	files := ca.files(dir, "n", leaf{cn: "n", notAfter: time.Now().Add(10 * 24 * time.Hour)})
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	h, warnings, err := newHolder(files, func() time.Time { return time.Unix(0, now.Load()) })
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("%v, %q", err, warnings)
+	}
+	now.Add(int64(5 * 24 * time.Hour)) // five days later: five left
+	got := make(chan string, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.CheckExpiry(ctx, time.Millisecond, func(w string) { got <- w }); close(done) }()
+	select {
+	case w := <-got:
+		if !strings.Contains(w, "TLSCertificate "+files.Certificate) || !strings.Contains(w, "expires on") {
+			t.Errorf("warning %q", w)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no warning")
+	}
+	cancel()
+	<-done
 }
