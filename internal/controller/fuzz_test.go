@@ -88,16 +88,23 @@ func FuzzAgentMessages(f *testing.F) {
 	c := startCluster(f, "n1")
 	sock := strings.TrimPrefix(c.addr, "unix:path=")
 	n1 := c.node("n1")
-	status := func() string {
-		s, err := n1.GetStatus(context.Background())
-		if err != nil {
-			f.Fatalf("controller bus: GetStatus: %v", err)
-		}
-		return s
+	// Bus calls are bounded: a controller that stops answering fails the
+	// input instead of hanging the fuzzer.
+	busCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 10*time.Second)
 	}
 	f.Fuzz(func(t *testing.T, registered bool, kind uint8, path, iface, member, sig string, body, tail []byte) {
 		if len(body) > 1<<16 || len(tail) > 1<<16 {
 			return
+		}
+		status := func() string {
+			ctx, cancel := busCtx()
+			defer cancel()
+			s, err := n1.GetStatus(ctx)
+			if err != nil {
+				t.Fatalf("controller bus: GetStatus: %v", err)
+			}
+			return s
 		}
 		for deadline := time.Now().Add(10 * time.Second); status() != "offline"; {
 			if time.Now().After(deadline) {
@@ -143,7 +150,9 @@ func FuzzAgentMessages(f *testing.F) {
 				}
 			}
 		}
-		if _, err := c.controllerClient().ListNodes(context.Background()); err != nil {
+		ctx, cancel := busCtx()
+		defer cancel()
+		if _, err := c.controllerClient().ListNodes(ctx); err != nil {
 			t.Fatalf("controller bus: ListNodes: %v", err)
 		}
 	})
