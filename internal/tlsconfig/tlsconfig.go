@@ -43,8 +43,9 @@ type Material struct {
 	Pair tls.Certificate
 	// CAs verifies the peer's certificate.
 	CAs *x509.CertPool
-	// caCerts are the certificates of Files.CA, for expiry checks.
-	caCerts []*x509.Certificate
+	// chain and caCerts are the certificates of Files.Certificate and
+	// Files.CA, for expiry checks.
+	chain, caCerts []*x509.Certificate
 }
 
 // Load reads and checks the three files at time now: every file must be
@@ -77,7 +78,7 @@ func Load(f Files, now time.Time) (*Material, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &Material{Files: f, CAs: x509.NewCertPool(), caCerts: cas}
+	m := &Material{Files: f, CAs: x509.NewCertPool(), chain: chain, caCerts: cas}
 	for _, c := range cas {
 		m.CAs.AddCert(c)
 	}
@@ -105,8 +106,7 @@ func joinKeys(keys []string) string {
 // came from.
 func (m *Material) certificates() []namedCert {
 	var out []namedCert
-	for _, raw := range m.Pair.Certificate {
-		c, _ := x509.ParseCertificate(raw) // parsed once already
+	for _, c := range m.chain {
 		out = append(out, namedCert{"TLSCertificate", m.Files.Certificate, c})
 	}
 	for _, c := range m.caCerts {
