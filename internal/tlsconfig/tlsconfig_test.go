@@ -159,3 +159,22 @@ func TestCheckExpiry(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestCABundleChangeOver: a TLSCA bundle may keep an expired CA next to a
+// valid one (a warning); one with no valid CA is refused.
+func TestCABundleChangeOver(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t, "new CA")
+	files := ca.files(dir, "n", leaf{cn: "n"})
+	old := newCA(t, "old CA")
+	oldPEM, _, _ := old.issue(leaf{cn: "old CA", notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+	write(t, files.CA, append(append([]byte{}, oldPEM...), ca.pem...))
+	_, warnings, err := Load(files, time.Now())
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "TLSCA "+files.CA) || !strings.Contains(warnings[0], "expired on") {
+		t.Fatalf("bundle with an expired and a valid CA: %v, %q", err, warnings)
+	}
+	write(t, files.CA, oldPEM)
+	if _, _, err := Load(files, time.Now()); err == nil || !strings.Contains(err.Error(), "TLSCA "+files.CA) || !strings.Contains(err.Error(), "expired on") {
+		t.Fatalf("bundle with only an expired CA: %v", err)
+	}
+}
