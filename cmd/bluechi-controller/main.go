@@ -76,6 +76,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
+	if cfg.TLS.Use {
+		// The TLS configuration (internal/tlsconfig) is wired in with the
+		// wire-native peer connection (issues 13, 15); until then a link
+		// the administrator asked to protect must not run in plain text.
+		fmt.Fprintf(stderr, "%s: UseTLS=yes is not supported by this build yet; refusing to run the agent link unprotected\n", prog)
+		return 1
+	}
 	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
 	if err != nil {
 		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})

@@ -19,6 +19,7 @@ type Controller struct {
 	Log                    Logging  // LogLevel (INFO), LogTarget (journald), LogIsQuiet (false)
 	IPReceiveErrors        bool     // IPReceiveErrors (true)
 	KeepAlive              KeepAlive
+	TLS                    TLS // UseTLS (false), TLSCertificate, TLSPrivateKey, TLSCA (tls.go)
 	// Nodes are the configured nodes in API order: AllowedNodeNames in the
 	// order written, then nodes added by [node NAME] sections with
 	// Allowed=true, sorted by section name.
@@ -83,6 +84,7 @@ func NewController(s *Settings) (*Controller, error) {
 		Log:                    r.logging(),
 		IPReceiveErrors:        r.bool(KeyIPReceiveErrors),
 		KeepAlive:              r.keepAlive(),
+		TLS:                    r.tls(false),
 		Settings:               s,
 	}
 	if err := r.err(); err != nil {
@@ -171,6 +173,7 @@ func (c *Controller) Render() string {
 	w.kv(KeyHeartbeatInterval, c.HeartbeatInterval)
 	w.kv(KeyNodeHeartbeatThreshold, c.NodeHeartbeatThreshold)
 	w.common(c.Log, c.IPReceiveErrors, c.KeepAlive)
+	w.tls(c.TLS, nil)
 	for _, n := range c.Nodes {
 		w.section(NodeSectionPrefix + n.Name)
 		w.kv(KeyAllowed, true)

@@ -814,6 +814,10 @@ IPReceiveErrors=true
 TCPKeepAliveTime=1
 TCPKeepAliveInterval=1
 TCPKeepAliveCount=6
+UseTLS=false
+TLSCertificate=
+TLSPrivateKey=
+TLSCA=
 
 [node n1]
 Allowed=true
@@ -848,6 +852,11 @@ IPReceiveErrors=true
 TCPKeepAliveTime=1
 TCPKeepAliveInterval=1
 TCPKeepAliveCount=6
+UseTLS=false
+TLSCertificate=
+TLSPrivateKey=
+TLSCA=
+TLSServerName=127.0.0.1
 `
 	if diff := cmp.Diff(wantAgent, a.Render()); diff != "" {
 		t.Errorf("agent render (-want +got):\n%s", diff)

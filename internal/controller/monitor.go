@@ -196,7 +196,22 @@ func (a *monitorAPI) gone() error {
 	return dbusrt.NewError(dbusrt.ErrUnknownObject, "Unknown object '%s'.", a.m.path)
 }
 
+// ownerOnly refuses a call from anyone but the monitor's owner with
+// AccessDenied. Added peers are listeners (api.md §6.4): they receive the
+// monitor's signals but may not change it. m.owner never changes, so no
+// lock is needed.
+func (a *monitorAPI) ownerOnly(ctx context.Context, method string) error {
+	if sender := dbusrt.SenderFrom(ctx); sender != a.m.owner {
+		a.m.c.logger().Debug("monitor call refused", "path", a.m.path, "method", method, "caller", sender, "owner", a.m.owner)
+		return dbusrt.NewError(dbusrt.ErrAccessDenied, "Only the owner of monitor %s may call %s", a.m.path, method)
+	}
+	return nil
+}
+
 func (a *monitorAPI) Close(ctx context.Context) error {
+	if err := a.ownerOnly(ctx, "Close"); err != nil {
+		return err
+	}
 	if !a.m.c.closeMonitor(a.m, "closed by "+dbusrt.SenderFrom(ctx)) {
 		return a.gone()
 	}
@@ -204,10 +219,16 @@ func (a *monitorAPI) Close(ctx context.Context) error {
 }
 
 func (a *monitorAPI) Subscribe(ctx context.Context, node, unit string) (uint32, error) {
+	if err := a.ownerOnly(ctx, "Subscribe"); err != nil {
+		return 0, err
+	}
 	return a.subscribe(node, []string{unit})
 }
 
 func (a *monitorAPI) SubscribeList(ctx context.Context, node string, units []string) (uint32, error) {
+	if err := a.ownerOnly(ctx, "SubscribeList"); err != nil {
+		return 0, err
+	}
 	if len(units) == 0 {
 		return 0, invalid("No units given")
 	}
@@ -249,6 +270,9 @@ func (a *monitorAPI) subscribe(node string, units []string) (uint32, error) {
 }
 
 func (a *monitorAPI) Unsubscribe(ctx context.Context, id uint32) error {
+	if err := a.ownerOnly(ctx, "Unsubscribe"); err != nil {
+		return err
+	}
 	m, c := a.m, a.m.c
 	c.emu.Lock()
 	defer c.emu.Unlock()
@@ -264,6 +288,9 @@ func (a *monitorAPI) Unsubscribe(ctx context.Context, id uint32) error {
 }
 
 func (a *monitorAPI) AddPeer(ctx context.Context, name string) (uint32, error) {
+	if err := a.ownerOnly(ctx, "AddPeer"); err != nil {
+		return 0, err
+	}
 	m, c := a.m, a.m.c
 	if !validUniqueName(name) {
 		return 0, invalid("Invalid peer name %q: not a unique bus name", name)
@@ -295,6 +322,9 @@ func (a *monitorAPI) AddPeer(ctx context.Context, name string) (uint32, error) {
 }
 
 func (a *monitorAPI) RemovePeer(ctx context.Context, id uint32, reason string) error {
+	if err := a.ownerOnly(ctx, "RemovePeer"); err != nil {
+		return err
+	}
 	m, c := a.m, a.m.c
 	c.emu.Lock()
 	defer c.emu.Unlock()

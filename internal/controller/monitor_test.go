@@ -840,3 +840,91 @@ func TestMonitorMalformedAgentSignals(t *testing.T) {
 		t.Fatalf("node after malformed signals: %q, %v", s, err)
 	}
 }
+
+// TestMonitorOwnerOnly: every Monitor method answers only the monitor's
+// owner; an added peer and an unrelated bus client get AccessDenied and
+// leave the monitor as it was (subscriptions, peers, open). Introspection
+// stays open to every caller.
+func TestMonitorOwnerOnly(t *testing.T) {
+	c := startCluster(t, "n1")
+	ctx := context.Background()
+	a1 := newUnitAgent(map[string][2]string{"a.service": {"active", "running"}})
+	if _, err := c.connect("n1", a1); err != nil {
+		t.Fatal(err)
+	}
+	dial := func() *dbus.Conn {
+		conn, _, err := dbusrt.ConnectBus(c.busAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	owner, peer, stranger := dial(), dial(), dial()
+	mon := c.monitor(owner)
+	recOwner := newRecorder(t, owner, mon.Path())
+	recPeer := newRecorder(t, peer, mon.Path())
+	peerID, err := mon.AddPeer(ctx, dbusrt.UniqueName(peer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subID, err := mon.Subscribe(ctx, "n1", "a.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"new n1 a.service virtual", "state n1 a.service active running virtual"}
+	recOwner.expect(both...)
+	recPeer.expect(both...)
+
+	for _, caller := range []struct {
+		name string
+		conn *dbus.Conn
+	}{{"peer", peer}, {"stranger", stranger}} {
+		m := bluechi.NewMonitorClient(caller.conn, bluechi.ControllerBusName, mon.Path())
+		denied := func(method string, err error) {
+			t.Helper()
+			if dbusrt.ErrorName(err) != dbusrt.ErrAccessDenied {
+				t.Errorf("%s calling %s: %v, want AccessDenied", caller.name, method, err)
+			}
+		}
+		_, err := m.Subscribe(ctx, "n1", "b.service")
+		denied("Subscribe", err)
+		_, err = m.SubscribeList(ctx, "*", []string{"b.service", "c.service"})
+		denied("SubscribeList", err)
+		denied("Unsubscribe", m.Unsubscribe(ctx, subID))
+		_, err = m.AddPeer(ctx, dbusrt.UniqueName(stranger))
+		denied("AddPeer", err)
+		denied("RemovePeer", m.RemovePeer(ctx, peerID, "evicted"))
+		denied("Close", m.Close(ctx))
+		if err := caller.conn.Object(bluechi.ControllerBusName, mon.Path()).Call(dbusrt.IntrospectableInterface+".Introspect", 0).Err; err != nil {
+			t.Errorf("%s introspecting the monitor: %v", caller.name, err)
+		}
+	}
+
+	// Nothing changed: the agent saw only the owner's subscription, the
+	// owner and the peer still get the events, the stranger was not added.
+	a1.stateChanged("a.service", "inactive", "dead")
+	recOwner.expect("state n1 a.service inactive dead real")
+	recPeer.expect("state n1 a.service inactive dead real")
+	if got := a1.Calls(); !slices.Equal(got, []string{"Subscribe a.service"}) {
+		t.Errorf("agent calls after refused calls: %q", got)
+	}
+	if _, err := mon.AddPeer(ctx, dbusrt.UniqueName(stranger)); err != nil {
+		t.Errorf("owner adding the stranger after its refused calls: %v", err)
+	}
+
+	// The owner keeps every right.
+	if err := mon.Unsubscribe(ctx, subID); err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.RemovePeer(ctx, peerID, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	recPeer.expect("peer-removed bye")
+	if err := mon.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCalls(t, a1, "Subscribe a.service", "Unsubscribe a.service")
+	recOwner.none()
+	recPeer.none()
+}
