@@ -119,6 +119,7 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 	})
 	t.Cleanup(c.closeConns)
 	t.Cleanup(func() {
+		c.t = t // not a subtest's, which has ended
 		if t.Failed() {
 			for _, name := range nodeNames {
 				if n := c.nodes[name]; n != nil {
