@@ -30,9 +30,10 @@ check-generate: generate
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run make generate and commit"; exit 1; }
 
 ## test: all tests with the race detector, and memtrim's also as a
-## position-independent executable (as distributions build it)
+## position-independent executable (as distributions build it). The
+## timeout is per package: internal/sysmode may debootstrap its base first.
 test:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -buildmode=pie ./internal/memtrim
 	$(MAKE) fuzz-smoke
 
