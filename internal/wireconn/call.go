@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
@@ -61,6 +62,9 @@ func (c *Conn) send(h *header, body []byte, before func(serial uint32) bool) err
 	}
 	if before != nil && !before(h.serial) {
 		return ErrClosed
+	}
+	if c.opts.WriteTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	}
 	if _, err := c.nc.Write(*bp); err != nil {
 		c.closeWith(fmt.Errorf("wireconn: writing: %w", err))

@@ -115,6 +115,10 @@ type Options struct {
 	// (the peer is not trusted yet: see MarkRegistered) and
 	// RegisteredLimits for Client.
 	Limits *Limits
+	// WriteTimeout, if set, bounds each write: a peer that stops reading
+	// until the kernel's buffers are full is cut off after this long
+	// instead of holding up every sender.
+	WriteTimeout time.Duration
 	// HandshakeTimeout bounds the SASL exchange (0: 10 s).
 	HandshakeTimeout time.Duration
 	// Mechanism and UID are the client's SASL identity (Client only;
@@ -318,7 +322,11 @@ func (c *Conn) SetLimits(l Limits) {
 		l.MaxMessageSize = wire.MaxMessageSize
 	}
 	c.maxSize.Store(int64(l.MaxMessageSize))
-	c.stall.Store(int64(l.StallTimeout))
+	old := c.stall.Swap(int64(l.StallTimeout))
+	if old > 0 && l.StallTimeout <= 0 {
+		// Lift a stall deadline the reader may have set.
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 }
 
 // MarkRegistered tells the connection that its peer is trusted now: the

@@ -86,7 +86,6 @@ func TestDBusDaemon(t *testing.T) {
 	if !strings.HasPrefix(unique, ":") {
 		t.Fatalf("Hello: %q", unique)
 	}
-	c.opts.Sender = "" // the daemon sets SENDER itself
 	if _, err := c.Call(ctx, &Request{Destination: "org.freedesktop.DBus", Path: busPath, Interface: busInterface, Member: "AddMatch",
 		Signature: "s", Body: strBody("type='signal',interface='org.example.Test'")}); err != nil {
 		t.Fatal(err)

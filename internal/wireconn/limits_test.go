@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -341,4 +342,57 @@ func TestAdmission(t *testing.T) {
 	if !errors.Is(s4.Err(), ErrRegistrationTimeout) || late.Unregistered() != 0 {
 		t.Fatalf("unregistered peer: %v, %d admitted", s4.Err(), late.Unregistered())
 	}
+}
+
+// TestWriteTimeout: a peer that reads nothing is cut off once the kernel's
+// buffers are full and a write waited WriteTimeout; the sender gets an
+// error instead of blocking for ever.
+func TestWriteTimeout(t *testing.T) {
+	noLeaks(t)
+	l := listen(t)
+	srv := acceptOne(t, l, Options{WriteTimeout: 100 * time.Millisecond}, nil)
+	nc := rawDial(t, l)
+	rawAuth(t, nc) // and then never read again
+	c := <-srv
+	if c == nil {
+		t.Fatal("handshake failed")
+	}
+	body := strBody(strings.Repeat("z", 32<<10))
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		err = c.Emit(testPath, testIface, "Flood", "s", body)
+	}
+	if err == nil {
+		t.Fatal("320 MB written to a peer that reads nothing")
+	}
+	<-c.Done()
+	if !errors.Is(c.Err(), os.ErrDeadlineExceeded) {
+		t.Fatalf("closed with %v", c.Err())
+	}
+}
+
+// TestLimitsLiftedMidMessage: a message that began before MarkRegistered
+// is not cut off by the stall timeout of the unregistered state.
+func TestLimitsLiftedMidMessage(t *testing.T) {
+	noLeaks(t)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	l := listen(t)
+	lim := Limits{MaxMessageSize: 64 << 10, StallTimeout: 100 * time.Millisecond}
+	srv := acceptOne(t, l, Options{Limits: &lim}, func(c *Conn) { c.Export(testPath, echoIface(&wg)) })
+	nc := rawDial(t, l)
+	r := rawAuth(t, nc)
+	c := <-srv
+	msg := appendMessage(nil, &header{typ: wire.TypeMethodCall, serial: 5, path: testPath, iface: testIface, member: "Echo", signature: "s"}, strBody("slow"))
+	nc.Write(msg[:10])
+	c.MarkRegistered()
+	// Nothing to wait for: the point is that nothing happens after the
+	// old stall timeout.
+	time.Sleep(3 * lim.StallTimeout)
+	nc.Write(msg[10:])
+	if m := r.message(t); m.ReplySerial != 5 {
+		t.Fatalf("reply to %d", m.ReplySerial)
+	}
+	c.Close()
+	<-c.Done()
 }

@@ -67,6 +67,9 @@ func (c *Conn) readLoop() error {
 			return true
 		})
 		if err != nil {
+			if c.spuriousDeadline(err) {
+				continue
+			}
 			return c.readError(err)
 		}
 		if rerr != nil {
@@ -101,12 +104,25 @@ func (c *Conn) readPlain() error {
 		}
 		chunks.Put(b)
 		if err != nil {
+			if c.spuriousDeadline(err) {
+				continue
+			}
 			return c.readError(err)
 		}
 		if err := c.watchStall(); err != nil {
 			return err
 		}
 	}
+}
+
+// spuriousDeadline reports (and clears) a stall deadline that expired
+// after the limits were lifted by another goroutine.
+func (c *Conn) spuriousDeadline(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || c.stall.Load() > 0 {
+		return false
+	}
+	c.armed = false
+	return c.nc.SetReadDeadline(time.Time{}) == nil
 }
 
 func (c *Conn) readError(err error) error {
@@ -128,14 +144,14 @@ func (c *Conn) partialBytes() int {
 func (c *Conn) watchStall() error {
 	partial := c.hn > 0 || c.frame != nil
 	stall := time.Duration(c.stall.Load())
+	arm := partial && c.needArm && stall > 0
+	c.needArm = false
 	switch {
-	case partial && c.needArm && stall > 0:
-		c.needArm = false
+	case arm:
 		c.armed = true
 		return c.nc.SetReadDeadline(c.partialSince.Add(stall))
-	case partial && c.needArm:
-		c.needArm = false
-	case !partial && c.armed:
+	case c.armed && (!partial || stall <= 0):
+		// Done, or the limits were lifted (MarkRegistered) meanwhile.
 		c.armed = false
 		return c.nc.SetReadDeadline(time.Time{})
 	}
