@@ -2,7 +2,7 @@
 GO ?= go
 GENERATED := gen internal/apitest/roundtrip_gen_test.go
 
-.PHONY: all build generate check-generate test fuzz-smoke lint bench bench-cluster clean run deps install
+.PHONY: all build generate check-generate test fuzz-smoke lint bench bench-cluster bench-scale clean run deps install
 
 all: build
 
@@ -72,6 +72,11 @@ bench-cluster:
 	$(GO) test -run XXX -bench 'StartUnit|ListUnits' -benchtime 300x ./internal/cluster
 	$(GO) test -run XXX -bench Memory -benchtime 1000x ./internal/cluster
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
+
+## bench-scale: the real controller with 10..2000 simulated agents over TCP
+## (memory per node, idle CPU, API latencies, offline detection)
+bench-scale:
+	$(GO) test -run XXX -bench Scale -benchtime 300x -timeout 30m ./internal/scalebench
 
 ## install: binaries, units, D-Bus policy and default configs under DESTDIR
 DESTDIR ?=
