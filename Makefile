@@ -1,8 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
 # Build, generate and test the Go BlueChi implementation.
 GO ?= go
 GENERATED := gen internal/apitest/roundtrip_gen_test.go
 
-.PHONY: all build generate check-generate test lint bench bench-cluster clean run deps install
+.PHONY: all build generate check-generate test lint check-spdx bench bench-cluster clean run deps install
 
 all: build
 
@@ -39,6 +40,13 @@ test:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
 	$(GO) vet ./...
+
+## check-spdx: every tracked Go, shell, make and unit file names its license
+## in an SPDX line among its first 5 lines
+SPDX_FILES = git ls-files '*.go' '*.sh' Makefile '*/Makefile' '*.mk' .ci/run '*.service' '*.socket' '*.timer' '*.path'
+check-spdx:
+	@missing=$$(for f in $$($(SPDX_FILES)); do head -n 5 "$$f" | grep -q 'SPDX-License-Identifier: ' || echo "$$f"; done); \
+		test -z "$$missing" || { echo "$$missing"; echo "files without an SPDX-License-Identifier line (see LICENSE)"; exit 1; }
 
 ## bench: generated layer against plain godbus
 bench:
