@@ -3,14 +3,14 @@
 GO ?= go
 GENERATED := gen internal/apitest/roundtrip_gen_test.go
 
-.PHONY: all build generate check-generate test lint check-spdx bench bench-cluster clean run deps install
+.PHONY: all build generate check-generate test lint check-spdx bench bench-cluster clean run deps install uninstall check-units
 
 all: build
 
 ## build: compile every command in cmd/ into bin/
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 ## deps: install the Debian packages the daemons and tests need (as root)
 deps:
@@ -58,21 +58,71 @@ bench-cluster:
 	$(GO) test -run XXX -bench Memory -benchtime 1000x ./internal/cluster
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
 
-## install: binaries, units, D-Bus policy and default configs under DESTDIR
+## Installation directories (GNU and systemd conventions); override any of
+## them on the command line, e.g. make install DESTDIR=/tmp/root PREFIX=/usr/local.
+## The daemons read their configuration from /usr/share/bluechi*/config and
+## /etc/bluechi whatever the prefix (as upstream's default build does).
 DESTDIR ?=
+PREFIX ?= /usr
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec
+DATADIR ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
+DBUSINTERFACESDIR ?= $(DATADIR)/dbus-1/interfaces
+MANDIR ?= $(DATADIR)/man
+BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPLETIONDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
+CONTROLLERDATADIR ?= $(DATADIR)/bluechi/config
+AGENTDATADIR ?= $(DATADIR)/bluechi-agent/config
+
+DAEMONS := bluechi-controller bluechi-agent bluechi-proxy
+TOOLS := bluechictl bluechi-is-online
+SYSTEM_UNITS := $(notdir $(wildcard install/systemd/system/*))
+USER_UNITS := $(notdir $(wildcard install/systemd/user/*))
+DBUS_POLICIES := $(notdir $(wildcard install/dbus/*.conf))
+INTERFACES := Controller Node Job Monitor Metrics Agent
+# Unit files name the binaries as @LIBEXECDIR@/... or /usr/libexec/...:
+# both become the installed LIBEXECDIR.
+SUBST_UNIT = sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|/usr/libexec/|$(LIBEXECDIR)/|g'
+
+## install: binaries, units, sysusers entry, D-Bus policy, default configs
+## under DESTDIR (no network: everything installed is built or committed).
+## A package runs systemd-sysusers (creating the user bluechi) and reloads
+## dbus and systemd after it.
 install: build
-	install -d $(DESTDIR)/usr/libexec $(DESTDIR)/usr/bin $(DESTDIR)/usr/lib/systemd/system $(DESTDIR)/usr/lib/systemd/user \
-		$(DESTDIR)/usr/share/dbus-1/system.d $(DESTDIR)/usr/share/dbus-1/interfaces \
-		$(DESTDIR)/usr/share/bluechi/config $(DESTDIR)/usr/share/bluechi-agent/config \
-		$(DESTDIR)/etc/bluechi/controller.conf.d $(DESTDIR)/etc/bluechi/agent.conf.d
-	for b in bluechi-controller bluechi-agent bluechi-proxy; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/libexec/; done
-	for b in bluechictl bluechi-is-online; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/bin/; done
-	install -m 0644 install/systemd/system/* $(DESTDIR)/usr/lib/systemd/system/
-	install -m 0644 install/systemd/user/* $(DESTDIR)/usr/lib/systemd/user/
-	install -m 0644 install/dbus/*.conf $(DESTDIR)/usr/share/dbus-1/system.d/
-	install -m 0644 install/config/controller.conf $(DESTDIR)/usr/share/bluechi/config/
-	install -m 0644 install/config/agent.conf $(DESTDIR)/usr/share/bluechi-agent/config/
-	for i in Controller Node Job Monitor Metrics Agent; do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)/usr/share/dbus-1/interfaces/; done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(DBUSINTERFACESDIR) \
+		$(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(AGENTDATADIR) \
+		$(DESTDIR)$(SYSCONFDIR)/bluechi/controller.conf.d $(DESTDIR)$(SYSCONFDIR)/bluechi/agent.conf.d
+	for b in $(DAEMONS); do install -m 0755 bin/$$b $(DESTDIR)$(LIBEXECDIR)/; done
+	for b in $(TOOLS); do install -m 0755 bin/$$b $(DESTDIR)$(BINDIR)/; done
+	for u in $(SYSTEM_UNITS); do $(SUBST_UNIT) install/systemd/system/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	for u in $(USER_UNITS); do $(SUBST_UNIT) install/systemd/user/$$u > $(DESTDIR)$(USERUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(USERUNITDIR)/$$u; done
+	install -m 0644 install/sysusers/bluechi.conf $(DESTDIR)$(SYSUSERSDIR)/bluechi.conf
+	install -m 0644 $(addprefix install/dbus/,$(DBUS_POLICIES)) $(DESTDIR)$(DBUSPOLICYDIR)/
+	install -m 0644 install/config/controller.conf $(DESTDIR)$(CONTROLLERDATADIR)/
+	install -m 0644 install/config/agent.conf $(DESTDIR)$(AGENTDATADIR)/
+	for i in $(INTERFACES); do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)$(DBUSINTERFACESDIR)/; done
+
+## uninstall: remove what install installed (configuration in SYSCONFDIR is kept)
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(DAEMONS)) $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(SYSTEM_UNITS)) $(addprefix $(DESTDIR)$(USERUNITDIR)/,$(USER_UNITS))
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/bluechi.conf $(addprefix $(DESTDIR)$(DBUSPOLICYDIR)/,$(DBUS_POLICIES))
+	rm -f $(DESTDIR)$(CONTROLLERDATADIR)/controller.conf $(DESTDIR)$(AGENTDATADIR)/agent.conf
+	rm -f $(foreach i,$(INTERFACES),$(DESTDIR)$(DBUSINTERFACESDIR)/org.eclipse.bluechi.$(i).xml)
+	-rmdir $(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(DATADIR)/bluechi $(DESTDIR)$(AGENTDATADIR) $(DESTDIR)$(DATADIR)/bluechi-agent 2>/dev/null
+
+## check-units: the installed units' systemd-analyze security exposure is
+## at most 3.0 (controller) and 5.0 (agent)
+check-units:
+	systemd-analyze security --offline=true --threshold=30 install/systemd/system/bluechi-controller.service
+	systemd-analyze security --offline=true --threshold=50 install/systemd/system/bluechi-agent.service
 
 clean:
 	rm -rf bin
