@@ -82,8 +82,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.DebugLines("configuration: ", cfg.Render())
 	if err := serve(cfg, r.Has("user"), log); err != nil {
-		log.Error("controller failed", logging.Err(err))
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		// One record: the log target (journal or stderr) has it, unless
+		// logging is quiet. (On stderr too, a service's journal would
+		// show it twice, the second time at info.)
+		log.Error("exiting on a fatal error", logging.Err(err))
+		if log.Quiet() {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		}
 		return 1
 	}
 	return 0
@@ -141,7 +146,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 		cancel()
 		ctrl.Close()
 		wg.Wait()
-		return errors.New("lost the bus connection")
+		return fmt.Errorf("lost the connection to the bus at %s", address)
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	ctrl.Close()
