@@ -19,6 +19,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/cliopt"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/version"
 )
 
 // Prog is the program name.
@@ -34,6 +35,7 @@ var ProgressDelay = time.Second
 
 var options = []cliopt.Option{
 	{Short: 'h', Long: "help"},
+	{Short: 'v', Long: "version"},
 	{Long: "filter", HasArg: true},
 	{Short: 'f', Long: "force"},
 	{Long: "runtime"},
@@ -48,6 +50,7 @@ var options = []cliopt.Option{
 // optionHelp documents each option for the usage texts.
 var optionHelp = map[string]string{
 	"help":      "-h, --help              show this help",
+	"version":   "-v, --version           show the version",
 	"user":      "-u, --user              talk to the controller on the session bus, not the system bus",
 	"filter":    "    --filter=GLOB       only rows whose unit name (list-units) or unit file path\n                        (list-unit-files) matches GLOB; only * and ? are special",
 	"force":     "-f, --force             replace symlinks that are in the way",
@@ -158,7 +161,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-40s %s\n", left, c.summary)
 	}
 	b.WriteString("\nOptions:\n")
-	for _, o := range []string{"help", "user", "output", "filter", "force", "runtime", "no-reload", "watch", "kill-whom", "signal"} {
+	for _, o := range []string{"help", "version", "user", "output", "filter", "force", "runtime", "no-reload", "watch", "kill-whom", "signal"} {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(optionHelp[o], "\n", "\n  "))
 	}
 	fmt.Fprintf(&b, "\nRun '%s COMMAND --help' for the details of a command.\n", Prog)
@@ -179,7 +182,8 @@ func (c *command) usage(w io.Writer) {
 }
 
 func spec(prog string) *cmdline.Spec {
-	s := &cmdline.Spec{Prog: prog, Options: options, Global: []string{"user"}, Usage: usage}
+	s := &cmdline.Spec{Prog: prog, Options: options, Global: []string{"user"}, Usage: usage,
+		Version: func(w io.Writer) { fmt.Fprintf(w, "%s version %s\n", Prog, version.Version) }}
 	for _, c := range commands {
 		s.Methods = append(s.Methods, &cmdline.Method{Name: c.name, Min: c.min, Max: c.max, Options: c.opts, Usage: c.usage})
 	}
