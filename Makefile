@@ -1,9 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 # Build, generate and test the Go BlueChi implementation.
 GO ?= go
-GENERATED := gen internal/apitest/roundtrip_gen_test.go
+GENERATED := gen internal/apitest/roundtrip_gen_test.go doc/man
+# Man pages: written in Markdown (doc/man/NAME.SECTION.md), converted to roff
+# by go-md2man (a tool dependency in go.mod) and committed, so that make
+# install needs neither the converter nor the network.
+MAN_SOURCES := $(wildcard doc/man/*.md)
+MAN_PAGES := $(MAN_SOURCES:.md=)
 
-.PHONY: all build generate check-generate test lint check-spdx bench bench-cluster clean run deps install uninstall check-units
+.PHONY: all build generate man check-man check-generate test lint check-spdx bench bench-cluster clean run deps install uninstall check-units
 
 all: build
 
@@ -21,9 +26,14 @@ deps:
 run: deps build
 	$(GO) run ./tools/localcluster -n 3 -bin bin
 
-## generate: regenerate gen/ and the generated tests from idl/
-generate:
+## generate: regenerate gen/ and the generated tests from idl/, and the man pages
+generate: man
 	$(GO) generate ./...
+
+## man: convert the man pages' Markdown to roff (always, so that
+## check-generate sees a stale page whatever the files' times)
+man:
+	@for m in $(MAN_PAGES); do $(GO) tool go-md2man -in $$m.md -out $$m || exit 1; done
 
 ## check-generate: fail when the committed generated code differs from idl/
 check-generate: generate
@@ -36,8 +46,8 @@ test:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -buildmode=pie ./internal/memtrim
 
-## lint: gofmt and go vet
-lint:
+## lint: gofmt, go vet, man pages (groff -man -ww) and the units' exposure
+lint: check-man check-units
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
 	$(GO) vet ./...
 
@@ -108,6 +118,7 @@ install: build
 	install -m 0644 install/config/controller.conf $(DESTDIR)$(CONTROLLERDATADIR)/
 	install -m 0644 install/config/agent.conf $(DESTDIR)$(AGENTDATADIR)/
 	for i in $(INTERFACES); do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)$(DBUSINTERFACESDIR)/; done
+	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
 ## uninstall: remove what install installed (configuration in SYSCONFDIR is kept)
 uninstall:
@@ -116,7 +127,13 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/bluechi.conf $(addprefix $(DESTDIR)$(DBUSPOLICYDIR)/,$(DBUS_POLICIES))
 	rm -f $(DESTDIR)$(CONTROLLERDATADIR)/controller.conf $(DESTDIR)$(AGENTDATADIR)/agent.conf
 	rm -f $(foreach i,$(INTERFACES),$(DESTDIR)$(DBUSINTERFACESDIR)/org.eclipse.bluechi.$(i).xml)
+	for m in $(notdir $(MAN_PAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
 	-rmdir $(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(DATADIR)/bluechi $(DESTDIR)$(AGENTDATADIR) $(DESTDIR)$(DATADIR)/bluechi-agent 2>/dev/null
+
+## check-man: the man pages have no groff warnings (Debian package groff-base)
+check-man:
+	@for m in $(MAN_PAGES); do out=$$(LC_ALL=C.UTF-8 groff -man -ww -z $$m 2>&1); \
+		test -z "$$out" || { echo "$$m: $$out"; exit 1; }; done
 
 ## check-units: the installed units' systemd-analyze security exposure is
 ## at most 3.0 (controller) and 5.0 (agent)
