@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Build, generate and test the Go BlueChi implementation.
 GO ?= go
-GENERATED := gen internal/apitest/roundtrip_gen_test.go doc/man
+GENERATED := gen internal/apitest/roundtrip_gen_test.go doc/man install/completion
 # Man pages: written in Markdown (doc/man/NAME.SECTION.md), converted to roff
 # by go-md2man (a tool dependency in go.mod) and committed, so that make
 # install needs neither the converter nor the network.
@@ -26,9 +26,12 @@ deps:
 run: deps build
 	$(GO) run ./tools/localcluster -n 3 -bin bin
 
-## generate: regenerate gen/ and the generated tests from idl/, and the man pages
+## generate: regenerate gen/ and the generated tests from idl/, the man
+## pages and the shell completion
 generate: man
 	$(GO) generate ./...
+	@mkdir -p install/completion
+	$(GO) run ./cmd/bluechictl completion bash > install/completion/bluechictl.bash
 
 ## man: convert the man pages' Markdown to roff (always, so that
 ## check-generate sees a stale page whatever the files' times)
@@ -85,8 +88,6 @@ DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
 DBUSINTERFACESDIR ?= $(DATADIR)/dbus-1/interfaces
 MANDIR ?= $(DATADIR)/man
 BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
-ZSHCOMPLETIONDIR ?= $(DATADIR)/zsh/site-functions
-FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
 CONTROLLERDATADIR ?= $(DATADIR)/bluechi/config
 AGENTDATADIR ?= $(DATADIR)/bluechi-agent/config
 
@@ -119,6 +120,7 @@ install: build
 	install -m 0644 install/config/agent.conf $(DESTDIR)$(AGENTDATADIR)/
 	for i in $(INTERFACES); do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)$(DBUSINTERFACESDIR)/; done
 	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	install -D -m 0644 install/completion/bluechictl.bash $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl
 
 ## uninstall: remove what install installed (configuration in SYSCONFDIR is kept)
 uninstall:
@@ -128,6 +130,7 @@ uninstall:
 	rm -f $(DESTDIR)$(CONTROLLERDATADIR)/controller.conf $(DESTDIR)$(AGENTDATADIR)/agent.conf
 	rm -f $(foreach i,$(INTERFACES),$(DESTDIR)$(DBUSINTERFACESDIR)/org.eclipse.bluechi.$(i).xml)
 	for m in $(notdir $(MAN_PAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
+	rm -f $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl
 	-rmdir $(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(DATADIR)/bluechi $(DESTDIR)$(AGENTDATADIR) $(DESTDIR)$(DATADIR)/bluechi-agent 2>/dev/null
 
 ## check-man: the man pages have no groff warnings (Debian package groff-base)

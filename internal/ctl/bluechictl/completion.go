@@ -51,7 +51,7 @@ _%[2]s() {
         --filter) return ;;
     esac
     if [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "-h -u -o -f -w %[3]s" -- "$cur"))
+        COMPREPLY=($(compgen -W "-h -v -u -o -f -w %[3]s" -- "$cur"))
         return
     fi
     if ((${#args[@]} == 0)); then
