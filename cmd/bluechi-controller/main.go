@@ -194,8 +194,9 @@ func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, bool, 
 	case slices.ContainsFunc(activated, func(l net.Listener) bool {
 		return l.Addr().Network() == "unix" && l.Addr().String() == config.DefaultUnixSocketPath
 	}):
-		// systemd serves the path and passed it on: not ours to bind or remove.
-		log.Warn("unix socket listener not opened: the socket-activated socket serves its path",
+		// systemd serves the path and passed it on: not ours to bind or
+		// remove. The usual set-up (bluechi-controller.socket), so no warning.
+		log.Info("unix socket path served by the socket-activated listener",
 			logging.Attr{Key: "path", Value: logValue(config.DefaultUnixSocketPath)})
 	default:
 		l, err := transport.Listen("unix", config.DefaultUnixSocketPath, opts)
