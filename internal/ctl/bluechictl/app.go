@@ -271,7 +271,20 @@ func (a *app) node(name string) *bluechi.NodeClient {
 func (a *app) call(fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(a.ctx, CallTimeout)
 	defer cancel()
-	return fn(ctx)
+	return shortAccessDenied(fn(ctx))
+}
+
+// accessDeniedName is the error dbus-daemon answers a call its policy
+// refuses with; its message lists the matched rules and both peers.
+const accessDeniedName = "org.freedesktop.DBus.Error.AccessDenied"
+
+// shortAccessDenied replaces the bus's refusal of a call (the installed
+// policy lets only root call the controller) by a one-line message.
+func shortAccessDenied(err error) error {
+	if err == nil || dbusrt.ErrorName(err) != accessDeniedName {
+		return err
+	}
+	return dbus.Error{Name: accessDeniedName, Body: []any{"Access denied by the D-Bus policy of " + bluechi.ControllerBusName + " (only root may call it)"}}
 }
 
 // message is the D-Bus error message of err. Node objects exist for every
