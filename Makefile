@@ -32,6 +32,7 @@ generate: man
 	$(GO) generate ./...
 	@mkdir -p install/completion
 	$(GO) run ./cmd/bluechictl completion bash > install/completion/bluechictl.bash
+	$(GO) run ./cmd/bluechictl completion fish > install/completion/bluechictl.fish
 
 ## man: convert the man pages' Markdown to roff (always, so that
 ## check-generate sees a stale page whatever the files' times)
@@ -88,6 +89,7 @@ DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
 DBUSINTERFACESDIR ?= $(DATADIR)/dbus-1/interfaces
 MANDIR ?= $(DATADIR)/man
 BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
 CONTROLLERDATADIR ?= $(DATADIR)/bluechi/config
 AGENTDATADIR ?= $(DATADIR)/bluechi-agent/config
 
@@ -121,6 +123,7 @@ install: build
 	for i in $(INTERFACES); do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)$(DBUSINTERFACESDIR)/; done
 	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -D -m 0644 install/completion/bluechictl.bash $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl
+	install -D -m 0644 install/completion/bluechictl.fish $(DESTDIR)$(FISHCOMPLETIONDIR)/bluechictl.fish
 
 ## uninstall: remove what install installed (configuration in SYSCONFDIR is kept)
 uninstall:
@@ -130,7 +133,7 @@ uninstall:
 	rm -f $(DESTDIR)$(CONTROLLERDATADIR)/controller.conf $(DESTDIR)$(AGENTDATADIR)/agent.conf
 	rm -f $(foreach i,$(INTERFACES),$(DESTDIR)$(DBUSINTERFACESDIR)/org.eclipse.bluechi.$(i).xml)
 	for m in $(notdir $(MAN_PAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
-	rm -f $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl
+	rm -f $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl $(DESTDIR)$(FISHCOMPLETIONDIR)/bluechictl.fish
 	-rmdir $(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(DATADIR)/bluechi $(DESTDIR)$(AGENTDATADIR) $(DESTDIR)$(DATADIR)/bluechi-agent 2>/dev/null
 
 ## check-man: the man pages have no groff warnings (Debian package groff-base)

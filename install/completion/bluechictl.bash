@@ -53,7 +53,7 @@ _bluechictl() {
             if ((n == 1)); then words="DEBUG INFO WARN ERROR $(_bluechictl_words nodes)"
             elif ((n == 2)); then words="DEBUG INFO WARN ERROR"; fi ;;
         metrics) ((n == 1)) && words="enable disable listen" ;;
-        completion) ((n == 1)) && words="bash nodes units" ;;
+        completion) ((n == 1)) && words="bash fish nodes units" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

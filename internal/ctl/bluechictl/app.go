@@ -127,8 +127,8 @@ func init() {
 			help: "Make TARGET the default target of NODE.", run: runSetDefault},
 		{name: "set-loglevel", synopsis: "[NODE] LEVEL", min: 1, max: 2, summary: "set the log level of the controller or of NODE's agent",
 			help: "Set the log level (DEBUG, INFO, WARN or ERROR) of the controller, or of the\nagent of NODE.", run: runSetLogLevel},
-		{name: "completion", synopsis: "bash | nodes | units NODE", min: 1, max: 2, summary: "print the bash completion script or completion words",
-			help: "completion bash prints a bash completion script; install it with e.g.\n  bluechictl completion bash > /etc/bash_completion.d/bluechictl\nor load it with: source <(bluechictl completion bash).\ncompletion nodes and completion units NODE print the words it offers.", run: runCompletion},
+		{name: "completion", synopsis: "bash | fish | nodes | units NODE", min: 1, max: 2, summary: "print the bash or fish completion script or completion words",
+			help: "completion bash prints a bash completion script; install it with e.g.\n  bluechictl completion bash > /etc/bash_completion.d/bluechictl\nor load it with: source <(bluechictl completion bash).\ncompletion fish prints the fish one (load it with: bluechictl completion fish | source).\ncompletion nodes and completion units NODE print the words it offers.", run: runCompletion},
 	}
 }
 
