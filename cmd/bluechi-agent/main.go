@@ -100,11 +100,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.DebugLines("configuration: ", cfg.Render())
 	if err := serve(cfg, log); err != nil {
-		log.Error("agent failed", logging.Err(err))
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		// One record: the log target (journal or stderr) has it, unless
+		// logging is quiet. (On stderr too, a service's journal would
+		// show it twice, the second time at info.)
+		log.Error("exiting on a fatal error", logging.Err(err))
+		if log.Quiet() {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		}
 		return 1
 	}
 	return 0
+}
+
+func busKind(user bool) string {
+	if user {
+		return "session bus"
+	}
+	return "system bus"
 }
 
 func serve(cfg *config.Agent, log *logging.Logger) error {
@@ -145,7 +157,7 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 		case <-sd.Done():
 			lost <- errors.New("lost the connection to systemd")
 		case <-bus.Context().Done():
-			lost <- errors.New("lost the bus connection")
+			lost <- errors.New("lost the connection to the " + busKind(cfg.User))
 		}
 		cancel()
 	}()

@@ -55,6 +55,11 @@ func TestCtlCommandLine(t *testing.T) {
 	if r := ctl("version"); r.code != 0 || r.stdout != "bluechictl version "+version.Version+"\n" {
 		t.Errorf("version: %v", r)
 	}
+	for _, args := range [][]string{{"-v"}, {"--version"}, {"status", "node-a", "--version"}} {
+		if r := ctl(args...); r.code != 0 || r.stdout != "bluechictl version "+version.Version+"\n" || r.stderr != "" {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
 
 	for _, c := range []struct {
 		args          []string
@@ -118,6 +123,11 @@ func TestCtlCommandLine(t *testing.T) {
 	}
 	if r := online("version"); r.code != 0 || r.stdout != "bluechi-is-online version "+version.Version+"\n" {
 		t.Errorf("is-online version: %v", r)
+	}
+	for _, args := range [][]string{{"-v"}, {"--version"}, {"agent", "--version"}} {
+		if r := online(args...); r.code != 0 || r.stdout != "bluechi-is-online version "+version.Version+"\n" || r.stderr != "" {
+			t.Errorf("is-online %v: %v", args, r)
+		}
 	}
 	for _, c := range []struct {
 		args   []string

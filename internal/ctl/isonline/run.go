@@ -2,6 +2,7 @@ package isonline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,6 +22,7 @@ const Prog = "bluechi-is-online"
 
 var options = []cliopt.Option{
 	{Short: 'h', Long: "help"},
+	{Short: 'v', Long: "version"},
 	{Long: "monitor"},
 	{Long: "wait", HasArg: true},
 	{Long: "switch-timeout", HasArg: true},
@@ -46,6 +48,13 @@ Options:
   --switch-timeout=MS   (agent) tolerate the disconnect of a controller switch for MS milliseconds
   -u, --user            use the session bus instead of the system bus
   -h, --help            show this help
+  -v, --version         show the version
+
+Exit status:
+  0   online
+  1   offline, or bad usage, or no bus to ask
+  2   access denied: the bus refused to show the status (its policy lets
+      root only call the agent and the controller)
 `, Prog)
 }
 
@@ -62,7 +71,8 @@ func spec(prog string) *cmdline.Spec {
 			{Name: "node", Min: 1, Max: 3, Options: check, Usage: usage},
 			{Name: "system", Min: 0, Max: 2, Options: check, Usage: usage},
 		},
-		Usage: usage,
+		Usage:   usage,
+		Version: func(w io.Writer) { fmt.Fprintf(w, "%s version %s\n", Prog, version.Version) },
 	}
 }
 
@@ -137,11 +147,34 @@ func Main(ctx context.Context, env cmdline.Env) int {
 		ctx, cancel = env.Interruptible(ctx)
 		defer cancel()
 	}
-	if check(ctx, conn, t, opts) {
+	online, err := check(ctx, conn, t, opts)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "Access denied: cannot read the status of %s: %v\n", t.busName, err)
+		return ExitAccessDenied
+	}
+	if online {
 		return 0
 	}
 	fmt.Fprintf(env.Stderr, "%s is offline\n", t.busName)
 	return 1
+}
+
+// ExitAccessDenied is the exit status when the bus refuses to let the
+// caller read the component's status (its D-Bus policy allows root only),
+// which says nothing about whether the component is online.
+const ExitAccessDenied = 2
+
+// accessDenied returns err when it is the bus's AccessDenied error, else nil.
+func accessDenied(err error) error {
+	var de dbus.Error
+	if errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+		return err
+	}
+	var dp *dbus.Error
+	if errors.As(err, &dp) && dp.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+		return err
+	}
+	return nil
 }
 
 type eventKind int
@@ -159,8 +192,9 @@ type event struct {
 }
 
 // check runs the algorithm of one check and reports whether the component
-// is online at its end.
-func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
+// is online at its end, or the bus's AccessDenied error when the first
+// look at its status was refused.
+func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) (bool, error) {
 	m := &Machine{Options: opts}
 	needWatch := opts.Monitor || opts.Wait > 0
 	events := make(chan event, 64)
@@ -194,10 +228,13 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
 	if _, err := dbusrt.NameOwner(ctx, conn, t.busName); err == nil {
 		m.HasName = true
 		s, err := t.status(ctx)
+		if err := accessDenied(err); err != nil {
+			return false, err
+		}
 		m.Connected = err == nil && s == t.online
 	}
 	if !m.NeedsLoop() {
-		return m.Online()
+		return m.Online(), nil
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -216,20 +253,20 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return m.Online()
+			return m.Online(), nil
 		case <-timer.C:
 			if m.TimerFired() {
-				return m.Online()
+				return m.Online(), nil
 			}
 		case e := <-events:
 			switch e.kind {
 			case statusEvent:
 				if m.StatusChanged(e.online) {
-					return m.Online()
+					return m.Online(), nil
 				}
 			case ownerEvent:
 				if m.OwnerChanged(e.owner) {
-					return m.Online()
+					return m.Online(), nil
 				}
 			case addressEvent:
 				if d := m.ControllerAddressChanged(); d > 0 {
