@@ -31,8 +31,8 @@ type peer struct {
 	// label is the peer's security context where the kernel has one
 	// (SO_PEERSEC: SELinux on a unix socket), otherwise empty.
 	label string
-	conn  *dbus.Conn
-	gone  sync.Once // disconnected runs once per peer
+	conn  *dbus.Conn // guarded by c.mu
+	gone  sync.Once  // disconnected runs once per peer
 	reg   *bluechi.InternalControllerObject
 	node  *node // guarded by c.mu; nil while anonymous
 }
@@ -59,7 +59,8 @@ func (c *Controller) newPeer(nc net.Conn) *peer {
 
 // start runs once the connection is authenticated.
 func (p *peer) start(conn *dbus.Conn) {
-	p.srv.Bind(conn)
+	// p.conn is set (under c.mu, as it is read) before Bind starts
+	// dispatching calls whose handlers read it.
 	p.c.mu.Lock()
 	p.conn = conn
 	closed := p.c.closed
@@ -71,6 +72,7 @@ func (p *peer) start(conn *dbus.Conn) {
 		conn.Close()
 		return
 	}
+	p.srv.Bind(conn)
 	p.c.logger().Debug("agent connected", "peer", p.ip)
 	go func() {
 		<-conn.Context().Done()
