@@ -1,6 +1,6 @@
 # Build, generate and test the Go BlueChi implementation.
 GO ?= go
-GENERATED := gen internal/apitest/roundtrip_gen_test.go
+GENERATED := gen internal/daemonapi internal/apitest/roundtrip_gen_test.go
 
 .PHONY: all build generate check-generate test lint bench bench-cluster clean run deps install
 

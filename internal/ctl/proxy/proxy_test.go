@@ -9,6 +9,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/version"
@@ -55,7 +56,7 @@ func TestParse(t *testing.T) {
 
 func TestFailure(t *testing.T) {
 	req := &Request{Method: "CreateProxy", Service: "bluechi-proxy@n2_a.service", Node: "n2", Unit: "a.service"}
-	err := dbus.NewError(bluechi.ErrorActivationFailed, []any{"No such node"})
+	err := dbus.NewError(bluechi.ErrorNameActivationFailed, []any{"No such node"})
 	if got, want := req.Failure(err), "Failed to activate bluechi-proxy@n2_a.service (on n2): No such node"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -68,7 +69,7 @@ func TestFailure(t *testing.T) {
 // fakeAgent answers CreateProxy with the error the unit name asks for and
 // records the calls.
 type fakeAgent struct {
-	bluechi.UnimplementedAgentServer
+	daemonapi.UnimplementedAgentServer
 	calls chan string
 }
 
@@ -76,7 +77,7 @@ func (f *fakeAgent) CreateProxy(ctx context.Context, service, node, unit string)
 	f.calls <- strings.Join([]string{"create", service, node, unit}, " ")
 	switch unit {
 	case "fail.service":
-		return dbusrt.NewError(bluechi.ErrorActivationFailed, "Target unit failed")
+		return dbusrt.NewError(bluechi.ErrorNameActivationFailed, "Target unit failed")
 	case "dup.service":
 		return dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
 	}
@@ -97,7 +98,7 @@ func TestMainCalls(t *testing.T) {
 	}
 	defer conn.Close()
 	fa := &fakeAgent{calls: make(chan string, 4)}
-	if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
