@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/sandbox"
+)
+
+// TestClientModule builds testdata/clientmod, a module of its own that uses
+// the generated client through a replace directive and no internal
+// package, offline from the module cache, and runs it against a real
+// cluster: it lists the nodes, starts a unit and waits for its JobRemoved,
+// sees a node go offline through the typed PropertiesChanged when the test
+// kills its agent, and gets org.eclipse.bluechi.Offline (matched with
+// errors.Is on bluechi.ErrOffline) from a call to that node.
+func TestClientModule(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "clientmod")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "..", "testdata", "clientmod")
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/clientmod offline: %v\n%s", err, out)
+	}
+
+	c := newCluster(t, "a", "b")
+	agents := c.startOnline("a", "b")
+	cmd := exec.Command(bin, "-bus", c.bus.Address, "-node", "a", "-unit", sandbox.SimpleServiceName, "-victim", "b")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(cmd) })
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got, ok := <-lines:
+			if !ok {
+				t.Fatalf("clientmod ended before %q: %v\n%s", want, cmd.Wait(), stderr.String())
+			}
+			if got != want {
+				t.Fatalf("clientmod printed %q, want %q\n%s", got, want, stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("clientmod did not print %q\n%s", want, stderr.String())
+		}
+	}
+	expect("nodes a=online,b=online")
+	expect("job a " + sandbox.SimpleServiceName + " done")
+	expect("watching b")
+	if err := agents["b"].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	expect("offline b")
+	expect("error " + bluechi.ErrorNameOffline)
+	if _, ok := <-lines; ok {
+		t.Fatal("clientmod printed more than expected")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("clientmod: %v\n%s", err, stderr.String())
+	}
+}
