@@ -3,9 +3,11 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,12 +25,7 @@ import (
 // errors.Is on bluechi.ErrOffline) from a call to that node.
 func TestClientModule(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "clientmod")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "..", "testdata", "clientmod")
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building testdata/clientmod offline: %v\n%s", err, out)
-	}
+	buildOffline(t, filepath.Join("..", "..", "testdata", "clientmod"), bin)
 
 	c := newCluster(t, "a", "b")
 	agents := c.startOnline("a", "b")
@@ -79,4 +76,47 @@ func TestClientModule(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("clientmod: %v\n%s", err, stderr.String())
 	}
+}
+
+// buildOffline builds the module in dir into bin from the module cache only.
+func buildOffline(t *testing.T, dir, bin string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s offline: %v\n%s", dir, err, out)
+	}
+}
+
+// TestReadmeClientCompiles builds the program of the README's "Using the
+// generated layer" in a module of its own, so the README keeps showing code
+// that other modules can compile.
+func TestReadmeClientCompiles(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Using the generated layer")
+	_, code, ok2 := strings.Cut(section, "```go\n")
+	code, _, ok3 := strings.Cut(code, "```")
+	if !ok || !ok2 || !ok3 || !strings.HasPrefix(code, "package main") {
+		t.Fatal("README: no program in the section Using the generated layer")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile("../../testdata/clientmod/go.sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mod := fmt.Sprintf("module example.com/readme\n\ngo 1.26\n\nrequire github.com/bluechi-go/bluechi v0.0.0\n\nreplace github.com/bluechi-go/bluechi => %s\n", root)
+	for name, data := range map[string]string{"main.go": code, "go.mod": mod, "go.sum": string(sum)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buildOffline(t, dir, filepath.Join(dir, "readme"))
 }
