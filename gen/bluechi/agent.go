@@ -54,17 +54,27 @@ type AgentProperties struct {
 	// Status: `online` while registered with the controller, `offline` otherwise.
 	Status string
 	// LogLevel: Log level the agent currently uses.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetLogLevel.
 	LogLevel string
 	// LogTarget: Log destination of the agent: `journald`, `stderr` or `stderr-full`.
 	LogTarget string
 	// DisconnectTimestamp: Last loss of the controller connection, CLOCK_REALTIME microseconds.
 	// 0 while connected and before the first loss.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetDisconnectTimestamp.
 	DisconnectTimestamp uint64
 	// DisconnectTimestampMonotonic: DisconnectTimestamp as CLOCK_MONOTONIC microseconds.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetDisconnectTimestampMonotonic.
 	DisconnectTimestampMonotonic uint64
 	// LastSeenTimestamp: Last registration or controller heartbeat, CLOCK_REALTIME microseconds.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetLastSeenTimestamp.
 	LastSeenTimestamp uint64
 	// LastSeenTimestampMonotonic: Same moment as LastSeenTimestamp in CLOCK_MONOTONIC microseconds.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetLastSeenTimestampMonotonic.
 	LastSeenTimestampMonotonic uint64
 	// ControllerAddress: D-Bus address of the controller, e.g. `tcp:host=10.0.0.1,port=842`.
 	// Changes on SwitchController and when a reconnect resolves the host to a new
@@ -195,8 +205,8 @@ func (c *AgentClient) GetControllerAddress(ctx context.Context) (v string, err e
 	return
 }
 
-// Properties reads all properties of org.eclipse.bluechi.Agent at once. A property the
-// reply leaves out keeps its zero value.
+// Properties reads the properties of org.eclipse.bluechi.Agent at once (GetAll). A property
+// the reply leaves out, as it does the explicit ones, keeps its zero value.
 func (c *AgentClient) Properties(ctx context.Context) (*AgentProperties, error) {
 	all, err := getAllProperties(ctx, c.obj, AgentInterface)
 	if err != nil {

@@ -57,6 +57,8 @@ type ControllerProperties struct {
 	// Only configured nodes count; with no nodes configured the value is `down`.
 	Status string
 	// LogLevel: Log level the controller currently uses.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetLogLevel.
 	LogLevel string
 	// LogTarget: Log destination of the controller: `journald`, `stderr` or `stderr-full`.
 	LogTarget string
@@ -258,8 +260,8 @@ func (c *ControllerClient) GetLogTarget(ctx context.Context) (v string, err erro
 	return
 }
 
-// Properties reads all properties of org.eclipse.bluechi.Controller at once. A property the
-// reply leaves out keeps its zero value.
+// Properties reads the properties of org.eclipse.bluechi.Controller at once (GetAll). A property
+// the reply leaves out, as it does the explicit ones, keeps its zero value.
 func (c *ControllerClient) Properties(ctx context.Context) (*ControllerProperties, error) {
 	all, err := getAllProperties(ctx, c.obj, ControllerInterface)
 	if err != nil {

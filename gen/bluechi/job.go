@@ -121,8 +121,8 @@ func (c *JobClient) GetState(ctx context.Context) (v string, err error) {
 	return
 }
 
-// Properties reads all properties of org.eclipse.bluechi.Job at once. A property the
-// reply leaves out keeps its zero value.
+// Properties reads the properties of org.eclipse.bluechi.Job at once (GetAll). A property
+// the reply leaves out, as it does the explicit ones, keeps its zero value.
 func (c *JobClient) Properties(ctx context.Context) (*JobProperties, error) {
 	all, err := getAllProperties(ctx, c.obj, JobInterface)
 	if err != nil {

@@ -93,11 +93,17 @@ type NodeProperties struct {
 	Status string
 	// PeerIP: Address of the connected agent; empty when offline or connected by Unix socket.
 	// IPv4 peers may show up in IPv4-mapped IPv6 form.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetPeerIP.
 	PeerIP string
 	// LastSeenTimestamp: Last registration or agent heartbeat, CLOCK_REALTIME microseconds.
 	// 0 if the node was never seen; the value is kept after the node goes offline.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetLastSeenTimestamp.
 	LastSeenTimestamp uint64
 	// LastSeenTimestampMonotonic: Same moment as LastSeenTimestamp in CLOCK_MONOTONIC microseconds.
+	//
+	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetLastSeenTimestampMonotonic.
 	LastSeenTimestampMonotonic uint64
 }
 
@@ -439,8 +445,8 @@ func (c *NodeClient) GetLastSeenTimestampMonotonic(ctx context.Context) (v uint6
 	return
 }
 
-// Properties reads all properties of org.eclipse.bluechi.Node at once. A property the
-// reply leaves out keeps its zero value.
+// Properties reads the properties of org.eclipse.bluechi.Node at once (GetAll). A property
+// the reply leaves out, as it does the explicit ones, keeps its zero value.
 func (c *NodeClient) Properties(ctx context.Context) (*NodeProperties, error) {
 	all, err := getAllProperties(ctx, c.obj, NodeInterface)
 	if err != nil {

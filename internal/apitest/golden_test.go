@@ -83,6 +83,18 @@ func parseIntrospection(t *testing.T, what string, data []byte) xNode {
 				}
 			}
 		}
+		// The IDL's own annotations (org.eclipse.bluechi.Explicit) steer the
+		// generator and are not served.
+		for j := range n.Interfaces[i].Properties {
+			p := &n.Interfaces[i].Properties[j]
+			var kept []xAnn
+			for _, a := range p.Annotations {
+				if !strings.HasPrefix(a.Name, "org.eclipse.bluechi.") {
+					kept = append(kept, a)
+				}
+			}
+			p.Annotations = kept
+		}
 	}
 	return n
 }

@@ -119,14 +119,14 @@ func agentInterfaceFor(srv AgentServer) *dbusrt.Interface {
 			}},
 		},
 		Properties: []dbusrt.Property{
-			{Name: bluechi.AgentPropertyStatus, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue},
-			{Name: bluechi.AgentPropertyLogLevel, Sig: "s", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.AgentPropertyLogTarget, Sig: "s", Writable: false, Emit: dbusrt.EmitConst},
-			{Name: bluechi.AgentPropertyDisconnectTimestamp, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.AgentPropertyDisconnectTimestampMonotonic, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.AgentPropertyLastSeenTimestamp, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.AgentPropertyLastSeenTimestampMonotonic, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.AgentPropertyControllerAddress, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue},
+			{Name: bluechi.AgentPropertyStatus, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue, Explicit: false},
+			{Name: bluechi.AgentPropertyLogLevel, Sig: "s", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.AgentPropertyLogTarget, Sig: "s", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
+			{Name: bluechi.AgentPropertyDisconnectTimestamp, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.AgentPropertyDisconnectTimestampMonotonic, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.AgentPropertyLastSeenTimestamp, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.AgentPropertyLastSeenTimestampMonotonic, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.AgentPropertyControllerAddress, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue, Explicit: false},
 		},
 	}
 }

@@ -175,9 +175,9 @@ func controllerInterfaceFor(srv ControllerServer) *dbusrt.Interface {
 			}},
 		},
 		Properties: []dbusrt.Property{
-			{Name: bluechi.ControllerPropertyStatus, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue},
-			{Name: bluechi.ControllerPropertyLogLevel, Sig: "s", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.ControllerPropertyLogTarget, Sig: "s", Writable: false, Emit: dbusrt.EmitConst},
+			{Name: bluechi.ControllerPropertyStatus, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue, Explicit: false},
+			{Name: bluechi.ControllerPropertyLogLevel, Sig: "s", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.ControllerPropertyLogTarget, Sig: "s", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
 		},
 	}
 }

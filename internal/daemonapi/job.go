@@ -52,11 +52,11 @@ func jobInterfaceFor(srv JobServer) *dbusrt.Interface {
 			}},
 		},
 		Properties: []dbusrt.Property{
-			{Name: bluechi.JobPropertyID, Sig: "u", Writable: false, Emit: dbusrt.EmitConst},
-			{Name: bluechi.JobPropertyNode, Sig: "s", Writable: false, Emit: dbusrt.EmitConst},
-			{Name: bluechi.JobPropertyUnit, Sig: "s", Writable: false, Emit: dbusrt.EmitConst},
-			{Name: bluechi.JobPropertyJobType, Sig: "s", Writable: false, Emit: dbusrt.EmitConst},
-			{Name: bluechi.JobPropertyState, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue},
+			{Name: bluechi.JobPropertyID, Sig: "u", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
+			{Name: bluechi.JobPropertyNode, Sig: "s", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
+			{Name: bluechi.JobPropertyUnit, Sig: "s", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
+			{Name: bluechi.JobPropertyJobType, Sig: "s", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
+			{Name: bluechi.JobPropertyState, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue, Explicit: false},
 		},
 	}
 }

@@ -471,11 +471,11 @@ func nodeInterfaceFor(srv NodeServer) *dbusrt.Interface {
 			}},
 		},
 		Properties: []dbusrt.Property{
-			{Name: bluechi.NodePropertyName, Sig: "s", Writable: false, Emit: dbusrt.EmitConst},
-			{Name: bluechi.NodePropertyStatus, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue},
-			{Name: bluechi.NodePropertyPeerIP, Sig: "s", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.NodePropertyLastSeenTimestamp, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse},
-			{Name: bluechi.NodePropertyLastSeenTimestampMonotonic, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse},
+			{Name: bluechi.NodePropertyName, Sig: "s", Writable: false, Emit: dbusrt.EmitConst, Explicit: false},
+			{Name: bluechi.NodePropertyStatus, Sig: "s", Writable: false, Emit: dbusrt.EmitTrue, Explicit: false},
+			{Name: bluechi.NodePropertyPeerIP, Sig: "s", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.NodePropertyLastSeenTimestamp, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
+			{Name: bluechi.NodePropertyLastSeenTimestampMonotonic, Sig: "t", Writable: false, Emit: dbusrt.EmitFalse, Explicit: true},
 		},
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
@@ -119,4 +122,48 @@ func TestReadmeClientCompiles(t *testing.T) {
 		}
 	}
 	buildOffline(t, dir, filepath.Join(dir, "readme"))
+}
+
+// TestExplicitProperties checks the real controller leaves the properties
+// the IDL marks org.eclipse.bluechi.Explicit out of GetAll, as upstream, and
+// still answers Get for each.
+func TestExplicitProperties(t *testing.T) {
+	c := newCluster(t, "a")
+	c.startOnline("a")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		path     dbus.ObjectPath
+		iface    string
+		explicit []string
+		listed   []string
+	}{
+		{bluechi.NodePath("a"), bluechi.NodeInterface,
+			[]string{bluechi.NodePropertyPeerIP, bluechi.NodePropertyLastSeenTimestamp, bluechi.NodePropertyLastSeenTimestampMonotonic},
+			[]string{bluechi.NodePropertyName, bluechi.NodePropertyStatus}},
+		{bluechi.ControllerPath, bluechi.ControllerInterface,
+			[]string{bluechi.ControllerPropertyLogLevel},
+			[]string{bluechi.ControllerPropertyStatus, bluechi.ControllerPropertyLogTarget}},
+	} {
+		obj := c.client.Object(bluechi.ControllerBusName, tc.path)
+		var all map[string]dbus.Variant
+		if err := obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, tc.iface).Store(&all); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range tc.listed {
+			if _, ok := all[p]; !ok {
+				t.Errorf("GetAll(%s) lacks %s", tc.iface, p)
+			}
+		}
+		for _, p := range tc.explicit {
+			if _, ok := all[p]; ok {
+				t.Errorf("GetAll(%s) returns explicit %s", tc.iface, p)
+			}
+			if _, err := obj.GetProperty(tc.iface + "." + p); err != nil {
+				t.Errorf("Get %s.%s: %v", tc.iface, p, err)
+			}
+		}
+	}
+	if ip, err := c.node("a").GetPeerIP(ctx); err != nil || ip == "" {
+		t.Errorf("GetPeerIP of online a: %q %v", ip, err)
+	}
 }

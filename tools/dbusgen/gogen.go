@@ -238,15 +238,16 @@ func argDocs(args []Arg) string {
 // text with a paragraph break (after a comment's first line).
 func joinDoc(parts ...string) string {
 	var out []string
-	for k, p := range parts {
-		if p != "" || k == 0 {
+	for _, p := range parts {
+		if p != "" {
 			out = append(out, p)
 		}
 	}
-	if len(out) == 1 && out[0] == "" {
-		return ""
+	text := strings.Join(out, "\n\n")
+	if len(parts) > 0 && parts[0] == "" && text != "" {
+		return "\n" + text
 	}
-	return strings.Join(out, "\n\n")
+	return text
 }
 
 // pathInfo splits an @path into prefix and placeholder.
@@ -460,7 +461,11 @@ func (g *goGen) propsStruct(b *buf, i *Interface, n string, t *typeMapper) {
 	b.p("// %sProperties holds the property values of %s.", n, i.Name)
 	b.p("type %sProperties struct {", n)
 	for _, p := range i.Properties() {
-		comment(b, "\t", fmt.Sprintf("%s: %s", goIdent(p.Name), sentence(p.Summary)), p.Doc)
+		doc := p.Doc
+		if p.Explicit() {
+			doc = joinDoc(doc, "Not in GetAll (as upstream): Properties leaves it zero; read it with Get"+goIdent(p.Name)+".")
+		}
+		comment(b, "\t", fmt.Sprintf("%s: %s", goIdent(p.Name), sentence(p.Summary)), doc)
 		b.p("\t%s %s", goIdent(p.Name), t.goType(p.Type))
 	}
 	b.p("}")
@@ -591,7 +596,7 @@ func (g *goGen) server(b *buf, i *Interface, n string) {
 		case "invalidates":
 			emit = "dbusrt.EmitInvalidates"
 		}
-		b.p("\t\t\t{Name: %s%s, Sig: %q, Writable: %v, Emit: %s},", q, constName(n, p), p.Type, p.Access != "read", emit)
+		b.p("\t\t\t{Name: %s%s, Sig: %q, Writable: %v, Emit: %s, Explicit: %v},", q, constName(n, p), p.Type, p.Access != "read", emit, p.Explicit())
 	}
 	b.p("\t\t},")
 	b.p("\t}")
@@ -771,8 +776,8 @@ func (g *goGen) pubClient(b *buf, i *Interface, n string) {
 func (g *goGen) pubProps(b *buf, i *Interface, n string) {
 	t := g.types
 	props := i.Properties()
-	b.p("// Properties reads all properties of %s at once. A property the", i.Name)
-	b.p("// reply leaves out keeps its zero value.")
+	b.p("// Properties reads the properties of %s at once (GetAll). A property", i.Name)
+	b.p("// the reply leaves out, as it does the explicit ones, keeps its zero value.")
 	b.p("func (c *%sClient) Properties(ctx context.Context) (*%sProperties, error) {", n, n)
 	b.p("\tall, err := getAllProperties(ctx, c.obj, %sInterface)", n)
 	b.p("\tif err != nil {")

@@ -74,6 +74,9 @@ func markdown(ifs []*Interface) []byte {
 				if p.Doc != "" {
 					desc += " " + mdText(p.Doc)
 				}
+				if p.Explicit() {
+					desc += " Explicit: not returned by `GetAll`, only by `Get`."
+				}
 				b.p("| `%s` | `%s` | %s | %s | %s |", p.Name, p.Type, p.Access,
 					orDefault(p.Annotation("org.freedesktop.DBus.Property.EmitsChangedSignal"), "true"), strings.ReplaceAll(desc, "\n", " "))
 			}
