@@ -9,6 +9,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
 )
@@ -43,10 +44,10 @@ type proxy struct {
 	key  proxyKey
 	path dbus.ObjectPath
 
-	obj       *bluechi.InternalProxyObject // export on the proxy session, nil when none
-	announced bool                         // ProxyNew was sent on the proxy session
-	ready     bool                         // the target was seen active
-	answered  bool                         // result has been sent
+	obj       *daemonapi.InternalProxyObject // export on the proxy session, nil when none
+	announced bool                           // ProxyNew was sent on the proxy session
+	ready     bool                           // the target was seen active
+	answered  bool                           // result has been sent
 	removed   bool
 	result    chan error // CreateProxy's answer; buffered
 }
@@ -103,7 +104,7 @@ func (a *Agent) addProxy(key proxyKey) (*proxy, error) {
 	if _, ok := a.proxies[key]; ok {
 		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
 	}
-	p := &proxy{key: key, path: bluechi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1)}
+	p := &proxy{key: key, path: daemonapi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1)}
 	a.proxies[key] = p
 	if a.psess != nil {
 		a.attachProxy(a.psess, p)
@@ -134,7 +135,7 @@ func (a *Agent) removeProxy(p *proxy, how proxyHow) {
 	p.removed = true
 	delete(a.proxies, p.key)
 	if how.announce && p.announced && a.psess != nil {
-		err := a.psess.obj.EmitProxyRemoved(bluechi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
+		err := a.psess.obj.EmitProxyRemoved(daemonapi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
 		if err != nil {
 			a.slog().Warn("emit ProxyRemoved", "path", p.path, "error", err)
 		}
@@ -175,13 +176,13 @@ func (a *Agent) stopProxyUnit(service string) {
 // proxyMu held.
 func (a *Agent) attachProxy(sess *session, p *proxy) {
 	a.detachProxy(p)
-	obj, err := bluechi.ExportInternalProxy(sess.conn, p.path, &proxyAPI{a: a, p: p}, bluechi.InternalProxyProperties{})
+	obj, err := daemonapi.ExportInternalProxy(sess.conn, p.path, &proxyAPI{a: a, p: p}, daemonapi.InternalProxyProperties{})
 	if err != nil {
 		a.slog().Warn("export proxy", "path", p.path, "error", err)
 		return
 	}
 	p.obj = obj
-	err = sess.obj.EmitProxyNew(bluechi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
+	err = sess.obj.EmitProxyNew(daemonapi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
 	if err != nil {
 		a.slog().Warn("emit ProxyNew", "path", p.path, "error", err)
 		return
@@ -265,7 +266,7 @@ func (a *Agent) restoreProxies() {
 		if a.proxies[key] != nil {
 			continue
 		}
-		p := &proxy{key: key, path: bluechi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1), ready: true, answered: true}
+		p := &proxy{key: key, path: daemonapi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1), ready: true, answered: true}
 		a.proxies[key] = p
 		a.slog().Info("proxy restored from its active unit", "service", key.service, "node", key.node, "unit", key.unit, "path", p.path)
 	}
@@ -344,7 +345,7 @@ func (a *Agent) targetState(p *proxy, state, reason string) {
 func (a *Agent) targetGone(p *proxy, why string) {
 	a.slog().Info("proxy target gone", "node", p.key.node, "unit", p.key.unit, "reason", why)
 	a.removeProxy(p, proxyHow{
-		answer:   dbusrt.NewError(bluechi.ErrorActivationFailed, "%s", why),
+		answer:   dbusrt.NewError(bluechi.ErrorNameActivationFailed, "%s", why),
 		stopUnit: true, announce: true,
 	})
 }
@@ -352,7 +353,7 @@ func (a *Agent) targetGone(p *proxy, why string) {
 // proxyAPI serves org.eclipse.bluechi.internal.Proxy for one proxy; every
 // call succeeds.
 type proxyAPI struct {
-	bluechi.UnimplementedInternalProxyServer
+	daemonapi.UnimplementedInternalProxyServer
 	a *Agent
 	p *proxy
 }

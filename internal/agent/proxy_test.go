@@ -15,6 +15,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
@@ -83,14 +84,14 @@ func startProxyHarnessWith(t *testing.T, units []bluechi.UnitInfo) *proxyHarness
 
 // watch subscribes to the proxy signals of a registering connection.
 func (h *proxyHarness) watch(conn *dbus.Conn) {
-	c := bluechi.NewInternalAgentClient(conn, bluechi.AgentBusName, bluechi.InternalAgentPath)
+	c := daemonapi.NewInternalAgentClient(conn, bluechi.AgentBusName, daemonapi.InternalAgentPath)
 	ctx := context.Background()
-	if _, err := c.OnProxyNew(ctx, func(s *bluechi.InternalAgentProxyNewSignal) {
+	if _, err := c.OnProxyNew(ctx, func(s *daemonapi.InternalAgentProxyNewSignal) {
 		h.events <- fmt.Sprintf("new %s %s %s", s.NodeName, s.UnitName, s.Proxy)
 	}); err != nil {
 		h.t.Error(err)
 	}
-	if _, err := c.OnProxyRemoved(ctx, func(s *bluechi.InternalAgentProxyRemovedSignal) {
+	if _, err := c.OnProxyRemoved(ctx, func(s *daemonapi.InternalAgentProxyRemovedSignal) {
 		h.events <- fmt.Sprintf("removed %s %s", s.NodeName, s.UnitName)
 	}); err != nil {
 		h.t.Error(err)
@@ -117,7 +118,7 @@ func (h *proxyHarness) create(service, node, unit string) <-chan error {
 
 // newProxy creates a proxy for node n2 and returns its answer channel and
 // the internal Proxy object announced by ProxyNew.
-func (h *proxyHarness) newProxy(unit string) (<-chan error, *bluechi.InternalProxyClient) {
+func (h *proxyHarness) newProxy(unit string) (<-chan error, *daemonapi.InternalProxyClient) {
 	h.t.Helper()
 	res := h.create("bluechi-proxy@n2_"+unit, "n2", unit)
 	ev := h.next()
@@ -125,10 +126,10 @@ func (h *proxyHarness) newProxy(unit string) (<-chan error, *bluechi.InternalPro
 	if _, err := fmt.Sscanf(ev, "new %s %s %s", &node, &u, &path); err != nil || node != "n2" || u != unit {
 		h.t.Fatalf("got %q, want ProxyNew for n2 %s", ev, unit)
 	}
-	if !strings.HasPrefix(path, bluechi.InternalProxyPathPrefix) {
+	if !strings.HasPrefix(path, daemonapi.InternalProxyPathPrefix) {
 		h.t.Fatalf("proxy path %s", path)
 	}
-	return res, bluechi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(path))
+	return res, daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(path))
 }
 
 // next returns the next proxy signal.
@@ -246,17 +247,17 @@ func TestProxyActivationFailed(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string
-		fail func(*bluechi.InternalProxyClient) error
+		fail func(*daemonapi.InternalProxyClient) error
 		msg  string
 	}{
-		{"failed", func(px *bluechi.InternalProxyClient) error {
+		{"failed", func(px *daemonapi.InternalProxyClient) error {
 			return px.TargetStateChanged(ctx, "failed", "failed", "real")
 		}, ""},
-		{"inactive", func(px *bluechi.InternalProxyClient) error {
+		{"inactive", func(px *daemonapi.InternalProxyClient) error {
 			return px.TargetStateChanged(ctx, "inactive", "dead", "real")
 		}, ""},
-		{"removed", func(px *bluechi.InternalProxyClient) error { return px.TargetRemoved(ctx, "real") }, ""},
-		{"error", func(px *bluechi.InternalProxyClient) error { return px.Error(ctx, "No such node") }, "No such node"},
+		{"removed", func(px *daemonapi.InternalProxyClient) error { return px.TargetRemoved(ctx, "real") }, ""},
+		{"error", func(px *daemonapi.InternalProxyClient) error { return px.Error(ctx, "No such node") }, "No such node"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h.t = t
@@ -265,7 +266,7 @@ func TestProxyActivationFailed(t *testing.T) {
 			call(t, px.TargetStateChanged(ctx, "inactive", "dead", "virtual"))
 			call(t, c.fail(px))
 			err := h.answer(res)
-			wantError(t, err, bluechi.ErrorActivationFailed)
+			wantError(t, err, bluechi.ErrorNameActivationFailed)
 			if c.msg != "" && dbusrt.ErrorMessage(err) != c.msg {
 				t.Fatalf("message %q, want %q", dbusrt.ErrorMessage(err), c.msg)
 			}
@@ -314,7 +315,7 @@ func TestProxyReconnect(t *testing.T) {
 		t.Fatalf("got %q, want %q", ev, want)
 	}
 	h.pending(res)
-	px = bluechi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, px.Path())
+	px = daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, px.Path())
 	call(t, px.TargetStateChanged(ctx, "active", "running", "real"))
 	call(t, h.answer(res))
 }
@@ -379,7 +380,7 @@ func TestProxyRestore(t *testing.T) {
 	// Ready: a duplicate is refused, virtual stops are ignored, a real one
 	// stops the unit.
 	wantError(t, h.pub.CreateProxy(ctx, "bluechi-proxy@n2_a.service", "n2", "a.service"), dbusrt.ErrAddressInUse)
-	px := bluechi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(got["n2 a.service"]))
+	px := daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(got["n2 a.service"]))
 	call(t, px.TargetStateChanged(ctx, "inactive", "agent-offline", "virtual"))
 	h.noStop()
 	call(t, px.TargetStateChanged(ctx, "inactive", "dead", "real"))
@@ -419,7 +420,7 @@ func TestDepUnits(t *testing.T) {
 	}
 	t.Cleanup(func() { sd.Close() })
 	_, conn := runAgent(t, sd)
-	ag := bluechi.NewInternalAgentClient(conn, bluechi.AgentBusName, bluechi.InternalAgentPath)
+	ag := daemonapi.NewInternalAgentClient(conn, bluechi.AgentBusName, daemonapi.InternalAgentPath)
 	depUnit := "bluechi-dep@" + sandbox.SimpleServiceName
 	state := func(unit, want string) {
 		t.Helper()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -50,8 +51,8 @@ func fuzzBody(args ...any) []byte {
 // message, let node n1 go offline once the connection is gone and keep
 // serving its bus.
 func FuzzAgentMessages(f *testing.F) {
-	agentPath, agentIface := string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface
-	ctrlPath, ctrlIface := string(bluechi.InternalControllerPath), bluechi.InternalControllerInterface
+	agentPath, agentIface := string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface
+	ctrlPath, ctrlIface := string(daemonapi.InternalControllerPath), daemonapi.InternalControllerInterface
 	props := func() []byte {
 		var w wire.Writer
 		w.String("a.service")
@@ -65,25 +66,25 @@ func FuzzAgentMessages(f *testing.F) {
 		return w.Buf
 	}()
 	for _, reg := range []bool{false, true} {
-		f.Add(reg, uint8(fuzzCall), ctrlPath, ctrlIface, bluechi.InternalControllerMethodRegister, "s", fuzzBody("n1"), []byte(nil))
-		f.Add(reg, uint8(fuzzCall), ctrlPath, ctrlIface, bluechi.InternalControllerMethodRegister, "s", fuzzBody("unknown"), []byte(nil))
-		f.Add(reg, uint8(fuzzCall), ctrlPath, ctrlIface, bluechi.InternalControllerMethodRegister, "u", fuzzBody(uint32(7)), []byte(nil))
+		f.Add(reg, uint8(fuzzCall), ctrlPath, ctrlIface, daemonapi.InternalControllerMethodRegister, "s", fuzzBody("n1"), []byte(nil))
+		f.Add(reg, uint8(fuzzCall), ctrlPath, ctrlIface, daemonapi.InternalControllerMethodRegister, "s", fuzzBody("unknown"), []byte(nil))
+		f.Add(reg, uint8(fuzzCall), ctrlPath, ctrlIface, daemonapi.InternalControllerMethodRegister, "u", fuzzBody(uint32(7)), []byte(nil))
 		f.Add(reg, uint8(fuzzCall), "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", []byte(nil), []byte(nil))
 		f.Add(reg, uint8(fuzzCall), "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", fuzzBody("type='signal'"), []byte(nil))
 		f.Add(reg, uint8(fuzzCall), ctrlPath, "org.freedesktop.DBus.Introspectable", "Introspect", "", []byte(nil), []byte(nil))
 		f.Add(reg, uint8(fuzzCall), ctrlPath, "org.freedesktop.DBus.Properties", "GetAll", "s", fuzzBody(ctrlIface), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalJobDone, "us", fuzzBody(uint32(1), "done"), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalJobStateChanged, "us", fuzzBody(uint32(1), "running"), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalHeartbeat, "", []byte(nil), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalUnitNew, "ss", fuzzBody("a.service", "real"), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalUnitStateChanged, "ssss", fuzzBody("a.service", "active", "running", "real"), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalUnitStateChanged, "ssss", fuzzBody("a.service", "active"), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalUnitPropertiesChanged, "ssa{sv}", props, []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalUnitRemoved, "s", fuzzBody("\xff\xfe"), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalJobDone, "us", fuzzBody(uint32(1), "done"), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalJobStateChanged, "us", fuzzBody(uint32(1), "running"), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalHeartbeat, "", []byte(nil), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalUnitNew, "ss", fuzzBody("a.service", "real"), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalUnitStateChanged, "ssss", fuzzBody("a.service", "active", "running", "real"), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalUnitStateChanged, "ssss", fuzzBody("a.service", "active"), []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalUnitPropertiesChanged, "ssa{sv}", props, []byte(nil))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalUnitRemoved, "s", fuzzBody("\xff\xfe"), []byte(nil))
 		f.Add(reg, uint8(fuzzReturn), "", "", "", "s", fuzzBody("unsolicited"), []byte(nil))
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalHeartbeat, "", []byte(nil),
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalHeartbeat, "", []byte(nil),
 			[]byte("l\x04\x01\x01\x00\x00\x40\x06\x09\x00\x00\x00\x00\x00\x00\x00")) // claims a 100 MiB body
-		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, bluechi.InternalAgentSignalHeartbeat, "", []byte(nil), []byte("garbage, not a message"))
+		f.Add(reg, uint8(fuzzSignal), agentPath, agentIface, daemonapi.InternalAgentSignalHeartbeat, "", []byte(nil), []byte("garbage, not a message"))
 	}
 	c := startCluster(f, "n1")
 	sock := strings.TrimPrefix(c.addr, "unix:path=")
@@ -119,7 +120,7 @@ func FuzzAgentMessages(f *testing.F) {
 		defer nc.Close()
 		out := []byte("\x00AUTH EXTERNAL 30\r\nBEGIN\r\n")
 		if registered {
-			out = wire.AppendCall(out, 1, bluechi.ControllerBusName, ctrlPath, ctrlIface, bluechi.InternalControllerMethodRegister, "s", fuzzBody("n1"))
+			out = wire.AppendCall(out, 1, bluechi.ControllerBusName, ctrlPath, ctrlIface, daemonapi.InternalControllerMethodRegister, "s", fuzzBody("n1"))
 		}
 		switch kind % 3 {
 		case fuzzCall:

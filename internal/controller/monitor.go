@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
 )
@@ -27,7 +28,7 @@ type monitor struct {
 	id    uint32
 	path  dbus.ObjectPath
 	owner string
-	obj   *bluechi.MonitorObject
+	obj   *daemonapi.MonitorObject
 	watch *dbusrt.Subscription // NameOwnerChanged of the owner
 
 	subs   map[uint32]*subscription
@@ -57,7 +58,7 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 	c.nextMonitor++
 	m := &monitor{c: c, id: c.nextMonitor, owner: owner, subs: map[uint32]*subscription{}, dests: []string{owner}}
 	m.path = bluechi.MonitorPath(m.id)
-	obj, err := bluechi.ExportMonitor(c.bus, m.path, &monitorAPI{m: m}, bluechi.MonitorProperties{})
+	obj, err := daemonapi.ExportMonitor(c.bus, m.path, &monitorAPI{m: m}, bluechi.MonitorProperties{})
 	if err != nil {
 		c.emu.Unlock()
 		return "", failed("export monitor: %v", err)
@@ -187,7 +188,7 @@ func (m *monitor) rebuildDests() {
 
 // monitorAPI serves org.eclipse.bluechi.Monitor for one monitor.
 type monitorAPI struct {
-	bluechi.UnimplementedMonitorServer
+	daemonapi.UnimplementedMonitorServer
 	m *monitor
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -33,7 +33,7 @@ type peer struct {
 	label string
 	conn  *dbus.Conn // guarded by c.mu
 	gone  sync.Once  // disconnected runs once per peer
-	reg   *bluechi.InternalControllerObject
+	reg   *daemonapi.InternalControllerObject
 	node  *node // guarded by c.mu; nil while anonymous
 }
 
@@ -49,7 +49,7 @@ func (c *Controller) newPeer(nc net.Conn) *peer {
 	p.label, _ = transport.PeerSecurityContext(nc) // none: a node that requires one refuses it
 	p.srv.ServeBusShim()
 	p.srv.SetOrdered() // calls in wire order; a flooding peer is refused past the queue limit
-	reg, err := bluechi.ExportInternalControllerOn(p.srv, bluechi.InternalControllerPath, &registrar{p: p}, bluechi.InternalControllerProperties{})
+	reg, err := daemonapi.ExportInternalControllerOn(p.srv, daemonapi.InternalControllerPath, &registrar{p: p}, daemonapi.InternalControllerProperties{})
 	if err != nil {
 		c.logger().Error("export registration object", "error", err)
 	}
@@ -82,7 +82,7 @@ func (p *peer) start(conn *dbus.Conn) {
 
 // registrar serves org.eclipse.bluechi.internal.Controller on one peer.
 type registrar struct {
-	bluechi.UnimplementedInternalControllerServer
+	daemonapi.UnimplementedInternalControllerServer
 	p *peer
 }
 
@@ -176,7 +176,7 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, *dbus.Con
 	if c.cfg.HeartbeatInterval > 0 {
 		// A first heartbeat right away arms the agent's liveness check
 		// (our agents arm it on the first controller heartbeat).
-		bluechi.EmitInternalControllerHeartbeat(conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{})
+		daemonapi.EmitInternalControllerHeartbeat(conn, "", daemonapi.InternalControllerPath, daemonapi.InternalControllerHeartbeatSignal{})
 	}
 	c.logger().Info("node registered", "node", name, "peer", p.ip)
 	return nil, nil, nil

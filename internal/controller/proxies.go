@@ -9,6 +9,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
@@ -32,16 +33,16 @@ type proxyRec struct {
 }
 
 // watchProxies relays the agent's ProxyNew and ProxyRemoved signals.
-func (n *node) watchProxies(ctx context.Context, p *peer, agent *bluechi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
+func (n *node) watchProxies(ctx context.Context, p *peer, agent *daemonapi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
 	c := n.c
-	if err := add(agent.OnProxyNew(ctx, func(s *bluechi.InternalAgentProxyNewSignal) { c.proxyNew(n, p, s) })); err != nil {
+	if err := add(agent.OnProxyNew(ctx, func(s *daemonapi.InternalAgentProxyNewSignal) { c.proxyNew(n, p, s) })); err != nil {
 		return err
 	}
-	return add(agent.OnProxyRemoved(ctx, func(s *bluechi.InternalAgentProxyRemovedSignal) { c.proxyRemoved(n, p, s) }))
+	return add(agent.OnProxyRemoved(ctx, func(s *daemonapi.InternalAgentProxyRemovedSignal) { c.proxyRemoved(n, p, s) }))
 }
 
 // proxyNew handles ProxyNew from r (§9.2).
-func (c *Controller) proxyNew(r *node, p *peer, s *bluechi.InternalAgentProxyNewSignal) {
+func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyNewSignal) {
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if r.ev != p || !s.Proxy.IsValid() {
@@ -80,7 +81,7 @@ func (c *Controller) proxyNew(r *node, p *peer, s *bluechi.InternalAgentProxyNew
 }
 
 // proxyRemoved handles ProxyRemoved from r (§9.5).
-func (c *Controller) proxyRemoved(r *node, p *peer, s *bluechi.InternalAgentProxyRemovedSignal) {
+func (c *Controller) proxyRemoved(r *node, p *peer, s *daemonapi.InternalAgentProxyRemovedSignal) {
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if r.ev != p {
@@ -173,7 +174,7 @@ func (t *node) stopDepCheckLocked() {
 func (c *Controller) checkDeps(t *node, p *peer) {
 	ctx, cancel := context.WithTimeout(context.Background(), AgentCallTimeout)
 	defer cancel()
-	units, err := bluechi.NewInternalAgentClient(p.conn, agentBusName, bluechi.InternalAgentPath).ListUnits(ctx)
+	units, err := daemonapi.NewInternalAgentClient(p.conn, agentBusName, daemonapi.InternalAgentPath).ListUnits(ctx)
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if t.ev != p {
@@ -238,5 +239,5 @@ func callProxy(conn *dbus.Conn, path dbus.ObjectPath, method string, args ...str
 	for i, a := range args {
 		body[i] = a
 	}
-	conn.Object(agentBusName, path).Go(bluechi.InternalProxyInterface+"."+method, dbus.FlagNoReplyExpected, nil, body...)
+	conn.Object(agentBusName, path).Go(daemonapi.InternalProxyInterface+"."+method, dbus.FlagNoReplyExpected, nil, body...)
 }

@@ -13,16 +13,17 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 )
 
 // depAgent records the calls the controller makes on an agent and on its
 // proxy objects.
 type depAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	mu    sync.Mutex
 	calls []string
 	conn  *dbus.Conn
-	obj   *bluechi.InternalAgentObject
+	obj   *daemonapi.InternalAgentObject
 	units []bluechi.UnitInfo // ListUnits' answer; set before registration
 }
 
@@ -65,7 +66,7 @@ func (a *depAgent) StopDep(ctx context.Context, unit string) error {
 
 // proxyObj records the calls on one proxy object.
 type proxyObj struct {
-	bluechi.UnimplementedInternalProxyServer
+	daemonapi.UnimplementedInternalProxyServer
 	a  *depAgent
 	id uint32
 }
@@ -97,11 +98,11 @@ func (c *cluster) depAgentWith(name string, units []bluechi.UnitInfo) *depAgent 
 	c.t.Helper()
 	a := &depAgent{units: units}
 	a.conn = c.dialAgent(name, func(conn *dbus.Conn) (err error) {
-		if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
+		if a.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{}); err != nil {
 			return err
 		}
 		for id := uint32(1); id <= 3; id++ {
-			if _, err := bluechi.ExportInternalProxy(conn, bluechi.InternalProxyPath(id), &proxyObj{a: a, id: id}, bluechi.InternalProxyProperties{}); err != nil {
+			if _, err := daemonapi.ExportInternalProxy(conn, daemonapi.InternalProxyPath(id), &proxyObj{a: a, id: id}, daemonapi.InternalProxyProperties{}); err != nil {
 				return err
 			}
 		}
@@ -112,14 +113,14 @@ func (c *cluster) depAgentWith(name string, units []bluechi.UnitInfo) *depAgent 
 
 func (a *depAgent) proxyNew(t *testing.T, node, unit string, id uint32) {
 	t.Helper()
-	if err := a.obj.EmitProxyNew(bluechi.InternalAgentProxyNewSignal{NodeName: node, UnitName: unit, Proxy: bluechi.InternalProxyPath(id)}); err != nil {
+	if err := a.obj.EmitProxyNew(daemonapi.InternalAgentProxyNewSignal{NodeName: node, UnitName: unit, Proxy: daemonapi.InternalProxyPath(id)}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (a *depAgent) proxyRemoved(t *testing.T, node, unit string) {
 	t.Helper()
-	if err := a.obj.EmitProxyRemoved(bluechi.InternalAgentProxyRemovedSignal{NodeName: node, UnitName: unit}); err != nil {
+	if err := a.obj.EmitProxyRemoved(daemonapi.InternalAgentProxyRemovedSignal{NodeName: node, UnitName: unit}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -154,19 +155,19 @@ func TestProxies(t *testing.T) {
 	waitCallsOf(t, tgt, "Subscribe u.service", "StartDep u.service")
 	for _, emit := range []func() error{
 		func() error {
-			return tgt.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "u.service", Reason: "virtual"})
+			return tgt.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: "u.service", Reason: "virtual"})
 		},
 		func() error {
-			return tgt.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "u.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
+			return tgt.obj.EmitUnitPropertiesChanged(daemonapi.InternalAgentUnitPropertiesChangedSignal{Unit: "u.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
 		},
 		func() error {
-			return tgt.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "u.service", ActiveState: "active", SubState: "running", Reason: "real"})
+			return tgt.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "u.service", ActiveState: "active", SubState: "running", Reason: "real"})
 		},
 		func() error {
-			return tgt.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "other.service", ActiveState: "active", SubState: "running", Reason: "real"})
+			return tgt.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "other.service", ActiveState: "active", SubState: "running", Reason: "real"})
 		},
 		func() error {
-			return tgt.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: "u.service"})
+			return tgt.obj.EmitUnitRemoved(daemonapi.InternalAgentUnitRemovedSignal{Unit: "u.service"})
 		},
 	} {
 		if err := emit(); err != nil {

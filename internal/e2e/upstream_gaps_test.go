@@ -68,7 +68,7 @@ func TestControllerAddressAndStatus(t *testing.T) {
 	c := newCluster(t, "n1", "n2")
 	ctx := context.Background()
 	var status propLog
-	sub, err := c.controller().OnPropertiesChanged(ctx, func(pc *dbusrt.PropertiesChanged) { status.add(pc, "Status") })
+	sub, err := c.controller().OnPropertiesChanged(ctx, func(pc *bluechi.ControllerPropertiesChanged) { status.add(&pc.PropertiesChanged, "Status") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestControllerAddressAndStatus(t *testing.T) {
 	// The controller goes: the agent reports it.
 	pub = c.agentAPI("n1")
 	var agentStatus propLog
-	asub, err := pub.OnPropertiesChanged(ctx, func(pc *dbusrt.PropertiesChanged) { agentStatus.add(pc, "Status") })
+	asub, err := pub.OnPropertiesChanged(ctx, func(pc *bluechi.AgentPropertiesChanged) { agentStatus.add(&pc.PropertiesChanged, "Status") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestNodeBehaviours(t *testing.T) {
 
 	t.Run("heartbeats-disabled", func(t *testing.T) {
 		var n1Status propLog
-		sub, err := c.node("n1").OnPropertiesChanged(ctx, func(pc *dbusrt.PropertiesChanged) { n1Status.add(pc, "Status") })
+		sub, err := c.node("n1").OnPropertiesChanged(ctx, func(pc *bluechi.NodePropertiesChanged) { n1Status.add(&pc.PropertiesChanged, "Status") })
 		if err != nil {
 			t.Fatal(err)
 		}

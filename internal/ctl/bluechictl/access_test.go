@@ -7,6 +7,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -24,7 +25,7 @@ func TestAccessDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := bluechi.ExportController(conn, bluechi.ControllerPath, bluechi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "up"}); err != nil {
+	if _, err := daemonapi.ExportController(conn, bluechi.ControllerPath, daemonapi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "up"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.ControllerBusName); err != nil {

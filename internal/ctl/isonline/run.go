@@ -80,7 +80,7 @@ func spec(prog string) *cmdline.Spec {
 type target struct {
 	busName string
 	status  func(ctx context.Context) (string, error)
-	watch   func(ctx context.Context, fn func(*dbusrt.PropertiesChanged)) (*dbusrt.Subscription, error)
+	watch   func(ctx context.Context, fn func(*bluechi.PropertiesChanged)) (*bluechi.Subscription, error)
 	online  string
 }
 
@@ -88,13 +88,21 @@ func targetFor(conn *dbus.Conn, method string, args []string) target {
 	switch method {
 	case "agent":
 		c := bluechi.NewAgentClient(conn, bluechi.AgentBusName, bluechi.AgentPath)
-		return target{bluechi.AgentBusName, c.GetStatus, c.OnPropertiesChanged, "online"}
+		return target{bluechi.AgentBusName, c.GetStatus, watch(conn, c.Destination(), c.Path(), bluechi.AgentInterface), "online"}
 	case "node":
 		c := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath(args[0]))
-		return target{bluechi.NodeBusName, c.GetStatus, c.OnPropertiesChanged, "online"}
+		return target{bluechi.NodeBusName, c.GetStatus, watch(conn, c.Destination(), c.Path(), bluechi.NodeInterface), "online"}
 	default:
 		c := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
-		return target{bluechi.ControllerBusName, c.GetStatus, c.OnPropertiesChanged, "up"}
+		return target{bluechi.ControllerBusName, c.GetStatus, watch(conn, c.Destination(), c.Path(), bluechi.ControllerInterface), "up"}
+	}
+}
+
+// watch subscribes to PropertiesChanged of iface on the object a client
+// calls; the three targets share the handler.
+func watch(conn *dbus.Conn, dest string, path dbus.ObjectPath, iface string) func(context.Context, func(*bluechi.PropertiesChanged)) (*bluechi.Subscription, error) {
+	return func(ctx context.Context, fn func(*bluechi.PropertiesChanged)) (*bluechi.Subscription, error) {
+		return bluechi.SubscribePropertiesChanged(ctx, conn, dest, path, iface, fn)
 	}
 }
 
@@ -207,7 +215,7 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) (bool, 
 	// Subscribe before the first look, so no change between the look and
 	// the subscription is missed; queued events are applied in order after.
 	if needWatch {
-		if sub, err := t.watch(ctx, func(p *dbusrt.PropertiesChanged) {
+		if sub, err := t.watch(ctx, func(p *bluechi.PropertiesChanged) {
 			if _, ok := p.Changed[bluechi.AgentPropertyControllerAddress]; ok {
 				send(event{kind: addressEvent})
 			}

@@ -11,6 +11,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -40,7 +41,7 @@ func TestSystemMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctrl, err := bluechi.ExportController(conn, bluechi.ControllerPath, bluechi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "degraded"})
+	ctrl, err := daemonapi.ExportController(conn, bluechi.ControllerPath, daemonapi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "degraded"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestAccessDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, bluechi.UnimplementedAgentServer{}, bluechi.AgentProperties{Status: "online"}); err != nil {
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, daemonapi.UnimplementedAgentServer{}, bluechi.AgentProperties{Status: "online"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {

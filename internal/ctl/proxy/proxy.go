@@ -117,7 +117,7 @@ func SplitTarget(arg string) (node, unit string, err error) {
 
 // Failure is the message printed when the agent answers err.
 func (req *Request) Failure(err error) string {
-	if dbusrt.ErrorName(err) == bluechi.ErrorActivationFailed {
+	if dbusrt.ErrorName(err) == bluechi.ErrorNameActivationFailed {
 		return fmt.Sprintf("Failed to activate %s (on %s): %s", req.Service, req.Node, errorText(err))
 	}
 	return fmt.Sprintf("Failed to call %s: %s", req.Method, errorText(err))

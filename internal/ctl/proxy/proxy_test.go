@@ -11,6 +11,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/version"
@@ -57,7 +58,7 @@ func TestParse(t *testing.T) {
 
 func TestFailure(t *testing.T) {
 	req := &Request{Method: "CreateProxy", Service: "bluechi-proxy@n2_a.service", Node: "n2", Unit: "a.service"}
-	err := dbus.NewError(bluechi.ErrorActivationFailed, []any{"No such node"})
+	err := dbus.NewError(bluechi.ErrorNameActivationFailed, []any{"No such node"})
 	if got, want := req.Failure(err), "Failed to activate bluechi-proxy@n2_a.service (on n2): No such node"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -70,7 +71,7 @@ func TestFailure(t *testing.T) {
 // fakeAgent answers CreateProxy with the error the unit name asks for and
 // records the calls.
 type fakeAgent struct {
-	bluechi.UnimplementedAgentServer
+	daemonapi.UnimplementedAgentServer
 	calls chan string
 }
 
@@ -78,7 +79,7 @@ func (f *fakeAgent) CreateProxy(ctx context.Context, service, node, unit string)
 	f.calls <- strings.Join([]string{"create", service, node, unit}, " ")
 	switch unit {
 	case "fail.service":
-		return dbusrt.NewError(bluechi.ErrorActivationFailed, "Target unit failed")
+		return dbusrt.NewError(bluechi.ErrorNameActivationFailed, "Target unit failed")
 	case "dup.service":
 		return dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
 	}
@@ -99,7 +100,7 @@ func TestMainCalls(t *testing.T) {
 	}
 	defer conn.Close()
 	fa := &fakeAgent{calls: make(chan string, 4)}
-	if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
@@ -144,7 +145,7 @@ func TestMainCalls(t *testing.T) {
 
 // blockingAgent keeps every CreateProxy pending until its connection ends.
 type blockingAgent struct {
-	bluechi.UnimplementedAgentServer
+	daemonapi.UnimplementedAgentServer
 	calls chan string
 }
 
@@ -158,13 +159,13 @@ func (f *blockingAgent) CreateProxy(ctx context.Context, service, node, unit str
 // is pending; bluechi-proxy asks the agent that takes the name next.
 func TestCreateAcrossAgentRestart(t *testing.T) {
 	bus := testbus.Start(t)
-	serve := func(srv bluechi.AgentServer) *dbus.Conn {
+	serve := func(srv daemonapi.AgentServer) *dbus.Conn {
 		conn, _, err := dbusrt.ConnectBus(bus.Address)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, srv, bluechi.AgentProperties{}); err != nil {
+		if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, srv, bluechi.AgentProperties{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
