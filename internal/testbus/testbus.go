@@ -77,6 +77,7 @@ func startDaemon(dir, policy string) (*Bus, error) {
 		return nil, err
 	}
 	cmd.Stderr = nil // dbus-daemon warns about fd limits when not privileged; noise
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start dbus-daemon: %w", err)
 	}
