@@ -1,15 +1,21 @@
+# SPDX-License-Identifier: Apache-2.0
 # Build, generate and test the Go BlueChi implementation.
 GO ?= go
-GENERATED := gen internal/apitest/roundtrip_gen_test.go
+GENERATED := gen internal/daemonapi internal/apitest/roundtrip_gen_test.go doc/man install/completion
+# Man pages: written in Markdown (doc/man/NAME.SECTION.md), converted to roff
+# by go-md2man (a tool dependency in go.mod) and committed, so that make
+# install needs neither the converter nor the network.
+MAN_SOURCES := $(wildcard doc/man/*.md)
+MAN_PAGES := $(MAN_SOURCES:.md=)
 
-.PHONY: all build generate check-generate test lint bench bench-cluster clean run deps install
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
 
 all: build
 
 ## build: compile every command in cmd/ into bin/
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 ## deps: install the Debian packages the daemons and tests need (as root)
 deps:
@@ -20,9 +26,18 @@ deps:
 run: deps build
 	$(GO) run ./tools/localcluster -n 3 -bin bin
 
-## generate: regenerate gen/ and the generated tests from idl/
-generate:
+## generate: regenerate gen/ and the generated tests from idl/, the man
+## pages and the shell completion
+generate: man
 	$(GO) generate ./...
+	@mkdir -p install/completion
+	$(GO) run ./cmd/bluechictl completion bash > install/completion/bluechictl.bash
+	$(GO) run ./cmd/bluechictl completion fish > install/completion/bluechictl.fish
+
+## man: convert the man pages' Markdown to roff (always, so that
+## check-generate sees a stale page whatever the files' times)
+man:
+	@for m in $(MAN_PAGES); do $(GO) tool go-md2man -in $$m.md -out $$m || exit 1; done
 
 ## check-generate: fail when the committed generated code differs from idl/
 check-generate: generate
@@ -30,15 +45,45 @@ check-generate: generate
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run make generate and commit"; exit 1; }
 
 ## test: all tests with the race detector, and memtrim's also as a
-## position-independent executable (as distributions build it)
+## position-independent executable (as distributions build it). The
+## timeout is per package: internal/sysmode may debootstrap its base first.
 test:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -buildmode=pie ./internal/memtrim
+	$(MAKE) fuzz-smoke
 
-## lint: gofmt and go vet
-lint:
+## fuzz-smoke: every fuzz target for FUZZTIME each (go test takes one -fuzz
+## target per run); longer runs: make fuzz-smoke FUZZTIME=10m
+FUZZ_TARGETS := internal/transport:FuzzServerHandshake internal/config:FuzzParse internal/config:FuzzValues \
+	internal/controller:FuzzAgentMessages internal/ctl/bluechictl:FuzzCommandLine internal/ctl/unitprop:FuzzParse \
+	internal/unitname:FuzzCheck internal/wire:FuzzCopy internal/wire:FuzzParse
+## Go 1.26's fuzz coordinator can fail a run with a bare "context deadline
+## exceeded" as -fuzztime ends (golang/go#75804, fixed in Go 1.27): such a
+## run, without a failing input, counts as passed.
+FUZZTIME ?= 3s
+fuzz-smoke:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		if out=$$($(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -parallel=1 ./$$pkg 2>&1); then \
+			echo "$$out" | grep '^fuzz: elapsed' | tail -1; \
+		elif echo "$$out" | grep -q '^    context deadline exceeded$$' && ! echo "$$out" | grep -q 'Failing input written'; then \
+			echo "$$out" | grep '^fuzz: elapsed' | tail -1; echo "(stopped by golang/go#75804, no failure)"; \
+		else \
+			echo "$$out" | grep -v ' level=' | tail -40; exit 1; \
+		fi; \
+	done
+
+## lint: gofmt, go vet, man pages (groff -man -ww) and the units' exposure
+lint: check-man check-units
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
 	$(GO) vet ./...
+
+## check-spdx: every tracked Go, shell, make and unit file names its license
+## in an SPDX line among its first 5 lines
+SPDX_FILES = git ls-files '*.go' '*.sh' Makefile '*/Makefile' '*.mk' .ci/run '*.service' '*.socket' '*.timer' '*.path'
+check-spdx:
+	@missing=$$(for f in $$($(SPDX_FILES)); do head -n 5 "$$f" | grep -q 'SPDX-License-Identifier: ' || echo "$$f"; done); \
+		test -z "$$missing" || { echo "$$missing"; echo "files without an SPDX-License-Identifier line (see LICENSE)"; exit 1; }
 
 ## bench: generated layer against plain godbus
 bench:
@@ -52,24 +97,80 @@ bench-cluster:
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
 	$(GO) test -run XXX -bench . -benchtime 20x ./internal/exporter
 
-## install: binaries, units, D-Bus policy and default configs under DESTDIR
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
 DESTDIR ?=
+PREFIX ?= /usr
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec
+DATADIR ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
+DBUSINTERFACESDIR ?= $(DATADIR)/dbus-1/interfaces
+MANDIR ?= $(DATADIR)/man
+BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
+CONTROLLERDATADIR ?= $(DATADIR)/bluechi/config
+AGENTDATADIR ?= $(DATADIR)/bluechi-agent/config
+GRAFANADIR ?= $(DATADIR)/bluechi/grafana
+
+DAEMONS := bluechi-controller bluechi-agent bluechi-proxy
+TOOLS := bluechictl bluechi-is-online
+SYSTEM_UNITS := $(notdir $(wildcard install/systemd/system/*))
+USER_UNITS := $(notdir $(wildcard install/systemd/user/*))
+DBUS_POLICIES := $(notdir $(wildcard install/dbus/*.conf))
+SYSUSERS := $(notdir $(wildcard install/sysusers/*.conf))
+INTERFACES := Controller Node Job Monitor Metrics Agent
+# Unit files name the binaries as @LIBEXECDIR@/... or /usr/libexec/...:
+# both become the installed LIBEXECDIR.
+SUBST_UNIT = sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|/usr/libexec/|$(LIBEXECDIR)/|g'
+
+## install: binaries, units, sysusers entry, D-Bus policy, default configs
+## under DESTDIR (no network: everything installed is built or committed).
+## A package runs systemd-sysusers (creating the user bluechi) and reloads
+## dbus and systemd after it.
 install: build
-	install -d $(DESTDIR)/usr/libexec $(DESTDIR)/usr/bin $(DESTDIR)/usr/lib/systemd/system $(DESTDIR)/usr/lib/systemd/user \
-		$(DESTDIR)/usr/share/dbus-1/system.d $(DESTDIR)/usr/share/dbus-1/interfaces \
-		$(DESTDIR)/usr/share/bluechi/config $(DESTDIR)/usr/share/bluechi-agent/config \
-		$(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/share/bluechi/grafana \
-		$(DESTDIR)/etc/bluechi/controller.conf.d $(DESTDIR)/etc/bluechi/agent.conf.d
-	for b in bluechi-controller bluechi-agent bluechi-proxy bluechi-exporter; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/libexec/; done
-	for b in bluechictl bluechi-is-online; do [ ! -f bin/$$b ] || install -m 0755 bin/$$b $(DESTDIR)/usr/bin/; done
-	install -m 0644 install/systemd/system/* $(DESTDIR)/usr/lib/systemd/system/
-	install -m 0644 install/systemd/user/* $(DESTDIR)/usr/lib/systemd/user/
-	install -m 0644 install/dbus/*.conf $(DESTDIR)/usr/share/dbus-1/system.d/
-	install -m 0644 install/sysusers/bluechi-exporter.conf $(DESTDIR)/usr/lib/sysusers.d/
-	install -m 0644 install/grafana/*.json $(DESTDIR)/usr/share/bluechi/grafana/
-	install -m 0644 install/config/controller.conf $(DESTDIR)/usr/share/bluechi/config/
-	install -m 0644 install/config/agent.conf $(DESTDIR)/usr/share/bluechi-agent/config/
-	for i in Controller Node Job Monitor Metrics Agent; do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)/usr/share/dbus-1/interfaces/; done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(DBUSINTERFACESDIR) \
+		$(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(AGENTDATADIR) \
+		$(DESTDIR)$(SYSCONFDIR)/bluechi/controller.conf.d $(DESTDIR)$(SYSCONFDIR)/bluechi/agent.conf.d
+	for b in $(DAEMONS); do install -m 0755 bin/$$b $(DESTDIR)$(LIBEXECDIR)/; done
+	for b in $(TOOLS); do install -m 0755 bin/$$b $(DESTDIR)$(BINDIR)/; done
+	for u in $(SYSTEM_UNITS); do $(SUBST_UNIT) install/systemd/system/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	for u in $(USER_UNITS); do $(SUBST_UNIT) install/systemd/user/$$u > $(DESTDIR)$(USERUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(USERUNITDIR)/$$u; done
+	install -m 0644 $(addprefix install/sysusers/,$(SYSUSERS)) $(DESTDIR)$(SYSUSERSDIR)/
+	install -D -m 0644 install/grafana/bluechi-fleet.json $(DESTDIR)$(GRAFANADIR)/bluechi-fleet.json
+	install -m 0644 $(addprefix install/dbus/,$(DBUS_POLICIES)) $(DESTDIR)$(DBUSPOLICYDIR)/
+	install -m 0644 install/config/controller.conf $(DESTDIR)$(CONTROLLERDATADIR)/
+	install -m 0644 install/config/agent.conf $(DESTDIR)$(AGENTDATADIR)/
+	for i in $(INTERFACES); do install -m 0644 idl/org.eclipse.bluechi.$$i.xml $(DESTDIR)$(DBUSINTERFACESDIR)/; done
+	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	install -D -m 0644 install/completion/bluechictl.bash $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl
+	install -D -m 0644 install/completion/bluechictl.fish $(DESTDIR)$(FISHCOMPLETIONDIR)/bluechictl.fish
+
+## uninstall: remove what install installed (configuration in SYSCONFDIR is kept)
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(DAEMONS)) $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(SYSTEM_UNITS)) $(addprefix $(DESTDIR)$(USERUNITDIR)/,$(USER_UNITS))
+	rm -f $(DESTDIR)$(GRAFANADIR)/bluechi-fleet.json $(addprefix $(DESTDIR)$(SYSUSERSDIR)/,$(SYSUSERS)) $(addprefix $(DESTDIR)$(DBUSPOLICYDIR)/,$(DBUS_POLICIES))
+	rm -f $(DESTDIR)$(CONTROLLERDATADIR)/controller.conf $(DESTDIR)$(AGENTDATADIR)/agent.conf
+	rm -f $(foreach i,$(INTERFACES),$(DESTDIR)$(DBUSINTERFACESDIR)/org.eclipse.bluechi.$(i).xml)
+	for m in $(notdir $(MAN_PAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
+	rm -f $(DESTDIR)$(BASHCOMPLETIONDIR)/bluechictl $(DESTDIR)$(FISHCOMPLETIONDIR)/bluechictl.fish
+	-rmdir $(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(GRAFANADIR) $(DESTDIR)$(DATADIR)/bluechi $(DESTDIR)$(AGENTDATADIR) $(DESTDIR)$(DATADIR)/bluechi-agent 2>/dev/null
+
+## check-man: the man pages have no groff warnings (Debian package groff-base)
+check-man:
+	@for m in $(MAN_PAGES); do out=$$(LC_ALL=C.UTF-8 groff -man -ww -z $$m 2>&1); \
+		test -z "$$out" || { echo "$$m: $$out"; exit 1; }; done
+
+## check-units: the installed units' systemd-analyze security exposure is
+## at most 3.0 (controller) and 5.0 (agent)
+check-units:
+	systemd-analyze security --offline=true --threshold=30 install/systemd/system/bluechi-controller.service
+	systemd-analyze security --offline=true --threshold=50 install/systemd/system/bluechi-agent.service
 
 clean:
 	rm -rf bin

@@ -87,17 +87,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
+	if cfg.TLS.Use {
+		// The TLS configuration (internal/tlsconfig) is wired in with the
+		// wire-native peer connection (issues 13, 15); until then a link
+		// the administrator asked to protect must not run in plain text.
+		fmt.Fprintf(stderr, "%s: UseTLS=yes is not supported by this build yet; refusing to run the agent link unprotected\n", prog)
+		return 1
+	}
 	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
 	if err != nil {
 		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
 	}
 	log.DebugLines("configuration: ", cfg.Render())
 	if err := serve(cfg, log); err != nil {
-		log.Error("agent failed", logging.Err(err))
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		// One record: the log target (journal or stderr) has it, unless
+		// logging is quiet. (On stderr too, a service's journal would
+		// show it twice, the second time at info.)
+		log.Error("exiting on a fatal error", logging.Err(err))
+		if log.Quiet() {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		}
 		return 1
 	}
 	return 0
+}
+
+func busKind(user bool) string {
+	if user {
+		return "session bus"
+	}
+	return "system bus"
 }
 
 func serve(cfg *config.Agent, log *logging.Logger) error {
@@ -138,7 +157,7 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 		case <-sd.Done():
 			lost <- errors.New("lost the connection to systemd")
 		case <-bus.Context().Done():
-			lost <- errors.New("lost the bus connection")
+			lost <- errors.New("lost the connection to the " + busKind(cfg.User))
 		}
 		cancel()
 	}()

@@ -76,14 +76,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
+	if cfg.TLS.Use {
+		// The TLS configuration (internal/tlsconfig) is wired in with the
+		// wire-native peer connection (issues 13, 15); until then a link
+		// the administrator asked to protect must not run in plain text.
+		fmt.Fprintf(stderr, "%s: UseTLS=yes is not supported by this build yet; refusing to run the agent link unprotected\n", prog)
+		return 1
+	}
 	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
 	if err != nil {
 		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
 	}
 	log.DebugLines("configuration: ", cfg.Render())
 	if err := serve(cfg, r.Has("user"), log); err != nil {
-		log.Error("controller failed", logging.Err(err))
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		// One record: the log target (journal or stderr) has it, unless
+		// logging is quiet. (On stderr too, a service's journal would
+		// show it twice, the second time at info.)
+		log.Error("exiting on a fatal error", logging.Err(err))
+		if log.Quiet() {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		}
 		return 1
 	}
 	return 0
@@ -141,7 +153,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 		cancel()
 		ctrl.Close()
 		wg.Wait()
-		return errors.New("lost the bus connection")
+		return fmt.Errorf("lost the connection to the bus at %s", address)
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	ctrl.Close()
@@ -189,8 +201,9 @@ func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, bool, 
 	case slices.ContainsFunc(activated, func(l net.Listener) bool {
 		return l.Addr().Network() == "unix" && l.Addr().String() == config.DefaultUnixSocketPath
 	}):
-		// systemd serves the path and passed it on: not ours to bind or remove.
-		log.Warn("unix socket listener not opened: the socket-activated socket serves its path",
+		// systemd serves the path and passed it on: not ours to bind or
+		// remove. The usual set-up (bluechi-controller.socket), so no warning.
+		log.Info("unix socket path served by the socket-activated listener",
 			logging.Attr{Key: "path", Value: logValue(config.DefaultUnixSocketPath)})
 	default:
 		l, err := transport.Listen("unix", config.DefaultUnixSocketPath, opts)

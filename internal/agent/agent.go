@@ -16,6 +16,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
@@ -69,7 +70,7 @@ type Agent struct {
 	cfg *config.Agent
 	log *logging.Logger
 	sd  Systemd
-	pub *bluechi.AgentObject // nil when not published on a bus
+	pub *daemonapi.AgentObject // nil when not published on a bus
 
 	mu       sync.Mutex
 	address  string
@@ -102,13 +103,13 @@ type session struct {
 	conn   *dbus.Conn
 	tap    *transport.Tap // real unit events wait in its queue (queue)
 	queued atomic.Bool    // something was queued since the last flush
-	obj    *bluechi.InternalAgentObject
+	obj    *daemonapi.InternalAgentObject
 	heard  atomic.Bool // a controller heartbeat arrived: the liveness check is armed
 
 	subs     map[string]bool // guarded by Agent.unitMu
 	wildcard bool            // guarded by Agent.unitMu
 
-	metrics *bluechi.InternalAgentMetricsObject // guarded by Agent.mu; nil while metrics are off
+	metrics *daemonapi.InternalAgentMetricsObject // guarded by Agent.mu; nil while metrics are off
 }
 
 // trackedJob links a systemd job to the controller's job id.
@@ -143,7 +144,7 @@ func New(cfg *config.Agent, log *logging.Logger, sd Systemd, bus *dbus.Conn) (*A
 		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[jobKey]*trackedJob{}, early: map[dbus.ObjectPath]string{},
 		switched: make(chan struct{}), units: map[string]*unitState{}, proxies: map[proxyKey]*proxy{}}
 	if bus != nil {
-		pub, err := bluechi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
+		pub, err := daemonapi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
 			Status: "offline", LogLevel: log.Level(), LogTarget: log.Target(), ControllerAddress: a.address,
 		})
 		if err != nil {
@@ -162,6 +163,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.seedUnits(ctx); err != nil {
 		return err
 	}
+	a.restoreProxies()
 	events := make(chan struct{})
 	defer func() { <-events }()
 	go func() { defer close(events); a.events(ctx) }()
@@ -233,7 +235,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	srv.SetOrdered()
 	// ListUnits passes systemd's answer on as bytes: decoding and encoding
 	// a few hundred units costs more than systemd takes to list them.
-	srv.Override(bluechi.InternalAgentPath, bluechi.InternalAgentInterface, "ListUnits", "", func(ctx context.Context, _ []any) ([]any, error) {
+	srv.Override(daemonapi.InternalAgentPath, daemonapi.InternalAgentInterface, "ListUnits", "", func(ctx context.Context, _ []any) ([]any, error) {
 		body, err := a.sd.ListUnitsRaw(ctx)
 		if err != nil {
 			return nil, err
@@ -255,7 +257,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	}
 	srv.Bind(conn)
 	sess := &session{conn: conn, tap: tap, subs: map[string]bool{}}
-	sess.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &internalAPI{a: a, sess: sess}, bluechi.InternalAgentProperties{})
+	sess.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, &internalAPI{a: a, sess: sess}, daemonapi.InternalAgentProperties{})
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -268,8 +270,8 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 		a.endUnitSession(sess)
 		return nil, err
 	}
-	reg := bluechi.NewInternalControllerClient(conn, controllerBusName, bluechi.InternalControllerPath)
-	if _, err := reg.OnHeartbeat(ctx, func(*bluechi.InternalControllerHeartbeatSignal) {
+	reg := daemonapi.NewInternalControllerClient(conn, controllerBusName, daemonapi.InternalControllerPath)
+	if _, err := reg.OnHeartbeat(ctx, func(*daemonapi.InternalControllerHeartbeatSignal) {
 		if !sess.heard.Swap(true) {
 			a.slog().Debug("controller sends heartbeats: liveness check armed")
 		}
@@ -339,7 +341,7 @@ loop:
 			}
 			if now-lastSent >= interval {
 				lastSent = now
-				if err := sess.obj.EmitHeartbeat(bluechi.InternalAgentHeartbeatSignal{}); err != nil {
+				if err := sess.obj.EmitHeartbeat(daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
 					lost(err.Error())
 					break loop
 				}

@@ -6,6 +6,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
@@ -13,7 +14,7 @@ import (
 // (ListUnits is not here: the connection's server overrides it to pass
 // systemd's answer on as bytes, see Agent.connect.)
 type internalAPI struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	a    *Agent
 	sess *session
 }
@@ -140,7 +141,7 @@ func (s *internalAPI) EnableMetrics(ctx context.Context) error {
 	if s.sess.metrics != nil {
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already enabled")
 	}
-	obj, err := bluechi.ExportInternalAgentMetrics(s.sess.conn, bluechi.InternalAgentMetricsPath, &metricsAPI{}, bluechi.InternalAgentMetricsProperties{})
+	obj, err := daemonapi.ExportInternalAgentMetrics(s.sess.conn, daemonapi.InternalAgentMetricsPath, &metricsAPI{}, daemonapi.InternalAgentMetricsProperties{})
 	if err != nil {
 		return dbusrt.NewError(dbusrt.ErrFailed, "export metrics object: %v", err)
 	}
@@ -165,7 +166,7 @@ func (s *internalAPI) DisableMetrics(ctx context.Context) error {
 
 // metricsAPI serves org.eclipse.bluechi.internal.Agent.Metrics (a signal source).
 type metricsAPI struct {
-	bluechi.UnimplementedInternalAgentMetricsServer
+	daemonapi.UnimplementedInternalAgentMetricsServer
 }
 
 // cancelJob asks systemd to cancel the job tracked for id, without waiting.
@@ -187,7 +188,7 @@ func (a *Agent) cancelJob(sess *session, id uint32) error {
 
 // publicAPI serves org.eclipse.bluechi.Agent on the local bus.
 type publicAPI struct {
-	bluechi.UnimplementedAgentServer
+	daemonapi.UnimplementedAgentServer
 	a *Agent
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/leakcheck"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
@@ -28,9 +28,9 @@ func TestNoHeapGrowthOverJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, conn := runAgent(t, sd)
-	ag := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	ag := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
 	jobDone := make(chan uint32, 4)
-	s, err := ag.OnJobDone(ctx, func(s *bluechi.InternalAgentJobDoneSignal) { jobDone <- s.ID })
+	s, err := ag.OnJobDone(ctx, func(s *daemonapi.InternalAgentJobDoneSignal) { jobDone <- s.ID })
 	if err != nil {
 		t.Fatal(err)
 	}

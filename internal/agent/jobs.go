@@ -6,7 +6,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
@@ -117,7 +117,7 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 		delete(a.byID, jobKey{j.sess, j.id})
 	}
 	current := a.sess
-	var metrics *bluechi.InternalAgentMetricsObject
+	var metrics *daemonapi.InternalAgentMetricsObject
 	if current != nil {
 		metrics = current.metrics
 	}
@@ -129,7 +129,7 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 		}
 		sess := j.sess
 		if metrics != nil {
-			if err := metrics.EmitAgentJobMetrics(bluechi.InternalAgentMetricsAgentJobMetricsSignal{
+			if err := metrics.EmitAgentJobMetrics(daemonapi.InternalAgentMetricsAgentJobMetricsSignal{
 				Unit: j.unit, Method: j.method, SystemdJobTimeMicros: uint64(now.Sub(j.start).Microseconds()),
 			}); err != nil {
 				a.slog().Warn("send AgentJobMetrics", "job", j.id, "error", err)
@@ -148,8 +148,8 @@ func (s *session) sendJobDone(id uint32, result string) error {
 	var w wire.Writer
 	w.Uint32(id)
 	w.String(result)
-	return s.tap.Send(wire.AppendSignal(nil, s.tap.GetSerial(), string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface,
-		bluechi.InternalAgentSignalJobDone, "", "us", w.Buf))
+	return s.tap.Send(wire.AppendSignal(nil, s.tap.GetSerial(), string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
+		daemonapi.InternalAgentSignalJobDone, "", "us", w.Buf))
 }
 
 func (a *Agent) jobState(path dbus.ObjectPath, state string) {
@@ -171,8 +171,8 @@ func (s *session) queueJobState(id uint32, state string) {
 	var w wire.Writer
 	w.Uint32(id)
 	w.String(state)
-	if s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface,
-		bluechi.InternalAgentSignalJobStateChanged, "", "us", w.Buf)) == nil {
+	if s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
+		daemonapi.InternalAgentSignalJobStateChanged, "", "us", w.Buf)) == nil {
 		s.queued.Store(true)
 	}
 }

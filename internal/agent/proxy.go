@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
 )
@@ -21,8 +23,9 @@ import (
 // depUnitPrefix names the target-side helper unit: bluechi-dep@<unit>.
 const depUnitPrefix = "bluechi-dep@"
 
-// proxyStopTimeout bounds the best-effort stop of proxy units at shutdown.
-const proxyStopTimeout = 5 * time.Second
+// proxyUnitPrefix names the requesting-side proxy units:
+// bluechi-proxy@<node>_<unit> (the instance without ".service").
+const proxyUnitPrefix = "bluechi-proxy@"
 
 // errProxyStopped answers a CreateProxy whose proxy went away first.
 var errProxyStopped = dbusrt.NewError(dbusrt.ErrFailed, "Proxy service stopped")
@@ -41,10 +44,10 @@ type proxy struct {
 	key  proxyKey
 	path dbus.ObjectPath
 
-	obj       *bluechi.InternalProxyObject // export on the proxy session, nil when none
-	announced bool                         // ProxyNew was sent on the proxy session
-	ready     bool                         // the target was seen active
-	answered  bool                         // result has been sent
+	obj       *daemonapi.InternalProxyObject // export on the proxy session, nil when none
+	announced bool                           // ProxyNew was sent on the proxy session
+	ready     bool                           // the target was seen active
+	answered  bool                           // result has been sent
 	removed   bool
 	result    chan error // CreateProxy's answer; buffered
 }
@@ -101,7 +104,7 @@ func (a *Agent) addProxy(key proxyKey) (*proxy, error) {
 	if _, ok := a.proxies[key]; ok {
 		return nil, dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
 	}
-	p := &proxy{key: key, path: bluechi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1)}
+	p := &proxy{key: key, path: daemonapi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1)}
 	a.proxies[key] = p
 	if a.psess != nil {
 		a.attachProxy(a.psess, p)
@@ -132,7 +135,7 @@ func (a *Agent) removeProxy(p *proxy, how proxyHow) {
 	p.removed = true
 	delete(a.proxies, p.key)
 	if how.announce && p.announced && a.psess != nil {
-		err := a.psess.obj.EmitProxyRemoved(bluechi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
+		err := a.psess.obj.EmitProxyRemoved(daemonapi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
 		if err != nil {
 			a.slog().Warn("emit ProxyRemoved", "path", p.path, "error", err)
 		}
@@ -173,13 +176,13 @@ func (a *Agent) stopProxyUnit(service string) {
 // proxyMu held.
 func (a *Agent) attachProxy(sess *session, p *proxy) {
 	a.detachProxy(p)
-	obj, err := bluechi.ExportInternalProxy(sess.conn, p.path, &proxyAPI{a: a, p: p}, bluechi.InternalProxyProperties{})
+	obj, err := daemonapi.ExportInternalProxy(sess.conn, p.path, &proxyAPI{a: a, p: p}, daemonapi.InternalProxyProperties{})
 	if err != nil {
 		a.slog().Warn("export proxy", "path", p.path, "error", err)
 		return
 	}
 	p.obj = obj
-	err = sess.obj.EmitProxyNew(bluechi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
+	err = sess.obj.EmitProxyNew(daemonapi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
 	if err != nil {
 		a.slog().Warn("emit ProxyNew", "path", p.path, "error", err)
 		return
@@ -221,28 +224,99 @@ func (a *Agent) detachProxies(sess *session) {
 }
 
 // dropProxies forgets every proxy at shutdown: no ProxyRemoved, pending
-// callers get Failed, and the units of ready proxies are stopped (best effort).
+// callers get Failed. Unlike upstream, the units of ready proxies are left
+// active: the next agent instance restores their proxies from them
+// (restoreProxies), so a restart of the agent does not take a cross-node
+// dependency away from a unit that still runs.
 func (a *Agent) dropProxies() {
 	a.proxyMu.Lock()
-	var stop []string
+	defer a.proxyMu.Unlock()
 	for _, p := range a.proxies {
 		p.removed = true
 		a.answerProxy(p, errProxyStopped)
 		a.detachProxy(p)
-		if p.ready {
-			stop = append(stop, p.key.service)
-		}
 	}
 	clear(a.proxies)
 	a.psess = nil
 	a.proxiesClosed = true
-	a.proxyMu.Unlock()
-	for _, service := range stop {
-		ctx, cancel := context.WithTimeout(context.Background(), proxyStopTimeout)
-		if _, err := a.sd.StopUnit(ctx, service, "replace", nil); err != nil {
-			a.slog().Warn("stop proxy unit at shutdown", "unit", service, "error", err)
+}
+
+// restoreProxies re-creates, at start-up, the proxies of the local proxy
+// units systemd has active: their bluechi-proxy create succeeded with an
+// earlier agent instance, which took the proxies with it. A restored proxy
+// is ready and has no caller; it is announced once the node registers.
+// Units still activating are not restored: their bluechi-proxy runs and
+// asks again itself.
+func (a *Agent) restoreProxies() {
+	a.unitMu.Lock()
+	var keys []proxyKey
+	for name, u := range a.units {
+		if u.active != "active" {
+			continue
 		}
-		cancel()
+		if key, ok := proxyKeyOf(name); ok {
+			keys = append(keys, key)
+		}
+	}
+	a.unitMu.Unlock()
+	slices.SortFunc(keys, func(x, y proxyKey) int { return strings.Compare(x.service, y.service) })
+	a.proxyMu.Lock()
+	defer a.proxyMu.Unlock()
+	for _, key := range keys {
+		if a.proxies[key] != nil {
+			continue
+		}
+		p := &proxy{key: key, path: daemonapi.InternalProxyPath(proxyIDs.Add(1)), result: make(chan error, 1), ready: true, answered: true}
+		a.proxies[key] = p
+		a.slog().Info("proxy restored from its active unit", "service", key.service, "node", key.node, "unit", key.unit, "path", p.path)
+	}
+}
+
+// proxyKeyOf parses a local proxy unit's name, bluechi-proxy@<node>_<unit
+// without .service>.service, into the triple bluechi-proxy create of that
+// unit passes (internal-protocol.md §9.1).
+func proxyKeyOf(name string) (proxyKey, bool) {
+	inst, ok := strings.CutPrefix(name, proxyUnitPrefix)
+	if !ok {
+		return proxyKey{}, false
+	}
+	if inst, ok = strings.CutSuffix(inst, ".service"); !ok {
+		return proxyKey{}, false
+	}
+	node, unit, ok := strings.Cut(inst, "_")
+	if !ok || node == "" || unit == "" {
+		return proxyKey{}, false
+	}
+	key := proxyKey{service: name, node: node, unit: unit + ".service"}
+	if checkProxyArgs(key.service, key.node, key.unit) != nil {
+		return proxyKey{}, false
+	}
+	return key, true
+}
+
+// localUnitStopped removes the ready proxy of a local proxy unit that
+// stopped or failed without RemoveProxy (its ExecStop found no agent, or
+// the unit was restored while it stopped): the dependency must not outlive
+// the unit that wanted it.
+func (a *Agent) localUnitStopped(name string) {
+	a.unitMu.Lock()
+	u := a.units[name]
+	down := u == nil || u.active == "inactive" || u.active == "failed"
+	a.unitMu.Unlock()
+	if !down {
+		return // started again meanwhile
+	}
+	a.proxyMu.Lock()
+	var gone []*proxy
+	for _, p := range a.proxies {
+		if p.key.service == name && p.ready {
+			gone = append(gone, p)
+		}
+	}
+	a.proxyMu.Unlock()
+	for _, p := range gone {
+		a.slog().Info("proxy unit stopped: proxy removed", "service", name, "node", p.key.node, "unit", p.key.unit)
+		a.removeProxy(p, proxyHow{announce: true})
 	}
 }
 
@@ -271,7 +345,7 @@ func (a *Agent) targetState(p *proxy, state, reason string) {
 func (a *Agent) targetGone(p *proxy, why string) {
 	a.slog().Info("proxy target gone", "node", p.key.node, "unit", p.key.unit, "reason", why)
 	a.removeProxy(p, proxyHow{
-		answer:   dbusrt.NewError(bluechi.ErrorActivationFailed, "%s", why),
+		answer:   dbusrt.NewError(bluechi.ErrorNameActivationFailed, "%s", why),
 		stopUnit: true, announce: true,
 	})
 }
@@ -279,7 +353,7 @@ func (a *Agent) targetGone(p *proxy, why string) {
 // proxyAPI serves org.eclipse.bluechi.internal.Proxy for one proxy; every
 // call succeeds.
 type proxyAPI struct {
-	bluechi.UnimplementedInternalProxyServer
+	daemonapi.UnimplementedInternalProxyServer
 	a *Agent
 	p *proxy
 }

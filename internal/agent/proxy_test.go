@@ -15,6 +15,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
@@ -39,7 +40,13 @@ type proxyHarness struct {
 
 func startProxyHarness(t *testing.T) *proxyHarness {
 	t.Helper()
-	h := &proxyHarness{t: t, sd: &fakeSystemd{events: make(chan systemd.Event, 16), stops: make(chan string, 16)}, events: make(chan string, 32)}
+	return startProxyHarnessWith(t, nil)
+}
+
+// startProxyHarnessWith is startProxyHarness with systemd listing units.
+func startProxyHarnessWith(t *testing.T, units []bluechi.UnitInfo) *proxyHarness {
+	t.Helper()
+	h := &proxyHarness{t: t, sd: &fakeSystemd{units: units, events: make(chan systemd.Event, 16), stops: make(chan string, 16)}, events: make(chan string, 32)}
 	addr, fc := startFakeControllerHook(t, h.watch)
 	h.fc = fc
 	bus := testbus.Start(t)
@@ -77,14 +84,14 @@ func startProxyHarness(t *testing.T) *proxyHarness {
 
 // watch subscribes to the proxy signals of a registering connection.
 func (h *proxyHarness) watch(conn *dbus.Conn) {
-	c := bluechi.NewInternalAgentClient(conn, bluechi.AgentBusName, bluechi.InternalAgentPath)
+	c := daemonapi.NewInternalAgentClient(conn, bluechi.AgentBusName, daemonapi.InternalAgentPath)
 	ctx := context.Background()
-	if _, err := c.OnProxyNew(ctx, func(s *bluechi.InternalAgentProxyNewSignal) {
+	if _, err := c.OnProxyNew(ctx, func(s *daemonapi.InternalAgentProxyNewSignal) {
 		h.events <- fmt.Sprintf("new %s %s %s", s.NodeName, s.UnitName, s.Proxy)
 	}); err != nil {
 		h.t.Error(err)
 	}
-	if _, err := c.OnProxyRemoved(ctx, func(s *bluechi.InternalAgentProxyRemovedSignal) {
+	if _, err := c.OnProxyRemoved(ctx, func(s *daemonapi.InternalAgentProxyRemovedSignal) {
 		h.events <- fmt.Sprintf("removed %s %s", s.NodeName, s.UnitName)
 	}); err != nil {
 		h.t.Error(err)
@@ -111,7 +118,7 @@ func (h *proxyHarness) create(service, node, unit string) <-chan error {
 
 // newProxy creates a proxy for node n2 and returns its answer channel and
 // the internal Proxy object announced by ProxyNew.
-func (h *proxyHarness) newProxy(unit string) (<-chan error, *bluechi.InternalProxyClient) {
+func (h *proxyHarness) newProxy(unit string) (<-chan error, *daemonapi.InternalProxyClient) {
 	h.t.Helper()
 	res := h.create("bluechi-proxy@n2_"+unit, "n2", unit)
 	ev := h.next()
@@ -119,10 +126,10 @@ func (h *proxyHarness) newProxy(unit string) (<-chan error, *bluechi.InternalPro
 	if _, err := fmt.Sscanf(ev, "new %s %s %s", &node, &u, &path); err != nil || node != "n2" || u != unit {
 		h.t.Fatalf("got %q, want ProxyNew for n2 %s", ev, unit)
 	}
-	if !strings.HasPrefix(path, bluechi.InternalProxyPathPrefix) {
+	if !strings.HasPrefix(path, daemonapi.InternalProxyPathPrefix) {
 		h.t.Fatalf("proxy path %s", path)
 	}
-	return res, bluechi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(path))
+	return res, daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(path))
 }
 
 // next returns the next proxy signal.
@@ -240,17 +247,17 @@ func TestProxyActivationFailed(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string
-		fail func(*bluechi.InternalProxyClient) error
+		fail func(*daemonapi.InternalProxyClient) error
 		msg  string
 	}{
-		{"failed", func(px *bluechi.InternalProxyClient) error {
+		{"failed", func(px *daemonapi.InternalProxyClient) error {
 			return px.TargetStateChanged(ctx, "failed", "failed", "real")
 		}, ""},
-		{"inactive", func(px *bluechi.InternalProxyClient) error {
+		{"inactive", func(px *daemonapi.InternalProxyClient) error {
 			return px.TargetStateChanged(ctx, "inactive", "dead", "real")
 		}, ""},
-		{"removed", func(px *bluechi.InternalProxyClient) error { return px.TargetRemoved(ctx, "real") }, ""},
-		{"error", func(px *bluechi.InternalProxyClient) error { return px.Error(ctx, "No such node") }, "No such node"},
+		{"removed", func(px *daemonapi.InternalProxyClient) error { return px.TargetRemoved(ctx, "real") }, ""},
+		{"error", func(px *daemonapi.InternalProxyClient) error { return px.Error(ctx, "No such node") }, "No such node"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h.t = t
@@ -259,7 +266,7 @@ func TestProxyActivationFailed(t *testing.T) {
 			call(t, px.TargetStateChanged(ctx, "inactive", "dead", "virtual"))
 			call(t, c.fail(px))
 			err := h.answer(res)
-			wantError(t, err, bluechi.ErrorActivationFailed)
+			wantError(t, err, bluechi.ErrorNameActivationFailed)
 			if c.msg != "" && dbusrt.ErrorMessage(err) != c.msg {
 				t.Fatalf("message %q, want %q", dbusrt.ErrorMessage(err), c.msg)
 			}
@@ -308,13 +315,14 @@ func TestProxyReconnect(t *testing.T) {
 		t.Fatalf("got %q, want %q", ev, want)
 	}
 	h.pending(res)
-	px = bluechi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, px.Path())
+	px = daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, px.Path())
 	call(t, px.TargetStateChanged(ctx, "active", "running", "real"))
 	call(t, h.answer(res))
 }
 
 // TestProxyShutdown: the agent's SIGTERM path fails pending CreateProxy
-// calls and stops the units of ready proxies.
+// calls and leaves the units of ready proxies alone (the next instance
+// restores their proxies), emitting nothing.
 func TestProxyShutdown(t *testing.T) {
 	h := startProxyHarness(t)
 	ctx := context.Background()
@@ -327,20 +335,72 @@ func TestProxyShutdown(t *testing.T) {
 	if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != "Proxy service stopped" {
 		t.Fatalf("pending CreateProxy at shutdown: %v", err)
 	}
-	select {
-	case s := <-h.sd.stops:
-		if s != "bluechi-proxy@n2_a.service replace" {
-			t.Fatalf("StopUnit %s", s)
-		}
-	default:
-		t.Fatal("ready proxy unit not stopped at shutdown")
-	}
 	h.noStop()
 	select {
 	case ev := <-h.events:
 		t.Fatalf("signal at shutdown: %s", ev)
 	default:
 	}
+}
+
+// TestProxyRestore: an agent starting next to active proxy units restores
+// their proxies (ready, announced at registration), but not those of
+// units that are not active or whose names do not parse; a restored
+// proxy goes when its target really stops (the unit is stopped) or when
+// its own unit stops without RemoveProxy.
+func TestProxyRestore(t *testing.T) {
+	units := []bluechi.UnitInfo{
+		{Name: "bluechi-proxy@n2_a.service", ActiveState: "active", SubState: "exited"},
+		{Name: "bluechi-proxy@n3_b-c.service", ActiveState: "active", SubState: "exited"},
+		{Name: "bluechi-proxy@n2_pending.service", ActiveState: "activating", SubState: "start"},
+		{Name: "bluechi-proxy@n2_old.service", ActiveState: "failed", SubState: "failed"},
+		{Name: "bluechi-proxy@nounderscore.service", ActiveState: "active", SubState: "exited"},
+		{Name: "bluechi-proxy@n2_x.socket", ActiveState: "active", SubState: "running"},
+		{Name: "other.service", ActiveState: "active", SubState: "running"},
+	}
+	h := startProxyHarnessWith(t, units)
+	ctx := context.Background()
+	got := map[string]string{}
+	for range 2 {
+		var node, unit, path string
+		ev := h.next()
+		if _, err := fmt.Sscanf(ev, "new %s %s %s", &node, &unit, &path); err != nil {
+			t.Fatalf("got %q, want ProxyNew", ev)
+		}
+		got[node+" "+unit] = path
+	}
+	if _, ok := got["n2 a.service"]; !ok || len(got) != 2 || got["n3 b-c.service"] == "" {
+		t.Fatalf("restored proxies %v", got)
+	}
+	select {
+	case ev := <-h.events:
+		t.Fatalf("unexpected %s", ev)
+	default:
+	}
+	// Ready: a duplicate is refused, virtual stops are ignored, a real one
+	// stops the unit.
+	wantError(t, h.pub.CreateProxy(ctx, "bluechi-proxy@n2_a.service", "n2", "a.service"), dbusrt.ErrAddressInUse)
+	px := daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(got["n2 a.service"]))
+	call(t, px.TargetStateChanged(ctx, "inactive", "agent-offline", "virtual"))
+	h.noStop()
+	call(t, px.TargetStateChanged(ctx, "inactive", "dead", "real"))
+	select {
+	case s := <-h.sd.stops:
+		if s != "bluechi-proxy@n2_a.service replace" {
+			t.Fatalf("StopUnit %s", s)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("proxy unit not stopped")
+	}
+	if ev := h.next(); ev != "removed n2 a.service" {
+		t.Fatalf("got %q, want ProxyRemoved", ev)
+	}
+	// The other one's unit stops by itself (its ExecStop found no agent).
+	h.sd.events <- unitChange("bluechi-proxy@n3_b-c.service", systemd.UnitInterface, "ActiveState", "failed", "SubState", "failed")
+	if ev := h.next(); ev != "removed n3 b-c.service" {
+		t.Fatalf("got %q, want ProxyRemoved", ev)
+	}
+	h.noStop()
 }
 
 // TestDepUnits: StartDep and StopDep drive bluechi-dep@<unit> on a real
@@ -360,7 +420,7 @@ func TestDepUnits(t *testing.T) {
 	}
 	t.Cleanup(func() { sd.Close() })
 	_, conn := runAgent(t, sd)
-	ag := bluechi.NewInternalAgentClient(conn, bluechi.AgentBusName, bluechi.InternalAgentPath)
+	ag := daemonapi.NewInternalAgentClient(conn, bluechi.AgentBusName, daemonapi.InternalAgentPath)
 	depUnit := "bluechi-dep@" + sandbox.SimpleServiceName
 	state := func(unit, want string) {
 		t.Helper()

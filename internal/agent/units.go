@@ -3,8 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/wire"
@@ -80,7 +81,7 @@ func (a *Agent) subscribe(sess *session, unit string) error {
 			return dbusrt.NewError(dbusrt.ErrFailed, "Already wildcard subscribed")
 		}
 		sess.wildcard = true
-		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: wildcard, Reason: reasonVirtual}))
+		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: wildcard, Reason: reasonVirtual}))
 		return nil
 	}
 	if sess.subs[unit] {
@@ -88,9 +89,9 @@ func (a *Agent) subscribe(sess *session, unit string) error {
 	}
 	sess.subs[unit] = true
 	if u := a.units[unit]; u != nil {
-		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: unit, Reason: reasonVirtual}))
+		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: unit, Reason: reasonVirtual}))
 		if u.active != "" {
-			a.send(sess, "UnitStateChanged", sess.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{
+			a.send(sess, "UnitStateChanged", sess.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{
 				Unit: unit, ActiveState: u.active, SubState: orInvalid(u.sub), Reason: reasonVirtual,
 			}))
 		}
@@ -128,7 +129,7 @@ func (a *Agent) send(sess *session, what string, err error) {
 // job event, a reply, a heartbeat) or when the events loop flushes, so the
 // events of one unit change leave together (unitEventWindow).
 func (s *session) queue(member string, args ...any) error {
-	b, err := dbusrt.EncodeSignal(s.tap.GetSerial(), "", bluechi.InternalAgentPath, bluechi.InternalAgentInterface, member, args...)
+	b, err := dbusrt.EncodeSignal(s.tap.GetSerial(), "", daemonapi.InternalAgentPath, daemonapi.InternalAgentInterface, member, args...)
 	if err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (a *Agent) unitNew(id string) {
 		a.units[id] = &unitState{active: "inactive", sub: "dead"}
 	}
 	if s := a.interestedLocked(id); s != nil {
-		a.send(s, "UnitNew", s.queue(bluechi.InternalAgentSignalUnitNew, id, reasonReal))
+		a.send(s, "UnitNew", s.queue(daemonapi.InternalAgentSignalUnitNew, id, reasonReal))
 	}
 }
 
@@ -155,7 +156,7 @@ func (a *Agent) unitRemoved(id string) {
 	defer a.unitMu.Unlock()
 	delete(a.units, id)
 	if s := a.interestedLocked(id); s != nil {
-		a.send(s, "UnitRemoved", s.queue(bluechi.InternalAgentSignalUnitRemoved, id))
+		a.send(s, "UnitRemoved", s.queue(daemonapi.InternalAgentSignalUnitRemoved, id))
 	}
 }
 
@@ -179,9 +180,12 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 			sub = v
 		}
 		if active != u.active || sub != u.sub {
+			if (active == "inactive" || active == "failed") && active != u.active && strings.HasPrefix(e.Unit, proxyUnitPrefix) {
+				go a.localUnitStopped(e.Unit) // takes proxyMu, which is taken before unitMu elsewhere
+			}
 			u.active, u.sub = active, sub
 			if s != nil {
-				a.send(s, "UnitStateChanged", s.queue(bluechi.InternalAgentSignalUnitStateChanged, e.Unit, orInvalid(active), orInvalid(sub), reasonReal))
+				a.send(s, "UnitStateChanged", s.queue(daemonapi.InternalAgentSignalUnitStateChanged, e.Unit, orInvalid(active), orInvalid(sub), reasonReal))
 			}
 		}
 	}
@@ -204,6 +208,6 @@ func (s *session) queueProps(e *systemd.PropertiesChanged) error {
 		return err
 	}
 	s.queued.Store(true)
-	return s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(bluechi.InternalAgentPath), bluechi.InternalAgentInterface,
-		bluechi.InternalAgentSignalUnitPropertiesChanged, "", "ssa{sv}", w.Buf))
+	return s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
+		daemonapi.InternalAgentSignalUnitPropertiesChanged, "", "ssa{sv}", w.Buf))
 }

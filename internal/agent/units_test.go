@@ -15,6 +15,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/systemd"
@@ -51,7 +52,7 @@ func (f *fakeSystemd) StopUnit(ctx context.Context, name, mode string, track fun
 
 // fakeController accepts agent connections and hands out the registered ones.
 type fakeController struct {
-	bluechi.UnimplementedInternalControllerServer
+	daemonapi.UnimplementedInternalControllerServer
 	registered chan *dbus.Conn
 	onRegister func(*dbus.Conn) // runs before Register replies, if not nil
 }
@@ -86,7 +87,7 @@ func startFakeControllerHook(t *testing.T, onRegister func(*dbus.Conn)) (string,
 				return
 			}
 			srv := dbusrt.NewServer()
-			if _, err := bluechi.ExportInternalControllerOn(srv, bluechi.InternalControllerPath, fc, bluechi.InternalControllerProperties{}); err != nil {
+			if _, err := daemonapi.ExportInternalControllerOn(srv, daemonapi.InternalControllerPath, fc, daemonapi.InternalControllerProperties{}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -109,8 +110,8 @@ type agentEvents struct {
 
 func watchAgent(t *testing.T, conn *dbus.Conn) *agentEvents {
 	e := &agentEvents{t: t, ch: make(chan string, 100)}
-	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
-	m := bluechi.NewInternalAgentMetricsClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentMetricsPath)
+	c := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
+	m := daemonapi.NewInternalAgentMetricsClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentMetricsPath)
 	ctx := context.Background()
 	add := func(s *dbusrt.Subscription, err error) {
 		if err != nil {
@@ -118,16 +119,16 @@ func watchAgent(t *testing.T, conn *dbus.Conn) *agentEvents {
 		}
 		t.Cleanup(func() { s.Close() })
 	}
-	add(c.OnUnitNew(ctx, func(s *bluechi.InternalAgentUnitNewSignal) { e.ch <- "new " + s.Unit + " " + s.Reason }))
-	add(c.OnUnitRemoved(ctx, func(s *bluechi.InternalAgentUnitRemovedSignal) { e.ch <- "removed " + s.Unit }))
-	add(c.OnUnitStateChanged(ctx, func(s *bluechi.InternalAgentUnitStateChangedSignal) {
+	add(c.OnUnitNew(ctx, func(s *daemonapi.InternalAgentUnitNewSignal) { e.ch <- "new " + s.Unit + " " + s.Reason }))
+	add(c.OnUnitRemoved(ctx, func(s *daemonapi.InternalAgentUnitRemovedSignal) { e.ch <- "removed " + s.Unit }))
+	add(c.OnUnitStateChanged(ctx, func(s *daemonapi.InternalAgentUnitStateChangedSignal) {
 		e.ch <- strings.Join([]string{"state", s.Unit, s.ActiveState, s.SubState, s.Reason}, " ")
 	}))
-	add(c.OnUnitPropertiesChanged(ctx, func(s *bluechi.InternalAgentUnitPropertiesChangedSignal) {
+	add(c.OnUnitPropertiesChanged(ctx, func(s *daemonapi.InternalAgentUnitPropertiesChangedSignal) {
 		e.ch <- "props " + s.Unit + " " + s.Interface
 	}))
-	add(c.OnJobDone(ctx, func(s *bluechi.InternalAgentJobDoneSignal) { e.ch <- fmt.Sprintf("done %d %s", s.ID, s.Result) }))
-	add(m.OnAgentJobMetrics(ctx, func(s *bluechi.InternalAgentMetricsAgentJobMetricsSignal) {
+	add(c.OnJobDone(ctx, func(s *daemonapi.InternalAgentJobDoneSignal) { e.ch <- fmt.Sprintf("done %d %s", s.ID, s.Result) }))
+	add(m.OnAgentJobMetrics(ctx, func(s *daemonapi.InternalAgentMetricsAgentJobMetricsSignal) {
 		plausible := s.SystemdJobTimeMicros > 0 && s.SystemdJobTimeMicros < 10_000_000
 		e.ch <- fmt.Sprintf("metrics %s %s %v", s.Unit, s.Method, plausible)
 	}))
@@ -199,7 +200,7 @@ func TestUnitEventsBeforeJobDone(t *testing.T) {
 	_, conn := runAgent(t, sd)
 	ctx := context.Background()
 	ev := watchAgent(t, conn)
-	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	c := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
 	if err := c.Subscribe(ctx, "*"); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestUnitSubscriptions(t *testing.T) {
 	fc, conn := runAgent(t, sd)
 	ctx := context.Background()
 	ev := watchAgent(t, conn)
-	c := bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	c := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
 	failed := func(err error, msg string) {
 		t.Helper()
 		if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != msg {
@@ -306,7 +307,7 @@ func TestUnitSubscriptions(t *testing.T) {
 		t.Fatal("agent did not register again")
 	}
 	ev = watchAgent(t, conn)
-	c = bluechi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", bluechi.InternalAgentPath)
+	c = daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
 	if err := c.Subscribe(ctx, "a.service"); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,14 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
 
-type panickingJob struct{ bluechi.UnimplementedJobServer }
+type panickingJob struct {
+	daemonapi.UnimplementedJobServer
+}
 
 func (panickingJob) Cancel(context.Context) error { panic("boom") }
 
@@ -34,10 +37,10 @@ func TestBadInput(t *testing.T) {
 	defer client.Close()
 
 	nodePath := bluechi.NodePath("node-1")
-	if _, err := bluechi.ExportNode(server, nodePath, bluechi.UnimplementedNodeServer{}, bluechi.NodeProperties{Name: "node-1", Status: "offline"}); err != nil {
+	if _, err := daemonapi.ExportNode(server, nodePath, daemonapi.UnimplementedNodeServer{}, bluechi.NodeProperties{Name: "node-1", Status: "offline"}); err != nil {
 		t.Fatal(err)
 	}
-	job, err := bluechi.ExportJob(server, bluechi.JobPath(1), panickingJob{}, bluechi.JobProperties{Id: 1})
+	job, err := daemonapi.ExportJob(server, bluechi.JobPath(1), panickingJob{}, bluechi.JobProperties{ID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

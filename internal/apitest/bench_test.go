@@ -7,6 +7,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -17,7 +18,7 @@ import (
 //	go test ./internal/apitest -run XXX -bench . -count 5
 
 type benchNode struct {
-	bluechi.UnimplementedNodeServer
+	daemonapi.UnimplementedNodeServer
 }
 
 func (benchNode) GetUnitFileState(_ context.Context, file string) (string, error) {
@@ -62,7 +63,7 @@ func benchConns(b *testing.B) (genServer, genClient, rawServer, rawClient *dbus.
 func BenchmarkCall(b *testing.B) {
 	gs, gc, rs, rc := benchConns(b)
 	path := bluechi.NodePath("bench")
-	if _, err := bluechi.ExportNode(gs, path, benchNode{}, bluechi.NodeProperties{}); err != nil {
+	if _, err := daemonapi.ExportNode(gs, path, benchNode{}, bluechi.NodeProperties{}); err != nil {
 		b.Fatal(err)
 	}
 	if err := rs.Export(rawNode{}, path, bluechi.NodeInterface); err != nil {
@@ -95,7 +96,7 @@ func BenchmarkSignal(b *testing.B) {
 	ctx := context.Background()
 	want := bluechi.ControllerJobRemovedSignal{ID: 1, Job: bluechi.JobPath(1), Node: "n", Unit: "u.service", Result: "done"}
 	b.Run("generated", func(b *testing.B) {
-		obj, err := bluechi.ExportController(gs, bluechi.ControllerPath, bluechi.UnimplementedControllerServer{}, bluechi.ControllerProperties{})
+		obj, err := daemonapi.ExportController(gs, bluechi.ControllerPath, daemonapi.UnimplementedControllerServer{}, bluechi.ControllerProperties{})
 		if err != nil {
 			b.Fatal(err)
 		}

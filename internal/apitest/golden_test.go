@@ -16,7 +16,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"github.com/google/go-cmp/cmp"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -83,6 +83,18 @@ func parseIntrospection(t *testing.T, what string, data []byte) xNode {
 				}
 			}
 		}
+		// The IDL's own annotations (org.eclipse.bluechi.Explicit) steer the
+		// generator and are not served.
+		for j := range n.Interfaces[i].Properties {
+			p := &n.Interfaces[i].Properties[j]
+			var kept []xAnn
+			for _, a := range p.Annotations {
+				if !strings.HasPrefix(a.Name, "org.eclipse.bluechi.") {
+					kept = append(kept, a)
+				}
+			}
+			p.Annotations = kept
+		}
 	}
 	return n
 }
@@ -111,7 +123,7 @@ func exportAll(t *testing.T) (*testbus.Bus, *dbus.Conn, map[string]dbus.ObjectPa
 		t.Fatal(err)
 	}
 	paths := map[string]dbus.ObjectPath{}
-	for _, info := range bluechi.Interfaces {
+	for _, info := range daemonapi.Interfaces {
 		p := dbus.ObjectPath("/org/eclipse/bluechi/test/" + strings.ReplaceAll(info.Name, ".", "_"))
 		if _, err := info.ExportUnimplemented(server, p); err != nil {
 			t.Fatal(err)
@@ -131,10 +143,10 @@ func TestIntrospectionGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if len(bluechi.Interfaces) != 10 {
-		t.Errorf("want 10 interfaces, have %d", len(bluechi.Interfaces))
+	if len(daemonapi.Interfaces) != 10 {
+		t.Errorf("want 10 interfaces, have %d", len(daemonapi.Interfaces))
 	}
-	for _, info := range bluechi.Interfaces {
+	for _, info := range daemonapi.Interfaces {
 		t.Run(info.Name, func(t *testing.T) {
 			var live string
 			if err := client.Object(testName, paths[info.Name]).Call(dbusrt.IntrospectableInterface+".Introspect", 0).Store(&live); err != nil {
@@ -344,7 +356,7 @@ func TestSignatureTable(t *testing.T) {
 func TestBusTree(t *testing.T) {
 	bus, _, _ := exportAll(t)
 	out := string(busctl(t, bus.Address, "tree", "--list", testName))
-	for _, info := range bluechi.Interfaces {
+	for _, info := range daemonapi.Interfaces {
 		p := "/org/eclipse/bluechi/test/" + strings.ReplaceAll(info.Name, ".", "_")
 		if !strings.Contains(out, p+"\n") {
 			t.Errorf("busctl tree lacks %s:\n%s", p, out)

@@ -10,11 +10,12 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
 type orderRecorder struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	mu    sync.Mutex
 	seen  []string
 	block chan struct{}
@@ -46,14 +47,14 @@ func (o *orderRecorder) Reload(ctx context.Context) error {
 func TestOrderedDispatch(t *testing.T) {
 	server, client := peerPair(t, func(s *dbusrt.Server) { s.SetOrdered() })
 	rec := &orderRecorder{block: make(chan struct{})}
-	if _, err := bluechi.ExportInternalAgent(server, bluechi.InternalAgentPath, rec, bluechi.InternalAgentProperties{}); err != nil {
+	if _, err := daemonapi.ExportInternalAgent(server, daemonapi.InternalAgentPath, rec, daemonapi.InternalAgentProperties{}); err != nil {
 		t.Fatal(err)
 	}
-	obj := client.Object(testName, bluechi.InternalAgentPath)
+	obj := client.Object(testName, daemonapi.InternalAgentPath)
 	const n = 2000
 	calls := make([]*dbus.Call, n)
 	for i := range calls {
-		calls[i] = obj.Go(bluechi.InternalAgentInterface+".Subscribe", 0, nil, fmt.Sprintf("u%04d.service", i))
+		calls[i] = obj.Go(daemonapi.InternalAgentInterface+".Subscribe", 0, nil, fmt.Sprintf("u%04d.service", i))
 	}
 	for _, c := range calls {
 		if err := (<-c.Done).Err; err != nil {
@@ -67,16 +68,16 @@ func TestOrderedDispatch(t *testing.T) {
 	}
 
 	// A released handler does not hold the queue.
-	slow := obj.Go(bluechi.InternalAgentInterface+".Unsubscribe", 0, nil, "slow.service")
-	if err := obj.Call(bluechi.InternalAgentInterface+".Subscribe", 0, "after.service").Err; err != nil {
+	slow := obj.Go(daemonapi.InternalAgentInterface+".Unsubscribe", 0, nil, "slow.service")
+	if err := obj.Call(daemonapi.InternalAgentInterface+".Subscribe", 0, "after.service").Err; err != nil {
 		t.Fatal(err)
 	}
 	// A handler that keeps its turn holds the queue; calls pile up and the
 	// ones past the limit are refused.
-	hold := obj.Go(bluechi.InternalAgentInterface+".Reload", 0, nil)
+	hold := obj.Go(daemonapi.InternalAgentInterface+".Reload", 0, nil)
 	var queued []*dbus.Call
 	for i := 0; i < dbusrt.MaxQueuedCalls+50; i++ {
-		queued = append(queued, obj.Go(bluechi.InternalAgentInterface+".Subscribe", 0, nil, "flood.service"))
+		queued = append(queued, obj.Go(daemonapi.InternalAgentInterface+".Subscribe", 0, nil, "flood.service"))
 	}
 	// The calls past the limit are answered at once, while the queue is held.
 	last := queued[len(queued)-1]
@@ -104,7 +105,7 @@ func TestOrderedDispatch(t *testing.T) {
 }
 
 type badReply struct {
-	bluechi.UnimplementedNodeServer
+	daemonapi.UnimplementedNodeServer
 }
 
 func (badReply) StartUnit(context.Context, string, string) (dbus.ObjectPath, error) {
@@ -116,7 +117,7 @@ func (badReply) StartUnit(context.Context, string, string) (dbus.ObjectPath, err
 // ordered dispatch: replies there carry no destination).
 func TestUnencodableReply(t *testing.T) {
 	server, client := peerPair(t, func(s *dbusrt.Server) { s.SetOrdered() })
-	if _, err := bluechi.ExportNode(server, bluechi.NodePath("n"), badReply{}, bluechi.NodeProperties{}); err != nil {
+	if _, err := daemonapi.ExportNode(server, bluechi.NodePath("n"), badReply{}, bluechi.NodeProperties{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := bluechi.NewNodeClient(client, testName, bluechi.NodePath("n")).StartUnit(context.Background(), "a.service", "replace")

@@ -11,6 +11,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/testbus"
@@ -61,10 +62,10 @@ func TestNoGoroutineGrowthOnReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv.Bind(conn)
-		if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, bluechi.UnimplementedInternalAgentServer{}, bluechi.InternalAgentProperties{}); err != nil {
+		if _, err := daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, daemonapi.UnimplementedInternalAgentServer{}, daemonapi.InternalAgentProperties{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, "n1"); err != nil {
+		if err := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath).Register(ctx, "n1"); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()

@@ -19,6 +19,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/cluster"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -88,8 +89,8 @@ func TestHostilePeers(t *testing.T) {
 	defer nc.Close()
 	var w wire.Writer
 	w.String("node2")
-	register := wire.AppendCall(nil, 1, bluechi.ControllerBusName, string(bluechi.InternalControllerPath),
-		bluechi.InternalControllerInterface, "Register", "s", w.Buf)
+	register := wire.AppendCall(nil, 1, bluechi.ControllerBusName, string(daemonapi.InternalControllerPath),
+		daemonapi.InternalControllerInterface, "Register", "s", w.Buf)
 	if _, err := nc.Write(append([]byte(upstreamAgentHello), register...)); err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +146,10 @@ func flood(t *testing.T, addr string, n int) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	obj := conn.Object(bluechi.ControllerBusName, bluechi.InternalControllerPath)
+	obj := conn.Object(bluechi.ControllerBusName, daemonapi.InternalControllerPath)
 	done := make(chan *dbus.Call, n)
 	for i := 0; i < n; i++ {
-		obj.Go(bluechi.InternalControllerInterface+".Register", 0, done, "flood")
+		obj.Go(daemonapi.InternalControllerInterface+".Register", 0, done, "flood")
 	}
 	names := map[string]int{}
 	timeout := time.After(60 * time.Second)

@@ -32,6 +32,7 @@ type Agent struct {
 	Log                            Logging // LogLevel (INFO), LogTarget (journald), LogIsQuiet (false)
 	IPReceiveErrors                bool    // IPReceiveErrors (true)
 	KeepAlive                      KeepAlive
+	TLS                            TLS // UseTLS (false), TLSCertificate, TLSPrivateKey, TLSCA, TLSServerName (tls.go)
 	// User is set by --user: use the session bus and the user systemd
 	// instance. It is not a configuration key.
 	User bool
@@ -98,6 +99,7 @@ func NewAgent(s *Settings) (*Agent, error) {
 		Log:                            r.logging(),
 		IPReceiveErrors:                r.bool(KeyIPReceiveErrors),
 		KeepAlive:                      r.keepAlive(),
+		TLS:                            r.tls(true),
 		Settings:                       s,
 	}
 	if err := r.err(); err != nil {
@@ -192,6 +194,8 @@ func (a *Agent) Render() string {
 	w.kv(KeyControllerHeartbeatThreshold, a.ControllerHeartbeatThreshold)
 	w.kv(KeyConnectionRetryCountUntilQuiet, a.ConnectionRetryCountUntilQuiet)
 	w.common(a.Log, a.IPReceiveErrors, a.KeepAlive)
+	serverName := a.TLSServerName()
+	w.tls(a.TLS, &serverName)
 	return w.b.String()
 }
 

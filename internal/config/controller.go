@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"strings"
 )
 
@@ -16,9 +17,16 @@ type Controller struct {
 	AllowedNodeNames       []string // AllowedNodeNames as written (trimmed, deduplicated)
 	HeartbeatInterval      int64    // HeartbeatInterval in ms (1000); <= 0 disables
 	NodeHeartbeatThreshold int64    // NodeHeartbeatThreshold in ms (2500); <= 0 disables
-	Log                    Logging  // LogLevel (INFO), LogTarget (journald), LogIsQuiet (false)
-	IPReceiveErrors        bool     // IPReceiveErrors (true)
-	KeepAlive              KeepAlive
+	// RegistrationTimeout (ms, 10000) closes a peer connection that has
+	// not registered this long after it was accepted; 0 disables.
+	RegistrationTimeout int64
+	// MaxUnregisteredPeers (64) bounds the peer connections that have not
+	// registered yet; further ones are closed at once. 0 disables.
+	MaxUnregisteredPeers int64
+	Log                  Logging // LogLevel (INFO), LogTarget (journald), LogIsQuiet (false)
+	IPReceiveErrors      bool    // IPReceiveErrors (true)
+	KeepAlive            KeepAlive
+	TLS                  TLS // UseTLS (false), TLSCertificate, TLSPrivateKey, TLSCA (tls.go)
 	// Nodes are the configured nodes in API order: AllowedNodeNames in the
 	// order written, then nodes added by [node NAME] sections with
 	// Allowed=true, sorted by section name.
@@ -54,6 +62,8 @@ func ControllerDefaults() [][2]string {
 		{KeyAllowedNodeNames, ""},
 		{KeyHeartbeatInterval, itoa(DefaultControllerHeartbeatInterval)},
 		{KeyNodeHeartbeatThreshold, itoa(DefaultNodeHeartbeatThreshold)},
+		{KeyRegistrationTimeout, itoa(DefaultRegistrationTimeout)},
+		{KeyMaxUnregisteredPeers, itoa(DefaultMaxUnregisteredPeers)},
 	}...)
 }
 
@@ -80,9 +90,12 @@ func NewController(s *Settings) (*Controller, error) {
 		AllowedNodeNames:       r.list(KeyAllowedNodeNames),
 		HeartbeatInterval:      r.unrestricted(KeyHeartbeatInterval),
 		NodeHeartbeatThreshold: r.unrestricted(KeyNodeHeartbeatThreshold),
+		RegistrationTimeout:    r.long(KeyRegistrationTimeout, 0, math.MaxInt32),
+		MaxUnregisteredPeers:   r.long(KeyMaxUnregisteredPeers, 0, math.MaxInt32),
 		Log:                    r.logging(),
 		IPReceiveErrors:        r.bool(KeyIPReceiveErrors),
 		KeepAlive:              r.keepAlive(),
+		TLS:                    r.tls(false),
 		Settings:               s,
 	}
 	if err := r.err(); err != nil {
@@ -170,7 +183,10 @@ func (c *Controller) Render() string {
 	w.kv(KeyAllowedNodeNames, strings.Join(c.AllowedNodeNames, ","))
 	w.kv(KeyHeartbeatInterval, c.HeartbeatInterval)
 	w.kv(KeyNodeHeartbeatThreshold, c.NodeHeartbeatThreshold)
+	w.kv(KeyRegistrationTimeout, c.RegistrationTimeout)
+	w.kv(KeyMaxUnregisteredPeers, c.MaxUnregisteredPeers)
 	w.common(c.Log, c.IPReceiveErrors, c.KeepAlive)
+	w.tls(c.TLS, nil)
 	for _, n := range c.Nodes {
 		w.section(NodeSectionPrefix + n.Name)
 		w.kv(KeyAllowed, true)

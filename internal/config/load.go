@@ -25,6 +25,8 @@ const (
 	KeyAllowedNodeNames               = "AllowedNodeNames"
 	KeyHeartbeatInterval              = "HeartbeatInterval"
 	KeyNodeHeartbeatThreshold         = "NodeHeartbeatThreshold"
+	KeyRegistrationTimeout            = "RegistrationTimeout"
+	KeyMaxUnregisteredPeers           = "MaxUnregisteredPeers"
 	KeyLogLevel                       = "LogLevel"
 	KeyLogTarget                      = "LogTarget"
 	KeyLogIsQuiet                     = "LogIsQuiet"
@@ -53,9 +55,11 @@ const (
 	// every 2000 ms, which the 2500 ms node threshold accepts; our agent arms
 	// its controller threshold only after the first controller heartbeat on
 	// a connection, so upstream controllers (no heartbeats) are not dropped.
-	DefaultAgentHeartbeatInterval         = 1000 // ms
-	DefaultControllerHeartbeatInterval    = 1000 // ms
-	DefaultNodeHeartbeatThreshold         = 2500 // ms
+	DefaultAgentHeartbeatInterval         = 1000  // ms
+	DefaultControllerHeartbeatInterval    = 1000  // ms
+	DefaultNodeHeartbeatThreshold         = 2500  // ms
+	DefaultRegistrationTimeout            = 10000 // ms
+	DefaultMaxUnregisteredPeers           = 64
 	DefaultControllerHeartbeatThreshold   = 2500 // ms, armed by the first controller heartbeat
 	DefaultConnectionRetryCountUntilQuiet = 10
 	DefaultTCPKeepAliveTime               = 1 // s

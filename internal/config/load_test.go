@@ -85,6 +85,8 @@ func TestControllerDefaults(t *testing.T) {
 		UseUDS:                 true,
 		HeartbeatInterval:      1000,
 		NodeHeartbeatThreshold: 2500,
+		RegistrationTimeout:    10000,
+		MaxUnregisteredPeers:   64,
 		Log:                    Logging{Level: "INFO", Target: "journald", IsQuiet: false},
 		IPReceiveErrors:        true,
 		KeepAlive:              KeepAlive{Time: 1, Interval: 1, Count: 6},
@@ -807,6 +809,8 @@ UseUDS=true
 AllowedNodeNames=n1,n2
 HeartbeatInterval=1000
 NodeHeartbeatThreshold=2500
+RegistrationTimeout=10000
+MaxUnregisteredPeers=64
 LogLevel=INFO
 LogTarget=journald
 LogIsQuiet=false
@@ -814,6 +818,10 @@ IPReceiveErrors=true
 TCPKeepAliveTime=1
 TCPKeepAliveInterval=1
 TCPKeepAliveCount=6
+UseTLS=false
+TLSCertificate=
+TLSPrivateKey=
+TLSCA=
 
 [node n1]
 Allowed=true
@@ -848,6 +856,11 @@ IPReceiveErrors=true
 TCPKeepAliveTime=1
 TCPKeepAliveInterval=1
 TCPKeepAliveCount=6
+UseTLS=false
+TLSCertificate=
+TLSPrivateKey=
+TLSCA=
+TLSServerName=127.0.0.1
 `
 	if diff := cmp.Diff(wantAgent, a.Render()); diff != "" {
 		t.Errorf("agent render (-want +got):\n%s", diff)
@@ -869,7 +882,9 @@ IPReceiveErrors=true
 LogIsQuiet=
 LogLevel=INFO
 LogTarget=journald
+MaxUnregisteredPeers=64
 NodeHeartbeatThreshold=2500
+RegistrationTimeout=10000
 TCPKeepAliveCount=6
 TCPKeepAliveInterval=1
 TCPKeepAliveTime=1
@@ -881,5 +896,26 @@ Allowed=true
 `
 	if diff := cmp.Diff(want, c.Settings.Dump()); diff != "" {
 		t.Errorf("dump (-want +got):\n%s", diff)
+	}
+}
+
+// TestPeerAdmissionKeys: RegistrationTimeout and MaxUnregisteredPeers are
+// read as non-negative numbers; a bad value names file and line.
+func TestPeerAdmissionKeys(t *testing.T) {
+	l := newLayout(t)
+	writeFile(t, l.loc.Admin, "[bluechi-controller]\nRegistrationTimeout=2500\nMaxUnregisteredPeers=\n")
+	c, err := LoadController(l.opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RegistrationTimeout != 2500 || c.MaxUnregisteredPeers != 0 {
+		t.Errorf("RegistrationTimeout %d, MaxUnregisteredPeers %d; want 2500 and 0 (unset)", c.RegistrationTimeout, c.MaxUnregisteredPeers)
+	}
+	for _, bad := range []string{"RegistrationTimeout=-1", "MaxUnregisteredPeers=many"} {
+		writeFile(t, l.loc.Admin, "[bluechi-controller]\n"+bad+"\n")
+		_, err := LoadController(l.opts(nil))
+		if err == nil || !strings.Contains(err.Error(), l.loc.Admin+":2") {
+			t.Errorf("%s: %v, want an error naming %s:2", bad, err, l.loc.Admin)
+		}
 	}
 }

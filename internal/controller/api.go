@@ -7,11 +7,12 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 )
 
 // controllerAPI serves org.eclipse.bluechi.Controller.
 type controllerAPI struct {
-	bluechi.UnimplementedControllerServer
+	daemonapi.UnimplementedControllerServer
 	c *Controller
 }
 
@@ -51,13 +52,13 @@ func (a *controllerAPI) SetLogLevel(ctx context.Context, level string) error {
 }
 
 func (a *controllerAPI) ListUnits(ctx context.Context) (map[string][]bluechi.UnitInfo, error) {
-	return fanOut(ctx, a.c, func(ctx context.Context, ag *bluechi.InternalAgentClient) ([]bluechi.UnitInfo, error) {
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentClient) ([]bluechi.UnitInfo, error) {
 		return ag.ListUnits(ctx)
 	})
 }
 
 func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi.UnitFileInfo, error) {
-	return fanOut(ctx, a.c, func(ctx context.Context, ag *bluechi.InternalAgentClient) ([]bluechi.UnitFileInfo, error) {
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentClient) ([]bluechi.UnitFileInfo, error) {
 		return ag.ListUnitFiles(ctx)
 	})
 }
@@ -65,10 +66,10 @@ func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi
 // fanOut asks every online node in parallel. A node that fails or does not
 // answer within FanOutTimeout is left out (and logged): one bad node neither
 // fails nor stalls the answer for the others.
-func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *bluechi.InternalAgentClient) ([]T, error)) (map[string][]T, error) {
+func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *daemonapi.InternalAgentClient) ([]T, error)) (map[string][]T, error) {
 	type target struct {
 		name  string
-		agent *bluechi.InternalAgentClient
+		agent *daemonapi.InternalAgentClient
 	}
 	c.mu.Lock()
 	var targets []target

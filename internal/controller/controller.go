@@ -17,6 +17,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -56,7 +57,7 @@ type Controller struct {
 	cfg *config.Controller
 	log Logger
 	bus *dbus.Conn
-	obj *bluechi.ControllerObject
+	obj *daemonapi.ControllerObject
 
 	mu      sync.Mutex
 	nodes   []*node
@@ -75,8 +76,8 @@ type Controller struct {
 	nextMonitor  uint32
 	nextSub      uint32
 	nextPeer     uint32
-	nextProxySub uint32                 // ids of proxies' subscriptions (proxies.go)
-	metrics      *bluechi.MetricsObject // nil while metrics are off
+	nextProxySub uint32                   // ids of proxies' subscriptions (proxies.go)
+	metrics      *daemonapi.MetricsObject // nil while metrics are off
 	evClosed     bool
 	scratch      []*subscription
 
@@ -99,7 +100,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 	}
 	c := &Controller{cfg: cfg, log: log, bus: bus, busTap: tap, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{},
 		monitors: map[uint32]*monitor{}}
-	obj, err := bluechi.ExportController(bus, bluechi.ControllerPath, &controllerAPI{c: c}, bluechi.ControllerProperties{
+	obj, err := daemonapi.ExportController(bus, bluechi.ControllerPath, &controllerAPI{c: c}, bluechi.ControllerProperties{
 		Status: "down", LogLevel: log.Level(), LogTarget: log.Target(),
 	})
 	if err != nil {
@@ -112,7 +113,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 		for _, t := range nc.AllowDependenciesOn {
 			n.allowDeps[t] = true
 		}
-		n.obj, err = bluechi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
+		n.obj, err = daemonapi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
 		if err != nil {
 			obj.Unexport()
 			return nil, err
@@ -218,7 +219,7 @@ func (c *Controller) Heartbeats(ctx context.Context) {
 				continue
 			}
 			if send {
-				if err := bluechi.EmitInternalControllerHeartbeat(p.conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{}); err != nil {
+				if err := daemonapi.EmitInternalControllerHeartbeat(p.conn, "", daemonapi.InternalControllerPath, daemonapi.InternalControllerHeartbeatSignal{}); err != nil {
 					c.logger().Debug("heartbeat send failed", "node", n.name, "error", err)
 				}
 			}
@@ -239,28 +240,35 @@ func (c *Controller) Close() {
 		return
 	}
 	c.closed = true
-	// Detach every node first (each reports offline once), then report the
-	// controller down once; the connections' own disconnect handling then
-	// finds nothing left to do.
+	var jobs []*job
+	for _, j := range c.jobs {
+		jobs = append(jobs, j)
+	}
+	c.mu.Unlock()
+	c.emu.Unlock()
+	// The jobs end first (behaviours.md §9): a client waiting for one,
+	// such as bluechictl start, learns it was cancelled by the shutdown
+	// before its node is reported offline.
+	for _, j := range jobs {
+		c.finishJob(j, ResultShutdown)
+	}
+	c.emu.Lock()
+	c.mu.Lock()
+	// Then every node is detached (each reports offline once) and the
+	// controller reported down once; the connections' own disconnect
+	// handling then finds nothing left to do.
 	for _, n := range c.nodes {
 		if n.peer != nil {
 			n.detachLocked()
 		}
 	}
 	c.updateStatusLocked()
-	var jobs []*job
-	for _, j := range c.jobs {
-		jobs = append(jobs, j)
-	}
 	var peers []*peer
 	for p := range c.peers {
 		peers = append(peers, p)
 	}
 	c.mu.Unlock()
 	c.emu.Unlock()
-	for _, j := range jobs {
-		c.finishJob(j, ResultShutdown)
-	}
 	for _, p := range peers {
 		if p.conn != nil {
 			p.conn.Close()

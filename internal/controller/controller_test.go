@@ -17,6 +17,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -45,7 +46,7 @@ func (t *testLog) Target() string { return "stderr" }
 // every job at once, sending JobDone before the reply (the race the
 // controller must survive).
 type fakeAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	conn *dbus.Conn
 }
 
@@ -53,12 +54,12 @@ func (f *fakeAgent) StartUnit(ctx context.Context, name, mode string, id uint32)
 	if name == "missing.service" {
 		return dbusrt.NewError("org.freedesktop.systemd1.NoSuchUnit", "Unit missing.service not found.")
 	}
-	bluechi.EmitInternalAgentJobStateChanged(f.conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobStateChangedSignal{ID: id, State: "running"})
+	daemonapi.EmitInternalAgentJobStateChanged(f.conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobStateChangedSignal{ID: id, State: "running"})
 	result := "done"
 	if name == "fail.service" {
 		result = "failed"
 	}
-	return bluechi.EmitInternalAgentJobDone(f.conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobDoneSignal{ID: id, Result: result})
+	return daemonapi.EmitInternalAgentJobDone(f.conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobDoneSignal{ID: id, Result: result})
 }
 
 func (f *fakeAgent) StopUnit(ctx context.Context, name, mode string, id uint32) error {
@@ -132,10 +133,10 @@ func (c *cluster) agent(name string) (*dbus.Conn, error) {
 	}
 	srv.Bind(conn)
 	c.t.Cleanup(func() { conn.Close() })
-	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, &fakeAgent{conn: conn}, bluechi.InternalAgentProperties{}); err != nil {
+	if _, err := daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, &fakeAgent{conn: conn}, daemonapi.InternalAgentProperties{}); err != nil {
 		return nil, err
 	}
-	reg := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath)
+	reg := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath)
 	return conn, reg.Register(context.Background(), name)
 }
 
@@ -154,7 +155,7 @@ func (c *cluster) dialAgent(name string, export func(*dbus.Conn) error) *dbus.Co
 	if err := export(conn); err != nil {
 		c.t.Fatal(err)
 	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(context.Background(), name); err != nil {
+	if err := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath).Register(context.Background(), name); err != nil {
 		c.t.Fatal(err)
 	}
 	return conn
@@ -182,7 +183,7 @@ func TestRegistrationAndStatus(t *testing.T) {
 	if s, _ := ctrl.GetStatus(ctx); s != "down" {
 		t.Fatalf("status %q, want down", s)
 	}
-	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
+	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorNameOffline {
 		t.Fatalf("offline node: %v, want Offline", err)
 	}
 	if _, err := c.agent("nope"); dbusrt.ErrorName(err) != dbusrt.ErrServiceUnknown {
@@ -346,7 +347,7 @@ func TestReconnectAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
-		if err := bluechi.EmitInternalAgentHeartbeat(conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentHeartbeatSignal{}); err != nil {
+		if err := daemonapi.EmitInternalAgentHeartbeat(conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()
@@ -385,7 +386,7 @@ func TestReconnectKeepsLastMessages(t *testing.T) {
 		if _, err := fmt.Sscanf(string(job), "/org/eclipse/bluechi/job/%d", &id); err != nil {
 			t.Fatal(err)
 		}
-		if err := bluechi.EmitInternalAgentJobDone(conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobDoneSignal{ID: id, Result: "done"}); err != nil {
+		if err := daemonapi.EmitInternalAgentJobDone(conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"}); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()

@@ -8,6 +8,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
@@ -42,10 +43,10 @@ type subscription struct {
 
 // watchUnits relays the agent's metrics signals (its unit signals take the
 // fast path, fastpath.go).
-func (n *node) watchUnits(ctx context.Context, p *peer, agent *bluechi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
+func (n *node) watchUnits(ctx context.Context, p *peer, agent *daemonapi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
 	c := n.c
-	m := bluechi.NewInternalAgentMetricsClient(agent.Conn(), agentBusName, bluechi.InternalAgentMetricsPath)
-	return add(m.OnAgentJobMetrics(ctx, func(s *bluechi.InternalAgentMetricsAgentJobMetricsSignal) {
+	m := daemonapi.NewInternalAgentMetricsClient(agent.Conn(), agentBusName, daemonapi.InternalAgentMetricsPath)
+	return add(m.OnAgentJobMetrics(ctx, func(s *daemonapi.InternalAgentMetricsAgentJobMetricsSignal) {
 		c.agentJobMetrics(n, p, s)
 	}))
 }
@@ -57,8 +58,8 @@ func (n *node) tellLocked(method string, args ...any) {
 	if p == nil || p.conn == nil {
 		return
 	}
-	obj := p.conn.Object(agentBusName, bluechi.InternalAgentPath)
-	if call := obj.Go(bluechi.InternalAgentInterface+"."+method, dbus.FlagNoReplyExpected, nil, args...); call.Err != nil {
+	obj := p.conn.Object(agentBusName, daemonapi.InternalAgentPath)
+	if call := obj.Go(daemonapi.InternalAgentInterface+"."+method, dbus.FlagNoReplyExpected, nil, args...); call.Err != nil {
 		n.c.logger().Debug("call to agent not sent", "node", n.name, "method", method, "error", call.Err)
 	}
 }
@@ -217,6 +218,7 @@ func (c *Controller) registeredLocked(n *node, p *peer) {
 		n.tellLocked("Subscribe", u)
 	}
 	n.replayDepsLocked()
+	c.scheduleDepCheckLocked(n, p)
 	if c.metrics != nil {
 		n.tellLocked("EnableMetrics")
 	}
@@ -248,6 +250,7 @@ func (c *Controller) goneLocked(n *node, p *peer) {
 	}
 	c.dropSinkLocked(n, false)
 	c.dropProxiesLocked(n)
+	n.stopDepCheckLocked()
 	n.ev = nil
 }
 
@@ -260,6 +263,9 @@ func (c *Controller) closeEvents() {
 		return
 	}
 	c.evClosed = true
+	for _, n := range c.nodes {
+		n.stopDepCheckLocked()
+	}
 	var watches []*dbusrt.Subscription
 	for _, m := range c.monitors {
 		watches = append(watches, c.dropMonitorLocked(m, false))

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
@@ -60,14 +61,14 @@ func (c *Controller) flushMonitorSignals() {
 // rawSignal handles the agent's unit, job and heartbeat signals; it runs
 // in the connection's reader, in wire order. Other signals go to godbus.
 func (p *peer) rawSignal(m *wire.Message) bool {
-	if m.Interface != bluechi.InternalAgentInterface || m.Path != string(bluechi.InternalAgentPath) {
+	if m.Interface != daemonapi.InternalAgentInterface || m.Path != string(daemonapi.InternalAgentPath) {
 		return false
 	}
 	c := p.c
 	switch m.Member {
-	case bluechi.InternalAgentSignalUnitNew, bluechi.InternalAgentSignalUnitRemoved,
-		bluechi.InternalAgentSignalUnitStateChanged, bluechi.InternalAgentSignalUnitPropertiesChanged:
-	case bluechi.InternalAgentSignalJobDone, bluechi.InternalAgentSignalJobStateChanged, bluechi.InternalAgentSignalHeartbeat:
+	case daemonapi.InternalAgentSignalUnitNew, daemonapi.InternalAgentSignalUnitRemoved,
+		daemonapi.InternalAgentSignalUnitStateChanged, daemonapi.InternalAgentSignalUnitPropertiesChanged:
+	case daemonapi.InternalAgentSignalJobDone, daemonapi.InternalAgentSignalJobStateChanged, daemonapi.InternalAgentSignalHeartbeat:
 		if n := p.registeredNode(); n != nil {
 			if err := c.jobSignal(n, p, m); err != nil {
 				c.logger().Debug("agent signal dropped", "node", n.name, "member", m.Member, "error", err)
@@ -105,7 +106,7 @@ func (p *peer) registeredNode() *node {
 // jobSignal handles JobDone, JobStateChanged and Heartbeat from p, the
 // connection of n.
 func (c *Controller) jobSignal(n *node, p *peer, m *wire.Message) error {
-	if m.Member == bluechi.InternalAgentSignalHeartbeat {
+	if m.Member == daemonapi.InternalAgentSignalHeartbeat {
 		c.mu.Lock()
 		if n.peer == p {
 			touch(n)
@@ -128,7 +129,7 @@ func (c *Controller) jobSignal(n *node, p *peer, m *wire.Message) error {
 	if err != nil {
 		return err
 	}
-	if m.Member == bluechi.InternalAgentSignalJobDone {
+	if m.Member == daemonapi.InternalAgentSignalJobDone {
 		c.jobDone(n, id, s)
 	} else {
 		c.jobStateChanged(n, id, s)
@@ -147,7 +148,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 	var member, sig string
 	var fwd []string // what a proxy's subscription is told (proxies.go)
 	switch m.Member {
-	case bluechi.InternalAgentSignalUnitNew:
+	case daemonapi.InternalAgentSignalUnitNew:
 		var a [2]string // unit, reason
 		if err := readBody(&r, m.Signature, sigAgentUnitNew, a[:]); err != nil {
 			return err
@@ -158,7 +159,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 			c.unitsChangedLocked(n)
 		}
 		subs, member, sig, fwd = c.unitNewLocked(n, a[0]), bluechi.MonitorSignalUnitNew, sigMonitorUnitNew, a[1:2]
-	case bluechi.InternalAgentSignalUnitRemoved:
+	case daemonapi.InternalAgentSignalUnitRemoved:
 		var a [1]string // unit
 		if err := readBody(&r, m.Signature, sigAgentUnitRemoved, a[:]); err != nil {
 			return err
@@ -167,7 +168,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		w.String(reasonReal)
 		c.unitsChangedLocked(n)
 		subs, member, sig, fwd = c.unitRemovedLocked(n, a[0]), bluechi.MonitorSignalUnitRemoved, sigMonitorUnitRemoved, []string{reasonReal}
-	case bluechi.InternalAgentSignalUnitStateChanged:
+	case daemonapi.InternalAgentSignalUnitStateChanged:
 		var a [4]string // unit, active, sub, reason
 		if err := readBody(&r, m.Signature, sigAgentUnitState, a[:]); err != nil {
 			return err
@@ -177,7 +178,7 @@ func (c *Controller) relayLocked(n *node, m *wire.Message) error {
 		}
 		c.unitsChangedLocked(n)
 		subs, member, sig, fwd = c.unitStateLocked(n, a[0], a[1], a[2]), bluechi.MonitorSignalUnitStateChanged, sigMonitorUnitState, a[1:4]
-	case bluechi.InternalAgentSignalUnitPropertiesChanged:
+	case daemonapi.InternalAgentSignalUnitPropertiesChanged:
 		if m.Signature != sigAgentUnitProps {
 			return errSignature
 		}

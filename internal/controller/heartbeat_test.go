@@ -6,6 +6,7 @@ import (
 	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 )
 
 // TestControllerHeartbeats proves agents receive the controller's heartbeats
@@ -17,8 +18,8 @@ func TestControllerHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan struct{}, 1)
-	reg := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath)
-	sub, err := reg.OnHeartbeat(context.Background(), func(*bluechi.InternalControllerHeartbeatSignal) {
+	reg := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath)
+	sub, err := reg.OnHeartbeat(context.Background(), func(*daemonapi.InternalControllerHeartbeatSignal) {
 		select {
 		case got <- struct{}{}:
 		default:

@@ -7,6 +7,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -17,7 +18,7 @@ type job struct {
 	node     *node
 	unit     string
 	kind     string // start, stop, restart, reload
-	obj      *bluechi.JobObject
+	obj      *daemonapi.JobObject
 	state    string // last state before the object exists
 	done     bool
 	result   string
@@ -62,8 +63,8 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 	}
 
 	path := bluechi.JobPath(j.id)
-	obj, err := bluechi.ExportJob(c.bus, path, &jobAPI{c: c, j: j}, bluechi.JobProperties{
-		Id: j.id, Node: n.name, Unit: name, JobType: kind, State: "waiting",
+	obj, err := daemonapi.ExportJob(c.bus, path, &jobAPI{c: c, j: j}, bluechi.JobProperties{
+		ID: j.id, Node: n.name, Unit: name, JobType: kind, State: "waiting",
 	})
 	if err != nil {
 		c.mu.Lock()
@@ -211,7 +212,7 @@ func (c *Controller) finishJob(j *job, result string) {
 
 // jobRemoved removes the job object and emits JobRemoved. The object goes
 // first, so a client reacting to JobRemoved never finds it still there.
-func (c *Controller) jobRemoved(j *job, obj *bluechi.JobObject, result string) {
+func (c *Controller) jobRemoved(j *job, obj *daemonapi.JobObject, result string) {
 	obj.Unexport()
 	if err := c.sendJobRemoved(j, obj.Path(), result); err != nil {
 		c.logger().Warn("emit JobRemoved", "error", err)
@@ -220,7 +221,7 @@ func (c *Controller) jobRemoved(j *job, obj *bluechi.JobObject, result string) {
 
 // jobAPI serves org.eclipse.bluechi.Job.
 type jobAPI struct {
-	bluechi.UnimplementedJobServer
+	daemonapi.UnimplementedJobServer
 	c *Controller
 	j *job
 }

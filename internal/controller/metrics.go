@@ -8,6 +8,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 )
 
 // Unit properties read for StartUnitJobMetrics.
@@ -19,7 +20,7 @@ const (
 
 // metricsAPI serves org.eclipse.bluechi.Metrics (signals only).
 type metricsAPI struct {
-	bluechi.UnimplementedMetricsServer
+	daemonapi.UnimplementedMetricsServer
 }
 
 // EnableMetrics exports the Metrics object and switches metrics on at
@@ -33,7 +34,7 @@ func (c *Controller) EnableMetrics() error {
 	if c.metrics != nil {
 		return inconsistent("Metrics already enabled")
 	}
-	obj, err := bluechi.ExportMetrics(c.bus, bluechi.MetricsPath, &metricsAPI{}, bluechi.MetricsProperties{})
+	obj, err := daemonapi.ExportMetrics(c.bus, bluechi.MetricsPath, &metricsAPI{}, bluechi.MetricsProperties{})
 	if err != nil {
 		return failed("export metrics: %v", err)
 	}
@@ -63,7 +64,7 @@ func (c *Controller) DisableMetrics() error {
 }
 
 // agentJobMetrics relays the agent's AgentJobMetrics while metrics are on.
-func (c *Controller) agentJobMetrics(n *node, p *peer, s *bluechi.InternalAgentMetricsAgentJobMetricsSignal) {
+func (c *Controller) agentJobMetrics(n *node, p *peer, s *daemonapi.InternalAgentMetricsAgentJobMetricsSignal) {
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if n.ev != p || c.metrics == nil {
@@ -86,7 +87,7 @@ func (c *Controller) metricsOn() bool {
 // gross time from the StartUnit request to the agent's JobDone, and the
 // unit's own start time read from its node (a unit that never became
 // active counts 0). A failure to read the timestamps suppresses the signal.
-func (c *Controller) startJobMetrics(j *job, agent *bluechi.InternalAgentClient, path dbus.ObjectPath, gross time.Duration) {
+func (c *Controller) startJobMetrics(j *job, agent *daemonapi.InternalAgentClient, path dbus.ObjectPath, gross time.Duration) {
 	ctx, cancel := callCtx(context.Background())
 	defer cancel()
 	// Both requests go out at once: JobRemoved waits for the answers.
@@ -119,7 +120,7 @@ func (c *Controller) startJobMetrics(j *job, agent *bluechi.InternalAgentClient,
 	}
 }
 
-func unitTimestamp(ctx context.Context, agent *bluechi.InternalAgentClient, unit, prop string) (uint64, error) {
+func unitTimestamp(ctx context.Context, agent *daemonapi.InternalAgentClient, unit, prop string) (uint64, error) {
 	v, err := agent.GetUnitProperty(ctx, unit, unitInterface, prop)
 	if err != nil {
 		return 0, err

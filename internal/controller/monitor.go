@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
 )
@@ -27,7 +28,7 @@ type monitor struct {
 	id    uint32
 	path  dbus.ObjectPath
 	owner string
-	obj   *bluechi.MonitorObject
+	obj   *daemonapi.MonitorObject
 	watch *dbusrt.Subscription // NameOwnerChanged of the owner
 
 	subs   map[uint32]*subscription
@@ -57,7 +58,7 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 	c.nextMonitor++
 	m := &monitor{c: c, id: c.nextMonitor, owner: owner, subs: map[uint32]*subscription{}, dests: []string{owner}}
 	m.path = bluechi.MonitorPath(m.id)
-	obj, err := bluechi.ExportMonitor(c.bus, m.path, &monitorAPI{m: m}, bluechi.MonitorProperties{})
+	obj, err := daemonapi.ExportMonitor(c.bus, m.path, &monitorAPI{m: m}, bluechi.MonitorProperties{})
 	if err != nil {
 		c.emu.Unlock()
 		return "", failed("export monitor: %v", err)
@@ -187,7 +188,7 @@ func (m *monitor) rebuildDests() {
 
 // monitorAPI serves org.eclipse.bluechi.Monitor for one monitor.
 type monitorAPI struct {
-	bluechi.UnimplementedMonitorServer
+	daemonapi.UnimplementedMonitorServer
 	m *monitor
 }
 
@@ -196,7 +197,22 @@ func (a *monitorAPI) gone() error {
 	return dbusrt.NewError(dbusrt.ErrUnknownObject, "Unknown object '%s'.", a.m.path)
 }
 
+// ownerOnly refuses a call from anyone but the monitor's owner with
+// AccessDenied. Added peers are listeners (api.md §6.4): they receive the
+// monitor's signals but may not change it. m.owner never changes, so no
+// lock is needed.
+func (a *monitorAPI) ownerOnly(ctx context.Context, method string) error {
+	if sender := dbusrt.SenderFrom(ctx); sender != a.m.owner {
+		a.m.c.logger().Debug("monitor call refused", "path", a.m.path, "method", method, "caller", sender, "owner", a.m.owner)
+		return dbusrt.NewError(dbusrt.ErrAccessDenied, "Only the owner of monitor %s may call %s", a.m.path, method)
+	}
+	return nil
+}
+
 func (a *monitorAPI) Close(ctx context.Context) error {
+	if err := a.ownerOnly(ctx, "Close"); err != nil {
+		return err
+	}
 	if !a.m.c.closeMonitor(a.m, "closed by "+dbusrt.SenderFrom(ctx)) {
 		return a.gone()
 	}
@@ -204,10 +220,16 @@ func (a *monitorAPI) Close(ctx context.Context) error {
 }
 
 func (a *monitorAPI) Subscribe(ctx context.Context, node, unit string) (uint32, error) {
+	if err := a.ownerOnly(ctx, "Subscribe"); err != nil {
+		return 0, err
+	}
 	return a.subscribe(node, []string{unit})
 }
 
 func (a *monitorAPI) SubscribeList(ctx context.Context, node string, units []string) (uint32, error) {
+	if err := a.ownerOnly(ctx, "SubscribeList"); err != nil {
+		return 0, err
+	}
 	if len(units) == 0 {
 		return 0, invalid("No units given")
 	}
@@ -249,6 +271,9 @@ func (a *monitorAPI) subscribe(node string, units []string) (uint32, error) {
 }
 
 func (a *monitorAPI) Unsubscribe(ctx context.Context, id uint32) error {
+	if err := a.ownerOnly(ctx, "Unsubscribe"); err != nil {
+		return err
+	}
 	m, c := a.m, a.m.c
 	c.emu.Lock()
 	defer c.emu.Unlock()
@@ -264,6 +289,9 @@ func (a *monitorAPI) Unsubscribe(ctx context.Context, id uint32) error {
 }
 
 func (a *monitorAPI) AddPeer(ctx context.Context, name string) (uint32, error) {
+	if err := a.ownerOnly(ctx, "AddPeer"); err != nil {
+		return 0, err
+	}
 	m, c := a.m, a.m.c
 	if !validUniqueName(name) {
 		return 0, invalid("Invalid peer name %q: not a unique bus name", name)
@@ -295,6 +323,9 @@ func (a *monitorAPI) AddPeer(ctx context.Context, name string) (uint32, error) {
 }
 
 func (a *monitorAPI) RemovePeer(ctx context.Context, id uint32, reason string) error {
+	if err := a.ownerOnly(ctx, "RemovePeer"); err != nil {
+		return err
+	}
 	m, c := a.m, a.m.c
 	c.emu.Lock()
 	defer c.emu.Unlock()

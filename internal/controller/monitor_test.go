@@ -14,6 +14,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
 )
@@ -22,16 +23,16 @@ import (
 // metrics rules (internal-protocol.md §8, §12) on a table of loaded units,
 // and records the controller's calls.
 type unitAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	conn *dbus.Conn
-	obj  *bluechi.InternalAgentObject
+	obj  *daemonapi.InternalAgentObject
 
 	mu       sync.Mutex
 	calls    []string
 	units    map[string][2]string // loaded units: active, sub state
 	subs     map[string]bool
 	wildcard bool
-	metrics  *bluechi.InternalAgentMetricsObject
+	metrics  *daemonapi.InternalAgentMetricsObject
 }
 
 func newUnitAgent(units map[string][2]string) *unitAgent {
@@ -63,15 +64,15 @@ func (f *unitAgent) Subscribe(ctx context.Context, unit string) error {
 			return dbusrt.NewError(dbusrt.ErrFailed, "Already wildcard subscribed")
 		}
 		f.wildcard = true
-		return f.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "*", Reason: "virtual"})
+		return f.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: "*", Reason: "virtual"})
 	}
 	if f.subs[unit] {
 		return dbusrt.NewError(dbusrt.ErrFailed, "Already subscribed")
 	}
 	f.subs[unit] = true
 	if st, ok := f.units[unit]; ok {
-		f.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: unit, Reason: "virtual"})
-		f.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: unit, ActiveState: st[0], SubState: st[1], Reason: "virtual"})
+		f.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: unit, Reason: "virtual"})
+		f.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: unit, ActiveState: st[0], SubState: st[1], Reason: "virtual"})
 	}
 	return nil
 }
@@ -95,7 +96,7 @@ func (f *unitAgent) EnableMetrics(ctx context.Context) error {
 	if f.metrics != nil {
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already enabled")
 	}
-	obj, err := bluechi.ExportInternalAgentMetrics(f.conn, bluechi.InternalAgentMetricsPath, &agentMetrics{}, bluechi.InternalAgentMetricsProperties{})
+	obj, err := daemonapi.ExportInternalAgentMetrics(f.conn, daemonapi.InternalAgentMetricsPath, &agentMetrics{}, daemonapi.InternalAgentMetricsProperties{})
 	f.metrics = obj
 	return err
 }
@@ -118,9 +119,9 @@ func (f *unitAgent) StartUnit(ctx context.Context, name, mode string, id uint32)
 	m := f.metrics
 	f.mu.Unlock()
 	if m != nil {
-		m.EmitAgentJobMetrics(bluechi.InternalAgentMetricsAgentJobMetricsSignal{Unit: name, Method: "StartUnit", SystemdJobTimeMicros: 1500})
+		m.EmitAgentJobMetrics(daemonapi.InternalAgentMetricsAgentJobMetricsSignal{Unit: name, Method: "StartUnit", SystemdJobTimeMicros: 1500})
 	}
-	return f.obj.EmitJobDone(bluechi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
+	return f.obj.EmitJobDone(daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
 }
 
 // GetUnitProperty answers the two timestamps StartUnitJobMetrics needs.
@@ -139,11 +140,11 @@ func (f *unitAgent) stateChanged(unit, active, sub string) {
 	f.mu.Lock()
 	f.units[unit] = [2]string{active, sub}
 	f.mu.Unlock()
-	f.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: unit, ActiveState: active, SubState: sub, Reason: "real"})
+	f.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: unit, ActiveState: active, SubState: sub, Reason: "real"})
 }
 
 type agentMetrics struct {
-	bluechi.UnimplementedInternalAgentMetricsServer
+	daemonapi.UnimplementedInternalAgentMetricsServer
 }
 
 // connect registers f as node name over a new peer connection.
@@ -158,12 +159,12 @@ func (c *cluster) connect(name string, f *unitAgent) (*dbus.Conn, error) {
 	c.t.Cleanup(func() { conn.Close() })
 	f.mu.Lock()
 	f.conn, f.subs, f.wildcard, f.metrics = conn, map[string]bool{}, false, nil
-	f.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, f, bluechi.InternalAgentProperties{})
+	f.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, f, daemonapi.InternalAgentProperties{})
 	f.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	reg := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath)
+	reg := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath)
 	return conn, reg.Register(context.Background(), name)
 }
 
@@ -321,10 +322,10 @@ func TestMonitorVirtualEvents(t *testing.T) {
 	a1.stateChanged("a.service", "deactivating", "stop")
 	rec.expect("state n1 a.service deactivating stop real", "state n1 a.service deactivating stop real")
 	rec2.expect("state n1 a.service deactivating stop real")
-	a1.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "b.service", Interface: "org.freedesktop.systemd1.Unit",
+	a1.obj.EmitUnitPropertiesChanged(daemonapi.InternalAgentUnitPropertiesChangedSignal{Unit: "b.service", Interface: "org.freedesktop.systemd1.Unit",
 		Props: map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("active")}})
 	rec.expect("props n1 b.service org.freedesktop.systemd1.Unit ActiveState")
-	a1.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: "b.service"})
+	a1.obj.EmitUnitRemoved(daemonapi.InternalAgentUnitRemovedSignal{Unit: "b.service"})
 	rec.expect("removed n1 b.service real")
 	a1.stateChanged("a.service", "active", "running")
 	rec.expect("state n1 a.service active running real", "state n1 a.service active running real")
@@ -658,7 +659,7 @@ func BenchmarkMonitorEventPath(b *testing.B) {
 		},
 		func(a *unitAgent, i int) {
 			st := states[i%2]
-			a.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "a.service", ActiveState: st[0], SubState: st[1], Reason: "real"})
+			a.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "a.service", ActiveState: st[0], SubState: st[1], Reason: "real"})
 		})
 }
 
@@ -753,7 +754,7 @@ func BenchmarkMonitorPropsPath(b *testing.B) {
 			return mon.OnUnitPropertiesChanged(context.Background(), func(*bluechi.MonitorUnitPropertiesChangedSignal) { got() })
 		},
 		func(a *unitAgent, i int) {
-			a.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: props[i%2]})
+			a.obj.EmitUnitPropertiesChanged(daemonapi.InternalAgentUnitPropertiesChangedSignal{Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: props[i%2]})
 		})
 }
 
@@ -825,18 +826,106 @@ func TestMonitorMalformedAgentSignals(t *testing.T) {
 	rec.expect("new n1 * virtual")
 	emit := func(member string, args ...any) {
 		t.Helper()
-		if err := dbusrt.EmitTo(conn1, "", bluechi.InternalAgentPath, bluechi.InternalAgentInterface, member, args...); err != nil {
+		if err := dbusrt.EmitTo(conn1, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentInterface, member, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	emit(bluechi.InternalAgentSignalUnitStateChanged, "a.service", "active")               // too few
-	emit(bluechi.InternalAgentSignalUnitStateChanged, "a.service", "active", "running", 7) // wrong type
-	emit(bluechi.InternalAgentSignalUnitNew, "a.service", "\xff\xfe")                      // not UTF-8
-	emit(bluechi.InternalAgentSignalUnitPropertiesChanged, "a.service", "x", "not a{sv}")
-	emit(bluechi.InternalAgentSignalJobDone, "1", "done") // id is a string
-	a1.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "b.service", ActiveState: "active", SubState: "running", Reason: "real"})
+	emit(daemonapi.InternalAgentSignalUnitStateChanged, "a.service", "active")               // too few
+	emit(daemonapi.InternalAgentSignalUnitStateChanged, "a.service", "active", "running", 7) // wrong type
+	emit(daemonapi.InternalAgentSignalUnitNew, "a.service", "\xff\xfe")                      // not UTF-8
+	emit(daemonapi.InternalAgentSignalUnitPropertiesChanged, "a.service", "x", "not a{sv}")
+	emit(daemonapi.InternalAgentSignalJobDone, "1", "done") // id is a string
+	a1.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "b.service", ActiveState: "active", SubState: "running", Reason: "real"})
 	rec.expect("state n1 b.service active running real")
 	if s, err := c.node("n1").GetStatus(ctx); err != nil || s != "online" {
 		t.Fatalf("node after malformed signals: %q, %v", s, err)
 	}
+}
+
+// TestMonitorOwnerOnly: every Monitor method answers only the monitor's
+// owner; an added peer and an unrelated bus client get AccessDenied and
+// leave the monitor as it was (subscriptions, peers, open). Introspection
+// stays open to every caller.
+func TestMonitorOwnerOnly(t *testing.T) {
+	c := startCluster(t, "n1")
+	ctx := context.Background()
+	a1 := newUnitAgent(map[string][2]string{"a.service": {"active", "running"}})
+	if _, err := c.connect("n1", a1); err != nil {
+		t.Fatal(err)
+	}
+	dial := func() *dbus.Conn {
+		conn, _, err := dbusrt.ConnectBus(c.busAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	owner, peer, stranger := dial(), dial(), dial()
+	mon := c.monitor(owner)
+	recOwner := newRecorder(t, owner, mon.Path())
+	recPeer := newRecorder(t, peer, mon.Path())
+	peerID, err := mon.AddPeer(ctx, dbusrt.UniqueName(peer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subID, err := mon.Subscribe(ctx, "n1", "a.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"new n1 a.service virtual", "state n1 a.service active running virtual"}
+	recOwner.expect(both...)
+	recPeer.expect(both...)
+
+	for _, caller := range []struct {
+		name string
+		conn *dbus.Conn
+	}{{"peer", peer}, {"stranger", stranger}} {
+		m := bluechi.NewMonitorClient(caller.conn, bluechi.ControllerBusName, mon.Path())
+		denied := func(method string, err error) {
+			t.Helper()
+			if dbusrt.ErrorName(err) != dbusrt.ErrAccessDenied {
+				t.Errorf("%s calling %s: %v, want AccessDenied", caller.name, method, err)
+			}
+		}
+		_, err := m.Subscribe(ctx, "n1", "b.service")
+		denied("Subscribe", err)
+		_, err = m.SubscribeList(ctx, "*", []string{"b.service", "c.service"})
+		denied("SubscribeList", err)
+		denied("Unsubscribe", m.Unsubscribe(ctx, subID))
+		_, err = m.AddPeer(ctx, dbusrt.UniqueName(stranger))
+		denied("AddPeer", err)
+		denied("RemovePeer", m.RemovePeer(ctx, peerID, "evicted"))
+		denied("Close", m.Close(ctx))
+		if err := caller.conn.Object(bluechi.ControllerBusName, mon.Path()).Call(dbusrt.IntrospectableInterface+".Introspect", 0).Err; err != nil {
+			t.Errorf("%s introspecting the monitor: %v", caller.name, err)
+		}
+	}
+
+	// Nothing changed: the agent saw only the owner's subscription, the
+	// owner and the peer still get the events, the stranger was not added.
+	a1.stateChanged("a.service", "inactive", "dead")
+	recOwner.expect("state n1 a.service inactive dead real")
+	recPeer.expect("state n1 a.service inactive dead real")
+	if got := a1.Calls(); !slices.Equal(got, []string{"Subscribe a.service"}) {
+		t.Errorf("agent calls after refused calls: %q", got)
+	}
+	if _, err := mon.AddPeer(ctx, dbusrt.UniqueName(stranger)); err != nil {
+		t.Errorf("owner adding the stranger after its refused calls: %v", err)
+	}
+
+	// The owner keeps every right.
+	if err := mon.Unsubscribe(ctx, subID); err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.RemovePeer(ctx, peerID, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	recPeer.expect("peer-removed bye")
+	if err := mon.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCalls(t, a1, "Subscribe a.service", "Unsubscribe a.service")
+	recOwner.none()
+	recPeer.none()
 }

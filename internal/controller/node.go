@@ -7,6 +7,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
 )
@@ -16,10 +17,10 @@ type node struct {
 	c    *Controller
 	name string
 	path dbus.ObjectPath
-	obj  *bluechi.NodeObject
+	obj  *daemonapi.NodeObject
 
 	peer         *peer
-	agent        *bluechi.InternalAgentClient
+	agent        *daemonapi.InternalAgentClient
 	subs         []*dbusrt.Subscription
 	lastSeenMono time.Duration
 
@@ -33,6 +34,7 @@ type node struct {
 	proxies   map[proxyKey]*proxyRec
 	deps      map[string]int
 	allowDeps map[string]bool // AllowDependenciesOn; set in New
+	depCheck  *time.Timer     // the pending checkDeps of the connection
 
 	// selinuxType is the RequiredSelinuxContext a registering peer's
 	// SELinux type must equal; empty: any peer.
@@ -45,7 +47,7 @@ type node struct {
 
 // attachLocked binds a registered connection to the node.
 func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
-	agent := bluechi.NewInternalAgentClient(conn, agentBusName, bluechi.InternalAgentPath)
+	agent := daemonapi.NewInternalAgentClient(conn, agentBusName, daemonapi.InternalAgentPath)
 	ctx := context.Background()
 	var subs []*dbusrt.Subscription
 	add := func(s *dbusrt.Subscription, err error) error {
@@ -70,7 +72,7 @@ func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
 	n.peer, n.agent, n.subs = p, agent, subs
 	p.node = n
 	touch(n)
-	n.obj.SetPeerIp(p.ip)
+	n.obj.SetPeerIP(p.ip)
 	n.obj.SetStatus("online")
 	return nil
 }
@@ -82,7 +84,7 @@ func (n *node) detachLocked() []*job {
 		s.Close()
 	}
 	n.peer, n.agent, n.subs = nil, nil, nil
-	n.obj.SetPeerIp("")
+	n.obj.SetPeerIP("")
 	n.obj.SetStatus("offline")
 	var jobs []*job
 	for _, j := range n.c.jobs {
@@ -94,14 +96,14 @@ func (n *node) detachLocked() []*job {
 }
 
 // agentFor returns the node's agent client, or Offline.
-func (n *node) agentFor() (*bluechi.InternalAgentClient, error) {
+func (n *node) agentFor() (*daemonapi.InternalAgentClient, error) {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
 	if n.c.closed {
 		return nil, failed("Request not allowed: node is in shutdown state")
 	}
 	if n.agent == nil {
-		return nil, dbusrt.NewError(bluechi.ErrorOffline, "Node is offline")
+		return nil, dbusrt.NewError(bluechi.ErrorNameOffline, "Node is offline")
 	}
 	return n.agent, nil
 }
@@ -109,7 +111,7 @@ func (n *node) agentFor() (*bluechi.InternalAgentClient, error) {
 // nodeAPI serves org.eclipse.bluechi.Node for one node (but ListUnits,
 // which Controller.nodeListUnits serves from the unit cache).
 type nodeAPI struct {
-	bluechi.UnimplementedNodeServer
+	daemonapi.UnimplementedNodeServer
 	n *node
 }
 
@@ -127,7 +129,7 @@ func (a *nodeAPI) ready(invalid error) error {
 }
 
 // relay checks the node is online, then runs fn against its agent.
-func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *bluechi.InternalAgentClient) error) error {
+func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *daemonapi.InternalAgentClient) error) error {
 	agent, err := a.n.agentFor()
 	if err != nil {
 		return err
@@ -167,7 +169,7 @@ func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, pro
 	if err = a.ready(err); err != nil {
 		return "", err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		job, err = ag.StartTransientUnit(ctx, name, mode, props, aux)
 		return err
 	})
@@ -178,14 +180,14 @@ func (a *nodeAPI) FreezeUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.FreezeUnit(ctx, name) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.FreezeUnit(ctx, name) })
 }
 
 func (a *nodeAPI) ThawUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ThawUnit(ctx, name) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.ThawUnit(ctx, name) })
 }
 
 func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
@@ -197,7 +199,7 @@ func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) 
 	if signal <= 0 || signal > 64 {
 		return invalid("Signal number out of range: %d", signal)
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		return ag.KillUnit(ctx, name, who, signal)
 	})
 }
@@ -206,7 +208,7 @@ func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (pr
 	if err = a.ready(checkUnit(name)); err != nil {
 		return nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		props, err = ag.GetUnitProperties(ctx, name, iface)
 		return err
 	})
@@ -217,7 +219,7 @@ func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property str
 	if err = a.ready(checkUnit(name)); err != nil {
 		return v, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		v, err = ag.GetUnitProperty(ctx, name, iface, property)
 		return err
 	})
@@ -232,7 +234,7 @@ func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bo
 	if err := a.ready(err); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		return ag.SetUnitProperties(ctx, name, runtime, kv)
 	})
 }
@@ -241,7 +243,7 @@ func (a *nodeAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, 
 	if err = a.ready(checkFiles(files)); err != nil {
 		return false, nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		carries, changes, err = ag.EnableUnitFiles(ctx, files, runtime, force)
 		return err
 	})
@@ -252,7 +254,7 @@ func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime 
 	if err = a.ready(checkFiles(files)); err != nil {
 		return nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		changes, err = ag.DisableUnitFiles(ctx, files, runtime)
 		return err
 	})
@@ -260,7 +262,7 @@ func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime 
 }
 
 func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		files, err = ag.ListUnitFiles(ctx)
 		return err
 	})
@@ -271,7 +273,7 @@ func (a *nodeAPI) GetUnitFileState(ctx context.Context, file string) (state stri
 	if err = a.ready(checkFiles([]string{file})); err != nil {
 		return "", err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		state, err = ag.GetUnitFileState(ctx, file)
 		return err
 	})
@@ -279,29 +281,31 @@ func (a *nodeAPI) GetUnitFileState(ctx context.Context, file string) (state stri
 }
 
 func (a *nodeAPI) Reload(ctx context.Context) error {
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.Reload(ctx) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.Reload(ctx) })
 }
 
 func (a *nodeAPI) SetLogLevel(ctx context.Context, level string) error {
 	if !validLevel(level) {
 		return a.ready(invalid("Invalid input for log level"))
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.SetLogLevel(ctx, level) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.SetLogLevel(ctx, level) })
 }
 
 func (a *nodeAPI) ResetFailed(ctx context.Context) error {
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ResetFailed(ctx) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.ResetFailed(ctx) })
 }
 
 func (a *nodeAPI) ResetFailedUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error { return ag.ResetFailedUnit(ctx, name) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
+		return ag.ResetFailedUnit(ctx, name)
+	})
 }
 
 func (a *nodeAPI) GetDefaultTarget(ctx context.Context) (target string, err error) {
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		target, err = ag.GetDefaultTarget(ctx)
 		return err
 	})
@@ -312,7 +316,7 @@ func (a *nodeAPI) SetDefaultTarget(ctx context.Context, target string, force boo
 	if err = a.ready(checkUnit(target)); err != nil {
 		return nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *bluechi.InternalAgentClient) error {
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
 		out, err = ag.SetDefaultTarget(ctx, target, force)
 		return err
 	})

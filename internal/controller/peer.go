@@ -9,7 +9,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -31,9 +31,9 @@ type peer struct {
 	// label is the peer's security context where the kernel has one
 	// (SO_PEERSEC: SELinux on a unix socket), otherwise empty.
 	label string
-	conn  *dbus.Conn
-	gone  sync.Once // disconnected runs once per peer
-	reg   *bluechi.InternalControllerObject
+	conn  *dbus.Conn // guarded by c.mu
+	gone  sync.Once  // disconnected runs once per peer
+	reg   *daemonapi.InternalControllerObject
 	node  *node // guarded by c.mu; nil while anonymous
 }
 
@@ -49,7 +49,7 @@ func (c *Controller) newPeer(nc net.Conn) *peer {
 	p.label, _ = transport.PeerSecurityContext(nc) // none: a node that requires one refuses it
 	p.srv.ServeBusShim()
 	p.srv.SetOrdered() // calls in wire order; a flooding peer is refused past the queue limit
-	reg, err := bluechi.ExportInternalControllerOn(p.srv, bluechi.InternalControllerPath, &registrar{p: p}, bluechi.InternalControllerProperties{})
+	reg, err := daemonapi.ExportInternalControllerOn(p.srv, daemonapi.InternalControllerPath, &registrar{p: p}, daemonapi.InternalControllerProperties{})
 	if err != nil {
 		c.logger().Error("export registration object", "error", err)
 	}
@@ -59,7 +59,8 @@ func (c *Controller) newPeer(nc net.Conn) *peer {
 
 // start runs once the connection is authenticated.
 func (p *peer) start(conn *dbus.Conn) {
-	p.srv.Bind(conn)
+	// p.conn is set (under c.mu, as it is read) before Bind starts
+	// dispatching calls whose handlers read it.
 	p.c.mu.Lock()
 	p.conn = conn
 	closed := p.c.closed
@@ -71,6 +72,7 @@ func (p *peer) start(conn *dbus.Conn) {
 		conn.Close()
 		return
 	}
+	p.srv.Bind(conn)
 	p.c.logger().Debug("agent connected", "peer", p.ip)
 	go func() {
 		<-conn.Context().Done()
@@ -80,7 +82,7 @@ func (p *peer) start(conn *dbus.Conn) {
 
 // registrar serves org.eclipse.bluechi.internal.Controller on one peer.
 type registrar struct {
-	bluechi.UnimplementedInternalControllerServer
+	daemonapi.UnimplementedInternalControllerServer
 	p *peer
 }
 
@@ -174,7 +176,7 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, *dbus.Con
 	if c.cfg.HeartbeatInterval > 0 {
 		// A first heartbeat right away arms the agent's liveness check
 		// (our agents arm it on the first controller heartbeat).
-		bluechi.EmitInternalControllerHeartbeat(conn, "", bluechi.InternalControllerPath, bluechi.InternalControllerHeartbeatSignal{})
+		daemonapi.EmitInternalControllerHeartbeat(conn, "", daemonapi.InternalControllerPath, daemonapi.InternalControllerHeartbeatSignal{})
 	}
 	c.logger().Info("node registered", "node", name, "peer", p.ip)
 	return nil, nil, nil

@@ -3,10 +3,13 @@ package controller
 import (
 	"context"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
@@ -30,16 +33,16 @@ type proxyRec struct {
 }
 
 // watchProxies relays the agent's ProxyNew and ProxyRemoved signals.
-func (n *node) watchProxies(ctx context.Context, p *peer, agent *bluechi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
+func (n *node) watchProxies(ctx context.Context, p *peer, agent *daemonapi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
 	c := n.c
-	if err := add(agent.OnProxyNew(ctx, func(s *bluechi.InternalAgentProxyNewSignal) { c.proxyNew(n, p, s) })); err != nil {
+	if err := add(agent.OnProxyNew(ctx, func(s *daemonapi.InternalAgentProxyNewSignal) { c.proxyNew(n, p, s) })); err != nil {
 		return err
 	}
-	return add(agent.OnProxyRemoved(ctx, func(s *bluechi.InternalAgentProxyRemovedSignal) { c.proxyRemoved(n, p, s) }))
+	return add(agent.OnProxyRemoved(ctx, func(s *daemonapi.InternalAgentProxyRemovedSignal) { c.proxyRemoved(n, p, s) }))
 }
 
 // proxyNew handles ProxyNew from r (§9.2).
-func (c *Controller) proxyNew(r *node, p *peer, s *bluechi.InternalAgentProxyNewSignal) {
+func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyNewSignal) {
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if r.ev != p || !s.Proxy.IsValid() {
@@ -78,7 +81,7 @@ func (c *Controller) proxyNew(r *node, p *peer, s *bluechi.InternalAgentProxyNew
 }
 
 // proxyRemoved handles ProxyRemoved from r (§9.5).
-func (c *Controller) proxyRemoved(r *node, p *peer, s *bluechi.InternalAgentProxyRemovedSignal) {
+func (c *Controller) proxyRemoved(r *node, p *peer, s *daemonapi.InternalAgentProxyRemovedSignal) {
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if r.ev != p {
@@ -138,6 +141,66 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
+// DepCheckDelay is how long after a node registers the controller checks
+// its bluechi-dep@ units against the dependencies held on it: long enough
+// for the requesting nodes to register too and announce their proxies
+// again after a controller restart, short enough that a dependency
+// released while the node was away ends soon after it is back.
+var DepCheckDelay = 3 * time.Second
+
+// depUnitPrefix names the target-side helper units, bluechi-dep@<unit>.
+const depUnitPrefix = "bluechi-dep@"
+
+// scheduleDepCheckLocked arranges the dependency check of t's new
+// connection p (checkDeps).
+func (c *Controller) scheduleDepCheckLocked(t *node, p *peer) {
+	t.stopDepCheckLocked()
+	t.depCheck = time.AfterFunc(DepCheckDelay, func() { c.checkDeps(t, p) })
+}
+
+// stopDepCheckLocked cancels a scheduled dependency check.
+func (t *node) stopDepCheckLocked() {
+	if t.depCheck != nil {
+		t.depCheck.Stop()
+		t.depCheck = nil
+	}
+}
+
+// checkDeps reconciles what t runs with what the controller holds on it:
+// every bluechi-dep@ unit that is up on t although no proxy needs it any
+// more gets StopDep. Such units are left over when the last proxy went
+// while t was away (the StopDep could not be sent) or while this
+// controller was not running.
+func (c *Controller) checkDeps(t *node, p *peer) {
+	ctx, cancel := context.WithTimeout(context.Background(), AgentCallTimeout)
+	defer cancel()
+	units, err := daemonapi.NewInternalAgentClient(p.conn, agentBusName, daemonapi.InternalAgentPath).ListUnits(ctx)
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if t.ev != p {
+		return
+	}
+	t.depCheck = nil
+	if err != nil {
+		c.logger().Warn("cannot check the dependency units of a node", "node", t.name, "error", err)
+		return
+	}
+	released := 0
+	for _, u := range units {
+		target, ok := strings.CutPrefix(u.Name, depUnitPrefix)
+		if !ok || t.deps[target] > 0 {
+			continue
+		}
+		switch u.ActiveState {
+		case "active", "activating", "reloading":
+			c.logger().Info("releasing a dependency no proxy holds", "node", t.name, "unit", target)
+			t.tellLocked("StopDep", target)
+			released++
+		}
+	}
+	c.logger().Debug("dependency units checked", "node", t.name, "held", len(t.deps), "released", released)
+}
+
 // replayDepsLocked sends StartDep for every dependency held on t, which
 // just registered (§4.4 step 5).
 func (t *node) replayDepsLocked() {
@@ -176,5 +239,5 @@ func callProxy(conn *dbus.Conn, path dbus.ObjectPath, method string, args ...str
 	for i, a := range args {
 		body[i] = a
 	}
-	conn.Object(agentBusName, path).Go(bluechi.InternalProxyInterface+"."+method, dbus.FlagNoReplyExpected, nil, body...)
+	conn.Object(agentBusName, path).Go(daemonapi.InternalProxyInterface+"."+method, dbus.FlagNoReplyExpected, nil, body...)
 }

@@ -6,21 +6,33 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
+	"github.com/bluechi-go/bluechi/internal/controller"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 )
 
 // depAgent records the calls the controller makes on an agent and on its
 // proxy objects.
 type depAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	mu    sync.Mutex
 	calls []string
 	conn  *dbus.Conn
-	obj   *bluechi.InternalAgentObject
+	obj   *daemonapi.InternalAgentObject
+	units []bluechi.UnitInfo // ListUnits' answer; set before registration
+}
+
+func (a *depAgent) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
+	units := slices.Clone(a.units)
+	for i := range units {
+		units[i].Path, units[i].JobPath = "/", "/"
+	}
+	return units, nil
 }
 
 func (a *depAgent) record(s string) {
@@ -54,7 +66,7 @@ func (a *depAgent) StopDep(ctx context.Context, unit string) error {
 
 // proxyObj records the calls on one proxy object.
 type proxyObj struct {
-	bluechi.UnimplementedInternalProxyServer
+	daemonapi.UnimplementedInternalProxyServer
 	a  *depAgent
 	id uint32
 }
@@ -78,13 +90,19 @@ func (p *proxyObj) TargetRemoved(ctx context.Context, reason string) error {
 
 func (c *cluster) depAgent(name string) *depAgent {
 	c.t.Helper()
-	a := &depAgent{}
+	return c.depAgentWith(name, nil)
+}
+
+// depAgentWith is depAgent with units for ListUnits.
+func (c *cluster) depAgentWith(name string, units []bluechi.UnitInfo) *depAgent {
+	c.t.Helper()
+	a := &depAgent{units: units}
 	a.conn = c.dialAgent(name, func(conn *dbus.Conn) (err error) {
-		if a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{}); err != nil {
+		if a.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{}); err != nil {
 			return err
 		}
 		for id := uint32(1); id <= 3; id++ {
-			if _, err := bluechi.ExportInternalProxy(conn, bluechi.InternalProxyPath(id), &proxyObj{a: a, id: id}, bluechi.InternalProxyProperties{}); err != nil {
+			if _, err := daemonapi.ExportInternalProxy(conn, daemonapi.InternalProxyPath(id), &proxyObj{a: a, id: id}, daemonapi.InternalProxyProperties{}); err != nil {
 				return err
 			}
 		}
@@ -95,14 +113,14 @@ func (c *cluster) depAgent(name string) *depAgent {
 
 func (a *depAgent) proxyNew(t *testing.T, node, unit string, id uint32) {
 	t.Helper()
-	if err := a.obj.EmitProxyNew(bluechi.InternalAgentProxyNewSignal{NodeName: node, UnitName: unit, Proxy: bluechi.InternalProxyPath(id)}); err != nil {
+	if err := a.obj.EmitProxyNew(daemonapi.InternalAgentProxyNewSignal{NodeName: node, UnitName: unit, Proxy: daemonapi.InternalProxyPath(id)}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (a *depAgent) proxyRemoved(t *testing.T, node, unit string) {
 	t.Helper()
-	if err := a.obj.EmitProxyRemoved(bluechi.InternalAgentProxyRemovedSignal{NodeName: node, UnitName: unit}); err != nil {
+	if err := a.obj.EmitProxyRemoved(daemonapi.InternalAgentProxyRemovedSignal{NodeName: node, UnitName: unit}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -137,19 +155,19 @@ func TestProxies(t *testing.T) {
 	waitCallsOf(t, tgt, "Subscribe u.service", "StartDep u.service")
 	for _, emit := range []func() error{
 		func() error {
-			return tgt.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "u.service", Reason: "virtual"})
+			return tgt.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: "u.service", Reason: "virtual"})
 		},
 		func() error {
-			return tgt.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "u.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
+			return tgt.obj.EmitUnitPropertiesChanged(daemonapi.InternalAgentUnitPropertiesChangedSignal{Unit: "u.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
 		},
 		func() error {
-			return tgt.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "u.service", ActiveState: "active", SubState: "running", Reason: "real"})
+			return tgt.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "u.service", ActiveState: "active", SubState: "running", Reason: "real"})
 		},
 		func() error {
-			return tgt.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "other.service", ActiveState: "active", SubState: "running", Reason: "real"})
+			return tgt.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "other.service", ActiveState: "active", SubState: "running", Reason: "real"})
 		},
 		func() error {
-			return tgt.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: "u.service"})
+			return tgt.obj.EmitUnitRemoved(daemonapi.InternalAgentUnitRemovedSignal{Unit: "u.service"})
 		},
 	} {
 		if err := emit(); err != nil {
@@ -177,4 +195,28 @@ func TestProxies(t *testing.T) {
 	r2.conn.Close()
 	waitCallsOf(t, tgt, "Subscribe u.service", "Subscribe v.service", "StartDep u.service", "StartDep v.service",
 		"Unsubscribe u.service", "StopDep u.service", "Unsubscribe v.service", "StopDep v.service")
+}
+
+// TestDepCheck: some time after a target node registers, every
+// bluechi-dep@ unit up there that no proxy holds is released with StopDep
+// (its last proxy went while the node or this controller was away);
+// held, inactive and other units are left alone.
+func TestDepCheck(t *testing.T) {
+	defer func(d time.Duration) { controller.DepCheckDelay = d }(controller.DepCheckDelay)
+	controller.DepCheckDelay = time.Second // r's ProxyNew is handled well before
+	c := startClusterConfig(t, &config.Controller{Nodes: []config.Node{
+		{Name: "r", AllowDependenciesOn: []string{"t"}},
+		{Name: "t"},
+	}})
+	r := c.depAgent("r")
+	r.proxyNew(t, "t", "held.service", 1)
+	tgt := c.depAgentWith("t", []bluechi.UnitInfo{
+		{Name: "bluechi-dep@held.service", ActiveState: "active"},
+		{Name: "bluechi-dep@orphan.service", ActiveState: "active"},
+		{Name: "bluechi-dep@starting.service", ActiveState: "activating"},
+		{Name: "bluechi-dep@gone.service", ActiveState: "inactive"},
+		{Name: "bluechi-dep@failed.service", ActiveState: "failed"},
+		{Name: "orphan.service", ActiveState: "active"},
+	})
+	waitCallsOf(t, tgt, "Subscribe held.service", "StartDep held.service", "StopDep orphan.service", "StopDep starting.service")
 }

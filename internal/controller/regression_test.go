@@ -11,6 +11,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
 )
@@ -28,10 +29,10 @@ func TestCloseReportsDownOnce(t *testing.T) {
 	var ctrlSeen, nodeSeen []string
 	ctx := context.Background()
 	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
-	sub, err := ctrl.OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) {
-		if v, ok := p.Changed["Status"]; ok {
+	sub, err := ctrl.OnPropertiesChanged(ctx, func(p *bluechi.ControllerPropertiesChanged) {
+		if v, ok := p.Status(); ok {
 			mu.Lock()
-			ctrlSeen = append(ctrlSeen, v.Value().(string))
+			ctrlSeen = append(ctrlSeen, v)
 			mu.Unlock()
 		}
 	})
@@ -40,10 +41,10 @@ func TestCloseReportsDownOnce(t *testing.T) {
 	}
 	defer sub.Close()
 	for _, n := range []string{"a", "b", "c"} {
-		s, err := c.node(n).OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) {
-			if v, ok := p.Changed["Status"]; ok {
+		s, err := c.node(n).OnPropertiesChanged(ctx, func(p *bluechi.NodePropertiesChanged) {
+			if v, ok := p.Status(); ok {
 				mu.Lock()
-				nodeSeen = append(nodeSeen, n+"="+v.Value().(string))
+				nodeSeen = append(nodeSeen, n+"="+v)
 				mu.Unlock()
 			}
 		})
@@ -100,7 +101,7 @@ func TestRegisterOnDroppedConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv.Bind(conn)
-		conn.Object(bluechi.ControllerBusName, bluechi.InternalControllerPath).Go(bluechi.InternalControllerInterface+".Register", dbus.FlagNoReplyExpected, nil, "a")
+		conn.Object(bluechi.ControllerBusName, daemonapi.InternalControllerPath).Go(daemonapi.InternalControllerInterface+".Register", dbus.FlagNoReplyExpected, nil, "a")
 		conn.Close()
 	}
 	// A real agent can register: no dead connection holds the node.
@@ -115,12 +116,12 @@ func TestRegisterOnDroppedConnection(t *testing.T) {
 
 // lateAgent sends JobDone right behind its reply to StartUnit.
 type lateAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	conn *dbus.Conn
 }
 
 func (f *lateAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error {
-	go bluechi.EmitInternalAgentJobDone(f.conn, "", bluechi.InternalAgentPath, bluechi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
+	go daemonapi.EmitInternalAgentJobDone(f.conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
 	return nil
 }
 
@@ -129,7 +130,7 @@ func (f *lateAgent) StartUnit(ctx context.Context, name, mode string, id uint32)
 func TestJobNewBeforeJobRemoved(t *testing.T) {
 	c := startCluster(t, "a")
 	ctx := context.Background()
-	registerAgent(t, c, "a", func(conn *dbus.Conn) bluechi.InternalAgentServer { return &lateAgent{conn: conn} })
+	registerAgent(t, c, "a", func(conn *dbus.Conn) daemonapi.InternalAgentServer { return &lateAgent{conn: conn} })
 	var mu sync.Mutex
 	newSeen, removed := map[uint32]bool{}, map[uint32]bool{}
 	bad := 0
@@ -171,7 +172,7 @@ func TestJobNewBeforeJobRemoved(t *testing.T) {
 
 // registerAgent connects a fake agent served by the object newAgent makes
 // for its connection and registers it as name.
-func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*dbus.Conn) bluechi.InternalAgentServer) {
+func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*dbus.Conn) daemonapi.InternalAgentServer) {
 	t.Helper()
 	ctx := context.Background()
 	srv := dbusrt.NewServer()
@@ -181,17 +182,17 @@ func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*dbus.Co
 	}
 	t.Cleanup(func() { conn.Close() })
 	srv.Bind(conn)
-	if _, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, newAgent(conn), bluechi.InternalAgentProperties{}); err != nil {
+	if _, err := daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, newAgent(conn), daemonapi.InternalAgentProperties{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, name); err != nil {
+	if err := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath).Register(ctx, name); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // quietAgent accepts jobs and never finishes them.
 type quietAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 }
 
 func (quietAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error { return nil }
@@ -201,7 +202,7 @@ func (quietAgent) StartUnit(ctx context.Context, name, mode string, id uint32) e
 func TestJobNewWithoutReply(t *testing.T) {
 	c := startCluster(t, "a")
 	ctx := context.Background()
-	registerAgent(t, c, "a", func(*dbus.Conn) bluechi.InternalAgentServer { return quietAgent{} })
+	registerAgent(t, c, "a", func(*dbus.Conn) daemonapi.InternalAgentServer { return quietAgent{} })
 	got := make(chan uint32, 1)
 	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
 	sub, err := ctrl.OnJobNew(ctx, func(s *bluechi.ControllerJobNewSignal) { got <- s.ID })

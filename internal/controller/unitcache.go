@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -104,8 +105,8 @@ func (c *Controller) unitsChangedLocked(n *node) {
 // 8-aligned offset.
 func startListAgentUnits(tap *transport.Tap) (func(context.Context) ([]byte, error), error) {
 	serial := tap.GetSerial()
-	wait, err := tap.Start(serial, wire.AppendCall(nil, serial, agentBusName, string(bluechi.InternalAgentPath),
-		bluechi.InternalAgentInterface, "ListUnits", "", nil))
+	wait, err := tap.Start(serial, wire.AppendCall(nil, serial, agentBusName, string(daemonapi.InternalAgentPath),
+		daemonapi.InternalAgentInterface, "ListUnits", "", nil))
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +241,7 @@ func (c *Controller) nodeListUnits(n *node) dbusrt.MethodFunc {
 		}
 		c.mu.Unlock()
 		if tap == nil {
-			return nil, dbusrt.NewError(bluechi.ErrorOffline, "Node is offline")
+			return nil, dbusrt.NewError(bluechi.ErrorNameOffline, "Node is offline")
 		}
 		wait, err := c.startNodeUnits(n, tap, AgentCallTimeout)
 		dbusrt.Release(ctx) // the request is on the wire

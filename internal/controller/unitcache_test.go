@@ -11,17 +11,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
 // listAgent lists a unit table the test changes, counting the calls.
 type listAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 	mu    sync.Mutex
 	units []bluechi.UnitInfo
 	calls int
 	subs  []string // Subscribe and Unsubscribe calls
-	obj   *bluechi.InternalAgentObject
+	obj   *daemonapi.InternalAgentObject
 }
 
 func (a *listAgent) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
@@ -71,7 +72,7 @@ func unit(name, active string) bluechi.UnitInfo {
 func (c *cluster) listAgent(name string, a *listAgent) {
 	c.t.Helper()
 	c.dialAgent(name, func(conn *dbus.Conn) (err error) {
-		a.obj, err = bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, a, bluechi.InternalAgentProperties{})
+		a.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{})
 		return err
 	})
 }
@@ -116,14 +117,14 @@ func TestListUnitsCache(t *testing.T) {
 		t.Fatalf("Node.ListUnits of n2 = %+v, %v", units, err)
 	}
 	calls(1, 1)
-	if _, err := c.node("n3").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
+	if _, err := c.node("n3").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorNameOffline {
 		t.Fatalf("Node.ListUnits of an offline node: %v", err)
 	}
 	if got := a1.subscriptions(); !slices.Equal(got, []string{"Subscribe *"}) {
 		t.Fatalf("agent calls %q, want one Subscribe *", got)
 	}
 	// The virtual UnitNew("*") answering the subscription is no change.
-	if err := a1.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "*", Reason: "virtual"}); err != nil {
+	if err := a1.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: "*", Reason: "virtual"}); err != nil {
 		t.Fatal(err)
 	}
 	list(map[string][]bluechi.UnitInfo{"n1": a1.units, "n2": {}})
@@ -132,15 +133,17 @@ func TestListUnitsCache(t *testing.T) {
 	// Every kind of unit signal invalidates its node only.
 	signals := []func() error{
 		func() error {
-			return a1.obj.EmitUnitNew(bluechi.InternalAgentUnitNewSignal{Unit: "c.service", Reason: "real"})
+			return a1.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: "c.service", Reason: "real"})
 		},
 		func() error {
-			return a1.obj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{Unit: "a.service", ActiveState: "failed", SubState: "failed", Reason: "real"})
+			return a1.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{Unit: "a.service", ActiveState: "failed", SubState: "failed", Reason: "real"})
 		},
 		func() error {
-			return a1.obj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
+			return a1.obj.EmitUnitPropertiesChanged(daemonapi.InternalAgentUnitPropertiesChangedSignal{Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: map[string]dbus.Variant{}})
 		},
-		func() error { return a1.obj.EmitUnitRemoved(bluechi.InternalAgentUnitRemovedSignal{Unit: "c.service"}) },
+		func() error {
+			return a1.obj.EmitUnitRemoved(daemonapi.InternalAgentUnitRemovedSignal{Unit: "c.service"})
+		},
 	}
 	for i, emit := range signals {
 		a1.set(unit("a.service", fmt.Sprint("state", i)))

@@ -34,8 +34,9 @@ func NewError(name, format string, args ...any) *dbus.Error {
 	return &dbus.Error{Name: name, Body: []any{msg}}
 }
 
-// ErrorName returns the D-Bus error name carried by err (directly or wrapped),
-// or "" when err is not a D-Bus error.
+// ErrorName returns the D-Bus error name carried by err (directly or wrapped,
+// a godbus error or one of the public client's), or "" when err is not a
+// D-Bus error.
 func ErrorName(err error) string {
 	var e dbus.Error
 	if errors.As(err, &e) {
@@ -44,6 +45,11 @@ func ErrorName(err error) string {
 	var pe *dbus.Error
 	if errors.As(err, &pe) && pe != nil {
 		return pe.Name
+	}
+	var de dbus.DBusError // the public client's *bluechi.Error
+	if errors.As(err, &de) {
+		name, _ := de.DBusError()
+		return name
 	}
 	return ""
 }
@@ -60,6 +66,14 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) && len(e.Body) > 0 {
 		if s, ok := e.Body[0].(string); ok {
 			return s
+		}
+	}
+	var de dbus.DBusError // the public client's *bluechi.Error
+	if errors.As(err, &de) {
+		if _, body := de.DBusError(); len(body) > 0 {
+			if s, ok := body[0].(string); ok {
+				return s
+			}
 		}
 	}
 	return err.Error()

@@ -58,6 +58,9 @@ type Property struct {
 	Sig      string
 	Writable bool
 	Emit     EmitMode
+	// Explicit properties are left out of GetAll (Get reads them), as
+	// upstream's SD_BUS_VTABLE_PROPERTY_EXPLICIT.
+	Explicit bool
 }
 
 // Interface describes one D-Bus interface as served on an object.
@@ -603,11 +606,14 @@ func (e *Export) Conn() *dbus.Conn { return e.srv.Conn() }
 // UnknownObject (or UnknownInterface when other interfaces remain).
 func (e *Export) Unexport() { e.srv.unexport(e) }
 
+// copyValues adds the values GetAll returns to out.
 func (e *Export) copyValues(out map[string]dbus.Variant) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k, v := range e.values {
-		out[k] = v
+		if p := e.props[k]; p == nil || !p.Explicit {
+			out[k] = v
+		}
 	}
 }
 

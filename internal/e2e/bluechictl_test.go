@@ -55,6 +55,11 @@ func TestCtlCommandLine(t *testing.T) {
 	if r := ctl("version"); r.code != 0 || r.stdout != "bluechictl version "+version.Version+"\n" {
 		t.Errorf("version: %v", r)
 	}
+	for _, args := range [][]string{{"-v"}, {"--version"}, {"status", "node-a", "--version"}} {
+		if r := ctl(args...); r.code != 0 || r.stdout != "bluechictl version "+version.Version+"\n" || r.stderr != "" {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
 
 	for _, c := range []struct {
 		args          []string
@@ -118,6 +123,11 @@ func TestCtlCommandLine(t *testing.T) {
 	}
 	if r := online("version"); r.code != 0 || r.stdout != "bluechi-is-online version "+version.Version+"\n" {
 		t.Errorf("is-online version: %v", r)
+	}
+	for _, args := range [][]string{{"-v"}, {"--version"}, {"agent", "--version"}} {
+		if r := online(args...); r.code != 0 || r.stdout != "bluechi-is-online version "+version.Version+"\n" || r.stderr != "" {
+			t.Errorf("is-online %v: %v", args, r)
+		}
 	}
 	for _, c := range []struct {
 		args   []string
@@ -545,12 +555,19 @@ func TestCtl(t *testing.T) {
 		// is-enabled answers like systemctl, output and exit status, for
 		// every state present on the node.
 		for _, unit := range []string{sandbox.SimpleServiceName, sandbox.OneshotServiceName, sandbox.FailingServiceName,
-			"dbus.socket", "default.target", "basic.target", "nope.service"} {
+			"dbus.socket", "default.target", "basic.target"} {
 			r := e.ctl("is-enabled", "node-a", unit)
 			out, code := e.systemctlRun("node-a", "is-enabled", unit)
 			if r.stdout != out || r.code != code {
 				t.Errorf("is-enabled %s: bluechictl %q/%d, systemctl %q/%d", unit, r.stdout, r.code, out, code)
 			}
+		}
+		// A unit file that does not exist: bluechictl's own documented
+		// answer, exit 1 (systemctl's code there depends on its version:
+		// 1 before systemd 253, 4 from then on).
+		if r := e.ctl("is-enabled", "node-a", "nope.service"); r.code != 1 || r.stdout != "" ||
+			r.stderr != "Failed to issue method call: No such file or directory\n" {
+			t.Errorf("is-enabled of a missing unit file: %v", r)
 		}
 	})
 

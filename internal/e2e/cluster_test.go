@@ -72,10 +72,19 @@ func newCluster(t *testing.T, names ...string) *cluster {
 
 // newClusterWith is newCluster with extra controller configuration lines.
 func newClusterWith(t *testing.T, extra string, names ...string) *cluster {
+	return newClusterOpts(t, extra, nil, names...)
+}
+
+// newClusterOpts is newClusterWith whose node options opt may change.
+func newClusterOpts(t *testing.T, extra string, opt func(*sandbox.Options), names ...string) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
 	var opts []sandbox.Options
 	for _, n := range names {
-		opts = append(opts, sandbox.Options{Name: n, Units: sandbox.DemoUnits()})
+		o := sandbox.Options{Name: n, Units: sandbox.DemoUnits()}
+		if opt != nil {
+			opt(&o)
+		}
+		opts = append(opts, o)
 	}
 	for i, n := range sandbox.StartAllT(t, opts...) {
 		c.nodes[names[i]] = n
@@ -160,13 +169,18 @@ func (c *cluster) startAgent(name string, extra ...string) *exec.Cmd {
 
 // startAgentWith runs the agent with the given configuration file content.
 func (c *cluster) startAgentWith(name, conf string, extra ...string) *exec.Cmd {
+	return c.startAgentConf(name, conf, append([]string{"-H", "127.0.0.1", "-p", fmt.Sprint(c.port)}, extra...)...)
+}
+
+// startAgentConf runs the agent with the configuration file content and
+// no controller address on its command line but what extra says.
+func (c *cluster) startAgentConf(name, conf string, extra ...string) *exec.Cmd {
 	n := c.nodes[name]
 	file := filepath.Join(c.dir, "agent-"+name+".conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	args := append([]string{filepath.Join(binDir, "bluechi-agent"), "-u", "-n", name, "-H", "127.0.0.1", "-p", fmt.Sprint(c.port),
-		"-c", file}, extra...)
+	args := append([]string{filepath.Join(binDir, "bluechi-agent"), "-u", "-n", name, "-c", file}, extra...)
 	cmd := n.Command(context.Background(), args...)
 	log := c.logFile("agent-" + name)
 	cmd.Stdout, cmd.Stderr = log, log

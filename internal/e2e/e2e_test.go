@@ -16,6 +16,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 )
@@ -194,7 +195,7 @@ func TestNodeComesAndGoes(t *testing.T) {
 	agent.Wait()
 	c.waitStatus("n1", "offline")
 	c.waitFor("controller degraded after agent kill", func() bool { s, _ := c.controller().GetStatus(ctx); return s == "degraded" })
-	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorOffline {
+	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorNameOffline {
 		t.Fatalf("offline node: %v", err)
 	}
 	// Back with a configuration and -H/-p that point elsewhere: -a wins
@@ -350,7 +351,7 @@ func TestBusctlOnAgentPort(t *testing.T) {
 	if out := busctl("introspect", "org.freedesktop.DBus", "/org/freedesktop/DBus"); !strings.Contains(out, ".Hello ") {
 		t.Errorf("introspection of the bus shim lacks Hello:\n%s", out)
 	}
-	if out := busctl("introspect", bluechi.ControllerBusName, string(bluechi.InternalControllerPath)); !strings.Contains(out, ".Register ") {
+	if out := busctl("introspect", bluechi.ControllerBusName, string(daemonapi.InternalControllerPath)); !strings.Contains(out, ".Register ") {
 		t.Errorf("introspection of the registration object lacks Register:\n%s", out)
 	}
 }
@@ -381,7 +382,7 @@ func TestReadinessAndNodeProperties(t *testing.T) {
 
 	ctx := context.Background()
 	node := c.node("n1")
-	if ip, err := node.GetPeerIp(ctx); err != nil || ip != "127.0.0.1" {
+	if ip, err := node.GetPeerIP(ctx); err != nil || ip != "127.0.0.1" {
 		t.Errorf("PeerIp online: %q %v", ip, err)
 	}
 	first, err := node.GetLastSeenTimestamp(ctx)
@@ -398,7 +399,7 @@ func TestReadinessAndNodeProperties(t *testing.T) {
 	agent.Process.Kill()
 	agent.Wait()
 	c.waitStatus("n1", "offline")
-	if ip, err := node.GetPeerIp(ctx); err != nil || ip != "" {
+	if ip, err := node.GetPeerIP(ctx); err != nil || ip != "" {
 		t.Errorf("PeerIp offline: %q %v", ip, err)
 	}
 }

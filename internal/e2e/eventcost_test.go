@@ -9,6 +9,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
 )
@@ -16,7 +17,7 @@ import (
 // benchAgent is a minimal agent in the test process: it registers and
 // emits unit signals; Subscribe calls from the controller are accepted.
 type benchAgent struct {
-	bluechi.UnimplementedInternalAgentServer
+	daemonapi.UnimplementedInternalAgentServer
 }
 
 func (benchAgent) Subscribe(context.Context, string) error   { return nil }
@@ -60,11 +61,11 @@ func BenchmarkControllerEventCost(b *testing.B) {
 	}
 	srv.Bind(conn)
 	defer conn.Close()
-	agentObj, err := bluechi.ExportInternalAgent(conn, bluechi.InternalAgentPath, benchAgent{}, bluechi.InternalAgentProperties{})
+	agentObj, err := daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, benchAgent{}, daemonapi.InternalAgentProperties{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := bluechi.NewInternalControllerClient(conn, bluechi.ControllerBusName, bluechi.InternalControllerPath).Register(ctx, "n1"); err != nil {
+	if err := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath).Register(ctx, "n1"); err != nil {
 		b.Fatal(err)
 	}
 	path, err := bluechi.NewControllerClient(bc.client, bluechi.ControllerBusName, bluechi.ControllerPath).CreateMonitor(ctx)
@@ -98,10 +99,10 @@ func BenchmarkControllerEventCost(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					var err error
 					if kind == "state" {
-						err = agentObj.EmitUnitStateChanged(bluechi.InternalAgentUnitStateChangedSignal{
+						err = agentObj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{
 							Unit: "a.service", ActiveState: []string{"active", "activating"}[i%2], SubState: "running", Reason: "real"})
 					} else {
-						err = agentObj.EmitUnitPropertiesChanged(bluechi.InternalAgentUnitPropertiesChangedSignal{
+						err = agentObj.EmitUnitPropertiesChanged(daemonapi.InternalAgentUnitPropertiesChangedSignal{
 							Unit: "a.service", Interface: "org.freedesktop.systemd1.Unit", Props: props[i%2]})
 					}
 					if err != nil {

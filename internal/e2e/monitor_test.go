@@ -304,10 +304,26 @@ func TestMonitorSubscriptions(t *testing.T) {
 	if _, err := one.AddPeer(ctx, dbusrt.UniqueName(c.client)); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
 		t.Fatalf("owner as peer: %v", err)
 	}
+	// Only the owner may call the monitor's methods: the peer (a listener)
+	// and the stranger are refused and the monitor goes on as it was.
+	for name, conn := range map[string]*dbus.Conn{"peer": peer, "stranger": stranger} {
+		m := bluechi.NewMonitorClient(conn, bluechi.ControllerBusName, one.Path())
+		if _, err := m.Subscribe(ctx, "node-b", simple); dbusrt.ErrorName(err) != dbusrt.ErrAccessDenied {
+			t.Fatalf("Subscribe by the %s: %v, want AccessDenied", name, err)
+		}
+		if _, err := m.AddPeer(ctx, dbusrt.UniqueName(stranger)); dbusrt.ErrorName(err) != dbusrt.ErrAccessDenied {
+			t.Fatalf("AddPeer by the %s: %v, want AccessDenied", name, err)
+		}
+		if err := m.Close(ctx); dbusrt.ErrorName(err) != dbusrt.ErrAccessDenied {
+			t.Fatalf("Close by the %s: %v, want AccessDenied", name, err)
+		}
+	}
 	n := oneEv.count("")
+	np := peerEv.count("")
 	if r := c.runJob(jobs, "node-a", "start", simple); r != "done" {
 		t.Fatalf("start: %s", r)
 	}
+	peerEv.wait(np, "state node-a "+simple+" active running real")
 	oneEv.wait(n, "state node-a "+simple+" active running real")
 	if err := one.Close(ctx); err != nil {
 		t.Fatal(err)

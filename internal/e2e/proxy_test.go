@@ -10,7 +10,9 @@ import (
 )
 
 // installProxyTemplates puts the shipped user-mode templates on every node,
-// pointed at the built bluechi-proxy and at the node's own bus.
+// pointed at the built bluechi-proxy (for @LIBEXECDIR@, which make install
+// replaces with the install prefix's libexec directory) and at the node's
+// own bus.
 func (c *cluster) installProxyTemplates() {
 	c.t.Helper()
 	ctx := context.Background()
@@ -19,8 +21,11 @@ func (c *cluster) installProxyTemplates() {
 		if err != nil {
 			c.t.Fatal(err)
 		}
+		if name == "bluechi-proxy@.service" && !strings.Contains(string(data), "ExecStart=@LIBEXECDIR@/bluechi-proxy ") {
+			c.t.Fatalf("%s: ExecStart does not follow the install prefix (@LIBEXECDIR@)", name)
+		}
 		for _, n := range c.nodes {
-			text := strings.ReplaceAll(string(data), "/usr/libexec/bluechi-proxy", binDir+"/bluechi-proxy")
+			text := strings.ReplaceAll(string(data), "@LIBEXECDIR@", binDir)
 			text = strings.Replace(text, "[Service]\n", "[Service]\nEnvironment=DBUS_SESSION_BUS_ADDRESS="+n.BusAddress+"\n", 1)
 			if err := n.WriteUnit(name, text); err != nil {
 				c.t.Fatal(err)
@@ -247,7 +252,8 @@ func TestProxyServices(t *testing.T) {
 
 // TestProxyPendingAcrossReconnects: a proxy whose target node is offline
 // waits (§9.2); the controller restarts meanwhile, so the requesting agent
-// announces its proxy again on the new connection (§9.7); when the target
+// announces its proxy again on the new connection (§9.7); the requesting
+// agent restarts, so bluechi-proxy asks the new instance; when the target
 // node finally registers, its dependency is started and the pending proxy,
 // and with it the requesting unit, become active.
 func TestProxyPendingAcrossReconnects(t *testing.T) {
@@ -267,6 +273,18 @@ func TestProxyPendingAcrossReconnects(t *testing.T) {
 	c.waitStatus("node-a", "online")
 	if s := c.unitState("node-a", proxy); s != "activating" {
 		t.Fatalf("proxy after the controller restarted: %s, want still activating", s)
+	}
+
+	// The requesting agent restarts: the waiting bluechi-proxy asks the
+	// new agent instance.
+	stop(c.agents["node-a"])
+	c.startAgent("node-a")
+	c.waitStatus("node-a", "online")
+	c.waitFor("bluechi-proxy to ask the new agent", func() bool {
+		return strings.Count(readLog(c, "agent-node-a"), "proxy created service="+proxy) >= 2
+	})
+	if s := c.unitState("node-a", proxy); s != "activating" {
+		t.Fatalf("proxy after the requesting agent restarted: %s, want still activating", s)
 	}
 
 	c.startAgent("node-b")

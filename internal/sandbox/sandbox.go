@@ -67,6 +67,13 @@ type Options struct {
 	KeepHostMounts bool
 	// KeepHostUserUnits leaves /etc/systemd/user visible to the node.
 	KeepHostUserUnits bool
+	// UnifiedCgroups, on a host whose /sys/fs/cgroup is not cgroup2 (the
+	// hybrid layout: v1 controllers, the unified hierarchy beside them),
+	// runs the node's systemd in a cgroup namespace rooted at the node's
+	// cgroup with cgroup2 mounted on /sys/fs/cgroup: it then runs in pure
+	// cgroup v2 mode and can freeze units (the v2 freezer). No effect
+	// where /sys/fs/cgroup is cgroup2 already. Needs unshare (util-linux).
+	UnifiedCgroups bool
 }
 
 // Node is a running sandboxed systemd user manager.
@@ -208,7 +215,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("sandbox: console: %w", err)
 	}
 	n.consf = consf
-	script := startScript(n.cg.procsFiles(cgManager), unmount, !opts.KeepHostUserUnits, bins.systemd, n.console.path)
+	script := startScript(n.cg.procsFiles(cgManager), unmount, !opts.KeepHostUserUnits, opts.UnifiedCgroups, bins.systemd, n.console.path)
 	cmd := exec.Command(bins.sh, "-c", script, "sandbox-"+opts.Name)
 	cmd.Dir = "/"
 	cmd.Env = append([]string{
@@ -402,7 +409,7 @@ func (n *Node) WriteUnit(name, content string) error {
 
 // startScript is run by /bin/sh inside the new mount namespace; it ends by
 // exec'ing systemd, so the shell's PID is systemd's.
-func startScript(cgProcs, unmount []string, hideUserUnits bool, systemd, console string) string {
+func startScript(cgProcs, unmount []string, hideUserUnits, unified bool, systemd, console string) string {
 	var b strings.Builder
 	b.WriteString("set -e\n")
 	for _, f := range cgProcs {
@@ -419,6 +426,13 @@ func startScript(cgProcs, unmount []string, hideUserUnits bool, systemd, console
 	}
 	for _, m := range unmount {
 		fmt.Fprintf(&b, "umount -l %s 2>/dev/null || true\n", shQuote(m))
+	}
+	if unified {
+		// A cgroup namespace rooted at the node's cgroup, with cgroup2 on
+		// /sys/fs/cgroup: systemd sees a pure v2 host. systemd 252 also
+		// wants /sys/fs/cgroup/init.scope/cgroup.freeze to allow freezing.
+		fmt.Fprintf(&b, "if [ \"$(stat -fc %%T /sys/fs/cgroup)\" != cgroup2fs ]; then exec unshare --cgroup /bin/sh -c %s; fi\n",
+			shQuote("set -e; mount -t cgroup2 cgroup2 /sys/fs/cgroup; mkdir -p /sys/fs/cgroup/init.scope; exec "+shQuote(systemd)+" --user"))
 	}
 	fmt.Fprintf(&b, "exec %s --user\n", shQuote(systemd))
 	return b.String()

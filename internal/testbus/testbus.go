@@ -32,7 +32,7 @@ const config = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
     <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
-</busconfig>
+%s</busconfig>
 `
 
 // Start runs a dbus-daemon for the test and stops it when the test ends.
@@ -46,15 +46,29 @@ func Start(tb testing.TB) *Bus {
 	return b
 }
 
+// StartWithPolicy is Start with extra <policy> elements after the default
+// policy that allows everything (so a deny in them wins).
+func StartWithPolicy(tb testing.TB, policy string) *Bus {
+	tb.Helper()
+	b, err := startDaemon(tb.TempDir(), policy)
+	if err != nil {
+		tb.Fatalf("testbus: %v", err)
+	}
+	tb.Cleanup(b.Stop)
+	return b
+}
+
 // StartDaemon runs a dbus-daemon whose socket and config live in dir.
-func StartDaemon(dir string) (*Bus, error) {
+func StartDaemon(dir string) (*Bus, error) { return startDaemon(dir, "") }
+
+func startDaemon(dir, policy string) (*Bus, error) {
 	bin, err := exec.LookPath("dbus-daemon")
 	if err != nil {
 		return nil, fmt.Errorf("dbus-daemon not found (install Debian package dbus-daemon): %w", err)
 	}
 	sock := filepath.Join(dir, "bus")
 	cfg := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(config, sock)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(config, sock, policy)), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "--config-file="+cfg, "--nofork", "--nopidfile", "--print-address=1")
@@ -63,6 +77,7 @@ func StartDaemon(dir string) (*Bus, error) {
 		return nil, err
 	}
 	cmd.Stderr = nil // dbus-daemon warns about fd limits when not privileged; noise
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start dbus-daemon: %w", err)
 	}

@@ -84,6 +84,19 @@ func (m *Member) dir(d string) []Arg {
 	return out
 }
 
+// Our own annotations, in the API's namespace, are read by the generator and
+// not served by Introspect.
+const (
+	ownAnnotations = "org.eclipse.bluechi."
+	// explicitAnnotation "true" on a property leaves it out of GetAll, as
+	// upstream's sd-bus vtable flag SD_BUS_VTABLE_PROPERTY_EXPLICIT does; Get
+	// still reads it.
+	explicitAnnotation = ownAnnotations + "Explicit"
+)
+
+// Explicit reports whether a property is left out of GetAll.
+func (m *Member) Explicit() bool { return m.Annotation(explicitAnnotation) == "true" }
+
 // Annotation returns the value of a member annotation, or "".
 func (m *Member) Annotation(name string) string {
 	for _, a := range m.Annotations {
@@ -274,7 +287,13 @@ func Parse(r io.Reader, file string) ([]*Interface, error) {
 				if member == nil {
 					return nil, errf("annotations are only supported on members")
 				}
-				member.Annotations = append(member.Annotations, Annotation{attr("name"), attr("value")})
+				a := Annotation{attr("name"), attr("value")}
+				if strings.HasPrefix(a.Name, ownAnnotations) {
+					if a.Name != explicitAnnotation || member.Kind != "property" || (a.Value != "true" && a.Value != "false") {
+						return nil, errf("%s: unknown annotation %s=%q (only %s=\"true\"|\"false\" on properties)", member.Name, a.Name, a.Value, explicitAnnotation)
+					}
+				}
+				member.Annotations = append(member.Annotations, a)
 			default:
 				return nil, errf("unexpected element <%s>", t.Name.Local)
 			}
@@ -407,7 +426,8 @@ func checkName(s string, dotted bool) error {
 	return nil
 }
 
-// XML renders an interface as served by Introspect (no comments, one-space indent).
+// XML renders an interface as served by Introspect (no comments, none of our
+// own annotations, one-space indent).
 func (i *Interface) XML() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, " <interface name=%q>\n", i.Name)
@@ -418,7 +438,13 @@ func (i *Interface) XML() string {
 		default:
 			fmt.Fprintf(&b, "  <%s name=%q", m.Kind, m.Name)
 		}
-		if len(m.Args) == 0 && len(m.Annotations) == 0 {
+		var anns []Annotation
+		for _, a := range m.Annotations {
+			if !strings.HasPrefix(a.Name, ownAnnotations) {
+				anns = append(anns, a)
+			}
+		}
+		if len(m.Args) == 0 && len(anns) == 0 {
 			b.WriteString("/>\n")
 			continue
 		}
@@ -430,7 +456,7 @@ func (i *Interface) XML() string {
 				fmt.Fprintf(&b, "   <arg name=%q type=%q/>\n", a.Name, a.Type)
 			}
 		}
-		for _, a := range m.Annotations {
+		for _, a := range anns {
 			fmt.Fprintf(&b, "   <annotation name=%q value=%q/>\n", a.Name, a.Value)
 		}
 		fmt.Fprintf(&b, "  </%s>\n", m.Kind)

@@ -228,3 +228,10 @@ func (m *typeMapper) fieldTypes(sig string) []string {
 	}
 	return out
 }
+
+// newQualified returns a typeMapper that names struct types with qual.
+func newQualified(qual string) *typeMapper {
+	m := newTypeMapper()
+	m.qual = qual
+	return m
+}

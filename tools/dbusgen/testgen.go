@@ -11,9 +11,9 @@ import (
 // calls every method, reads every property and receives every signal. The
 // test package supplies newRoundTripEnvs, rtEnv, recv and checkSame.
 type testGen struct {
-	g     *goGen
-	types *typeMapper
-	pkg   string // import path of the generated package
+	g         *goGen
+	pubTypes  *typeMapper // struct types qualified with the public package
+	apiImport string      // import path of the daemons' package
 }
 
 // sample returns a Go expression of the type of sig; salt varies values.
@@ -57,10 +57,10 @@ func (t *testGen) sampleOf(s *sigType, salt int) string {
 		// A struct-valued variant: the case godbus gets wrong without care.
 		return fmt.Sprintf("dbus.MakeVariantWithSignature([]any{%q, uint32(%d)}, dbus.ParseSignatureMust(\"(su)\"))", fmt.Sprintf("v%d", salt), salt)
 	case 'a':
-		typ := t.types.of(s)
+		typ := t.pubTypes.of(s)
 		return fmt.Sprintf("%s{%s, %s}", typ, t.elem(s.elem, salt+1), t.elem(s.elem, salt+2))
 	case '{':
-		typ := t.types.of(s)
+		typ := t.pubTypes.of(s)
 		if s.key.code == 's' && s.elem.code == 'v' {
 			return fmt.Sprintf(`%s{
 				"Text": dbus.MakeVariant(%q),
@@ -74,12 +74,12 @@ func (t *testGen) sampleOf(s *sigType, salt int) string {
 		return fmt.Sprintf("%s{%s: %s, %s: %s}", typ, t.sampleOf(s.key, salt+1), t.elem(s.elem, salt+1),
 			t.sampleOf(s.key, salt+2), t.elem(s.elem, salt+2))
 	case '(':
-		spec := t.types.structOf(s)
+		spec := t.pubTypes.structOf(s)
 		var parts []string
 		for i, f := range s.field {
 			parts = append(parts, fmt.Sprintf("%s: %s", spec.Fields[i], t.sampleOf(f, salt+i)))
 		}
-		return fmt.Sprintf("%s{%s}", t.types.of(s), strings.Join(parts, ", "))
+		return fmt.Sprintf("%s{%s}", t.pubTypes.of(s), strings.Join(parts, ", "))
 	}
 	panic("unreachable")
 }
@@ -103,11 +103,15 @@ func (t *testGen) file(ifs []*Interface) ([]byte, error) {
 	b.p("")
 	b.p("\t\"github.com/godbus/dbus/v5\"")
 	b.p("")
-	b.p("\tbluechi %q", t.pkg)
+	b.p("\t%s %q", t.g.pubPkg, t.g.pubImport)
+	b.p("\t%q", t.apiImport)
 	b.p("\t%q", t.g.rtImport)
 	b.p(")")
 	b.p("")
-	b.p("var _ = errors.New")
+	b.p("var (")
+	b.p("\t_ = errors.New")
+	b.p("\t_ %s.UnitInfo", t.g.pubPkg)
+	b.p(")")
 	b.p("")
 	b.p("// TestRoundTrip calls every method, reads every property and receives every")
 	b.p("// signal of every interface through the generated client and server, on a")
@@ -135,9 +139,15 @@ func (t *testGen) file(ifs []*Interface) ([]byte, error) {
 
 func (t *testGen) iface(b *buf, i *Interface) {
 	n := t.g.goName(i.Name)
+	api := t.g.apiPkg + "."
+	// q qualifies the names of the package that holds i's client side.
+	q := api
+	if t.g.public(i) {
+		q = t.g.pubPkg + "."
+	}
 	echo := "echo" + n
 	b.p("type %s struct {", echo)
-	b.p("\tbluechi.Unimplemented%sServer", n)
+	b.p("\t%sUnimplemented%sServer", api, n)
 	b.p("\tgot chan []any")
 	b.p("}")
 	b.p("")
@@ -145,14 +155,14 @@ func (t *testGen) iface(b *buf, i *Interface) {
 		in, out := m.In(), m.Out()
 		var ps []string
 		for _, a := range in {
-			ps = append(ps, paramName(a.Name)+" "+t.types.goType(a.Type))
+			ps = append(ps, paramName(a.Name)+" "+t.pubTypes.goType(a.Type))
 		}
 		var rs []string
 		for _, a := range out {
-			rs = append(rs, paramName(a.Name)+" "+t.types.goType(a.Type))
+			rs = append(rs, paramName(a.Name)+" "+t.pubTypes.goType(a.Type))
 		}
 		rs = append(rs, "err error")
-		b.p("func (s *%s) %s(ctx context.Context%s) (%s) {", echo, m.Name, prefixComma(strings.Join(ps, ", ")), strings.Join(rs, ", "))
+		b.p("func (s *%s) %s(ctx context.Context%s) (%s) {", echo, goIdent(m.Name), prefixComma(strings.Join(ps, ", ")), strings.Join(rs, ", "))
 		b.p("\tif dbusrt.ConnFrom(ctx) == nil {")
 		b.p("\t\terr = errors.New(\"no call in context\")")
 		b.p("\t\treturn")
@@ -175,17 +185,17 @@ func (t *testGen) iface(b *buf, i *Interface) {
 	b.p("\tdefer cancel()")
 	b.p("\tsrv := &%s{got: make(chan []any, 1)}", echo)
 	b.p("\tpath := dbus.ObjectPath(\"/test/%s\")", n)
-	b.p("\tprops := bluechi.%sProperties{", n)
+	b.p("\tprops := %s%sProperties{", q, n)
 	for k, p := range props {
-		b.p("\t\t%s: %s,", p.Name, t.sample(p.Type, salt(k, p.Name)))
+		b.p("\t\t%s: %s,", goIdent(p.Name), t.sample(p.Type, salt(k, p.Name)))
 	}
 	b.p("\t}")
-	b.p("\tobj, err := bluechi.Export%s(env.server, path, srv, props)", n)
+	b.p("\tobj, err := %sExport%s(env.server, path, srv, props)", api, n)
 	b.p("\tif err != nil {")
 	b.p("\t\tt.Fatal(err)")
 	b.p("\t}")
 	b.p("\tdefer obj.Unexport()")
-	b.p("\tc := bluechi.New%sClient(env.client, env.dest, path)", n)
+	b.p("\tc := %sNew%sClient(env.client, env.dest, path)", q, n)
 	b.p("\t_ = c")
 	for _, m := range i.Methods() {
 		in, out := m.In(), m.Out()
@@ -195,7 +205,7 @@ func (t *testGen) iface(b *buf, i *Interface) {
 			ins = append(ins, t.sample(a.Type, salt(k, a.Name)))
 		}
 		results := append(names(out, func(s string) string { return "got" + fieldName(s) }), "err")
-		b.p("\t\t%s := c.%s(ctx%s)", strings.Join(results, ", "), m.Name, prefixComma(strings.Join(ins, ", ")))
+		b.p("\t\t%s := c.%s(ctx%s)", strings.Join(results, ", "), goIdent(m.Name), prefixComma(strings.Join(ins, ", ")))
 		b.p("\t\tif err != nil {")
 		b.p("\t\t\tt.Fatal(err)")
 		b.p("\t\t}")
@@ -208,42 +218,60 @@ func (t *testGen) iface(b *buf, i *Interface) {
 	if len(props) > 0 {
 		b.p("\tt.Run(\"Properties\", func(t *testing.T) {")
 		for _, p := range props {
-			b.p("\t\tif v, err := c.Get%s(ctx); err != nil {", p.Name)
+			id := goIdent(p.Name)
+			b.p("\t\tif v, err := c.Get%s(ctx); err != nil {", id)
 			b.p("\t\t\tt.Fatal(err)")
 			b.p("\t\t} else {")
-			b.p("\t\t\tcheckSame(t, %q, v, props.%s)", p.Name, p.Name)
+			b.p("\t\t\tcheckSame(t, %q, v, props.%s)", p.Name, id)
 			b.p("\t\t}")
 		}
 		b.p("\t\tall, err := c.Properties(ctx)")
 		b.p("\t\tif err != nil {")
 		b.p("\t\t\tt.Fatal(err)")
 		b.p("\t\t}")
-		b.p("\t\tcheckSame(t, \"Properties\", *all, props)")
+		// GetAll leaves the explicit properties out; Get read them above.
+		b.p("\t\twantAll := props")
+		for _, p := range props {
+			if p.Explicit() {
+				b.p("\t\twantAll.%s = *new(%s)", goIdent(p.Name), t.pubTypes.goType(p.Type))
+			}
+		}
+		b.p("\t\tcheckSame(t, \"Properties\", *all, wantAll)")
 		b.p("\t})")
+		// The public clients report typed PropertiesChanged values.
+		pc := "*dbusrt.PropertiesChanged"
+		if t.g.public(i) {
+			pc = "*" + q + n + "PropertiesChanged"
+		}
 		b.p("\tt.Run(\"PropertiesChanged\", func(t *testing.T) {")
-		b.p("\t\tchanged := make(chan *dbusrt.PropertiesChanged, 16)")
-		b.p("\t\tsub, err := c.OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) { changed <- p })")
+		b.p("\t\tchanged := make(chan %s, 16)", pc)
+		b.p("\t\tsub, err := c.OnPropertiesChanged(ctx, func(p %s) { changed <- p })", pc)
 		b.p("\t\tif err != nil {")
 		b.p("\t\t\tt.Fatal(err)")
 		b.p("\t\t}")
 		b.p("\t\tdefer sub.Close()")
 		for k, p := range props {
+			id := goIdent(p.Name)
 			alt := t.sample(p.Type, salt(k, p.Name)+100)
-			b.p("\t\tif err := obj.Set%s(%s); err != nil {", p.Name, alt)
+			b.p("\t\tif err := obj.Set%s(%s); err != nil {", id, alt)
 			b.p("\t\t\tt.Fatal(err)")
 			b.p("\t\t}")
-			b.p("\t\tcheckSame(t, \"local %s\", obj.%s(), %s)", p.Name, p.Name, alt)
-			b.p("\t\tif v, err := c.Get%s(ctx); err != nil {", p.Name)
+			b.p("\t\tcheckSame(t, \"local %s\", obj.%s(), %s)", p.Name, id, alt)
+			b.p("\t\tif v, err := c.Get%s(ctx); err != nil {", id)
 			b.p("\t\t\tt.Fatal(err)")
 			b.p("\t\t} else {")
 			b.p("\t\t\tcheckSame(t, \"changed %s\", v, %s)", p.Name, alt)
 			b.p("\t\t}")
 			switch orDefault(p.Annotation("org.freedesktop.DBus.Property.EmitsChangedSignal"), "true") {
 			case "true":
-				b.p("\t\tif p := recv(t, changed); p.Interface != bluechi.%sInterface || len(p.Changed) != 1 {", n)
+				b.p("\t\tif p := recv(t, changed); p.Interface != %s%sInterface || len(p.Changed) != 1 {", q, n)
 				b.p("\t\t\tt.Fatalf(\"PropertiesChanged for %s: %%+v\", p)", p.Name)
 				b.p("\t\t} else {")
 				b.p("\t\t\tcheckSame(t, \"signalled %s\", p.Changed[%q].Value(), %s)", p.Name, p.Name, alt)
+				if t.g.public(i) {
+					b.p("\t\t\tv, ok := p.%s()", id)
+					b.p("\t\t\tcheckSame(t, \"typed %s\", []any{v, ok}, []any{%s, true})", p.Name, alt)
+				}
 				b.p("\t\t}")
 			case "invalidates":
 				b.p("\t\tif p := recv(t, changed); len(p.Invalidated) != 1 || p.Invalidated[0] != %q {", p.Name)
@@ -259,10 +287,11 @@ func (t *testGen) iface(b *buf, i *Interface) {
 		b.p("\t})")
 	}
 	for _, m := range i.Signals() {
-		st := "bluechi." + n + m.Name + "Signal"
+		id := goIdent(m.Name)
+		st := q + n + id + "Signal"
 		b.p("\tt.Run(%q, func(t *testing.T) {", "Signal/"+m.Name)
 		b.p("\t\tch := make(chan *%s, 4)", st)
-		b.p("\t\tsub, err := c.On%s(ctx, func(s *%s) { ch <- s })", m.Name, st)
+		b.p("\t\tsub, err := c.On%s(ctx, func(s *%s) { ch <- s })", id, st)
 		b.p("\t\tif err != nil {")
 		b.p("\t\t\tt.Fatal(err)")
 		b.p("\t\t}")
@@ -272,11 +301,11 @@ func (t *testGen) iface(b *buf, i *Interface) {
 			fields = append(fields, fmt.Sprintf("%s: %s", fieldName(a.Name), t.sample(a.Type, salt(k, a.Name))))
 		}
 		b.p("\t\twant := %s{%s}", st, strings.Join(fields, ", "))
-		b.p("\t\tif err := obj.Emit%s(want); err != nil {", m.Name)
+		b.p("\t\tif err := obj.Emit%s(want); err != nil {", id)
 		b.p("\t\t\tt.Fatal(err)")
 		b.p("\t\t}")
 		b.p("\t\tcheckSame(t, \"broadcast\", *recv(t, ch), want)")
-		b.p("\t\tif err := obj.Emit%sTo(env.clientName, want); err != nil {", m.Name)
+		b.p("\t\tif err := obj.Emit%sTo(env.clientName, want); err != nil {", id)
 		b.p("\t\t\tt.Fatal(err)")
 		b.p("\t\t}")
 		b.p("\t\tcheckSame(t, \"unicast\", *recv(t, ch), want)")

@@ -5,18 +5,22 @@
 // socket. It needs root. It prints how to reach the cluster and runs until
 // interrupted; `localcluster stop` ends a cluster started in another shell.
 //
-//	go run ./tools/localcluster [-n NODES] [-bin DIR]
-//	go run ./tools/localcluster stop
+//	go run ./tools/localcluster [-n NODES] [-bin DIR] [-pidfile FILE]
+//	go run ./tools/localcluster [-pidfile FILE] stop
+//
+// Cleanup never depends on stdout: SIGPIPE is ignored, so `make run | tee
+// log` stopped with Ctrl-C (which ends tee too) still stops everything.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,44 +28,61 @@ import (
 	"github.com/bluechi-go/bluechi/internal/cluster"
 )
 
-const pidFile = "/run/bluechi-localcluster.pid"
-
 func main() {
-	nodes := flag.Int("n", 3, "number of nodes")
-	bin := flag.String("bin", "bin", "folder with bluechi-controller and bluechi-agent (make build)")
-	flag.Parse()
-	if flag.Arg(0) == "stop" {
-		os.Exit(stop())
+	// A write to a closed pipe then fails with EPIPE instead of killing
+	// the process before it has stopped the cluster.
+	signal.Ignore(syscall.SIGPIPE)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("localcluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nodes := fs.Int("n", 3, "number of nodes")
+	bin := fs.String("bin", "bin", "folder with bluechi-controller and bluechi-agent (make build)")
+	pidFile := fs.String("pidfile", "/run/bluechi-localcluster.pid", "where the running cluster's process is recorded (for stop)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.Arg(0) == "stop" {
+		return stop(*pidFile, stderr)
 	}
 	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "localcluster: needs root (each node is a systemd user manager in its own mount namespace and cgroup)")
-		os.Exit(1)
+		fmt.Fprintln(stderr, "localcluster: needs root (each node is a systemd user manager in its own mount namespace and cgroup)")
+		return 1
 	}
 	abs, err := filepath.Abs(*bin)
 	if err == nil {
 		_, err = os.Stat(filepath.Join(abs, "bluechi-controller"))
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localcluster: no binaries in %s (run make build first): %v\n", *bin, err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "localcluster: no binaries in %s (run make build first): %v\n", *bin, err)
+		return 1
 	}
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "localcluster:", err)
-		os.Exit(1)
-	}
-	defer os.Remove(pidFile)
-
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Signals are caught from here to the end, so a second Ctrl-C cannot
+	// cut the cleanup short.
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
+	self, err := processIdentity(os.Getpid())
+	if err == nil {
+		err = writePidFile(*pidFile, self)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "localcluster:", err)
+		return 1
+	}
+	defer os.Remove(*pidFile)
+
 	start := time.Now()
 	names := cluster.DefaultNames(*nodes)
 	c, err := cluster.Start(ctx, cluster.Options{BinDir: abs, Names: names})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "localcluster:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "localcluster:", err)
+		return 1
 	}
 	defer c.Stop()
-	fmt.Printf(`BlueChi cluster with %d nodes is up (%v).
+	// Output errors are ignored: a reader that went away changes nothing.
+	fmt.Fprintf(stdout, `BlueChi cluster with %d nodes is up (%v).
 
   export DBUS_SESSION_BUS_ADDRESS=%s
   %s/bluechictl -u status
@@ -74,31 +95,94 @@ Logs: %s
 Press Ctrl-C (or run: go run ./tools/localcluster stop) to end everything this started.
 `, len(names), time.Since(start).Round(time.Millisecond), c.BusAddress, abs, strings.Join(names, ", "), names[0], c.Port, c.Dir)
 	<-ctx.Done()
-	fmt.Println("stopping")
+	fmt.Fprintln(stderr, "localcluster: stopping")
+	return 0
 }
 
-func stop() int {
+// identity tells one process from any later one with the same PID: the
+// kernel's start time (clock ticks after boot) and the executable.
+type identity struct {
+	pid       int
+	startTime string
+	exe       string
+}
+
+func (id identity) String() string { return fmt.Sprintf("%d %s %s", id.pid, id.startTime, id.exe) }
+
+// processIdentity reads the identity of a running process from /proc.
+func processIdentity(pid int) (identity, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return identity{}, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields after it start after its last ')'. Start time is field 22.
+	i := strings.LastIndexByte(string(stat), ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(fields) < 20 {
+		return identity{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return identity{}, err
+	}
+	return identity{pid: pid, startTime: fields[19], exe: exe}, nil
+}
+
+func writePidFile(path string, id identity) error {
+	if old, err := os.ReadFile(path); err == nil {
+		if rec, err := parseIdentity(string(old)); err == nil {
+			if cur, err := processIdentity(rec.pid); err == nil && cur == rec {
+				return fmt.Errorf("a cluster is already running (pid %d, %s)", rec.pid, path)
+			}
+		}
+	}
+	return os.WriteFile(path, []byte(id.String()+"\n"), 0o644)
+}
+
+func parseIdentity(s string) (identity, error) {
+	var id identity
+	f := strings.SplitN(strings.TrimSpace(s), " ", 3)
+	if len(f) != 3 {
+		return id, errors.New("not PID STARTTIME EXE")
+	}
+	if _, err := fmt.Sscan(f[0], &id.pid); err != nil || id.pid <= 0 {
+		return id, fmt.Errorf("bad pid %q", f[0])
+	}
+	id.startTime, id.exe = f[1], f[2]
+	return id, nil
+}
+
+// stop ends the cluster recorded in pidFile, after checking that the PID
+// still is that process: never a process that reused the PID.
+func stop(pidFile string, stderr io.Writer) int {
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "localcluster: no cluster running:", err)
+		fmt.Fprintln(stderr, "localcluster: no cluster running:", err)
 		return 1
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	rec, err := parseIdentity(string(data))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "localcluster: bad pid file:", err)
+		fmt.Fprintf(stderr, "localcluster: %s: %v; not signalling anything\n", pidFile, err)
 		return 1
 	}
-	p, _ := os.FindProcess(pid)
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		fmt.Fprintln(os.Stderr, "localcluster:", err)
+	cur, err := processIdentity(rec.pid)
+	if err != nil || cur != rec {
+		fmt.Fprintf(stderr, "localcluster: the cluster of %s is gone (pid %d is not the process that wrote it); removed the stale pid file\n", pidFile, rec.pid)
+		os.Remove(pidFile)
 		return 1
 	}
-	for i := 0; i < 300; i++ {
-		if p.Signal(syscall.Signal(0)) != nil {
+	if err := syscall.Kill(rec.pid, syscall.SIGTERM); err != nil {
+		fmt.Fprintln(stderr, "localcluster:", err)
+		return 1
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if cur, err := processIdentity(rec.pid); err != nil || cur != rec {
 			return 0
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintln(os.Stderr, "localcluster: cluster did not stop within 15 s")
+	fmt.Fprintln(stderr, "localcluster: cluster did not stop within 30 s")
 	return 1
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/cliopt"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/version"
 )
 
 // Prog is the program name.
@@ -34,6 +35,7 @@ var ProgressDelay = time.Second
 
 var options = []cliopt.Option{
 	{Short: 'h', Long: "help"},
+	{Short: 'v', Long: "version"},
 	{Long: "filter", HasArg: true},
 	{Short: 'f', Long: "force"},
 	{Long: "runtime"},
@@ -48,6 +50,7 @@ var options = []cliopt.Option{
 // optionHelp documents each option for the usage texts.
 var optionHelp = map[string]string{
 	"help":      "-h, --help              show this help",
+	"version":   "-v, --version           show the version",
 	"user":      "-u, --user              talk to the controller on the session bus, not the system bus",
 	"filter":    "    --filter=GLOB       only rows whose unit name (list-units) or unit file path\n                        (list-unit-files) matches GLOB; only * and ? are special",
 	"force":     "-f, --force             replace symlinks that are in the way",
@@ -124,8 +127,8 @@ func init() {
 			help: "Make TARGET the default target of NODE.", run: runSetDefault},
 		{name: "set-loglevel", synopsis: "[NODE] LEVEL", min: 1, max: 2, summary: "set the log level of the controller or of NODE's agent",
 			help: "Set the log level (DEBUG, INFO, WARN or ERROR) of the controller, or of the\nagent of NODE.", run: runSetLogLevel},
-		{name: "completion", synopsis: "bash | nodes | units NODE", min: 1, max: 2, summary: "print the bash completion script or completion words",
-			help: "completion bash prints a bash completion script; install it with e.g.\n  bluechictl completion bash > /etc/bash_completion.d/bluechictl\nor load it with: source <(bluechictl completion bash).\ncompletion nodes and completion units NODE print the words it offers.", run: runCompletion},
+		{name: "completion", synopsis: "bash | fish | nodes | units NODE", min: 1, max: 2, summary: "print the bash or fish completion script or completion words",
+			help: "completion bash prints a bash completion script; install it with e.g.\n  bluechictl completion bash > /etc/bash_completion.d/bluechictl\nor load it with: source <(bluechictl completion bash).\ncompletion fish prints the fish one (load it with: bluechictl completion fish | source).\ncompletion nodes and completion units NODE print the words it offers.", run: runCompletion},
 	}
 }
 
@@ -158,7 +161,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-40s %s\n", left, c.summary)
 	}
 	b.WriteString("\nOptions:\n")
-	for _, o := range []string{"help", "user", "output", "filter", "force", "runtime", "no-reload", "watch", "kill-whom", "signal"} {
+	for _, o := range []string{"help", "version", "user", "output", "filter", "force", "runtime", "no-reload", "watch", "kill-whom", "signal"} {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(optionHelp[o], "\n", "\n  "))
 	}
 	fmt.Fprintf(&b, "\nRun '%s COMMAND --help' for the details of a command.\n", Prog)
@@ -179,7 +182,8 @@ func (c *command) usage(w io.Writer) {
 }
 
 func spec(prog string) *cmdline.Spec {
-	s := &cmdline.Spec{Prog: prog, Options: options, Global: []string{"user"}, Usage: usage}
+	s := &cmdline.Spec{Prog: prog, Options: options, Global: []string{"user"}, Usage: usage,
+		Version: func(w io.Writer) { fmt.Fprintf(w, "%s version %s\n", Prog, version.Version) }}
 	for _, c := range commands {
 		s.Methods = append(s.Methods, &cmdline.Method{Name: c.name, Min: c.min, Max: c.max, Options: c.opts, Usage: c.usage})
 	}
@@ -267,7 +271,20 @@ func (a *app) node(name string) *bluechi.NodeClient {
 func (a *app) call(fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(a.ctx, CallTimeout)
 	defer cancel()
-	return fn(ctx)
+	return shortAccessDenied(fn(ctx))
+}
+
+// accessDeniedName is the error dbus-daemon answers a call its policy
+// refuses with; its message lists the matched rules and both peers.
+const accessDeniedName = "org.freedesktop.DBus.Error.AccessDenied"
+
+// shortAccessDenied replaces the bus's refusal of a call (the installed
+// policy lets only root call the controller) by a one-line message.
+func shortAccessDenied(err error) error {
+	if err == nil || dbusrt.ErrorName(err) != accessDeniedName {
+		return err
+	}
+	return dbus.Error{Name: accessDeniedName, Body: []any{"Access denied by the D-Bus policy of " + bluechi.ControllerBusName + " (only root may call it)"}}
 }
 
 // message is the D-Bus error message of err. Node objects exist for every

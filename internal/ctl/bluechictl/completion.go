@@ -51,7 +51,7 @@ _%[2]s() {
         --filter) return ;;
     esac
     if [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "-h -u -o -f -w %[3]s" -- "$cur"))
+        COMPREPLY=($(compgen -W "-h -v -u -o -f -w %[3]s" -- "$cur"))
         return
     fi
     if ((${#args[@]} == 0)); then
@@ -78,7 +78,7 @@ _%[2]s() {
             if ((n == 1)); then words="%[5]s $(_%[2]s_words nodes)"
             elif ((n == 2)); then words="%[5]s"; fi ;;
         metrics) ((n == 1)) && words="enable disable listen" ;;
-        completion) ((n == 1)) && words="bash nodes units" ;;
+        completion) ((n == 1)) && words="bash fish nodes units" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
@@ -92,6 +92,9 @@ func runCompletion(a *app) int {
 	switch {
 	case what == "bash" && len(a.args) == 1:
 		a.printf("%s", BashCompletion())
+		return 0
+	case what == "fish" && len(a.args) == 1:
+		a.printf("%s", FishCompletion())
 		return 0
 	case what == "nodes" && len(a.args) == 1:
 		if a.bus() == nil {
@@ -138,7 +141,7 @@ func runCompletion(a *app) int {
 		a.printf("%s", strings.Join(append(names, ""), "\n"))
 		return 0
 	}
-	a.errorf("Unknown completion request: %s (expected bash, nodes or units NODE)", strings.Join(a.args, " "))
+	a.errorf("Unknown completion request: %s (expected bash, fish, nodes or units NODE)", strings.Join(a.args, " "))
 	a.cmd.usage(a.env.Stderr)
 	return 1
 }

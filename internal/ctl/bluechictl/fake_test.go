@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -17,18 +18,18 @@ import (
 // fakeController serves a scripted controller with nodes n1 and n2 on a
 // private bus, recording what bluechictl sends.
 type fakeController struct {
-	bluechi.UnimplementedControllerServer
-	obj   *bluechi.ControllerObject
+	daemonapi.UnimplementedControllerServer
+	obj   *daemonapi.ControllerObject
 	mu    sync.Mutex
 	calls []string
 	nodes map[string]*fakeNode
 }
 
 type fakeNode struct {
-	bluechi.UnimplementedNodeServer
+	daemonapi.UnimplementedNodeServer
 	c     *fakeController
 	name  string
-	obj   *bluechi.NodeObject
+	obj   *daemonapi.NodeObject
 	props []bluechi.UnitProperty
 }
 
@@ -64,7 +65,7 @@ func unit(name, active, sub string) bluechi.UnitInfo {
 
 func (n *fakeNode) offline() error {
 	if n.name == "n2" {
-		return dbusrt.NewError(bluechi.ErrorOffline, "Node is offline")
+		return dbusrt.NewError(bluechi.ErrorNameOffline, "Node is offline")
 	}
 	return nil
 }
@@ -162,13 +163,13 @@ func startFake(t *testing.T) (*fakeController, func(bool) (*dbus.Conn, error)) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	f := &fakeController{nodes: map[string]*fakeNode{}}
-	if f.obj, err = bluechi.ExportController(conn, bluechi.ControllerPath, f, bluechi.ControllerProperties{Status: "degraded"}); err != nil {
+	if f.obj, err = daemonapi.ExportController(conn, bluechi.ControllerPath, f, bluechi.ControllerProperties{Status: "degraded"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"n1", "n2"} {
 		n := &fakeNode{c: f, name: name}
 		status := map[string]string{"n1": "online", "n2": "offline"}[name]
-		if n.obj, err = bluechi.ExportNode(conn, bluechi.NodePath(name), n, bluechi.NodeProperties{Name: name, Status: status, LastSeenTimestamp: 1700000000123456}); err != nil {
+		if n.obj, err = daemonapi.ExportNode(conn, bluechi.NodePath(name), n, bluechi.NodeProperties{Name: name, Status: status, LastSeenTimestamp: 1700000000123456}); err != nil {
 			t.Fatal(err)
 		}
 		f.nodes[name] = n

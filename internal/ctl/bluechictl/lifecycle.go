@@ -11,7 +11,6 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/ctl/progress"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
 )
 
@@ -77,8 +76,8 @@ func lifecycle(method string) func(a *app) int {
 		// Jobs of a node that disconnects vanish without JobRemoved: stop
 		// waiting then instead of waiting forever.
 		n := a.node(node)
-		if sub, err := n.OnPropertiesChanged(a.ctx, func(p *dbusrt.PropertiesChanged) {
-			if v, ok := p.Changed[bluechi.NodePropertyStatus]; ok && v.Value() == "offline" {
+		if sub, err := n.OnPropertiesChanged(a.ctx, func(p *bluechi.NodePropertiesChanged) {
+			if s, ok := p.Status(); ok && s == "offline" {
 				w.mu.Lock()
 				w.offline = true
 				w.mu.Unlock()

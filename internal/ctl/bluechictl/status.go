@@ -120,9 +120,8 @@ func (a *app) nodeStatus(only string) int {
 	}
 	changes := make(chan change, 64)
 	for _, n := range nodes {
-		sub, err := bluechi.NewNodeClient(a.conn, bluechi.NodeBusName, dbus.ObjectPath(n.path)).OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) {
-			if v, ok := p.Changed[bluechi.NodePropertyStatus]; ok {
-				s, _ := v.Value().(string)
+		sub, err := bluechi.NewNodeClient(a.conn, bluechi.NodeBusName, dbus.ObjectPath(n.path)).OnPropertiesChanged(ctx, func(p *bluechi.NodePropertiesChanged) {
+			if s, ok := p.Status(); ok {
 				select {
 				case changes <- change{n, s}:
 				case <-ctx.Done():
@@ -147,7 +146,7 @@ func (a *app) nodeStatus(only string) int {
 				return 1
 			}
 			a.call(func(ctx context.Context) (err error) {
-				c.n.ip, err = bluechi.NewNodeClient(a.conn, bluechi.NodeBusName, dbus.ObjectPath(c.n.path)).GetPeerIp(ctx)
+				c.n.ip, err = bluechi.NewNodeClient(a.conn, bluechi.NodeBusName, dbus.ObjectPath(c.n.path)).GetPeerIP(ctx)
 				return
 			})
 			a.printNodes(nodes, true)

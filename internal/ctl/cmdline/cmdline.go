@@ -43,6 +43,10 @@ type Spec struct {
 	Methods []*Method
 	// Usage prints the program's help.
 	Usage func(w io.Writer)
+	// Version, when set, prints the version for the option "version"
+	// (-v/--version), which then ends the program with status 0 whatever
+	// else the command line holds (but -h).
+	Version func(w io.Writer)
 }
 
 // Invocation is a command line that passed every check.
@@ -63,6 +67,10 @@ func (s *Spec) Parse(args []string, stdout, stderr io.Writer) (*Invocation, int)
 		return nil, 1
 	}
 	help := r.Has("help")
+	if s.Version != nil && r.Has("version") && !help {
+		s.Version(stdout)
+		return nil, 0
+	}
 	if len(r.Args) == 0 {
 		if help {
 			s.Usage(stdout)

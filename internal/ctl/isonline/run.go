@@ -2,6 +2,7 @@ package isonline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,6 +22,7 @@ const Prog = "bluechi-is-online"
 
 var options = []cliopt.Option{
 	{Short: 'h', Long: "help"},
+	{Short: 'v', Long: "version"},
 	{Long: "monitor"},
 	{Long: "wait", HasArg: true},
 	{Long: "switch-timeout", HasArg: true},
@@ -46,6 +48,13 @@ Options:
   --switch-timeout=MS   (agent) tolerate the disconnect of a controller switch for MS milliseconds
   -u, --user            use the session bus instead of the system bus
   -h, --help            show this help
+  -v, --version         show the version
+
+Exit status:
+  0   online
+  1   offline, or bad usage, or no bus to ask
+  2   access denied: the bus refused to show the status (its policy lets
+      root only call the agent and the controller)
 `, Prog)
 }
 
@@ -62,7 +71,8 @@ func spec(prog string) *cmdline.Spec {
 			{Name: "node", Min: 1, Max: 3, Options: check, Usage: usage},
 			{Name: "system", Min: 0, Max: 2, Options: check, Usage: usage},
 		},
-		Usage: usage,
+		Usage:   usage,
+		Version: func(w io.Writer) { fmt.Fprintf(w, "%s version %s\n", Prog, version.Version) },
 	}
 }
 
@@ -70,7 +80,7 @@ func spec(prog string) *cmdline.Spec {
 type target struct {
 	busName string
 	status  func(ctx context.Context) (string, error)
-	watch   func(ctx context.Context, fn func(*dbusrt.PropertiesChanged)) (*dbusrt.Subscription, error)
+	watch   func(ctx context.Context, fn func(*bluechi.PropertiesChanged)) (*bluechi.Subscription, error)
 	online  string
 }
 
@@ -78,13 +88,21 @@ func targetFor(conn *dbus.Conn, method string, args []string) target {
 	switch method {
 	case "agent":
 		c := bluechi.NewAgentClient(conn, bluechi.AgentBusName, bluechi.AgentPath)
-		return target{bluechi.AgentBusName, c.GetStatus, c.OnPropertiesChanged, "online"}
+		return target{bluechi.AgentBusName, c.GetStatus, watch(conn, c.Destination(), c.Path(), bluechi.AgentInterface), "online"}
 	case "node":
 		c := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath(args[0]))
-		return target{bluechi.NodeBusName, c.GetStatus, c.OnPropertiesChanged, "online"}
+		return target{bluechi.NodeBusName, c.GetStatus, watch(conn, c.Destination(), c.Path(), bluechi.NodeInterface), "online"}
 	default:
 		c := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
-		return target{bluechi.ControllerBusName, c.GetStatus, c.OnPropertiesChanged, "up"}
+		return target{bluechi.ControllerBusName, c.GetStatus, watch(conn, c.Destination(), c.Path(), bluechi.ControllerInterface), "up"}
+	}
+}
+
+// watch subscribes to PropertiesChanged of iface on the object a client
+// calls; the three targets share the handler.
+func watch(conn *dbus.Conn, dest string, path dbus.ObjectPath, iface string) func(context.Context, func(*bluechi.PropertiesChanged)) (*bluechi.Subscription, error) {
+	return func(ctx context.Context, fn func(*bluechi.PropertiesChanged)) (*bluechi.Subscription, error) {
+		return bluechi.SubscribePropertiesChanged(ctx, conn, dest, path, iface, fn)
 	}
 }
 
@@ -137,11 +155,34 @@ func Main(ctx context.Context, env cmdline.Env) int {
 		ctx, cancel = env.Interruptible(ctx)
 		defer cancel()
 	}
-	if check(ctx, conn, t, opts) {
+	online, err := check(ctx, conn, t, opts)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "Access denied: cannot read the status of %s: %v\n", t.busName, err)
+		return ExitAccessDenied
+	}
+	if online {
 		return 0
 	}
 	fmt.Fprintf(env.Stderr, "%s is offline\n", t.busName)
 	return 1
+}
+
+// ExitAccessDenied is the exit status when the bus refuses to let the
+// caller read the component's status (its D-Bus policy allows root only),
+// which says nothing about whether the component is online.
+const ExitAccessDenied = 2
+
+// accessDenied returns err when it is the bus's AccessDenied error, else nil.
+func accessDenied(err error) error {
+	var de dbus.Error
+	if errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+		return err
+	}
+	var dp *dbus.Error
+	if errors.As(err, &dp) && dp.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+		return err
+	}
+	return nil
 }
 
 type eventKind int
@@ -159,8 +200,9 @@ type event struct {
 }
 
 // check runs the algorithm of one check and reports whether the component
-// is online at its end.
-func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
+// is online at its end, or the bus's AccessDenied error when the first
+// look at its status was refused.
+func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) (bool, error) {
 	m := &Machine{Options: opts}
 	needWatch := opts.Monitor || opts.Wait > 0
 	events := make(chan event, 64)
@@ -173,7 +215,7 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
 	// Subscribe before the first look, so no change between the look and
 	// the subscription is missed; queued events are applied in order after.
 	if needWatch {
-		if sub, err := t.watch(ctx, func(p *dbusrt.PropertiesChanged) {
+		if sub, err := t.watch(ctx, func(p *bluechi.PropertiesChanged) {
 			if _, ok := p.Changed[bluechi.AgentPropertyControllerAddress]; ok {
 				send(event{kind: addressEvent})
 			}
@@ -194,10 +236,13 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
 	if _, err := dbusrt.NameOwner(ctx, conn, t.busName); err == nil {
 		m.HasName = true
 		s, err := t.status(ctx)
+		if err := accessDenied(err); err != nil {
+			return false, err
+		}
 		m.Connected = err == nil && s == t.online
 	}
 	if !m.NeedsLoop() {
-		return m.Online()
+		return m.Online(), nil
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -216,20 +261,20 @@ func check(ctx context.Context, conn *dbus.Conn, t target, opts Options) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return m.Online()
+			return m.Online(), nil
 		case <-timer.C:
 			if m.TimerFired() {
-				return m.Online()
+				return m.Online(), nil
 			}
 		case e := <-events:
 			switch e.kind {
 			case statusEvent:
 				if m.StatusChanged(e.online) {
-					return m.Online()
+					return m.Online(), nil
 				}
 			case ownerEvent:
 				if m.OwnerChanged(e.owner) {
-					return m.Online()
+					return m.Online(), nil
 				}
 			case addressEvent:
 				if d := m.ControllerAddressChanged(); d > 0 {

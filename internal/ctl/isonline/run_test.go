@@ -11,6 +11,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -40,7 +41,7 @@ func TestSystemMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctrl, err := bluechi.ExportController(conn, bluechi.ControllerPath, bluechi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "degraded"})
+	ctrl, err := daemonapi.ExportController(conn, bluechi.ControllerPath, daemonapi.UnimplementedControllerServer{}, bluechi.ControllerProperties{Status: "degraded"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +120,38 @@ monitor:
 			ctrl.SetStatus("up")
 		case <-deadline:
 			t.Fatal("--monitor did not end")
+		}
+	}
+}
+
+// TestAccessDenied: a status the bus refuses to show (an unprivileged user
+// under the installed policy) is reported as such with its own exit
+// status, not as "offline".
+func TestAccessDenied(t *testing.T) {
+	bus := testbus.StartWithPolicy(t, `  <policy context="default">
+    <deny send_destination="org.eclipse.bluechi.Agent" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+`)
+	conn, _, err := dbusrt.ConnectBus(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, daemonapi.UnimplementedAgentServer{}, bluechi.AgentProperties{Status: "online"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"agent"}, {"agent", "--wait=5000"}, {"agent", "--monitor"}} {
+		var out, errb lockedBuf
+		code := Main(context.Background(), cmdline.Env{Prog: Prog, Args: append([]string{"-u"}, args...), Stdout: &out, Stderr: &errb,
+			Connect: func(user bool) (*dbus.Conn, error) {
+				c, _, err := dbusrt.ConnectBus(bus.Address)
+				return c, err
+			}})
+		if code != ExitAccessDenied || !strings.HasPrefix(errb.String(), "Access denied: cannot read the status of org.eclipse.bluechi.Agent: Rejected send message") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
 		}
 	}
 }

@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/cliopt"
@@ -113,7 +117,7 @@ func SplitTarget(arg string) (node, unit string, err error) {
 
 // Failure is the message printed when the agent answers err.
 func (req *Request) Failure(err error) string {
-	if dbusrt.ErrorName(err) == bluechi.ErrorActivationFailed {
+	if dbusrt.ErrorName(err) == bluechi.ErrorNameActivationFailed {
 		return fmt.Sprintf("Failed to activate %s (on %s): %s", req.Service, req.Node, errorText(err))
 	}
 	return fmt.Sprintf("Failed to call %s: %s", req.Method, errorText(err))
@@ -136,6 +140,113 @@ func (req *Request) Call(ctx context.Context, c *bluechi.AgentClient) error {
 	return c.RemoveProxy(ctx, req.Service, req.Node, req.Unit)
 }
 
+// AgentGoneWait bounds how long, after a CreateProxy failed for another
+// reason than ActivationFailed, the agent's bus name is watched for the
+// agent leaving: an agent that stops fails its pending calls just before
+// it drops its name.
+const AgentGoneWait = 5 * time.Second
+
+// SuccessorWait bounds the wait for a new agent after the one asked went
+// away (an agent restart; the user unit restarts after 2 s).
+const SuccessorWait = 60 * time.Second
+
+// agentWatch follows the owner of the agent's bus name.
+type agentWatch struct {
+	mu      sync.Mutex
+	owner   string        // "" while nobody owns the name
+	changed chan struct{} // closed and replaced on every change
+}
+
+func (w *agentWatch) set(owner string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if owner != w.owner {
+		w.owner = owner
+		close(w.changed)
+		w.changed = make(chan struct{})
+	}
+}
+
+// get returns the owner and a channel closed at its next change.
+func (w *agentWatch) get() (string, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.owner, w.changed
+}
+
+// await waits up to d for an owner for which ok holds.
+func (w *agentWatch) await(ctx context.Context, d time.Duration, ok func(string) bool) (string, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		owner, ch := w.get()
+		if ok(owner) {
+			return owner, true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return "", false
+		case <-ctx.Done():
+			return "", false
+		}
+	}
+}
+
+// watchAgent starts following the agent's bus name.
+func watchAgent(ctx context.Context, conn *dbus.Conn) (*agentWatch, *dbusrt.Subscription, error) {
+	w := &agentWatch{changed: make(chan struct{})}
+	sub, err := dbusrt.WatchNameOwner(ctx, conn, bluechi.AgentBusName, func(c dbusrt.OwnerChange) { w.set(c.NewOwner) })
+	if err != nil {
+		return nil, nil, err
+	}
+	// Asked after the match is in place: no change is missed.
+	if owner, err := dbusrt.NameOwner(ctx, conn, bluechi.AgentBusName); err == nil {
+		w.set(owner)
+	}
+	return w, sub, nil
+}
+
+// create asks the agent for the proxy. When the agent goes away while the
+// call is pending (it is restarted), the call is made again to the agent
+// that takes the name next: the proxy unit survives the restart.
+func (req *Request) create(ctx context.Context, conn *dbus.Conn, stderr io.Writer) error {
+	w, sub, err := watchAgent(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	owner, _ := w.get()
+	if owner == "" {
+		owner = bluechi.AgentBusName // fails with the bus's own error
+	}
+	for {
+		err := req.Call(ctx, bluechi.NewAgentClient(conn, owner, bluechi.AgentPath))
+		if err == nil || !agentMayBeGone(err) || ctx.Err() != nil {
+			return err
+		}
+		if _, gone := w.await(ctx, AgentGoneWait, func(o string) bool { return o != owner }); !gone {
+			return err
+		}
+		fmt.Fprintf(stderr, "%s: the agent went away (%s); asking the next one\n", Prog, errorText(err))
+		next, ok := w.await(ctx, SuccessorWait, func(o string) bool { return o != "" && o != owner })
+		if !ok {
+			return err
+		}
+		owner = next
+	}
+}
+
+// agentMayBeGone reports whether err is what a caller gets from an agent
+// that stops (Failed, from its shutdown) or from the bus after it left.
+func agentMayBeGone(err error) bool {
+	switch dbusrt.ErrorName(err) {
+	case dbusrt.ErrFailed, dbusrt.ErrNoReply, dbusrt.ErrServiceUnknown, "org.freedesktop.DBus.Error.NameHasNoOwner":
+		return true
+	}
+	return false
+}
+
 // Main runs bluechi-proxy and returns its exit status.
 func Main(ctx context.Context, env cmdline.Env) int {
 	req, code := Parse(env.Args, env.Stdout, env.Stderr)
@@ -148,8 +259,17 @@ func Main(ctx context.Context, env cmdline.Env) int {
 		return 1
 	}
 	defer conn.Close()
-	c := bluechi.NewAgentClient(conn, bluechi.AgentBusName, bluechi.AgentPath)
-	if err := req.Call(ctx, c); err != nil {
+	if req.Method == bluechi.AgentMethodCreateProxy {
+		err = req.create(ctx, conn, env.Stderr)
+	} else {
+		err = req.Call(ctx, bluechi.NewAgentClient(conn, bluechi.AgentBusName, bluechi.AgentPath))
+		if dbusrt.ErrorName(err) == dbusrt.ErrServiceUnknown {
+			// No agent: a stopped agent holds no proxies, there is
+			// nothing to remove.
+			err = nil
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(env.Stderr, req.Failure(err))
 		return 1
 	}

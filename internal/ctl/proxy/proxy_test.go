@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/version"
@@ -55,7 +58,7 @@ func TestParse(t *testing.T) {
 
 func TestFailure(t *testing.T) {
 	req := &Request{Method: "CreateProxy", Service: "bluechi-proxy@n2_a.service", Node: "n2", Unit: "a.service"}
-	err := dbus.NewError(bluechi.ErrorActivationFailed, []any{"No such node"})
+	err := dbus.NewError(bluechi.ErrorNameActivationFailed, []any{"No such node"})
 	if got, want := req.Failure(err), "Failed to activate bluechi-proxy@n2_a.service (on n2): No such node"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -68,7 +71,7 @@ func TestFailure(t *testing.T) {
 // fakeAgent answers CreateProxy with the error the unit name asks for and
 // records the calls.
 type fakeAgent struct {
-	bluechi.UnimplementedAgentServer
+	daemonapi.UnimplementedAgentServer
 	calls chan string
 }
 
@@ -76,7 +79,7 @@ func (f *fakeAgent) CreateProxy(ctx context.Context, service, node, unit string)
 	f.calls <- strings.Join([]string{"create", service, node, unit}, " ")
 	switch unit {
 	case "fail.service":
-		return dbusrt.NewError(bluechi.ErrorActivationFailed, "Target unit failed")
+		return dbusrt.NewError(bluechi.ErrorNameActivationFailed, "Target unit failed")
 	case "dup.service":
 		return dbusrt.NewError(dbusrt.ErrAddressInUse, "Proxy already exists")
 	}
@@ -97,7 +100,7 @@ func TestMainCalls(t *testing.T) {
 	}
 	defer conn.Close()
 	fa := &fakeAgent{calls: make(chan string, 4)}
-	if _, err := bluechi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
@@ -137,5 +140,79 @@ func TestMainCalls(t *testing.T) {
 		if code != c.code || stderr != c.stderr || call != c.call {
 			t.Errorf("%q: code %d stderr %q call %q", c.args, code, stderr, call)
 		}
+	}
+}
+
+// blockingAgent keeps every CreateProxy pending until its connection ends.
+type blockingAgent struct {
+	daemonapi.UnimplementedAgentServer
+	calls chan string
+}
+
+func (f *blockingAgent) CreateProxy(ctx context.Context, service, node, unit string) error {
+	f.calls <- "create " + unit
+	<-ctx.Done()
+	return dbusrt.NewError(dbusrt.ErrFailed, "Proxy service stopped")
+}
+
+// TestCreateAcrossAgentRestart: the agent asked goes away while the call
+// is pending; bluechi-proxy asks the agent that takes the name next.
+func TestCreateAcrossAgentRestart(t *testing.T) {
+	bus := testbus.Start(t)
+	serve := func(srv daemonapi.AgentServer) *dbus.Conn {
+		conn, _, err := dbusrt.ConnectBus(bus.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, srv, bluechi.AgentProperties{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	first := &blockingAgent{calls: make(chan string, 1)}
+	firstConn := serve(first)
+	var errb strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), cmdline.Env{Prog: Prog, Args: []string{"-u", "create", "n2_a.service"}, Stdout: io.Discard, Stderr: &errb,
+			Connect: func(bool) (*dbus.Conn, error) { c, _, err := dbusrt.ConnectBus(bus.Address); return c, err }})
+	}()
+	select {
+	case <-first.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first agent not asked")
+	}
+	firstConn.Close()
+	second := &fakeAgent{calls: make(chan string, 1)}
+	serve(second)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bluechi-proxy did not finish")
+	}
+	if c := <-second.calls; c != "create bluechi-proxy@n2_a.service n2 a.service" {
+		t.Fatalf("second agent got %q", c)
+	}
+	if !strings.Contains(errb.String(), "the agent went away") {
+		t.Errorf("stderr %q", errb.String())
+	}
+}
+
+// TestRemoveWithoutAgent: with no agent on the bus there is no proxy to
+// remove: success.
+func TestRemoveWithoutAgent(t *testing.T) {
+	bus := testbus.Start(t)
+	var errb strings.Builder
+	code := Main(context.Background(), cmdline.Env{Prog: Prog, Args: []string{"-u", "remove", "n2_a.service"}, Stdout: io.Discard, Stderr: &errb,
+		Connect: func(bool) (*dbus.Conn, error) { c, _, err := dbusrt.ConnectBus(bus.Address); return c, err }})
+	if code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d: %q", code, errb.String())
 	}
 }

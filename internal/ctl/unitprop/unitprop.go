@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/godbus/dbus/v5"
 
@@ -212,6 +213,13 @@ func boolean(name, value string) (bluechi.UnitProperty, error) {
 
 func str(allowed []string) parser {
 	return func(name, value string) (bluechi.UnitProperty, error) {
+		// A D-Bus string is UTF-8 without NUL (found by FuzzParse).
+		if !utf8.ValidString(value) {
+			return bluechi.UnitProperty{}, fmt.Errorf("not valid UTF-8")
+		}
+		if strings.IndexByte(value, 0) >= 0 {
+			return bluechi.UnitProperty{}, fmt.Errorf("contains a NUL byte")
+		}
 		if allowed != nil {
 			ok := false
 			for _, a := range allowed {

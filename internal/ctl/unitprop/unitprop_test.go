@@ -77,6 +77,8 @@ func TestParseErrors(t *testing.T) {
 		"AllowedCPUs=99999":           "above",
 		"CPUAccounting=maybe":         "boolean",
 		"DevicePolicy=open":           "one of auto, closed, strict",
+		"Description=caf\xe9":         "not valid UTF-8",
+		"Description=a\x00b":          "NUL",
 	} {
 		_, err := Parse([]string{"CPUWeight=5", in})
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -1,0 +1,281 @@
+package wireconn
+
+import (
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bluechi-go/bluechi/internal/wire"
+)
+
+// Names of the standard interfaces a peer link serves.
+const (
+	peerInterface           = "org.freedesktop.DBus.Peer"
+	introspectableInterface = "org.freedesktop.DBus.Introspectable"
+	propertiesInterface     = "org.freedesktop.DBus.Properties"
+	busInterface            = "org.freedesktop.DBus"
+	busPath                 = "/org/freedesktop/DBus"
+)
+
+// Standard error names used in replies.
+const (
+	ErrUnknownMethod    = "org.freedesktop.DBus.Error.UnknownMethod"
+	ErrUnknownObject    = "org.freedesktop.DBus.Error.UnknownObject"
+	ErrUnknownInterface = "org.freedesktop.DBus.Error.UnknownInterface"
+	ErrUnknownProperty  = "org.freedesktop.DBus.Error.UnknownProperty"
+	ErrInvalidArgs      = "org.freedesktop.DBus.Error.InvalidArgs"
+	ErrFailed           = "org.freedesktop.DBus.Error.Failed"
+)
+
+// Export serves ifc on path, replacing an interface of the same name
+// there. It may be called at any time; calls already dispatched are not
+// affected.
+func (c *Conn) Export(path string, ifc *Interface) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.objects[path]
+	o := &object{}
+	if old != nil {
+		o.ifaces = slices.DeleteFunc(slices.Clone(old.ifaces), func(i *Interface) bool { return i.Name == ifc.Name })
+	}
+	o.ifaces = append(o.ifaces, ifc)
+	c.objects[path] = o
+}
+
+// Unexport stops serving the interface called name on path.
+func (c *Conn) Unexport(path, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.objects[path]
+	if old == nil {
+		return
+	}
+	o := &object{ifaces: slices.DeleteFunc(slices.Clone(old.ifaces), func(i *Interface) bool { return i.Name == name })}
+	if len(o.ifaces) == 0 {
+		delete(c.objects, path)
+	} else {
+		c.objects[path] = o
+	}
+}
+
+// serveCall answers a method call: the standard interfaces here, the rest
+// by the exported interfaces.
+func (c *Conn) serveCall(m *wire.Message) {
+	switch {
+	case m.Interface == peerInterface:
+		switch m.Member {
+		case "Ping":
+			c.Reply(m, "", nil)
+		case "GetMachineId":
+			c.Reply(m, "s", stringBody(machineID()))
+		default:
+			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+peerInterface)
+		}
+		return
+	case c.opts.BusShim && m.Path == busPath && m.Interface != introspectableInterface:
+		if m.Interface == busInterface || m.Interface == "" {
+			switch m.Member {
+			case "Hello":
+				c.Reply(m, "s", stringBody(":1.0"))
+				return
+			case "AddMatch", "RemoveMatch":
+				c.Reply(m, "", nil)
+				return
+			}
+		}
+		c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"'")
+		return
+	case m.Interface == introspectableInterface:
+		if m.Member != "Introspect" {
+			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+introspectableInterface)
+			return
+		}
+		if xml, ok := c.introspect(m.Path); ok {
+			c.Reply(m, "s", stringBody(xml))
+		} else {
+			c.ReplyError(m, ErrUnknownObject, "Unknown object '"+m.Path+"'")
+		}
+		return
+	}
+	c.mu.Lock()
+	o := c.objects[m.Path]
+	c.mu.Unlock()
+	if o == nil {
+		c.ReplyError(m, ErrUnknownObject, "Unknown object '"+m.Path+"'")
+		return
+	}
+	if m.Interface == propertiesInterface {
+		c.serveProperties(o, m)
+		return
+	}
+	for _, ifc := range o.ifaces {
+		if m.Interface != "" && ifc.Name != m.Interface {
+			continue
+		}
+		if slices.Contains(ifc.Methods, m.Member) {
+			ifc.Call(c, m)
+			return
+		}
+		if m.Interface != "" {
+			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+m.Interface)
+			return
+		}
+	}
+	if m.Interface != "" {
+		c.ReplyError(m, ErrUnknownInterface, "Object does not implement the interface '"+m.Interface+"'")
+		return
+	}
+	c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"'")
+}
+
+// serveProperties answers org.freedesktop.DBus.Properties: the interfaces
+// served here have no properties (the internal interfaces declare none),
+// so GetAll is empty and Get and Set fail.
+func (c *Conn) serveProperties(o *object, m *wire.Message) {
+	r := wire.NewReader(m.Body, m.BigEndian)
+	iface, err := r.String()
+	if err != nil || !strings.HasPrefix(m.Signature, "s") {
+		c.ReplyError(m, ErrInvalidArgs, "Invalid arguments for "+m.Member)
+		return
+	}
+	known := iface == "" || slices.ContainsFunc(o.ifaces, func(i *Interface) bool { return i.Name == iface }) ||
+		iface == peerInterface || iface == introspectableInterface || iface == propertiesInterface
+	switch m.Member {
+	case "GetAll":
+		if m.Signature != "s" {
+			c.ReplyError(m, ErrInvalidArgs, "Invalid arguments for GetAll")
+		} else if !known {
+			c.ReplyError(m, ErrUnknownInterface, "Object does not implement the interface '"+iface+"'")
+		} else {
+			c.Reply(m, "a{sv}", make([]byte, 8)) // empty array, padded to its elements
+		}
+	case "Get", "Set":
+		prop, _ := r.String()
+		if !known {
+			c.ReplyError(m, ErrUnknownInterface, "Object does not implement the interface '"+iface+"'")
+		} else {
+			c.ReplyError(m, ErrUnknownProperty, "Unknown property '"+prop+"'")
+		}
+	default:
+		c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+propertiesInterface)
+	}
+}
+
+// introspect returns the introspection document of path: its interfaces
+// and its direct children. ok is false for a path with neither.
+func (c *Conn) introspect(path string) (string, bool) {
+	c.mu.Lock()
+	o := c.objects[path]
+	prefix := strings.TrimSuffix(path, "/") + "/"
+	kids := map[string]bool{}
+	for p := range c.objects {
+		if rest, ok := strings.CutPrefix(p, prefix); ok && rest != "" {
+			kid, _, _ := strings.Cut(rest, "/")
+			kids[kid] = true
+		}
+	}
+	c.mu.Unlock()
+	shim := c.opts.BusShim && path == busPath
+	if o == nil && len(kids) == 0 && !shim {
+		return "", false
+	}
+	var b strings.Builder
+	b.WriteString(introspectHeader + "<node>\n")
+	b.WriteString(peerXML + introspectableXML)
+	if o != nil {
+		b.WriteString(propertiesXML)
+		for _, ifc := range o.ifaces {
+			b.WriteString(ifc.XML)
+		}
+	}
+	if shim {
+		b.WriteString(busShimXML)
+	}
+	names := make([]string, 0, len(kids))
+	for k := range kids {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.WriteString(` <node name="` + k + `"/>` + "\n")
+	}
+	b.WriteString("</node>\n")
+	return b.String(), true
+}
+
+var (
+	machineIDOnce sync.Once
+	machineIDText string
+)
+
+// machineID is the host's machine id, as Peer.GetMachineId returns it.
+func machineID() string {
+	machineIDOnce.Do(func() {
+		for _, f := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
+			if b, err := os.ReadFile(f); err == nil {
+				if id := strings.TrimSpace(string(b)); wire.ValidString(id) && id != "" {
+					machineIDText = id
+					return
+				}
+			}
+		}
+	})
+	return machineIDText
+}
+
+const introspectHeader = `<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
+`
+
+const peerXML = ` <interface name="org.freedesktop.DBus.Peer">
+  <method name="Ping"/>
+  <method name="GetMachineId">
+   <arg name="machine_uuid" type="s" direction="out"/>
+  </method>
+ </interface>
+`
+
+const introspectableXML = ` <interface name="org.freedesktop.DBus.Introspectable">
+  <method name="Introspect">
+   <arg name="xml_data" type="s" direction="out"/>
+  </method>
+ </interface>
+`
+
+const propertiesXML = ` <interface name="org.freedesktop.DBus.Properties">
+  <method name="Get">
+   <arg name="interface_name" type="s" direction="in"/>
+   <arg name="property_name" type="s" direction="in"/>
+   <arg name="value" type="v" direction="out"/>
+  </method>
+  <method name="GetAll">
+   <arg name="interface_name" type="s" direction="in"/>
+   <arg name="props" type="a{sv}" direction="out"/>
+  </method>
+  <method name="Set">
+   <arg name="interface_name" type="s" direction="in"/>
+   <arg name="property_name" type="s" direction="in"/>
+   <arg name="value" type="v" direction="in"/>
+  </method>
+  <signal name="PropertiesChanged">
+   <arg name="interface_name" type="s"/>
+   <arg name="changed_properties" type="a{sv}"/>
+   <arg name="invalidated_properties" type="as"/>
+  </signal>
+ </interface>
+`
+
+const busShimXML = ` <interface name="org.freedesktop.DBus">
+  <method name="Hello">
+   <arg name="unique_name" type="s" direction="out"/>
+  </method>
+  <method name="AddMatch">
+   <arg name="rule" type="s" direction="in"/>
+  </method>
+  <method name="RemoveMatch">
+   <arg name="rule" type="s" direction="in"/>
+  </method>
+ </interface>
+`
