@@ -85,6 +85,12 @@ func NodePath(name string) dbus.ObjectPath {
 	return dbus.ObjectPath(NodePathPrefix + escapeLabel(name))
 }
 
+// NodeNameFromPath returns the name of the Node object at path, the inverse of
+// NodePath; false when path is not the path of such an object.
+func NodeNameFromPath(path dbus.ObjectPath) (string, bool) {
+	return labelFromPath(path, NodePathPrefix)
+}
+
 // NodeProperties holds the property values of org.eclipse.bluechi.Node.
 type NodeProperties struct {
 	// Name: Node name as configured on the controller.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -237,6 +238,36 @@ func escapeLabel(s string) string {
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&15])
 		}
+	}
+	return b.String()
+}
+
+// labelFromPath returns the unescaped last element of path when path is
+// prefix and one element.
+func labelFromPath(path dbus.ObjectPath, prefix string) (string, bool) {
+	label, ok := strings.CutPrefix(string(path), prefix)
+	if !ok || label == "" || strings.Contains(label, "/") {
+		return "", false
+	}
+	return unescapeLabel(label), true
+}
+
+// unescapeLabel is the inverse of escapeLabel: "_" and two hex digits
+// become that byte, "_" alone is "".
+func unescapeLabel(s string) string {
+	if s == "_" {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '_' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }

@@ -454,6 +454,15 @@ func (g *goGen) names(b *buf, i *Interface, n, escape string) {
 		b.p("\treturn dbus.ObjectPath(%sPathPrefix + %s(%s))", n, escape, paramName(placeholder))
 		b.p("}")
 		b.p("")
+		if escape == "escapeLabel" { // the public package: its runtime has the inverse
+			from := n + fieldName(placeholder) + "FromPath"
+			b.p("// %s returns the %s of the %s object at path, the inverse of", from, placeholder, n)
+			b.p("// %sPath; false when path is not the path of such an object.", n)
+			b.p("func %s(path dbus.ObjectPath) (string, bool) {", from)
+			b.p("\treturn labelFromPath(path, %sPathPrefix)", n)
+			b.p("}")
+			b.p("")
+		}
 	}
 }
 
