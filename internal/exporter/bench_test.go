@@ -16,6 +16,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/cluster"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
@@ -24,7 +25,7 @@ import (
 // nodes on a private bus: ListNodes, node and controller properties, and
 // monitors whose signals the benchmark emits.
 type fakeController struct {
-	bluechi.UnimplementedControllerServer
+	daemonapi.UnimplementedControllerServer
 	conn  *dbus.Conn
 	nodes []bluechi.NodeInfo
 
@@ -33,8 +34,8 @@ type fakeController struct {
 }
 
 type fakeMonitor struct {
-	bluechi.UnimplementedMonitorServer
-	obj   *bluechi.MonitorObject
+	daemonapi.UnimplementedMonitorServer
+	obj   *daemonapi.MonitorObject
 	owner string
 }
 
@@ -44,7 +45,7 @@ func (m *fakeMonitor) Subscribe(ctx context.Context, node, unit string) (uint32,
 func (m *fakeMonitor) Close(ctx context.Context) error { return nil }
 
 type fakeNode struct {
-	bluechi.UnimplementedNodeServer
+	daemonapi.UnimplementedNodeServer
 }
 
 func (c *fakeController) ListNodes(ctx context.Context) ([]bluechi.NodeInfo, error) {
@@ -56,7 +57,7 @@ func (c *fakeController) CreateMonitor(ctx context.Context) (dbus.ObjectPath, er
 	defer c.mu.Unlock()
 	m := &fakeMonitor{owner: dbusrt.SenderFrom(ctx)}
 	path := bluechi.MonitorPath(uint32(len(c.monitors) + 1))
-	obj, err := bluechi.ExportMonitor(c.conn, path, m, bluechi.MonitorProperties{})
+	obj, err := daemonapi.ExportMonitor(c.conn, path, m, bluechi.MonitorProperties{})
 	if err != nil {
 		return "", err
 	}
@@ -104,11 +105,11 @@ func serveFakeController(tb testing.TB, address string, n int) *fakeController {
 		name := fmt.Sprintf("node%04d", i)
 		path := bluechi.NodePath(name)
 		c.nodes = append(c.nodes, bluechi.NodeInfo{Name: name, Path: path, Status: "online"})
-		if _, err := bluechi.ExportNode(conn, path, &fakeNode{}, bluechi.NodeProperties{Name: name, Status: "online", LastSeenTimestamp: now}); err != nil {
+		if _, err := daemonapi.ExportNode(conn, path, &fakeNode{}, bluechi.NodeProperties{Name: name, Status: "online", LastSeenTimestamp: now}); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	if _, err := bluechi.ExportController(conn, bluechi.ControllerPath, c, bluechi.ControllerProperties{Status: "up", LogLevel: "INFO", LogTarget: "stderr"}); err != nil {
+	if _, err := daemonapi.ExportController(conn, bluechi.ControllerPath, c, bluechi.ControllerProperties{Status: "up", LogLevel: "INFO", LogTarget: "stderr"}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.ControllerBusName); err != nil {

@@ -3,7 +3,8 @@
 package exporter
 
 // This file is the only one that talks D-Bus: it implements Bus and Session
-// with the generated BlueChi client.
+// with the public generated BlueChi client (gen/bluechi) on plain godbus
+// connections, as any program of another module would.
 
 import (
 	"context"
@@ -15,41 +16,47 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
+
+// Names of the bus itself, for the owner of the controller's name.
+const (
+	busName           = "org.freedesktop.DBus"
+	busPath           = "/org/freedesktop/DBus"
+	busInterface      = "org.freedesktop.DBus"
+	propertiesIface   = "org.freedesktop.DBus.Properties"
+	errNameHasNoOwner = "org.freedesktop.DBus.Error.NameHasNoOwner"
+)
+
+// connect wraps a new bus connection (godbus has authenticated it and said
+// Hello).
+func connect(conn *dbus.Conn, err error) (Bus, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &dbusBus{conn: conn}, nil
+}
 
 // DialBus returns a Dialer for the system bus, or the session bus when user
 // is set.
 func DialBus(user bool) Dialer {
 	return func(ctx context.Context) (Bus, error) {
-		var conn *dbus.Conn
-		var err error
 		if user {
-			conn, _, err = dbusrt.ConnectSessionBus()
-		} else {
-			conn, _, err = dbusrt.ConnectSystemBus()
+			return connect(dbus.ConnectSessionBus(dbus.WithContext(ctx)))
 		}
-		if err != nil {
-			return nil, err
-		}
-		return &dbusBus{conn: conn}, nil
+		return connect(dbus.ConnectSystemBus(dbus.WithContext(ctx)))
 	}
 }
 
 // DialAddress returns a Dialer for the bus at a D-Bus address.
 func DialAddress(address string) Dialer {
 	return func(ctx context.Context) (Bus, error) {
-		conn, _, err := dbusrt.ConnectBus(address)
-		if err != nil {
-			return nil, err
-		}
-		return &dbusBus{conn: conn}, nil
+		return connect(dbus.Connect(address, dbus.WithContext(ctx)))
 	}
 }
 
 type dbusBus struct {
 	conn  *dbus.Conn
-	owner *dbusrt.Subscription
+	owner *bluechi.Subscription
 }
 
 func (b *dbusBus) Done() <-chan struct{} { return b.conn.Context().Done() }
@@ -62,13 +69,21 @@ func (b *dbusBus) Close() error {
 }
 
 func (b *dbusBus) WatchOwner(ctx context.Context, fn func(string)) (string, error) {
-	sub, err := dbusrt.WatchNameOwner(ctx, b.conn, bluechi.ControllerBusName, func(c dbusrt.OwnerChange) { fn(c.NewOwner) })
+	m := bluechi.Match{Sender: busName, Path: busPath, Interface: busInterface, Member: "NameOwnerChanged", Arg0: bluechi.ControllerBusName}
+	sub, err := bluechi.Subscribe(ctx, b.conn, m, func(sig *dbus.Signal) {
+		var name, old, owner string
+		if dbus.Store(sig.Body, &name, &old, &owner) == nil && name == bluechi.ControllerBusName {
+			fn(owner)
+		}
+	})
 	if err != nil {
 		return "", err
 	}
 	b.owner = sub
-	owner, err := dbusrt.NameOwner(ctx, b.conn, bluechi.ControllerBusName)
-	if dbusrt.ErrorName(err) == "org.freedesktop.DBus.Error.NameHasNoOwner" {
+	var owner string
+	err = b.conn.BusObject().CallWithContext(ctx, busInterface+".GetNameOwner", 0, bluechi.ControllerBusName).Store(&owner)
+	var derr dbus.Error
+	if errors.As(err, &derr) && derr.Name == errNameHasNoOwner {
 		return "", nil
 	}
 	return owner, err
@@ -78,7 +93,7 @@ type dbusSession struct {
 	conn    *dbus.Conn
 	ctrl    *bluechi.ControllerClient
 	monitor *bluechi.MonitorClient
-	subs    []*dbusrt.Subscription
+	subs    []*bluechi.Subscription
 }
 
 func (b *dbusBus) Open(ctx context.Context, h Handler) (_ Session, err error) {
@@ -89,15 +104,15 @@ func (b *dbusBus) Open(ctx context.Context, h Handler) (_ Session, err error) {
 			s.Close()
 		}
 	}()
-	add := func(sub *dbusrt.Subscription, err error) error {
+	add := func(sub *bluechi.Subscription, err error) error {
 		if err != nil {
 			return fmt.Errorf("subscribe: %w", err)
 		}
 		s.subs = append(s.subs, sub)
 		return nil
 	}
-	if err := add(s.ctrl.OnPropertiesChanged(ctx, func(p *dbusrt.PropertiesChanged) {
-		if v, ok := p.Changed[bluechi.ControllerPropertyStatus].Value().(string); ok {
+	if err := add(s.ctrl.OnPropertiesChanged(ctx, func(p *bluechi.ControllerPropertiesChanged) {
+		if v, ok := p.Status(); ok {
 			h.ControllerStatusChanged(v)
 		}
 	})); err != nil {
@@ -105,15 +120,16 @@ func (b *dbusBus) Open(ctx context.Context, h Handler) (_ Session, err error) {
 	}
 	// One match rule for every node (a bus limits rules per connection:
 	// 512 on the system bus by default).
-	m := dbusrt.Match{Sender: dest, PathNamespace: dbus.ObjectPath(strings.TrimSuffix(bluechi.NodePathPrefix, "/")),
-		Interface: dbusrt.PropertiesInterface, Member: "PropertiesChanged", Arg0: bluechi.NodeInterface}
-	if err := add(dbusrt.Subscribe(ctx, b.conn, m, func(sig *dbus.Signal) {
-		p, err := dbusrt.ParsePropertiesChanged(sig)
-		if err != nil || !strings.HasPrefix(string(p.Path), bluechi.NodePathPrefix) {
+	m := bluechi.Match{Sender: dest, PathNamespace: dbus.ObjectPath(strings.TrimSuffix(bluechi.NodePathPrefix, "/")),
+		Interface: propertiesIface, Member: "PropertiesChanged", Arg0: bluechi.NodeInterface}
+	if err := add(bluechi.Subscribe(ctx, b.conn, m, func(sig *dbus.Signal) {
+		p, err := bluechi.ParsePropertiesChanged(sig)
+		if err != nil {
 			return
 		}
-		if v, ok := p.Changed["Status"].Value().(string); ok {
-			h.NodeStatusChanged(dbusrt.UnescapeLabel(string(p.Path)[len(bluechi.NodePathPrefix):]), v)
+		name, isNode := bluechi.NodeNameFromPath(p.Path)
+		if v, ok := (&bluechi.NodePropertiesChanged{PropertiesChanged: *p}).Status(); ok && isNode {
+			h.NodeStatusChanged(name, v)
 		}
 	})); err != nil {
 		return nil, err
@@ -193,7 +209,7 @@ func (s *dbusSession) Nodes(ctx context.Context) ([]Node, error) {
 
 func (s *dbusSession) LastSeen(ctx context.Context, node string) (time.Time, error) {
 	t, err := s.lastSeen(ctx, bluechi.NodePath(node))
-	if err != nil && (errors.Is(err, context.DeadlineExceeded) || dbusrt.ErrorName(err) == dbusrt.ErrNoReply) {
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, bluechi.ErrNoReply)) {
 		err = fmt.Errorf("%w: %v", ErrNoAnswer, err)
 	}
 	return t, err
@@ -229,7 +245,7 @@ func (s *dbusSession) Units(ctx context.Context, node string) ([]Unit, error) {
 
 func (s *dbusSession) EnableMetrics(ctx context.Context) error {
 	err := s.ctrl.EnableMetrics(ctx)
-	if dbusrt.ErrorName(err) == dbusrt.ErrInconsistentMessage { // already on
+	if errors.Is(err, bluechi.ErrInconsistentMessage) { // already on
 		return nil
 	}
 	return err
