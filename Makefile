@@ -74,7 +74,7 @@ fuzz-smoke:
 	done
 
 ## lint: gofmt, go vet, man pages (groff -man -ww) and the units' exposure
-lint: check-man check-units
+lint: check-spdx check-man check-units
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
 	$(GO) vet ./...
 

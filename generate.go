@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package bluechi is a Go implementation of Eclipse BlueChi. The D-Bus API is
 // defined by the XML in idl/; `go generate` turns it into gen/bluechi and
 // gen/docs/api.md with the generator in tools/dbusgen.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bluechi-agent runs on every managed node: it connects to
 // bluechi-controller, registers the node and executes the controller's
 // requests on the local systemd.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bluechi-controller serves the org.eclipse.bluechi API and accepts
 // bluechi-agent connections from the configured nodes.
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bluechi-is-online tells scripts whether the local agent, a node or
 // the whole BlueChi system is online, optionally waiting or watching.
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bluechi-proxy asks the local bluechi-agent to create or remove a
 // proxy for a unit on another node; bluechi-proxy@.service runs it.
 package main

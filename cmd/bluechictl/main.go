@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bluechictl is the administrator's command line for a BlueChi
 // cluster: it lists, starts, stops and watches units on the nodes through
 // bluechi-controller's D-Bus API.

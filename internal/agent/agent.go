@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package agent is bluechi-agent's core: it connects to the controller,
 // registers its node, keeps the connection alive (heartbeats, reconnects
 // forever), executes the controller's requests on the local systemd and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cliopt parses command lines the way GNU getopt_long does (short
 // and long options, bundling, "--port=N" and "--port N", options anywhere
 // before "--"), with getopt's diagnostics, which scripts and tests grep for.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cluster starts a whole BlueChi cluster on one machine: a private
 // dbus-daemon for the public API, N sandboxed nodes each with a real
 // `systemd --user`, the controller inside the first node (so its unix socket

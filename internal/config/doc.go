@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package config reads, layers and validates the configuration of
 // bluechi-controller and bluechi-agent (spec: config.md).
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package controller is bluechi-controller's core: it serves the public
 // org.eclipse.bluechi API on a bus, accepts agents on peer-to-peer
 // connections, registers them as nodes, relays Node calls to them and tracks

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dbusrt is the daemons' runtime under the generated D-Bus layer in
 // internal/daemonapi: it serves exported objects on exact paths (with
 // org.freedesktop.DBus.Properties and Introspectable), carries the caller of a

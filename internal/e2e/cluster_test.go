@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package e2e runs whole clusters of the real binaries: a controller on a
 // private dbus-daemon and agents on real systemd user managers in sandboxed
 // nodes, connected over TCP (and a unix socket).

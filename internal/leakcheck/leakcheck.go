@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package leakcheck helps tests prove that repeated work keeps no memory:
 // it compares the live heap (after full collections) before and after the
 // work, which is exact where a process's RSS moves by hundreds of kB with

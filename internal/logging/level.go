@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package logging is the logger shared by bluechi-controller and
 // bluechi-agent.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package memtrim lowers a long-running daemon's resident memory after
 // start-up. Most of a Go daemon's RSS is its own executable mapped from
 // disk: start-up code, and neighbours the kernel faults in around every

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package monoclock reads CLOCK_MONOTONIC, the clock BlueChi's
 // *TimestampMonotonic properties are in.
 package monoclock

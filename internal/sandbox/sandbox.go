@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sandbox runs several "nodes" on one machine for tests: each node is
 // a real `systemd --user` manager running as root in its own mount namespace
 // and its own cgroup, with its own session bus, runtime and configuration

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package sandbox
 
 // Demo unit files for tests. Names are suggestions; the contents work under

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package scalebench measures the real bluechi-controller binary with many
 // simulated agents: one process holds N fake agents, each on its own TCP
 // connection doing the agent's side of the internal protocol (SASL,

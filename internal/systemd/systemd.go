@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package systemd is the agent's adapter to the local systemd manager over
 // D-Bus: the calls of internal-protocol.md §7 and an ordered, event-driven
 // stream of systemd's signals (no polling).

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testbus starts private dbus-daemon instances for tests. A missing
 // dbus-daemon is a test failure, never a skip: the tests prove behaviour
 // against the real daemon.

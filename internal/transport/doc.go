@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package transport opens the peer-to-peer D-Bus connections between a
 // BlueChi agent and its controller, over TCP and unix stream sockets.
 //

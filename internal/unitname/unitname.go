@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package unitname validates systemd unit names and job modes before they
 // are sent anywhere, with the rules systemd applies.
 package unitname

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package wire
 
 // FrameSize returns the total size in bytes (fixed header, header field

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package wire
 
 // ValidSignature reports whether sig is a valid D-Bus signature: at most 255

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package wire reads and writes the D-Bus wire format directly, without
 // godbus and without reflection.
 //

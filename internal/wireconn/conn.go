@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package wireconn is a D-Bus connection of our own, built on
 // internal/wire, for the peer links between controller and agents (and any
 // other stream where a bus library is not wanted): SASL (the handshake of

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command dbusgen turns the D-Bus introspection XML in idl/ into Go code and
 // a Markdown API reference. Output is deterministic.
 //

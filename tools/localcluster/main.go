@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command localcluster runs a BlueChi cluster on this machine for trying
 // things out: a controller and N nodes, each node a real `systemd --user`
 // in its own mount namespace and cgroup with a few demo units, agents over

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package bluechictl implements the bluechictl command: the administrator's
 // command line for a BlueChi cluster, built on the generated client proxies.
 // Default output, exit codes and option handling follow upstream's tool;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cmdline implements the command-line contract shared by bluechictl
 // and bluechi-is-online: "PROG [OPTIONS] COMMAND [ARGS...]" with getopt_long
 // options anywhere, per-command argument counts and allowed options, and

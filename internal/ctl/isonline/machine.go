@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package isonline implements bluechi-is-online: it tells whether the local
 // agent, one node or the whole system is online, optionally waiting for it
 // to come online or watching until it goes offline.

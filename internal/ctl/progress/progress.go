@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package progress draws a one-line "still waiting" indicator on a terminal
 // while a command waits for something slow, and erases it when done.
 package progress

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proxy implements bluechi-proxy, the helper run by the
 // bluechi-proxy@.service template: it asks the local agent to create or
 // remove the proxy for a unit on another node and, for create, waits until

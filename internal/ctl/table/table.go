@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package table renders the text tables of bluechictl byte for byte as
 // scripts expect them: the bar-separated unit lists, the node status table
 // and the tab-aligned unit status table.

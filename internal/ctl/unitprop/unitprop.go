@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package unitprop turns `systemctl set-property`-style assignments
 // (KEY=VALUE) into typed unit properties for Node.SetUnitProperties, with
 // systemd's value syntax for the common resource-control properties.
