@@ -4,7 +4,6 @@ package isonline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -159,7 +158,7 @@ func Main(ctx context.Context, env cmdline.Env) int {
 	}
 	online, err := check(ctx, conn, t, opts)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "Access denied: cannot read the status of %s: %v\n", t.busName, err)
+		fmt.Fprintf(env.Stderr, "Access denied: cannot read the status of %s: %s\n", t.busName, dbusrt.ErrorMessage(err))
 		return ExitAccessDenied
 	}
 	if online {
@@ -176,12 +175,7 @@ const ExitAccessDenied = 2
 
 // accessDenied returns err when it is the bus's AccessDenied error, else nil.
 func accessDenied(err error) error {
-	var de dbus.Error
-	if errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied" {
-		return err
-	}
-	var dp *dbus.Error
-	if errors.As(err, &dp) && dp.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+	if dbusrt.ErrorName(err) == dbusrt.ErrAccessDenied {
 		return err
 	}
 	return nil
