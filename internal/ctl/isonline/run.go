@@ -174,17 +174,17 @@ func Main(ctx context.Context, env cmdline.Env) int {
 // which says nothing about whether the component is online.
 const ExitAccessDenied = 2
 
-// accessDenied returns err when it is the bus's AccessDenied error, else nil.
+// accessDenied returns the bus's message when err is its AccessDenied
+// error (the generated client returns replies as *bluechi.Error), else nil.
 func accessDenied(err error) error {
-	var de dbus.Error
-	if errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+	var e *bluechi.Error
+	if !errors.Is(err, bluechi.ErrAccessDenied) || !errors.As(err, &e) {
+		return nil
+	}
+	if e.Message == "" {
 		return err
 	}
-	var dp *dbus.Error
-	if errors.As(err, &dp) && dp.Name == "org.freedesktop.DBus.Error.AccessDenied" {
-		return err
-	}
-	return nil
+	return errors.New(e.Message)
 }
 
 type eventKind int
