@@ -114,11 +114,23 @@ func TestSystemMode(t *testing.T) {
 		}
 		c.run(ctx, "n3", "systemctl", "stop", "sysmode-dep.service")
 	})
+	t.Run("ProxyRequesterAgentRestart", func(t *testing.T) {
+		c.t = t
+		c.proxyRequesterAgentRestart(ctx)
+	})
+	t.Run("ProxyTargetAgentRestart", func(t *testing.T) {
+		c.t = t
+		c.proxyTargetAgentRestart(ctx)
+	})
+	t.Run("ProxyStopWhileTargetCut", func(t *testing.T) {
+		c.t = t
+		c.proxyStopWhileTargetCut(ctx)
+	})
 	t.Run("LinkDown", func(t *testing.T) {
 		c.t = t
 		c.partition(ctx, "n3", "link down",
 			func() error { return c.nodes["n3"].SetLink(ctx, false) },
-			func() error { return c.nodes["n3"].SetLink(ctx, true) })
+			func() error { return c.nodes["n3"].SetLink(ctx, true) }, nil)
 		c.checkJournal(ctx, ctlNode, "bluechi-controller.service", "bluechi-controller", "node heartbeat timeout", "NODE", "n3")
 	})
 	t.Run("PacketDrop", func(t *testing.T) {
@@ -144,7 +156,7 @@ func TestSystemMode(t *testing.T) {
 					return fmt.Errorf("%w: %s", err, errOut)
 				}
 				return nil
-			})
+			}, nil)
 	})
 	t.Run("ControllerRestart", func(t *testing.T) {
 		c.t = t
@@ -222,8 +234,10 @@ func TestSystemMode(t *testing.T) {
 
 // partition cuts node off (cut), checks that the controller and the node's
 // agent both report offline within cutLimit, heals and waits until all
-// are online again.
-func (c *cluster) partition(ctx context.Context, node, how string, cut, heal func() error) {
+// are online again. during, when not nil, runs while the node is cut off
+// (after both sides noticed). partition returns the time all nodes were
+// online again.
+func (c *cluster) partition(ctx context.Context, node, how string, cut, heal func() error, during func()) time.Time {
 	t := c.t
 	c.waitAllOnline(30 * time.Second)
 	start := time.Now()
@@ -257,12 +271,16 @@ func (c *cluster) partition(ctx context.Context, node, how string, cut, heal fun
 	if agentSaw == 0 || agentSaw > cutLimit {
 		t.Errorf("%s of %s: its agent saw the controller gone after %v, want <= %v (0: not within %v)", how, node, agentSaw, cutLimit, 3*cutLimit)
 	}
+	if during != nil {
+		during()
+	}
 	start = time.Now()
 	if err := heal(); err != nil {
 		t.Fatal(err)
 	}
 	healed = true
 	t.Logf("%s of %s healed: all online after %v", how, node, c.waitAllOnline(30*time.Second).Round(time.Millisecond))
+	return time.Now()
 }
 
 // journal reads a unit's journal in a node as JSON entries.
