@@ -163,7 +163,7 @@ func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (j
 //   - aux: Auxiliary units, each a name with its (name, value) properties.
 //   - job: Path of the systemd job on the node, e.g. `/org/freedesktop/systemd1/job/7`.
 func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodStartTransientUnit, name, mode, fixVariants(props), fixVariants(aux))
+	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodStartTransientUnit, name, mode, FixVariants(props), FixVariants(aux))
 	if err != nil {
 		return
 	}
@@ -278,7 +278,7 @@ func (c *NodeClient) GetUnitProperty(ctx context.Context, name string, iface str
 //   - runtime: If true the change does not survive a reboot.
 //   - keyValues: Properties to set as (name, value) pairs.
 func (c *NodeClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyValues []UnitProperty) (err error) {
-	_, err = call(ctx, c.obj, NodeInterface+"."+NodeMethodSetUnitProperties, name, runtime, fixVariants(keyValues))
+	_, err = call(ctx, c.obj, NodeInterface+"."+NodeMethodSetUnitProperties, name, runtime, FixVariants(keyValues))
 	return err
 }
 

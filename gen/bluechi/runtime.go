@@ -517,7 +517,7 @@ func SubscribePropertiesChanged(ctx context.Context, conn *dbus.Conn, sender str
 }
 
 // godbus decodes a struct inside a variant as []any, but encodes []any as an
-// array of variants. fixVariants rebuilds such values, guided by the
+// array of variants. FixVariants rebuilds such values, guided by the
 // variant's signature, into Go values (runtime struct types) that encode
 // correctly, so that a value read from a reply can be sent on as it is.
 
@@ -527,9 +527,11 @@ var (
 	sigTypeMemo  sync.Map // string -> reflect.Type
 )
 
-// fixVariants returns x with every nested dbus.Variant made encodable. Values
-// without variants are returned unchanged and cheaply.
-func fixVariants(x any) any {
+// FixVariants returns x with every nested dbus.Variant made encodable, so
+// that a value read from a reply (the properties of GetUnitProperties, say)
+// can be passed on in a call as it is. Values without variants are returned
+// unchanged and cheaply. The generated clients apply it to their arguments.
+func FixVariants(x any) any {
 	if x == nil {
 		return nil
 	}

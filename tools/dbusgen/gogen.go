@@ -734,7 +734,7 @@ func (g *goGen) pubClient(b *buf, i *Interface, n string) {
 		id := goIdent(m.Name)
 		comment(b, "", fmt.Sprintf("%s calls %s.%s: %s", id, i.Name, m.Name, sentence(m.Summary)), joinDoc("", m.Doc, argDocs(m.Args)))
 		b.p("func (c *%sClient) %s(ctx context.Context%s) %s {", n, id, prefixComma(params(t, in)), results(t, out))
-		args := strings.Join(fixedList("fixVariants", in, paramName), ", ")
+		args := strings.Join(fixedList("FixVariants", in, paramName), ", ")
 		if len(out) == 0 {
 			b.p("\t_, err = call(ctx, c.obj, %sInterface+\".\"+%s%s)", n, constName(n, m), prefixComma(args))
 			b.p("\treturn err")
