@@ -56,6 +56,13 @@ func TestSystemMode(t *testing.T) {
 		if s := c.prop(ctx, "n3", "sysmode-simple.service", "ActiveState"); s != "inactive" {
 			t.Errorf("after bluechictl stop: sysmode-simple on n3 is %q", s)
 		}
+		// The agent runs without capabilities: systemd does the work of
+		// set-property and daemon-reload.
+		c.run(ctx, ctlNode, "bluechictl", "set-property", "n3", "sysmode-simple.service", "CPUWeight=50", "--runtime")
+		if w := c.prop(ctx, "n3", "sysmode-simple.service", "CPUWeight"); w != "50" {
+			t.Errorf("after bluechictl set-property CPUWeight=50: CPUWeight on n3 is %q", w)
+		}
+		c.run(ctx, ctlNode, "bluechictl", "daemon-reload", "n3")
 	})
 	t.Run("Unprivileged", func(t *testing.T) {
 		c.t = t
