@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bluechi-go/bluechi/internal/introspect"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -184,16 +185,16 @@ func (c *Conn) introspect(path string) (string, bool) {
 		return "", false
 	}
 	var b strings.Builder
-	b.WriteString(introspectHeader + "<node>\n")
-	b.WriteString(peerXML + introspectableXML)
+	b.WriteString(introspect.Header + "<node>\n")
+	b.WriteString(introspect.Peer + introspect.Introspectable)
 	if o != nil {
-		b.WriteString(propertiesXML)
+		b.WriteString(introspect.Properties)
 		for _, ifc := range o.ifaces {
 			b.WriteString(ifc.XML)
 		}
 	}
 	if shim {
-		b.WriteString(busShimXML)
+		b.WriteString(introspect.BusShim)
 	}
 	names := make([]string, 0, len(kids))
 	for k := range kids {
@@ -226,58 +227,3 @@ func machineID() string {
 	})
 	return machineIDText
 }
-
-const introspectHeader = `<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
-`
-
-const peerXML = ` <interface name="org.freedesktop.DBus.Peer">
-  <method name="Ping"/>
-  <method name="GetMachineId">
-   <arg name="machine_uuid" type="s" direction="out"/>
-  </method>
- </interface>
-`
-
-const introspectableXML = ` <interface name="org.freedesktop.DBus.Introspectable">
-  <method name="Introspect">
-   <arg name="xml_data" type="s" direction="out"/>
-  </method>
- </interface>
-`
-
-const propertiesXML = ` <interface name="org.freedesktop.DBus.Properties">
-  <method name="Get">
-   <arg name="interface_name" type="s" direction="in"/>
-   <arg name="property_name" type="s" direction="in"/>
-   <arg name="value" type="v" direction="out"/>
-  </method>
-  <method name="GetAll">
-   <arg name="interface_name" type="s" direction="in"/>
-   <arg name="props" type="a{sv}" direction="out"/>
-  </method>
-  <method name="Set">
-   <arg name="interface_name" type="s" direction="in"/>
-   <arg name="property_name" type="s" direction="in"/>
-   <arg name="value" type="v" direction="in"/>
-  </method>
-  <signal name="PropertiesChanged">
-   <arg name="interface_name" type="s"/>
-   <arg name="changed_properties" type="a{sv}"/>
-   <arg name="invalidated_properties" type="as"/>
-  </signal>
- </interface>
-`
-
-const busShimXML = ` <interface name="org.freedesktop.DBus">
-  <method name="Hello">
-   <arg name="unique_name" type="s" direction="out"/>
-  </method>
-  <method name="AddMatch">
-   <arg name="rule" type="s" direction="in"/>
-  </method>
-  <method name="RemoveMatch">
-   <arg name="rule" type="s" direction="in"/>
-  </method>
- </interface>
-`
