@@ -702,11 +702,9 @@ func (g *goGen) emitters(b *buf, i *Interface, n string) {
 	}
 }
 
-// pubClient writes the public client of an interface.
-func (g *goGen) pubClient(b *buf, i *Interface, n string) {
-	t := g.types
-	b.p("// %sClient calls %s on one remote object. Its methods may be", n, i.Name)
-	b.p("// called from any goroutine; error replies are returned as *Error.")
+// clientType writes a client's struct, constructor and accessors (after
+// its doc comment, which the caller writes).
+func clientType(b *buf, i *Interface, n string) {
 	b.p("type %sClient struct {", n)
 	b.p("\tconn *dbus.Conn")
 	b.p("\tobj  dbus.BusObject")
@@ -729,6 +727,14 @@ func (g *goGen) pubClient(b *buf, i *Interface, n string) {
 	b.p("// Destination returns the bus name calls are addressed to.")
 	b.p("func (c *%sClient) Destination() string { return c.dest }", n)
 	b.p("")
+}
+
+// pubClient writes the public client of an interface.
+func (g *goGen) pubClient(b *buf, i *Interface, n string) {
+	t := g.types
+	b.p("// %sClient calls %s on one remote object. Its methods may be", n, i.Name)
+	b.p("// called from any goroutine; error replies are returned as *Error.")
+	clientType(b, i, n)
 	for _, m := range i.Methods() {
 		in, out := m.In(), m.Out()
 		id := goIdent(m.Name)
@@ -837,28 +843,7 @@ func (g *goGen) pubProps(b *buf, i *Interface, n string) {
 func (g *goGen) rtClient(b *buf, i *Interface, n string) {
 	t := g.apiTypes
 	b.p("// %sClient calls %s on one remote object.", n, i.Name)
-	b.p("type %sClient struct {", n)
-	b.p("\tconn *dbus.Conn")
-	b.p("\tobj  dbus.BusObject")
-	b.p("\tdest string")
-	b.p("\tpath dbus.ObjectPath")
-	b.p("}")
-	b.p("")
-	b.p("// New%sClient returns a client for the %s object at path of dest.", n, i.Name)
-	b.p("// dest must be a valid bus name even on peer-to-peer connections.")
-	b.p("func New%sClient(conn *dbus.Conn, dest string, path dbus.ObjectPath) *%sClient {", n, n)
-	b.p("\treturn &%sClient{conn: conn, obj: conn.Object(dest, path), dest: dest, path: path}", n)
-	b.p("}")
-	b.p("")
-	b.p("// Path returns the remote object path.")
-	b.p("func (c *%sClient) Path() dbus.ObjectPath { return c.path }", n)
-	b.p("")
-	b.p("// Conn returns the connection the client uses.")
-	b.p("func (c *%sClient) Conn() *dbus.Conn { return c.conn }", n)
-	b.p("")
-	b.p("// Destination returns the bus name calls are addressed to.")
-	b.p("func (c *%sClient) Destination() string { return c.dest }", n)
-	b.p("")
+	clientType(b, i, n)
 	for _, m := range i.Methods() {
 		in, out := m.In(), m.Out()
 		id := goIdent(m.Name)
