@@ -49,24 +49,24 @@ type Message struct {
 
 // fieldTypes holds the type code of each known header field.
 var fieldTypes = [fieldLast + 1]byte{
-	fieldPath:        'o',
-	fieldInterface:   's',
-	fieldMember:      's',
-	fieldErrorName:   's',
-	fieldReplySerial: 'u',
-	fieldDestination: 's',
-	fieldSender:      's',
-	fieldSignature:   'g',
-	fieldUnixFDs:     'u',
+	FieldPath:        'o',
+	FieldInterface:   's',
+	FieldMember:      's',
+	FieldErrorName:   's',
+	FieldReplySerial: 'u',
+	FieldDestination: 's',
+	FieldSender:      's',
+	FieldSignature:   'g',
+	FieldUnixFDs:     'u',
 }
 
 // requiredFields holds, per known message type, the header fields that must
 // be present, as a bit set of field codes.
 var requiredFields = [TypeSignal + 1]uint16{
-	TypeMethodCall:   1<<fieldPath | 1<<fieldMember,
-	TypeMethodReturn: 1 << fieldReplySerial,
-	TypeError:        1<<fieldErrorName | 1<<fieldReplySerial,
-	TypeSignal:       1<<fieldPath | 1<<fieldInterface | 1<<fieldMember,
+	TypeMethodCall:   1<<FieldPath | 1<<FieldMember,
+	TypeMethodReturn: 1 << FieldReplySerial,
+	TypeError:        1<<FieldErrorName | 1<<FieldReplySerial,
+	TypeSignal:       1<<FieldPath | 1<<FieldInterface | 1<<FieldMember,
 }
 
 const (
@@ -163,7 +163,7 @@ func parse(buf []byte, m *Message) error {
 			}
 			v := uint32At(buf, c.off, big)
 			c.off += 4
-			if code == fieldReplySerial {
+			if code == FieldReplySerial {
 				if v == 0 {
 					return failAt(c.off-4, errReplySerial)
 				}
@@ -205,14 +205,14 @@ func parse(buf []byte, m *Message) error {
 	if typ <= TypeSignal && seen&requiredFields[typ] != requiredFields[typ] {
 		return failAt(HeaderSize, errFieldMissing)
 	}
-	sigLen := span[fieldSignature][1] - span[fieldSignature][0]
+	sigLen := span[FieldSignature][1] - span[FieldSignature][0]
 	if (len(m.Body) == 0) != (sigLen == 0) {
 		return failAt(bodyAt, errBodySig)
 	}
 
 	// One allocation for all the strings of the header.
-	if seen&(1<<fieldPath|1<<fieldInterface|1<<fieldMember|1<<fieldErrorName|
-		1<<fieldDestination|1<<fieldSender|1<<fieldSignature) != 0 {
+	if seen&(1<<FieldPath|1<<FieldInterface|1<<FieldMember|1<<FieldErrorName|
+		1<<FieldDestination|1<<FieldSender|1<<FieldSignature) != 0 {
 		hs := string(buf[HeaderSize:fend])
 		get := func(code int) string {
 			if span[code][1] == 0 {
@@ -220,13 +220,13 @@ func parse(buf []byte, m *Message) error {
 			}
 			return hs[span[code][0]-HeaderSize : span[code][1]-HeaderSize]
 		}
-		m.Path = get(fieldPath)
-		m.Interface = get(fieldInterface)
-		m.Member = get(fieldMember)
-		m.ErrorName = get(fieldErrorName)
-		m.Destination = get(fieldDestination)
-		m.Sender = get(fieldSender)
-		m.Signature = get(fieldSignature)
+		m.Path = get(FieldPath)
+		m.Interface = get(FieldInterface)
+		m.Member = get(FieldMember)
+		m.ErrorName = get(FieldErrorName)
+		m.Destination = get(FieldDestination)
+		m.Sender = get(FieldSender)
+		m.Signature = get(FieldSignature)
 	}
 	return nil
 }
@@ -234,25 +234,25 @@ func parse(buf []byte, m *Message) error {
 // checkField checks the value of a string or object path header field.
 func checkField(code byte, b []byte) error {
 	switch code {
-	case fieldPath:
+	case FieldPath:
 		if !validPath(b) {
 			return errPath
 		}
 		if string(b) == localPath {
 			return errLocal
 		}
-	case fieldInterface:
+	case FieldInterface:
 		if !validDotted(b) {
 			return errInterface
 		}
 		if string(b) == localInterface {
 			return errLocal
 		}
-	case fieldMember:
+	case FieldMember:
 		if !validMember(b) {
 			return errMember
 		}
-	case fieldErrorName:
+	case FieldErrorName:
 		if !validDotted(b) {
 			return errErrorName
 		}

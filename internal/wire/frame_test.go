@@ -98,7 +98,7 @@ func TestAppendSignal(t *testing.T) {
 			if err := Parse(frame, &m); err != nil {
 				t.Fatal(err)
 			}
-			want := Message{Type: TypeSignal, Flags: flagNoReplyExpected, Serial: 42, Path: "/org/example/mon/1",
+			want := Message{Type: TypeSignal, Flags: FlagNoReplyExpected, Serial: 42, Path: "/org/example/mon/1",
 				Interface: "org.example.Monitor", Member: "UnitPropertiesChanged", Destination: dest,
 				Signature: "ssa{sv}", Body: w.Buf}
 			if diff := cmp.Diff(want, m); diff != "" {
@@ -194,7 +194,7 @@ func u32Field(code byte, u uint32) field {
 }
 
 func sigField(s string) field {
-	return field{fieldSignature, "g", func(b *builder) { b.sig(s) }}
+	return field{FieldSignature, "g", func(b *builder) { b.sig(s) }}
 }
 
 // rawMessage builds a message by hand.
@@ -215,9 +215,9 @@ func rawMessage(big bool, typ byte, serial uint32, body []byte, fields ...field)
 }
 
 var signalFields = []field{
-	strField(fieldPath, "o", "/a"),
-	strField(fieldInterface, "s", "a.b"),
-	strField(fieldMember, "s", "M"),
+	strField(FieldPath, "o", "/a"),
+	strField(FieldInterface, "s", "a.b"),
+	strField(FieldMember, "s", "M"),
 }
 
 func TestParseRaw(t *testing.T) {
@@ -234,12 +234,12 @@ func TestParseRaw(t *testing.T) {
 		{"unknown field", TypeSignal, nil, with(field{10, "a{sv}", func(b *builder) { b.u32(0).pad(8) }})},
 		{"unknown field fd", TypeSignal, nil, with(field{200, "h", func(b *builder) { b.u32(3) }})},
 		{"unknown field variant", TypeSignal, nil, with(field{11, "v", func(b *builder) { b.sig("t").u64(1) }})},
-		{"unix fds", TypeSignal, nil, with(u32Field(fieldUnixFDs, 0))},
+		{"unix fds", TypeSignal, nil, with(u32Field(FieldUnixFDs, 0))},
 		{"unknown type", 9, nil, nil},
-		{"sender", TypeSignal, nil, with(strField(fieldSender, "s", "org.freedesktop.DBus"))},
-		{"digit element in unique name", TypeSignal, nil, with(strField(fieldSender, "s", ":1.0-x"))},
+		{"sender", TypeSignal, nil, with(strField(FieldSender, "s", "org.freedesktop.DBus"))},
+		{"digit element in unique name", TypeSignal, nil, with(strField(FieldSender, "s", ":1.0-x"))},
 		{"body", TypeSignal, []byte{1}, with(sigField("y"))},
-		{"call", TypeMethodCall, nil, []field{strField(fieldPath, "o", "/"), strField(fieldMember, "s", "Ping")}},
+		{"call", TypeMethodCall, nil, []field{strField(FieldPath, "o", "/"), strField(FieldMember, "s", "Ping")}},
 	}
 	for _, c := range ok {
 		for _, big := range []bool{false, true} {
@@ -264,30 +264,30 @@ func TestParseRaw(t *testing.T) {
 		{"call without member", TypeMethodCall, 1, nil, signalFields[:2], errFieldMissing},
 		{"call without path", TypeMethodCall, 1, nil, signalFields[1:], errFieldMissing},
 		{"return without reply serial", TypeMethodReturn, 1, nil, nil, errFieldMissing},
-		{"error without name", TypeError, 1, nil, []field{u32Field(fieldReplySerial, 1)}, errFieldMissing},
-		{"error without reply serial", TypeError, 1, nil, []field{strField(fieldErrorName, "s", "a.b")}, errFieldMissing},
-		{"reply serial 0", TypeMethodReturn, 1, nil, []field{u32Field(fieldReplySerial, 0)}, errReplySerial},
-		{"path as string", TypeSignal, 1, nil, []field{strField(fieldPath, "s", "/a"), signalFields[1], signalFields[2]}, errFieldType},
-		{"member as path", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(fieldMember, "o", "/M")}, errFieldType},
-		{"reply serial as int", TypeMethodReturn, 1, nil, []field{{fieldReplySerial, "i", func(b *builder) { b.u32(1) }}}, errFieldType},
-		{"field type two codes", TypeSignal, 1, nil, with(field{fieldSender, "ss", func(b *builder) { b.str("a.b").str("c.d") }}), errFieldType},
+		{"error without name", TypeError, 1, nil, []field{u32Field(FieldReplySerial, 1)}, errFieldMissing},
+		{"error without reply serial", TypeError, 1, nil, []field{strField(FieldErrorName, "s", "a.b")}, errFieldMissing},
+		{"reply serial 0", TypeMethodReturn, 1, nil, []field{u32Field(FieldReplySerial, 0)}, errReplySerial},
+		{"path as string", TypeSignal, 1, nil, []field{strField(FieldPath, "s", "/a"), signalFields[1], signalFields[2]}, errFieldType},
+		{"member as path", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(FieldMember, "o", "/M")}, errFieldType},
+		{"reply serial as int", TypeMethodReturn, 1, nil, []field{{FieldReplySerial, "i", func(b *builder) { b.u32(1) }}}, errFieldType},
+		{"field type two codes", TypeSignal, 1, nil, with(field{FieldSender, "ss", func(b *builder) { b.str("a.b").str("c.d") }}), errFieldType},
 		{"field code 0", TypeSignal, 1, nil, with(u32Field(0, 1)), errFieldCode},
-		{"duplicate", TypeSignal, 1, nil, with(strField(fieldMember, "s", "N")), errFieldDup},
-		{"bad path", TypeSignal, 1, nil, []field{strField(fieldPath, "o", "/a/"), signalFields[1], signalFields[2]}, errPath},
-		{"local path", TypeSignal, 1, nil, []field{strField(fieldPath, "o", localPath), signalFields[1], signalFields[2]}, errLocal},
-		{"local interface", TypeSignal, 1, nil, []field{signalFields[0], strField(fieldInterface, "s", localInterface), signalFields[2]}, errLocal},
-		{"interface without dot", TypeSignal, 1, nil, []field{signalFields[0], strField(fieldInterface, "s", "ab"), signalFields[2]}, errInterface},
-		{"interface digit", TypeSignal, 1, nil, []field{signalFields[0], strField(fieldInterface, "s", "a.9b"), signalFields[2]}, errInterface},
-		{"interface trailing dot", TypeSignal, 1, nil, []field{signalFields[0], strField(fieldInterface, "s", "a.b."), signalFields[2]}, errInterface},
-		{"interface too long", TypeSignal, 1, nil, []field{signalFields[0], strField(fieldInterface, "s", "a."+strings.Repeat("b", 254)), signalFields[2]}, errInterface},
-		{"member with dot", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(fieldMember, "s", "a.b")}, errMember},
-		{"member empty", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(fieldMember, "s", "")}, errMember},
-		{"member utf8", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(fieldMember, "s", "é")}, errMember},
-		{"error name", TypeError, 1, nil, []field{u32Field(fieldReplySerial, 1), strField(fieldErrorName, "s", "Failed")}, errErrorName},
-		{"destination", TypeSignal, 1, nil, with(strField(fieldDestination, "s", "a..b")), errBusName},
-		{"destination digit", TypeSignal, 1, nil, with(strField(fieldDestination, "s", "a.0b")), errBusName},
-		{"sender unique one element", TypeSignal, 1, nil, with(strField(fieldSender, "s", ":1")), errBusName},
-		{"sender colon only", TypeSignal, 1, nil, with(strField(fieldSender, "s", ":")), errBusName},
+		{"duplicate", TypeSignal, 1, nil, with(strField(FieldMember, "s", "N")), errFieldDup},
+		{"bad path", TypeSignal, 1, nil, []field{strField(FieldPath, "o", "/a/"), signalFields[1], signalFields[2]}, errPath},
+		{"local path", TypeSignal, 1, nil, []field{strField(FieldPath, "o", localPath), signalFields[1], signalFields[2]}, errLocal},
+		{"local interface", TypeSignal, 1, nil, []field{signalFields[0], strField(FieldInterface, "s", localInterface), signalFields[2]}, errLocal},
+		{"interface without dot", TypeSignal, 1, nil, []field{signalFields[0], strField(FieldInterface, "s", "ab"), signalFields[2]}, errInterface},
+		{"interface digit", TypeSignal, 1, nil, []field{signalFields[0], strField(FieldInterface, "s", "a.9b"), signalFields[2]}, errInterface},
+		{"interface trailing dot", TypeSignal, 1, nil, []field{signalFields[0], strField(FieldInterface, "s", "a.b."), signalFields[2]}, errInterface},
+		{"interface too long", TypeSignal, 1, nil, []field{signalFields[0], strField(FieldInterface, "s", "a."+strings.Repeat("b", 254)), signalFields[2]}, errInterface},
+		{"member with dot", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(FieldMember, "s", "a.b")}, errMember},
+		{"member empty", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(FieldMember, "s", "")}, errMember},
+		{"member utf8", TypeSignal, 1, nil, []field{signalFields[0], signalFields[1], strField(FieldMember, "s", "é")}, errMember},
+		{"error name", TypeError, 1, nil, []field{u32Field(FieldReplySerial, 1), strField(FieldErrorName, "s", "Failed")}, errErrorName},
+		{"destination", TypeSignal, 1, nil, with(strField(FieldDestination, "s", "a..b")), errBusName},
+		{"destination digit", TypeSignal, 1, nil, with(strField(FieldDestination, "s", "a.0b")), errBusName},
+		{"sender unique one element", TypeSignal, 1, nil, with(strField(FieldSender, "s", ":1")), errBusName},
+		{"sender colon only", TypeSignal, 1, nil, with(strField(FieldSender, "s", ":")), errBusName},
 		{"signature field", TypeSignal, 1, []byte{0, 0, 0, 0}, with(sigField("a")), errSignature},
 		{"body without signature", TypeSignal, 1, []byte{1}, signalFields, errBodySig},
 		{"body with empty signature", TypeSignal, 1, []byte{1}, with(sigField("")), errBodySig},

@@ -42,21 +42,21 @@ const (
 	maxDepth      = 64      // containers around a value, variants included
 )
 
-// flagNoReplyExpected is the NO_REPLY_EXPECTED message flag.
-const flagNoReplyExpected = 0x1
+// FlagNoReplyExpected is the NO_REPLY_EXPECTED message flag.
+const FlagNoReplyExpected = 0x1
 
-// Header field codes.
+// Header field codes of the D-Bus specification.
 const (
-	fieldPath        = 1
-	fieldInterface   = 2
-	fieldMember      = 3
-	fieldErrorName   = 4
-	fieldReplySerial = 5
-	fieldDestination = 6
-	fieldSender      = 7
-	fieldSignature   = 8
-	fieldUnixFDs     = 9
-	fieldLast        = fieldUnixFDs
+	FieldPath        = 1
+	FieldInterface   = 2
+	FieldMember      = 3
+	FieldErrorName   = 4
+	FieldReplySerial = 5
+	FieldDestination = 6
+	FieldSender      = 7
+	FieldSignature   = 8
+	FieldUnixFDs     = 9
+	fieldLast        = FieldUnixFDs
 )
 
 // Reasons for refusing input. They are wrapped with the offset where the

@@ -80,10 +80,10 @@ func (w *Writer) EndArray(m ArrayMark) {
 func AppendReturn(dst []byte, serial, replySerial uint32, dest, sig string, body []byte) []byte {
 	base := len(dst)
 	dst = beginMessage(dst, TypeMethodReturn, 0, serial, HeaderSize+3*16+len(dest)+len(sig), body)
-	dst = append(dst, fieldReplySerial, 1, 'u', 0)
+	dst = append(dst, FieldReplySerial, 1, 'u', 0)
 	dst = binary.LittleEndian.AppendUint32(dst, replySerial)
 	if dest != "" {
-		dst = appendField(dst, base, fieldDestination, 's', dest)
+		dst = appendField(dst, base, FieldDestination, 's', dest)
 	}
 	return endMessage(dst, base, sig, body)
 }
@@ -96,13 +96,13 @@ func AppendReturn(dst []byte, serial, replySerial uint32, dest, sig string, body
 func AppendCall(dst []byte, serial uint32, dest, path, iface, member, sig string, body []byte) []byte {
 	base := len(dst)
 	dst = beginMessage(dst, TypeMethodCall, 0, serial, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig), body)
-	dst = appendField(dst, base, fieldPath, 'o', path)
+	dst = appendField(dst, base, FieldPath, 'o', path)
 	if iface != "" {
-		dst = appendField(dst, base, fieldInterface, 's', iface)
+		dst = appendField(dst, base, FieldInterface, 's', iface)
 	}
-	dst = appendField(dst, base, fieldMember, 's', member)
+	dst = appendField(dst, base, FieldMember, 's', member)
 	if dest != "" {
-		dst = appendField(dst, base, fieldDestination, 's', dest)
+		dst = appendField(dst, base, FieldDestination, 's', dest)
 	}
 	return endMessage(dst, base, sig, body)
 }
@@ -138,12 +138,12 @@ func endMessage(dst []byte, base int, sig string, body []byte) []byte {
 // Alignment is relative to len(dst), so dst may hold other messages.
 func AppendSignal(dst []byte, serial uint32, path, iface, member, dest, sig string, body []byte) []byte {
 	base := len(dst)
-	dst = beginMessage(dst, TypeSignal, flagNoReplyExpected, serial, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig), body)
-	dst = appendField(dst, base, fieldPath, 'o', path)
-	dst = appendField(dst, base, fieldInterface, 's', iface)
-	dst = appendField(dst, base, fieldMember, 's', member)
+	dst = beginMessage(dst, TypeSignal, FlagNoReplyExpected, serial, HeaderSize+5*16+len(path)+len(iface)+len(member)+len(dest)+len(sig), body)
+	dst = appendField(dst, base, FieldPath, 'o', path)
+	dst = appendField(dst, base, FieldInterface, 's', iface)
+	dst = appendField(dst, base, FieldMember, 's', member)
 	if dest != "" {
-		dst = appendField(dst, base, fieldDestination, 's', dest)
+		dst = appendField(dst, base, FieldDestination, 's', dest)
 	}
 	return endMessage(dst, base, sig, body)
 }
@@ -172,7 +172,7 @@ func appendSignatureField(dst []byte, base int, sig string) []byte {
 		return dst
 	}
 	dst = pad8(dst, base)
-	dst = append(dst, fieldSignature, 1, 'g', 0, byte(len(sig)))
+	dst = append(dst, FieldSignature, 1, 'g', 0, byte(len(sig)))
 	dst = append(dst, sig...)
 	return append(dst, 0)
 }

@@ -8,20 +8,8 @@ import (
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
-// Header field codes and flags of the D-Bus specification.
-const (
-	fieldPath        = 1
-	fieldInterface   = 2
-	fieldMember      = 3
-	fieldErrorName   = 4
-	fieldReplySerial = 5
-	fieldDestination = 6
-	fieldSender      = 7
-	fieldSignature   = 8
-
-	// FlagNoReplyExpected is the NO_REPLY_EXPECTED message flag.
-	FlagNoReplyExpected = 0x1
-)
+// FlagNoReplyExpected is the NO_REPLY_EXPECTED message flag.
+const FlagNoReplyExpected = wire.FlagNoReplyExpected
 
 // header is what an outgoing message carries besides its body. Empty
 // strings and a zero ReplySerial are left out.
@@ -58,20 +46,20 @@ func appendMessage(dst []byte, h *header, body []byte) []byte {
 		dst = append(dst, s...)
 		dst = append(dst, 0)
 	}
-	str(fieldPath, 'o', h.path)
-	str(fieldInterface, 's', h.iface)
-	str(fieldMember, 's', h.member)
-	str(fieldErrorName, 's', h.errorName)
+	str(wire.FieldPath, 'o', h.path)
+	str(wire.FieldInterface, 's', h.iface)
+	str(wire.FieldMember, 's', h.member)
+	str(wire.FieldErrorName, 's', h.errorName)
 	if h.replySerial != 0 {
 		dst = pad8(dst, base)
-		dst = append(dst, fieldReplySerial, 1, 'u', 0)
+		dst = append(dst, wire.FieldReplySerial, 1, 'u', 0)
 		dst = binary.LittleEndian.AppendUint32(dst, h.replySerial)
 	}
-	str(fieldDestination, 's', h.destination)
-	str(fieldSender, 's', h.sender)
+	str(wire.FieldDestination, 's', h.destination)
+	str(wire.FieldSender, 's', h.sender)
 	if h.signature != "" {
 		dst = pad8(dst, base)
-		dst = append(dst, fieldSignature, 1, 'g', 0, byte(len(h.signature)))
+		dst = append(dst, wire.FieldSignature, 1, 'g', 0, byte(len(h.signature)))
 		dst = append(dst, h.signature...)
 		dst = append(dst, 0)
 	}
