@@ -3,10 +3,15 @@
 package daemonapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -274,3 +279,129 @@ func TestWireRawMethodAndSignals(t *testing.T) {
 	}
 }
 
+// godbusEncode returns the body godbus makes of args (signature sig) in
+// the given byte order.
+func godbusEncode(t *testing.T, sig string, bigEndian bool, args ...any) []byte {
+	t.Helper()
+	if got := dbus.SignatureOf(args...).String(); got != sig {
+		t.Fatalf("sample values have signature %q, want %q", got, sig)
+	}
+	var order binary.ByteOrder = binary.LittleEndian
+	if bigEndian {
+		order = binary.BigEndian
+	}
+	msg := &dbus.Message{Type: dbus.TypeSignal, Headers: map[dbus.HeaderField]dbus.Variant{
+		dbus.FieldPath:      dbus.MakeVariant(dbus.ObjectPath("/t")),
+		dbus.FieldInterface: dbus.MakeVariant("org.example.T"),
+		dbus.FieldMember:    dbus.MakeVariant("T"),
+		dbus.FieldSignature: dbus.MakeVariant(dbus.ParseSignatureMust(sig)),
+	}}
+	for _, a := range args {
+		// godbus encodes a variant by its value's Go type unless fixed.
+		msg.Body = append(msg.Body, dbusrt.FixVariants(a))
+	}
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, order); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	start := (16 + int(order.Uint32(b[12:])) + 7) &^ 7
+	return b[start:]
+}
+
+// godbusDecode decodes a little-endian body of signature sig with godbus
+// and stores its values in ptrs (as dbusrt.Decode does).
+func godbusDecode(t *testing.T, sig string, body []byte, ptrs ...any) {
+	t.Helper()
+	// A message with the signature but no body, then the body appended
+	// and its length set: only godbus's own encoder and decoder are used.
+	msg := &dbus.Message{Type: dbus.TypeSignal, Headers: map[dbus.HeaderField]dbus.Variant{
+		dbus.FieldPath:      dbus.MakeVariant(dbus.ObjectPath("/t")),
+		dbus.FieldInterface: dbus.MakeVariant("org.example.T"),
+		dbus.FieldMember:    dbus.MakeVariant("T"),
+		dbus.FieldSignature: dbus.MakeVariant(dbus.ParseSignatureMust(sig)),
+	}}
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
+		t.Fatal(err)
+	}
+	b := append(buf.Bytes(), body...)
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[8:], 1) // serial
+	got, err := dbus.DecodeMessage(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("godbus cannot decode our body % x: %v", body, err)
+	}
+	// dbusrt.Decode, not dbus.Store: Store remakes the variants of a
+	// map[string]dbus.Variant from their values' Go types.
+	if err := dbusrt.Decode(got.Body, ptrs...); err != nil {
+		t.Fatalf("godbus cannot store our body: %v", err)
+	}
+}
+
+// checkSame compares D-Bus values by their wire meaning: structs, slices
+// and []any by elements, variants by signature and value, empty and nil
+// alike.
+func checkSame(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if d := cmp.Diff(generic(want), generic(got)); d != "" {
+		t.Errorf("%s differs (-want +got):\n%s", what, d)
+	}
+}
+
+type genericVariant struct {
+	Sig   string
+	Value any
+}
+
+func generic(x any) any {
+	if x == nil {
+		return nil
+	}
+	return genericValue(reflect.ValueOf(x))
+}
+
+func genericValue(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Interface, reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return genericValue(v.Elem())
+	case reflect.Struct:
+		if vv, ok := v.Interface().(dbus.Variant); ok {
+			return genericVariant{Sig: vv.Signature().String(), Value: generic(vv.Value())}
+		}
+		if s, ok := v.Interface().(dbus.Signature); ok {
+			return "sig:" + s.String()
+		}
+		out := []any{}
+		for i := 0; i < v.NumField(); i++ {
+			out = append(out, genericValue(v.Field(i)))
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		out := []any{}
+		for i := 0; i < v.Len(); i++ {
+			out = append(out, genericValue(v.Index(i)))
+		}
+		return out
+	case reflect.Map:
+		type kv struct {
+			K string
+			V any
+		}
+		var out []kv
+		it := v.MapRange()
+		for it.Next() {
+			out = append(out, kv{K: fmt.Sprint(it.Key().Interface()), V: genericValue(it.Value())})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].K < out[j].K })
+		res := []any{"map"}
+		for _, e := range out {
+			res = append(res, e.K, e.V)
+		}
+		return res
+	}
+	return v.Interface()
+}
