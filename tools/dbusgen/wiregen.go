@@ -621,7 +621,11 @@ func (g *goGen) clientOnlyFiles(ifs []*Interface, into map[string][]byte) error 
 		known[k] = true
 	}
 	seen := map[string]bool{}
+	if g.clientOnly == nil {
+		g.clientOnly = map[string]bool{}
+	}
 	for _, i := range ifs {
+		g.clientOnly[i.Name] = true
 		n := g.goName(i.Name)
 		if seen[n] {
 			return fmt.Errorf("%s: Go name %s used twice", i.File, n)
