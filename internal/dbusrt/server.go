@@ -682,18 +682,31 @@ func (e *Export) setProperty(name string, value any, queue bool) error {
 		return fmt.Errorf("dbusrt: %s has no property %s", e.iface.Name, name)
 	}
 	p := &e.iface.Properties[i]
-	v, err := makeVariant(value, p.Sig)
-	if err != nil {
-		return fmt.Errorf("dbusrt: property %s.%s: %w", e.iface.Name, name, err)
-	}
 	e.mu.Lock()
 	old := e.values[i]
-	changed := !reflect.DeepEqual(old.Value(), v.Value())
-	e.values[i] = v
-	e.mu.Unlock()
-	if !changed {
+	// A value of the old one's basic Go type (the heartbeat's timestamps,
+	// Status) is compared and wrapped without reflection.
+	same, equal := basicCompare(old.Value(), value)
+	if equal {
+		e.mu.Unlock()
 		return nil
 	}
+	var v dbus.Variant
+	if same {
+		v = dbus.MakeVariantWithSignature(value, old.Signature())
+	} else {
+		var err error
+		if v, err = makeVariant(value, p.Sig); err != nil {
+			e.mu.Unlock()
+			return fmt.Errorf("dbusrt: property %s.%s: %w", e.iface.Name, name, err)
+		}
+		if reflect.DeepEqual(old.Value(), v.Value()) {
+			e.mu.Unlock()
+			return nil
+		}
+	}
+	e.values[i] = v
+	e.mu.Unlock()
 	switch p.Emit {
 	case EmitTrue:
 		if queue && e.queueChanged(name, v.Value(), false) {
@@ -815,6 +828,33 @@ func EncodeSignal(serial uint32, dest string, path dbus.ObjectPath, iface, membe
 	b := buf.Bytes()
 	binary.LittleEndian.PutUint32(b[8:12], serial) // godbus has no serial setter
 	return b, nil
+}
+
+// basicCompare tells whether value has the same basic Go type as old
+// (string, bool or a number), and if so whether they are equal.
+func basicCompare(old, value any) (same, equal bool) {
+	switch o := old.(type) {
+	case string:
+		return compareTo(o, value)
+	case uint64:
+		return compareTo(o, value)
+	case uint32:
+		return compareTo(o, value)
+	case int32:
+		return compareTo(o, value)
+	case int64:
+		return compareTo(o, value)
+	case bool:
+		return compareTo(o, value)
+	case float64:
+		return compareTo(o, value)
+	}
+	return false, false
+}
+
+func compareTo[T comparable](old T, value any) (same, equal bool) {
+	v, ok := value.(T)
+	return ok, ok && v == old
 }
 
 func makeVariant(value any, sig string) (dbus.Variant, error) {
