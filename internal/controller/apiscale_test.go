@@ -3,13 +3,21 @@
 package controller_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/leakcheck"
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // configuredNodes returns a config with n configured nodes sim1..simN.
@@ -34,6 +42,62 @@ func BenchmarkListNodes1000(b *testing.B) {
 		nodes, err := ctrl.ListNodes(ctx)
 		if err != nil || len(nodes) != 1000 {
 			b.Fatal(len(nodes), err)
+		}
+	}
+}
+
+// BenchmarkListNodes1000Server is BenchmarkListNodes1000 with a client
+// that does not decode the reply (it reads whole frames and parses their
+// headers), so that a CPU profile shows the controller's side: go test
+// -bench ListNodes1000Server -cpuprofile.
+func BenchmarkListNodes1000Server(b *testing.B) {
+	c := startClusterConfig(b, configuredNodes(1000))
+	path := strings.TrimPrefix(c.busAddr, "unix:path=")
+	path, _, _ = strings.Cut(path, ",")
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReaderSize(nc, 64<<10)
+	if _, err := transport.ClientHandshake(r, nc, transport.MechanismExternal, strconv.Itoa(os.Getuid())); err != nil {
+		b.Fatal(err)
+	}
+	var serial uint32
+	call := func(dest, path, iface, member string) int {
+		serial++
+		if _, err := nc.Write(wire.AppendCall(nil, serial, dest, path, iface, member, "", nil)); err != nil {
+			b.Fatal(err)
+		}
+		var m wire.Message
+		for {
+			hdr, err := r.Peek(wire.HeaderSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size, _, err := wire.FrameSize(hdr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			frame := make([]byte, size)
+			if _, err := io.ReadFull(r, frame); err != nil {
+				b.Fatal(err)
+			}
+			if err := wire.Parse(frame, &m); err != nil {
+				b.Fatal(err)
+			}
+			if m.ReplySerial == serial && m.Type == wire.TypeMethodReturn {
+				return size
+			}
+			if m.ReplySerial == serial {
+				b.Fatalf("%s: %s", member, m.ErrorName)
+			}
+		}
+	}
+	call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello")
+	for b.Loop() {
+		if n := call(bluechi.ControllerBusName, string(bluechi.ControllerPath), bluechi.ControllerInterface, bluechi.ControllerMethodListNodes); n < 1000*60 {
+			b.Fatalf("reply of %d bytes", n)
 		}
 	}
 }
