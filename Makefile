@@ -98,6 +98,14 @@ bench-cluster:
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
 	$(GO) test -run XXX -bench . -benchtime 20x ./internal/exporter
 
+## bench-scale: the real controller with 10 to 2000 simulated agents over
+## TCP (memory per node, idle CPU, API latency, 10% offline), printed as a
+## table; BLUECHI_SCALE_BASE=<tree or binary> measures another controller
+## alternating with this one (before/after in one run)
+bench-scale:
+	$(GO) test -run XXX -bench 'Scale|GodbusListNodes|BusRelay' -benchtime 300x -timeout 90m ./internal/scalebench
+	$(GO) test -run XXX -bench 'ListNodes1000|GetNode1000|ConfiguredNodeHeap' -benchtime 200x ./internal/controller
+
 .PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
 DESTDIR ?=
 PREFIX ?= /usr

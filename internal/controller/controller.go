@@ -111,8 +111,11 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 	c.obj = obj
 	for _, nc := range cfg.Nodes {
 		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name), interest: map[string]*interest{},
-			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, allowDeps: map[string]bool{}, selinuxType: nc.RequiredSelinuxContext}
+			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, selinuxType: nc.RequiredSelinuxContext}
 		for _, t := range nc.AllowDependenciesOn {
+			if n.allowDeps == nil {
+				n.allowDeps = map[string]bool{} // only read elsewhere: nil when none
+			}
 			n.allowDeps[t] = true
 		}
 		n.obj, err = daemonapi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})

@@ -72,8 +72,10 @@ func (l *unitList) put(gen uint64, elems []byte) {
 // monitor that has no recipients and no object.
 func (c *Controller) addCacheSinks() {
 	sink := &monitor{c: c, subs: map[uint32]*subscription{}}
+	// The sinks share their (never changed) unit list and set.
+	units, names := []string{wildcard}, map[string]bool{wildcard: true}
 	for i, n := range c.nodes {
-		n.sink = &subscription{id: uint32(i + 1), mon: sink, node: n.name, units: []string{wildcard}, names: map[string]bool{wildcard: true}}
+		n.sink = &subscription{id: uint32(i + 1), mon: sink, node: n.name, units: units, names: names}
 	}
 }
 
