@@ -3,25 +3,24 @@
 package systemd
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/godbus/dbus/v5"
 
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
-// systemd's signals are read from the wire without godbus: the
-// connection's tap (transport.Tap) hands each signal over as bytes, in
-// the connection's reader, and the few values an event needs are read in
-// place. A unit's PropertiesChanged carries dozens of values and godbus
-// spent more CPU decoding them than systemd spent running the job; here
-// the properties stay bytes (PropertiesChanged.Props) until someone looks
-// at one. Replies are seen on the same path, so that a job call's gate is
-// set up before any later signal is queued (see incoming).
+// systemd's signals are read from the wire as they come: the
+// connection's reader hands each signal over as bytes, and the few values
+// an event needs are read in place. A unit's PropertiesChanged carries
+// dozens of values and godbus spent more CPU decoding them than systemd
+// spent running the job; here the properties stay bytes
+// (PropertiesChanged.Props) until someone looks at one. Replies are read
+// by the same goroutine, so that a job call's gate is set up before any
+// later signal is queued (see jobCall).
 
 // rawEvent is one recognised signal with its sender.
 type rawEvent struct {
@@ -83,17 +82,12 @@ func (q *eventQueue) pop(buf []rawEvent) (_ []rawEvent, ok bool) {
 	}
 }
 
-// rawSignal is the tap's Signal: it queues systemd's signals as events
-// and keeps them from godbus; other signals go on to godbus.
-func (c *Client) rawSignal(m *wire.Message) bool {
-	e, ok := parseRaw(m)
-	if !ok {
-		return false
-	}
-	if e.ev != nil || e.owner != nil {
+// signal is the connection's signal handler (on its reader goroutine):
+// it queues systemd's signals as events and drops the others.
+func (c *Client) signal(_ *wireconn.Conn, m *wire.Message) {
+	if e, ok := parseRaw(m); ok && (e.ev != nil || e.owner != nil) {
 		c.queue.push(e)
 	}
-	return true
 }
 
 // parseRaw recognises systemd's signals (and NameOwnerChanged for its
@@ -189,57 +183,4 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		return e, true
 	}
 	return e, false
-}
-
-// rawReply is the tap's Reply: a reply to a job call sets up the gate for
-// events about its job path, before any later signal is queued. The reply
-// to a raw job call is consumed (godbus, which did not make the call,
-// would decode it only to drop it); others go on to godbus.
-func (c *Client) rawReply(m *wire.Message) (consumed bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pj := c.pending[m.ReplySerial]
-	if pj == nil || pj.gate != nil {
-		return false // not a job call's, or a second reply (godbus drops it)
-	}
-	consumed = pj.reply != nil
-	var path dbus.ObjectPath
-	if m.Type == wire.TypeMethodReturn && m.Signature == "o" {
-		r := wire.NewReader(m.Body, m.BigEndian)
-		if p, err := r.String(); err == nil {
-			path = dbus.ObjectPath(p)
-		}
-	}
-	if pj.reply != nil {
-		select {
-		case pj.reply <- rawJobReply(m, path): // buffered for the one reply
-		default: // a second reply to one serial: not from a sane peer
-		}
-		pj.reply = nil
-	}
-	if pj.abandoned || path == "" {
-		delete(c.pending, m.ReplySerial)
-		return consumed
-	}
-	pj.path = path
-	pj.gate = make(chan struct{})
-	// Several calls can get the same job path: systemd merges a request
-	// into a job already queued for the unit and returns that job.
-	if c.gates[path] == nil {
-		c.gates[path] = map[*pendingJob]bool{}
-	}
-	c.gates[path][pj] = true
-	return consumed
-}
-
-// rawJobReply turns the reply to a raw job call into its result: the job
-// path, or the error godbus would have returned for it.
-func rawJobReply(m *wire.Message, path dbus.ObjectPath) jobReply {
-	switch {
-	case m.Type == wire.TypeError:
-		return jobReply{err: transport.GodbusError(m.ErrorName, m.Signature, m.Body, m.BigEndian)}
-	case path == "":
-		return jobReply{err: fmt.Errorf("systemd: unexpected reply of signature %q, want a job path", m.Signature)}
-	}
-	return jobReply{path: path}
 }

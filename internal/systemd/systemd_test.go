@@ -838,7 +838,7 @@ func TestForgedSignalsIgnored(t *testing.T) {
 	}
 	defer evil.Close()
 	forged := dbus.ObjectPath(JobPathPrefix + "424242")
-	if err := dbusrt.EmitTo(evil, dbusrt.UniqueName(e.c.Conn()), ManagerPath, ManagerInterface, "JobRemoved",
+	if err := dbusrt.EmitTo(evil, e.c.UniqueName(), ManagerPath, ManagerInterface, "JobRemoved",
 		uint32(424242), forged, sandbox.OneshotServiceName, "done"); err != nil {
 		t.Fatal(err)
 	}
