@@ -332,7 +332,8 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 // release lets a caller serving requests in order start its next one: the
 // request to systemd is on the wire, only its reply is awaited.
 func release(ctx context.Context) {
-	dbusrt.Release(ctx)
+	wireconn.Release(ctx) // a handler of a peer link (the agent's controller connection)
+	dbusrt.Release(ctx)   // a handler of an ordered godbus server
 }
 
 // callError turns what ended a call into the error this package returns:
