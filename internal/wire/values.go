@@ -166,3 +166,20 @@ func (r *Reader) More(end int) (bool, error) {
 	}
 	return false, nil
 }
+
+// CheckBody checks that body holds exactly one value of each complete type
+// of sig, by the rules Copy applies, in the given byte order.
+func CheckBody(sig string, body []byte, bigEndian bool) error {
+	if !ValidSignature(sig) {
+		return failAt(0, errSignature)
+	}
+	r := NewReader(body, bigEndian)
+	for i := 0; i < len(sig); {
+		j := skipType(sig, i)
+		if err := r.Skip(sig[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return r.Done()
+}
