@@ -49,8 +49,8 @@ type proxy struct {
 
 	exported  *wireconn.Conn // the proxy session's connection it is exported on, nil when none
 	announced bool           // ProxyNew was sent on the proxy session
-	ready     bool                           // the target was seen active
-	answered  bool                           // result has been sent
+	ready     bool           // the target was seen active
+	answered  bool           // result has been sent
 	removed   bool
 	result    chan error // CreateProxy's answer; buffered
 }
