@@ -983,4 +983,1013 @@ func TestWireCodecs(t *testing.T) {
 			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
 		}
 	})
+	t.Run("DBusPropertiesGetIn", func(t *testing.T) {
+		v0 := "str14-ü"
+		v1 := "str23-ü"
+		body, err := wireEncodeDBusPropertiesGetIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, DBusPropertiesGetInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeDBusPropertiesGetIn(godbusEncode(t, DBusPropertiesGetInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("DBusPropertiesGetOut", func(t *testing.T) {
+		v0 := dbus.MakeVariantWithSignature([]any{"v5", uint32(5)}, dbus.ParseSignatureMust("(su)"))
+		body, err := wireEncodeDBusPropertiesGetOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.Variant
+		)
+		godbusDecode(t, DBusPropertiesGetOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusPropertiesGetOut(godbusEncode(t, DBusPropertiesGetOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusPropertiesGetAllIn", func(t *testing.T) {
+		v0 := "str14-ü"
+		body, err := wireEncodeDBusPropertiesGetAllIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusPropertiesGetAllInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusPropertiesGetAllIn(godbusEncode(t, DBusPropertiesGetAllInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusPropertiesGetAllOut", func(t *testing.T) {
+		v0 := map[string]dbus.Variant{
+			"Text":      dbus.MakeVariant("t5"),
+			"Number":    dbus.MakeVariant(uint64(5)),
+			"List":      dbus.MakeVariant([]string{"a", "b"}),
+			"Pair":      dbus.MakeVariantWithSignature([]any{"x", "y"}, dbus.ParseSignatureMust("(ss)")),
+			"ExecStart": dbus.MakeVariantWithSignature([]any{[]any{"/bin/true", []string{"/bin/true", "-x"}, false}}, dbus.ParseSignatureMust("a(sasb)")),
+			"Nested":    dbus.MakeVariant(dbus.MakeVariant(int32(-5))),
+		}
+		body, err := wireEncodeDBusPropertiesGetAllOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 map[string]dbus.Variant
+		)
+		godbusDecode(t, DBusPropertiesGetAllOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusPropertiesGetAllOut(godbusEncode(t, DBusPropertiesGetAllOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusPropertiesSetIn", func(t *testing.T) {
+		v0 := "str14-ü"
+		v1 := "str23-ü"
+		v2 := dbus.MakeVariantWithSignature([]any{"v25", uint32(25)}, dbus.ParseSignatureMust("(su)"))
+		body, err := wireEncodeDBusPropertiesSetIn(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+			g2 dbus.Variant
+		)
+		godbusDecode(t, DBusPropertiesSetInSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeDBusPropertiesSetIn(godbusEncode(t, DBusPropertiesSetInSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("DBusPropertiesPropertiesChanged", func(t *testing.T) {
+		v0 := "str14-ü"
+		v1 := map[string]dbus.Variant{
+			"Text":      dbus.MakeVariant("t28"),
+			"Number":    dbus.MakeVariant(uint64(28)),
+			"List":      dbus.MakeVariant([]string{"a", "b"}),
+			"Pair":      dbus.MakeVariantWithSignature([]any{"x", "y"}, dbus.ParseSignatureMust("(ss)")),
+			"ExecStart": dbus.MakeVariantWithSignature([]any{[]any{"/bin/true", []string{"/bin/true", "-x"}, false}}, dbus.ParseSignatureMust("a(sasb)")),
+			"Nested":    dbus.MakeVariant(dbus.MakeVariant(int32(-28))),
+		}
+		v2 := []string{"str43-ü", "str44-ü"}
+		body, err := wireEncodeDBusPropertiesPropertiesChanged(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 map[string]dbus.Variant
+			g2 []string
+		)
+		godbusDecode(t, DBusPropertiesPropertiesChangedSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeDBusPropertiesPropertiesChanged(godbusEncode(t, DBusPropertiesPropertiesChangedSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("Systemd1ManagerGetUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerGetUnitIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerGetUnitInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerGetUnitIn(godbusEncode(t, Systemd1ManagerGetUnitInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerGetUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p4")
+		body, err := wireEncodeSystemd1ManagerGetUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerGetUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerGetUnitOut(godbusEncode(t, Systemd1ManagerGetUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerLoadUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerLoadUnitIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerLoadUnitInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerLoadUnitIn(godbusEncode(t, Systemd1ManagerLoadUnitInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerLoadUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p4")
+		body, err := wireEncodeSystemd1ManagerLoadUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerLoadUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerLoadUnitOut(godbusEncode(t, Systemd1ManagerLoadUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerStartUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerStartUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerStartUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerStartUnitIn(godbusEncode(t, Systemd1ManagerStartUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerStartUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerStartUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerStartUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerStartUnitOut(godbusEncode(t, Systemd1ManagerStartUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerStopUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerStopUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerStopUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerStopUnitIn(godbusEncode(t, Systemd1ManagerStopUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerStopUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerStopUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerStopUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerStopUnitOut(godbusEncode(t, Systemd1ManagerStopUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerRestartUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerRestartUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerRestartUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerRestartUnitIn(godbusEncode(t, Systemd1ManagerRestartUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerRestartUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerRestartUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerRestartUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerRestartUnitOut(godbusEncode(t, Systemd1ManagerRestartUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerReloadUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerReloadUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerReloadUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerReloadUnitIn(godbusEncode(t, Systemd1ManagerReloadUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerReloadUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerReloadUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerReloadUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerReloadUnitOut(godbusEncode(t, Systemd1ManagerReloadUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerTryRestartUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerTryRestartUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerTryRestartUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerTryRestartUnitIn(godbusEncode(t, Systemd1ManagerTryRestartUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerTryRestartUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerTryRestartUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerTryRestartUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerTryRestartUnitOut(godbusEncode(t, Systemd1ManagerTryRestartUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerReloadOrRestartUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerReloadOrRestartUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerReloadOrRestartUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerReloadOrRestartUnitIn(godbusEncode(t, Systemd1ManagerReloadOrRestartUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerReloadOrRestartUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerReloadOrRestartUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerReloadOrRestartUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerReloadOrRestartUnitOut(godbusEncode(t, Systemd1ManagerReloadOrRestartUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerReloadOrTryRestartUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		body, err := wireEncodeSystemd1ManagerReloadOrTryRestartUnitIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+		)
+		godbusDecode(t, Systemd1ManagerReloadOrTryRestartUnitInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerReloadOrTryRestartUnitIn(godbusEncode(t, Systemd1ManagerReloadOrTryRestartUnitInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerReloadOrTryRestartUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerReloadOrTryRestartUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerReloadOrTryRestartUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerReloadOrTryRestartUnitOut(godbusEncode(t, Systemd1ManagerReloadOrTryRestartUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerStartTransientUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str14-ü"
+		v2 := []bluechi.UnitProperty{bluechi.UnitProperty{Name: "str31-ü", Value: dbus.MakeVariantWithSignature([]any{"v32", uint32(32)}, dbus.ParseSignatureMust("(su)"))}, bluechi.UnitProperty{Name: "str32-ü", Value: dbus.MakeVariantWithSignature([]any{"v33", uint32(33)}, dbus.ParseSignatureMust("(su)"))}}
+		v3 := []bluechi.AuxUnit{bluechi.AuxUnit{Name: "str34-ü", Properties: []bluechi.UnitProperty{bluechi.UnitProperty{Name: "str36-ü", Value: dbus.MakeVariantWithSignature([]any{"v37", uint32(37)}, dbus.ParseSignatureMust("(su)"))}, bluechi.UnitProperty{Name: "str37-ü", Value: dbus.MakeVariantWithSignature([]any{"v38", uint32(38)}, dbus.ParseSignatureMust("(su)"))}}}, bluechi.AuxUnit{Name: "str35-ü", Properties: []bluechi.UnitProperty{bluechi.UnitProperty{Name: "str37-ü", Value: dbus.MakeVariantWithSignature([]any{"v38", uint32(38)}, dbus.ParseSignatureMust("(su)"))}, bluechi.UnitProperty{Name: "str38-ü", Value: dbus.MakeVariantWithSignature([]any{"v39", uint32(39)}, dbus.ParseSignatureMust("(su)"))}}}}
+		body, err := wireEncodeSystemd1ManagerStartTransientUnitIn(v0, v1, v2, v3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+			g2 []bluechi.UnitProperty
+			g3 []bluechi.AuxUnit
+		)
+		godbusDecode(t, Systemd1ManagerStartTransientUnitInSig, body, &g0, &g1, &g2, &g3)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2, g3}, []any{v0, v1, v2, v3})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, d3, err := wireDecodeSystemd1ManagerStartTransientUnitIn(godbusEncode(t, Systemd1ManagerStartTransientUnitInSig, big, v0, v1, v2, v3), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2, d3}, []any{v0, v1, v2, v3})
+		}
+	})
+	t.Run("Systemd1ManagerStartTransientUnitOut", func(t *testing.T) {
+		v0 := dbus.ObjectPath("/sample/p3")
+		body, err := wireEncodeSystemd1ManagerStartTransientUnitOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerStartTransientUnitOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerStartTransientUnitOut(godbusEncode(t, Systemd1ManagerStartTransientUnitOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerKillUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str13-ü"
+		v2 := int32(-68)
+		body, err := wireEncodeSystemd1ManagerKillUnitIn(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+			g2 int32
+		)
+		godbusDecode(t, Systemd1ManagerKillUnitInSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeSystemd1ManagerKillUnitIn(godbusEncode(t, Systemd1ManagerKillUnitInSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("Systemd1ManagerFreezeUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerFreezeUnitIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerFreezeUnitInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerFreezeUnitIn(godbusEncode(t, Systemd1ManagerFreezeUnitInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerThawUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerThawUnitIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerThawUnitInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerThawUnitIn(godbusEncode(t, Systemd1ManagerThawUnitInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerSetUnitPropertiesIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := false
+		v2 := []bluechi.UnitProperty{bluechi.UnitProperty{Name: "str31-ü", Value: dbus.MakeVariantWithSignature([]any{"v32", uint32(32)}, dbus.ParseSignatureMust("(su)"))}, bluechi.UnitProperty{Name: "str32-ü", Value: dbus.MakeVariantWithSignature([]any{"v33", uint32(33)}, dbus.ParseSignatureMust("(su)"))}}
+		body, err := wireEncodeSystemd1ManagerSetUnitPropertiesIn(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 bool
+			g2 []bluechi.UnitProperty
+		)
+		godbusDecode(t, Systemd1ManagerSetUnitPropertiesInSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeSystemd1ManagerSetUnitPropertiesIn(godbusEncode(t, Systemd1ManagerSetUnitPropertiesInSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("Systemd1ManagerResetFailedUnitIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerResetFailedUnitIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerResetFailedUnitInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerResetFailedUnitIn(godbusEncode(t, Systemd1ManagerResetFailedUnitInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerCancelJobIn", func(t *testing.T) {
+		v0 := uint32(4000000002)
+		body, err := wireEncodeSystemd1ManagerCancelJobIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+		)
+		godbusDecode(t, Systemd1ManagerCancelJobInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerCancelJobIn(godbusEncode(t, Systemd1ManagerCancelJobInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerListUnitsOut", func(t *testing.T) {
+		v0 := []bluechi.UnitInfo{bluechi.UnitInfo{Name: "str6-ü", Description: "str7-ü", LoadState: "str8-ü", ActiveState: "str9-ü", SubState: "str10-ü", Followed: "str11-ü", Path: dbus.ObjectPath("/sample/p12"), JobID: uint32(4000000013), JobType: "str14-ü", JobPath: dbus.ObjectPath("/sample/p15")}, bluechi.UnitInfo{Name: "str7-ü", Description: "str8-ü", LoadState: "str9-ü", ActiveState: "str10-ü", SubState: "str11-ü", Followed: "str12-ü", Path: dbus.ObjectPath("/sample/p13"), JobID: uint32(4000000014), JobType: "str15-ü", JobPath: dbus.ObjectPath("/sample/p16")}}
+		body, err := wireEncodeSystemd1ManagerListUnitsOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 []bluechi.UnitInfo
+		)
+		godbusDecode(t, Systemd1ManagerListUnitsOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerListUnitsOut(godbusEncode(t, Systemd1ManagerListUnitsOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerListUnitFilesOut", func(t *testing.T) {
+		v0 := []bluechi.UnitFileInfo{bluechi.UnitFileInfo{Path: "str6-ü", State: "str7-ü"}, bluechi.UnitFileInfo{Path: "str7-ü", State: "str8-ü"}}
+		body, err := wireEncodeSystemd1ManagerListUnitFilesOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 []bluechi.UnitFileInfo
+		)
+		godbusDecode(t, Systemd1ManagerListUnitFilesOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerListUnitFilesOut(godbusEncode(t, Systemd1ManagerListUnitFilesOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerGetUnitFileStateIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerGetUnitFileStateIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerGetUnitFileStateInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerGetUnitFileStateIn(godbusEncode(t, Systemd1ManagerGetUnitFileStateInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerGetUnitFileStateOut", func(t *testing.T) {
+		v0 := "str5-ü"
+		body, err := wireEncodeSystemd1ManagerGetUnitFileStateOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerGetUnitFileStateOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerGetUnitFileStateOut(godbusEncode(t, Systemd1ManagerGetUnitFileStateOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerEnableUnitFilesIn", func(t *testing.T) {
+		v0 := []string{"str6-ü", "str7-ü"}
+		v1 := false
+		v2 := false
+		body, err := wireEncodeSystemd1ManagerEnableUnitFilesIn(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 []string
+			g1 bool
+			g2 bool
+		)
+		godbusDecode(t, Systemd1ManagerEnableUnitFilesInSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeSystemd1ManagerEnableUnitFilesIn(godbusEncode(t, Systemd1ManagerEnableUnitFilesInSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("Systemd1ManagerEnableUnitFilesOut", func(t *testing.T) {
+		v0 := true
+		v1 := []bluechi.UnitFileChange{bluechi.UnitFileChange{Type: "str18-ü", Filename: "str19-ü", Destination: "str20-ü"}, bluechi.UnitFileChange{Type: "str19-ü", Filename: "str20-ü", Destination: "str21-ü"}}
+		body, err := wireEncodeSystemd1ManagerEnableUnitFilesOut(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 bool
+			g1 []bluechi.UnitFileChange
+		)
+		godbusDecode(t, Systemd1ManagerEnableUnitFilesOutSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerEnableUnitFilesOut(godbusEncode(t, Systemd1ManagerEnableUnitFilesOutSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerDisableUnitFilesIn", func(t *testing.T) {
+		v0 := []string{"str6-ü", "str7-ü"}
+		v1 := false
+		body, err := wireEncodeSystemd1ManagerDisableUnitFilesIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 []string
+			g1 bool
+		)
+		godbusDecode(t, Systemd1ManagerDisableUnitFilesInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerDisableUnitFilesIn(godbusEncode(t, Systemd1ManagerDisableUnitFilesInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerDisableUnitFilesOut", func(t *testing.T) {
+		v0 := []bluechi.UnitFileChange{bluechi.UnitFileChange{Type: "str8-ü", Filename: "str9-ü", Destination: "str10-ü"}, bluechi.UnitFileChange{Type: "str9-ü", Filename: "str10-ü", Destination: "str11-ü"}}
+		body, err := wireEncodeSystemd1ManagerDisableUnitFilesOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 []bluechi.UnitFileChange
+		)
+		godbusDecode(t, Systemd1ManagerDisableUnitFilesOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerDisableUnitFilesOut(godbusEncode(t, Systemd1ManagerDisableUnitFilesOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerGetDefaultTargetOut", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeSystemd1ManagerGetDefaultTargetOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, Systemd1ManagerGetDefaultTargetOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerGetDefaultTargetOut(godbusEncode(t, Systemd1ManagerGetDefaultTargetOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerSetDefaultTargetIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := false
+		body, err := wireEncodeSystemd1ManagerSetDefaultTargetIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 bool
+		)
+		godbusDecode(t, Systemd1ManagerSetDefaultTargetInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerSetDefaultTargetIn(godbusEncode(t, Systemd1ManagerSetDefaultTargetInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerSetDefaultTargetOut", func(t *testing.T) {
+		v0 := []bluechi.UnitFileChange{bluechi.UnitFileChange{Type: "str8-ü", Filename: "str9-ü", Destination: "str10-ü"}, bluechi.UnitFileChange{Type: "str9-ü", Filename: "str10-ü", Destination: "str11-ü"}}
+		body, err := wireEncodeSystemd1ManagerSetDefaultTargetOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 []bluechi.UnitFileChange
+		)
+		godbusDecode(t, Systemd1ManagerSetDefaultTargetOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerSetDefaultTargetOut(godbusEncode(t, Systemd1ManagerSetDefaultTargetOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1ManagerUnitNew", func(t *testing.T) {
+		v0 := "str2-ü"
+		v1 := dbus.ObjectPath("/sample/p14")
+		body, err := wireEncodeSystemd1ManagerUnitNew(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerUnitNewSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerUnitNew(godbusEncode(t, Systemd1ManagerUnitNewSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerUnitRemoved", func(t *testing.T) {
+		v0 := "str2-ü"
+		v1 := dbus.ObjectPath("/sample/p14")
+		body, err := wireEncodeSystemd1ManagerUnitRemoved(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 dbus.ObjectPath
+		)
+		godbusDecode(t, Systemd1ManagerUnitRemovedSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1ManagerUnitRemoved(godbusEncode(t, Systemd1ManagerUnitRemovedSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("Systemd1ManagerJobNew", func(t *testing.T) {
+		v0 := uint32(4000000002)
+		v1 := dbus.ObjectPath("/sample/p13")
+		v2 := "str24-ü"
+		body, err := wireEncodeSystemd1ManagerJobNew(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+			g1 dbus.ObjectPath
+			g2 string
+		)
+		godbusDecode(t, Systemd1ManagerJobNewSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeSystemd1ManagerJobNew(godbusEncode(t, Systemd1ManagerJobNewSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("Systemd1ManagerJobRemoved", func(t *testing.T) {
+		v0 := uint32(4000000002)
+		v1 := dbus.ObjectPath("/sample/p13")
+		v2 := "str24-ü"
+		v3 := "str36-ü"
+		body, err := wireEncodeSystemd1ManagerJobRemoved(v0, v1, v2, v3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+			g1 dbus.ObjectPath
+			g2 string
+			g3 string
+		)
+		godbusDecode(t, Systemd1ManagerJobRemovedSig, body, &g0, &g1, &g2, &g3)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2, g3}, []any{v0, v1, v2, v3})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, d3, err := wireDecodeSystemd1ManagerJobRemoved(godbusEncode(t, Systemd1ManagerJobRemovedSig, big, v0, v1, v2, v3), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2, d3}, []any{v0, v1, v2, v3})
+		}
+	})
+	t.Run("Systemd1ManagerReloading", func(t *testing.T) {
+		v0 := true
+		body, err := wireEncodeSystemd1ManagerReloading(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 bool
+		)
+		godbusDecode(t, Systemd1ManagerReloadingSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeSystemd1ManagerReloading(godbusEncode(t, Systemd1ManagerReloadingSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("Systemd1UnitSetPropertiesIn", func(t *testing.T) {
+		v0 := false
+		v1 := []bluechi.UnitProperty{bluechi.UnitProperty{Name: "str21-ü", Value: dbus.MakeVariantWithSignature([]any{"v22", uint32(22)}, dbus.ParseSignatureMust("(su)"))}, bluechi.UnitProperty{Name: "str22-ü", Value: dbus.MakeVariantWithSignature([]any{"v23", uint32(23)}, dbus.ParseSignatureMust("(su)"))}}
+		body, err := wireEncodeSystemd1UnitSetPropertiesIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 bool
+			g1 []bluechi.UnitProperty
+		)
+		godbusDecode(t, Systemd1UnitSetPropertiesInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeSystemd1UnitSetPropertiesIn(godbusEncode(t, Systemd1UnitSetPropertiesInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
 }

@@ -322,6 +322,14 @@ func (cg *codeGen) read(t *sigType, target, ind string) {
 func (g *goGen) wireServer(b *buf, i *Interface, n string) {
 	q := g.q(i)
 	methods := i.Methods()
+	var ms []string
+	for _, m := range methods {
+		ms = append(ms, q+constName(n, m))
+	}
+	b.p("// %sWireMethods lists the methods %sWireInterface serves (shared by", lowerFirst(n), n)
+	b.p("// every connection's Interface).")
+	b.p("var %sWireMethods = []string{%s}", lowerFirst(n), strings.Join(ms, ", "))
+	b.p("")
 	comment(b, "", fmt.Sprintf("%sWireInterface serves srv as %s on a wireconn connection:", n, i.Name), strings.Join([]string{
 		"arguments are decoded on the reader goroutine, the handler runs through",
 		"Conn.Serve (one at a time, in wire order), its results are replied unless",
@@ -340,11 +348,7 @@ func (g *goGen) wireServer(b *buf, i *Interface, n string) {
 	b.p("\t}")
 	b.p("\treturn &wireconn.Interface{")
 	b.p("\t\tName: %s%sInterface,", q, n)
-	var ms []string
-	for _, m := range methods {
-		ms = append(ms, q+constName(n, m))
-	}
-	b.p("\t\tMethods: []string{%s},", strings.Join(ms, ", "))
+	b.p("\t\tMethods: %sWireMethods,", lowerFirst(n))
 	b.p("\t\tXML: %sXML,", lowerFirst(n))
 	b.p("\t\tCall: func(c *wireconn.Conn, msg *wire.Message) {")
 	b.p("\t\t\tif f := rawCalls[msg.Member]; f != nil {")
@@ -621,7 +625,11 @@ func (g *goGen) clientOnlyFiles(ifs []*Interface, into map[string][]byte) error 
 		known[k] = true
 	}
 	seen := map[string]bool{}
+	if g.clientOnly == nil {
+		g.clientOnly = map[string]bool{}
+	}
 	for _, i := range ifs {
+		g.clientOnly[i.Name] = true
 		n := g.goName(i.Name)
 		if seen[n] {
 			return fmt.Errorf("%s: Go name %s used twice", i.File, n)
