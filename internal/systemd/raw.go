@@ -8,6 +8,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -99,55 +100,37 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 	switch {
 	case m.Path == string(ManagerPath) && m.Interface == ManagerInterface:
 		switch m.Member {
-		case "UnitNew", "UnitRemoved":
-			if m.Signature != "so" {
-				return e, true
+		case daemonapi.Systemd1ManagerSignalUnitNew:
+			if s, err := daemonapi.DecodeSystemd1ManagerUnitNew(m); err == nil {
+				e.ev = &UnitNew{ID: s.ID, Path: s.Unit}
 			}
-			id, err1 := r.String()
-			p, err2 := r.String()
-			if err1 != nil || err2 != nil {
-				return e, true
+		case daemonapi.Systemd1ManagerSignalUnitRemoved:
+			if s, err := daemonapi.DecodeSystemd1ManagerUnitRemoved(m); err == nil {
+				e.ev = &UnitRemoved{ID: s.ID, Path: s.Unit}
 			}
-			if m.Member == "UnitNew" {
-				e.ev = &UnitNew{ID: id, Path: dbus.ObjectPath(p)}
-			} else {
-				e.ev = &UnitRemoved{ID: id, Path: dbus.ObjectPath(p)}
+		case daemonapi.Systemd1ManagerSignalJobNew:
+			if s, err := daemonapi.DecodeSystemd1ManagerJobNew(m); err == nil {
+				e.ev = &JobNew{ID: s.ID, Job: s.Job, Unit: s.Unit}
 			}
-		case "JobNew", "JobRemoved":
-			if m.Member == "JobNew" && m.Signature != "uos" || m.Member == "JobRemoved" && m.Signature != "uoss" {
-				return e, true
+		case daemonapi.Systemd1ManagerSignalJobRemoved:
+			if s, err := daemonapi.DecodeSystemd1ManagerJobRemoved(m); err == nil {
+				e.ev = &JobRemoved{ID: s.ID, Job: s.Job, Unit: s.Unit, Result: s.Result}
 			}
-			id, err1 := r.Uint32()
-			job, err2 := r.String()
-			unit, err3 := r.String()
-			if err1 != nil || err2 != nil || err3 != nil {
-				return e, true
-			}
-			if m.Member == "JobNew" {
-				e.ev = &JobNew{ID: id, Job: dbus.ObjectPath(job), Unit: unit}
-				return e, true
-			}
-			result, err := r.String()
-			if err != nil {
-				return e, true
-			}
-			e.ev = &JobRemoved{ID: id, Job: dbus.ObjectPath(job), Unit: unit, Result: result}
-		case "Reloading":
-			if m.Signature != "b" {
-				return e, true
-			}
-			if b, err := r.Uint32(); err == nil && b <= 1 {
-				e.ev = &Reloading{Active: b == 1}
+		case daemonapi.Systemd1ManagerSignalReloading:
+			if s, err := daemonapi.DecodeSystemd1ManagerReloading(m); err == nil {
+				e.ev = &Reloading{Active: s.Active}
 			}
 		default:
 			return e, false
 		}
 		return e, true
-	case m.Interface == PropertiesIface && m.Member == "PropertiesChanged":
+	// PropertiesChanged is read in place, not with the generated decoder:
+	// its a{sv} is passed on as bytes (see the top of this file).
+	case m.Interface == PropertiesIface && m.Member == daemonapi.DBusPropertiesSignalPropertiesChanged:
 		if !strings.HasPrefix(m.Path, UnitPathPrefix) && !strings.HasPrefix(m.Path, JobPathPrefix) {
 			return e, false
 		}
-		if m.Signature != "sa{sv}as" {
+		if m.Signature != daemonapi.DBusPropertiesPropertiesChangedSig {
 			return e, true
 		}
 		iface, err := r.String()

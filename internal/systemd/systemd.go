@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
@@ -42,14 +43,14 @@ import (
 
 // Names on systemd's side.
 const (
-	BusName          = "org.freedesktop.systemd1"
-	ManagerPath      = dbus.ObjectPath("/org/freedesktop/systemd1")
-	ManagerInterface = "org.freedesktop.systemd1.Manager"
-	UnitInterface    = "org.freedesktop.systemd1.Unit"
-	JobInterface     = "org.freedesktop.systemd1.Job"
-	UnitPathPrefix   = "/org/freedesktop/systemd1/unit/"
-	JobPathPrefix    = "/org/freedesktop/systemd1/job/"
-	PropertiesIface  = "org.freedesktop.DBus.Properties"
+	BusName          = daemonapi.Systemd1ManagerBusName
+	ManagerPath      = daemonapi.Systemd1ManagerPath
+	ManagerInterface = daemonapi.Systemd1ManagerInterface
+	UnitInterface    = daemonapi.Systemd1UnitInterface
+	JobInterface     = daemonapi.Systemd1JobInterface
+	UnitPathPrefix   = daemonapi.Systemd1UnitPathPrefix
+	JobPathPrefix    = daemonapi.Systemd1JobPathPrefix
+	PropertiesIface  = daemonapi.DBusPropertiesInterface
 
 	// PrivateSocket is the system manager's private socket (root only).
 	PrivateSocket = "/run/systemd/private"
@@ -90,6 +91,7 @@ type Options struct {
 // Client is a connection to one systemd manager.
 type Client struct {
 	conn    *wireconn.Conn
+	mgr     *daemonapi.Systemd1ManagerWireClient
 	unique  string // our unique name on a bus; "" on the private socket
 	timeout time.Duration
 	events  chan Event
@@ -173,6 +175,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
 	}
 	c.conn = conn
+	c.mgr = daemonapi.NewSystemd1ManagerWireClient(conn, BusName, string(ManagerPath))
 	conn.Start()
 	fail := func(what string, err error) (*Client, error) {
 		conn.Close()
@@ -356,38 +359,20 @@ func callError(err error) error {
 	return fmt.Errorf("systemd: %w", err)
 }
 
-// send puts req on the wire; done gets the reply on the reader goroutine
-// (it must not block). The caller waits for done's result, after release.
-func (c *Client) send(ctx context.Context, req *wireconn.Request, done func(m *wire.Message, err error)) {
+// invoke sends a method call and waits for its reply.
+func (c *Client) invoke(ctx context.Context, req *wireconn.Request) (*wireconn.Reply, error) {
 	if req.Destination == "" {
 		req.Destination = BusName // sd-bus drops messages with an empty one
 	}
-	if err := ctx.Err(); err != nil {
-		done(nil, err) // nothing is sent
-		return
-	}
-	c.conn.Go(ctx, req, done)
-	release(ctx)
-}
-
-// invoke sends a method call and waits for its reply.
-func (c *Client) invoke(ctx context.Context, req *wireconn.Request) (*wireconn.Reply, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	type result struct {
-		reply *wireconn.Reply
-		err   error
-	}
-	ch := make(chan result, 1)
-	c.send(ctx, req, func(m *wire.Message, err error) {
-		var rep *wireconn.Reply
-		if m != nil && err == nil {
-			rep = &wireconn.Reply{Signature: m.Signature, Body: append([]byte(nil), m.Body...), BigEndian: m.BigEndian}
-		}
-		ch <- result{rep, err}
+	return await(c, ctx, func(ctx context.Context, done func(*wireconn.Reply, error)) {
+		c.conn.Go(ctx, req, func(m *wire.Message, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			done(&wireconn.Reply{Signature: m.Signature, Body: append([]byte(nil), m.Body...), BigEndian: m.BigEndian}, nil)
+		})
 	})
-	res := <-ch
-	return res.reply, callError(res.err)
 }
 
 // call sends a method call with args encoded by godbus's codec and
@@ -420,53 +405,59 @@ func decode(body []any, err error, ptrs ...any) error {
 	return nil
 }
 
-// jobCall runs a job-creating Manager method with a body of signature sig.
-// track (may be nil) runs with the job path before any event about the
-// job (JobNew, job PropertiesChanged, JobRemoved) is delivered on Events.
-func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), member, sig string, body []byte) (dbus.ObjectPath, error) {
+// await starts a call with start (which puts it on the wire and arranges
+// for done to get its result), releases an ordered caller and waits for
+// the result. The default timeout applies; errors are as callError makes
+// them.
+func await[T any](c *Client, ctx context.Context, start func(ctx context.Context, done func(T, error))) (T, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, callError(err) // nothing is sent
+	}
 	type result struct {
-		pj  *pendingJob
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
-	c.send(ctx, &wireconn.Request{Path: string(ManagerPath), Interface: ManagerInterface, Member: member, Signature: sig, Body: body},
-		func(m *wire.Message, err error) {
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			r := wire.NewReader(m.Body, m.BigEndian)
-			path, err := r.String()
-			if err != nil || m.Signature != "o" {
-				ch <- result{nil, fmt.Errorf("systemd: unexpected reply of signature %q to %s, want a job path", m.Signature, member)}
-				return
-			}
-			ch <- result{c.openGate(dbus.ObjectPath(path)), nil}
-		})
-	res := <-ch
-	if res.err != nil {
-		return "", callError(res.err)
-	}
-	defer c.closeGate(res.pj)
-	if track != nil {
-		track(res.pj.path)
-	}
-	return res.pj.path, nil
+	start(ctx, func(v T, err error) { ch <- result{v, err} })
+	release(ctx)
+	r := <-ch
+	return r.v, callError(r.err)
 }
 
-// unitJob runs one of the job methods of a unit name and a mode
-// (StartUnit and its kin), encoded by internal/wire: they are on the path
-// of every job request.
-func (c *Client) unitJob(ctx context.Context, track func(dbus.ObjectPath), member, name, mode string) (dbus.ObjectPath, error) {
-	if !wire.ValidString(name) || !wire.ValidString(mode) {
-		return "", dbusrt.NewError(dbusrt.ErrInvalidArgs, "%s: unit name and mode must be valid UTF-8 without NUL", member)
+// await0 is await for calls without results.
+func await0(c *Client, ctx context.Context, start func(ctx context.Context, done func(error))) error {
+	_, err := await(c, ctx, func(ctx context.Context, done func(struct{}, error)) {
+		start(ctx, func(err error) { done(struct{}{}, err) })
+	})
+	return err
+}
+
+// jobCall runs a job-creating Manager method started by start. track (may
+// be nil) runs with the job path before any event about the job (JobNew,
+// job PropertiesChanged, JobRemoved) is delivered on Events: the reply's
+// done callback opens the job's gate on the reader goroutine, before any
+// later signal is read.
+func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), start func(ctx context.Context, done func(dbus.ObjectPath, error))) (dbus.ObjectPath, error) {
+	pj, err := await(c, ctx, func(ctx context.Context, done func(*pendingJob, error)) {
+		start(ctx, func(job dbus.ObjectPath, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			done(c.openGate(job), nil)
+		})
+	})
+	if err != nil {
+		return "", err
 	}
-	var w wire.Writer
-	w.String(name)
-	w.String(mode)
-	return c.jobCall(ctx, track, member, "ss", w.Buf)
+	defer c.closeGate(pj)
+	if track != nil {
+		track(pj.path)
+	}
+	return pj.path, nil
 }
 
 // StartUnit asks systemd to start a unit (Manager.StartUnit) and returns the
@@ -474,22 +465,30 @@ func (c *Client) unitJob(ctx context.Context, track func(dbus.ObjectPath), membe
 // that job is delivered on Events: record the job there to never miss its
 // JobRemoved. track must not wait for Events.
 func (c *Client) StartUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.unitJob(ctx, track, "StartUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoStartUnit(ctx, name, mode, done)
+	})
 }
 
 // StopUnit is Manager.StopUnit; see StartUnit for track.
 func (c *Client) StopUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.unitJob(ctx, track, "StopUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoStopUnit(ctx, name, mode, done)
+	})
 }
 
 // RestartUnit is Manager.RestartUnit; see StartUnit for track.
 func (c *Client) RestartUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.unitJob(ctx, track, "RestartUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoRestartUnit(ctx, name, mode, done)
+	})
 }
 
 // ReloadUnit is Manager.ReloadUnit; see StartUnit for track.
 func (c *Client) ReloadUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.unitJob(ctx, track, "ReloadUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoReloadUnit(ctx, name, mode, done)
+	})
 }
 
 // StartTransientUnit is Manager.StartTransientUnit(s, s, a(sv), a(sa(sv))):
@@ -501,64 +500,55 @@ func (c *Client) StartTransientUnit(ctx context.Context, name, mode string, prop
 	if aux == nil {
 		aux = []bluechi.AuxUnit{}
 	}
-	sig, body, err := encodeArgs(name, mode, props, aux)
-	if err != nil {
-		return "", err
-	}
-	return c.jobCall(ctx, nil, "StartTransientUnit", sig, body)
+	return c.jobCall(ctx, nil, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoStartTransientUnit(ctx, name, mode, props, aux, done)
+	})
 }
 
 // CancelJob cancels a job by its object path (Job.Cancel).
 func (c *Client) CancelJob(ctx context.Context, job dbus.ObjectPath) error {
-	_, err := c.call(ctx, job, JobInterface, "Cancel")
-	return err
+	j := daemonapi.NewSystemd1JobWireClient(c.conn, BusName, string(job))
+	return await0(c, ctx, j.GoCancel)
 }
 
 // CancelJobID cancels a job by its systemd id (Manager.CancelJob).
 func (c *Client) CancelJobID(ctx context.Context, id uint32) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "CancelJob", id)
-	return err
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { c.mgr.GoCancelJob(ctx, id, done) })
+}
+
+// unit is a client of a unit's object.
+func (c *Client) unit(name string) *daemonapi.Systemd1UnitWireClient {
+	return daemonapi.NewSystemd1UnitWireClient(c.conn, BusName, string(UnitPath(name)))
 }
 
 // FreezeUnit calls Unit.Freeze on the unit's path (fails where the cgroup
 // freezer is unavailable).
 func (c *Client) FreezeUnit(ctx context.Context, name string) error {
-	_, err := c.call(ctx, UnitPath(name), UnitInterface, "Freeze")
-	return err
+	return await0(c, ctx, c.unit(name).GoFreeze)
 }
 
 // ThawUnit calls Unit.Thaw on the unit's path.
 func (c *Client) ThawUnit(ctx context.Context, name string) error {
-	_, err := c.call(ctx, UnitPath(name), UnitInterface, "Thaw")
-	return err
+	return await0(c, ctx, c.unit(name).GoThaw)
 }
 
 // KillUnit is Manager.KillUnit(name, who, signal).
 func (c *Client) KillUnit(ctx context.Context, name, who string, signal int32) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "KillUnit", name, who, signal)
-	return err
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { c.mgr.GoKillUnit(ctx, name, who, signal, done) })
 }
 
 // GetUnitProperties is Properties.GetAll(iface) on the unit's path; iface ""
 // returns the properties of every interface. Values keep their D-Bus
-// signatures (the map is the reply body itself).
+// signatures.
 func (c *Client) GetUnitProperties(ctx context.Context, name, iface string) (map[string]dbus.Variant, error) {
-	body, err := c.call(ctx, UnitPath(name), PropertiesIface, "GetAll", iface)
-	var props map[string]dbus.Variant
-	if err := decode(body, err, &props); err != nil {
-		return nil, err
-	}
-	return props, nil
+	p := daemonapi.NewDBusPropertiesWireClient(c.conn, BusName, string(UnitPath(name)))
+	return await(c, ctx, func(ctx context.Context, done func(map[string]dbus.Variant, error)) { p.GoGetAll(ctx, iface, done) })
 }
 
 // GetUnitProperty is Properties.Get(iface, property) on the unit's path.
 func (c *Client) GetUnitProperty(ctx context.Context, name, iface, property string) (dbus.Variant, error) {
-	body, err := c.call(ctx, UnitPath(name), PropertiesIface, "Get", iface, property)
-	var v dbus.Variant
-	if err := decode(body, err, &v); err != nil {
-		return dbus.Variant{}, err
-	}
-	return v, nil
+	p := daemonapi.NewDBusPropertiesWireClient(c.conn, BusName, string(UnitPath(name)))
+	return await(c, ctx, func(ctx context.Context, done func(dbus.Variant, error)) { p.GoGet(ctx, iface, property, done) })
 }
 
 // SetUnitProperties is Unit.SetProperties(runtime, props) on the unit's path.
@@ -566,8 +556,8 @@ func (c *Client) SetUnitProperties(ctx context.Context, name string, runtime boo
 	if props == nil {
 		props = []bluechi.UnitProperty{}
 	}
-	_, err := c.call(ctx, UnitPath(name), UnitInterface, "SetProperties", runtime, props)
-	return err
+	u := c.unit(name)
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { u.GoSetProperties(ctx, runtime, props, done) })
 }
 
 // EnableUnitFiles is Manager.EnableUnitFiles(files, runtime, force).
@@ -575,9 +565,16 @@ func (c *Client) EnableUnitFiles(ctx context.Context, files []string, runtime, f
 	if files == nil {
 		files = []string{}
 	}
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "EnableUnitFiles", files, runtime, force)
-	err = decode(body, err, &carriesInstallInfo, &changes)
-	return carriesInstallInfo, changes, err
+	type result struct {
+		info    bool
+		changes []bluechi.UnitFileChange
+	}
+	r, err := await(c, ctx, func(ctx context.Context, done func(result, error)) {
+		c.mgr.GoEnableUnitFiles(ctx, files, runtime, force, func(info bool, changes []bluechi.UnitFileChange, err error) {
+			done(result{info, changes}, err)
+		})
+	})
+	return r.info, r.changes, err
 }
 
 // DisableUnitFiles is Manager.DisableUnitFiles(files, runtime).
@@ -585,121 +582,91 @@ func (c *Client) DisableUnitFiles(ctx context.Context, files []string, runtime b
 	if files == nil {
 		files = []string{}
 	}
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "DisableUnitFiles", files, runtime)
-	var changes []bluechi.UnitFileChange
-	err = decode(body, err, &changes)
-	return changes, err
+	return await(c, ctx, func(ctx context.Context, done func([]bluechi.UnitFileChange, error)) {
+		c.mgr.GoDisableUnitFiles(ctx, files, runtime, done)
+	})
 }
 
 // ListUnits is Manager.ListUnits.
 func (c *Client) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "ListUnits")
-	var units []bluechi.UnitInfo
-	err = decode(body, err, &units)
-	return units, err
+	return await(c, ctx, c.mgr.GoListUnits)
 }
 
 // SigListUnits is the signature of Manager.ListUnits's reply.
-const SigListUnits = "a(ssssssouso)"
+const SigListUnits = daemonapi.Systemd1ManagerListUnitsOutSig
 
 // ListUnitsRaw is ListUnits with the reply left as bytes: the a(ssssssouso)
 // in little endian, aligned from its first byte and checked as the message
 // bus checks, ready to be sent on as it is.
 func (c *Client) ListUnitsRaw(ctx context.Context) ([]byte, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	type result struct {
-		body []byte
-		err  error
-	}
-	ch := make(chan result, 1)
-	c.send(ctx, &wireconn.Request{Path: string(ManagerPath), Interface: ManagerInterface, Member: "ListUnits"}, func(m *wire.Message, err error) {
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		if m.Signature != SigListUnits {
-			ch <- result{nil, fmt.Errorf("reply of signature %q, want %q", m.Signature, SigListUnits)}
-			return
-		}
-		// The copy out of the read buffer is the check (and the
-		// conversion to little endian).
-		rd := wire.NewReader(m.Body, m.BigEndian)
-		w := wire.Writer{Buf: make([]byte, 0, len(m.Body)+len(m.Body)/8)}
-		if err := wire.Copy(&w, &rd, SigListUnits); err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		ch <- result{w.Buf, rd.Done()}
+	body, err := await(c, ctx, func(ctx context.Context, done func([]byte, error)) {
+		c.conn.Go(ctx, &wireconn.Request{Destination: BusName, Path: string(ManagerPath), Interface: ManagerInterface,
+			Member: daemonapi.Systemd1ManagerMethodListUnits, Signature: daemonapi.Systemd1ManagerListUnitsInSig}, func(m *wire.Message, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			if m.Signature != SigListUnits {
+				done(nil, fmt.Errorf("reply of signature %q, want %q", m.Signature, SigListUnits))
+				return
+			}
+			// The copy out of the read buffer is the check (and the
+			// conversion to little endian).
+			rd := wire.NewReader(m.Body, m.BigEndian)
+			w := wire.Writer{Buf: make([]byte, 0, len(m.Body)+len(m.Body)/8)}
+			if err := wire.Copy(&w, &rd, SigListUnits); err != nil {
+				done(nil, err)
+				return
+			}
+			done(w.Buf, rd.Done())
+		})
 	})
-	res := <-ch
-	if res.err != nil {
-		var we *wireconn.Error
-		if errors.As(res.err, &we) || errors.Is(res.err, context.DeadlineExceeded) {
-			return nil, callError(res.err)
-		}
-		return nil, fmt.Errorf("systemd: ListUnits: %w", res.err)
-	}
-	return res.body, nil
+	return body, err
 }
 
 // ListUnitFiles is Manager.ListUnitFiles.
 func (c *Client) ListUnitFiles(ctx context.Context) ([]bluechi.UnitFileInfo, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "ListUnitFiles")
-	var files []bluechi.UnitFileInfo
-	err = decode(body, err, &files)
-	return files, err
+	return await(c, ctx, c.mgr.GoListUnitFiles)
 }
 
 // GetUnitFileState is Manager.GetUnitFileState(file).
 func (c *Client) GetUnitFileState(ctx context.Context, file string) (string, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "GetUnitFileState", file)
-	var state string
-	err = decode(body, err, &state)
-	return state, err
+	return await(c, ctx, func(ctx context.Context, done func(string, error)) { c.mgr.GoGetUnitFileState(ctx, file, done) })
 }
 
 // Reload is Manager.Reload (daemon-reload); it returns once systemd has
 // reloaded.
 func (c *Client) Reload(ctx context.Context) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "Reload")
-	return err
+	return await0(c, ctx, c.mgr.GoReload)
 }
 
 // ResetFailed is Manager.ResetFailed (all units).
 func (c *Client) ResetFailed(ctx context.Context) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "ResetFailed")
-	return err
+	return await0(c, ctx, c.mgr.GoResetFailed)
 }
 
 // ResetFailedUnit is Manager.ResetFailedUnit(name).
 func (c *Client) ResetFailedUnit(ctx context.Context, name string) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "ResetFailedUnit", name)
-	return err
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { c.mgr.GoResetFailedUnit(ctx, name, done) })
 }
 
 // GetDefaultTarget is Manager.GetDefaultTarget.
 func (c *Client) GetDefaultTarget(ctx context.Context) (string, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "GetDefaultTarget")
-	var target string
-	err = decode(body, err, &target)
-	return target, err
+	return await(c, ctx, c.mgr.GoGetDefaultTarget)
 }
 
 // SetDefaultTarget is Manager.SetDefaultTarget(target, force).
 func (c *Client) SetDefaultTarget(ctx context.Context, target string, force bool) ([]bluechi.UnitFileChange, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "SetDefaultTarget", target, force)
-	var changes []bluechi.UnitFileChange
-	err = decode(body, err, &changes)
-	return changes, err
+	return await(c, ctx, func(ctx context.Context, done func([]bluechi.UnitFileChange, error)) {
+		c.mgr.GoSetDefaultTarget(ctx, target, force, done)
+	})
 }
 
 // Subscribe is Manager.Subscribe: from now on systemd sends UnitNew,
 // UnitRemoved, JobNew, JobRemoved and PropertiesChanged. Call it once; a
 // second call fails with org.freedesktop.systemd1.AlreadySubscribed.
 func (c *Client) Subscribe(ctx context.Context) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "Subscribe")
-	return err
+	return await0(c, ctx, c.mgr.GoSubscribe)
 }
 
 // UnitPath is the object path of a unit: UnitPathPrefix plus the name
