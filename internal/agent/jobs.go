@@ -15,12 +15,12 @@ import (
 // maxEarly bounds the remembered results of jobs removed before being tracked.
 const maxEarly = 1024
 
-// unitEventWindow is how long real unit events may wait in the queue of
-// the controller connection: systemd's signals of one unit change come a
+// unitEventWindow is how long real unit events may wait in the
+// controller connection's socket (batchConn): systemd's signals of one unit change come a
 // few milliseconds apart, and sending them together wakes the controller
 // once instead of several times (the monitor event storm of a busy node).
 // Anything else the agent sends (job events, replies, heartbeats) leaves
-// at once and takes the queue with it, in order.
+// at once and takes the held events with it, in order.
 const unitEventWindow = 10 * time.Millisecond
 
 // events consumes systemd's signals in order until ctx ends.

@@ -160,7 +160,7 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		_, err2 := r.String()
 		now, err3 := r.String()
 		if err1 != nil || err2 != nil || err3 != nil || name != BusName {
-			return e, false // not about systemd: for godbus's own subscribers
+			return e, false // not about systemd
 		}
 		e.owner = &now
 		return e, true

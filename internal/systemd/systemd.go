@@ -4,11 +4,13 @@
 // D-Bus: the calls of internal-protocol.md §7 and an ordered, event-driven
 // stream of systemd's signals (no polling).
 //
-// It talks to systemd on one connection of our own (internal/wireconn),
-// either through a message bus (user mode: the session bus; system mode without root: the
-// system bus) or directly on systemd's private socket (system mode as root:
-// /run/systemd/private; a user manager has one at $XDG_RUNTIME_DIR/systemd/
-// private). go-systemd's dbus package is not used: it opens two connections
+// It talks to systemd on one connection of our own (internal/wireconn)
+// through the generated wire clients of idl/systemd, either through a
+// message bus (user mode: the session bus; system mode without root: the
+// system bus) or directly on systemd's private socket (system mode as
+// root: /run/systemd/private; a user manager has one at
+// $XDG_RUNTIME_DIR/systemd/private). go-systemd's dbus package is not
+// used: it opens two connections
 // per Conn, loses the D-Bus signatures of properties (struct values come back
 // as []any), polls ListUnits for subscriptions, escapes object paths
 // differently from systemd for bytes below 0x10, and lacks several Manager
