@@ -105,7 +105,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	}
 	bufs := net.Buffers{b.held, p}
 	_, err := bufs.WriteTo(b.Conn)
-	b.held = b.held[:0]
+	b.drop()
 	if err != nil {
 		return 0, err
 	}
@@ -120,8 +120,20 @@ func (b *batchConn) Flush() error {
 		return nil
 	}
 	_, err := b.Conn.Write(b.held)
-	b.held = nil // a burst's buffer is not kept while idle
+	b.drop()
 	return err
+}
+
+// keepHeld is the biggest buffer of held messages kept for the next
+// burst; a bigger one is not kept while idle. Call with mu held.
+const keepHeld = 4 << 10
+
+func (b *batchConn) drop() {
+	if cap(b.held) > keepHeld {
+		b.held = nil
+	} else {
+		b.held = b.held[:0]
+	}
 }
 
 // Pending reports whether messages are held back.
