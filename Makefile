@@ -56,7 +56,8 @@ test:
 ## target per run); longer runs: make fuzz-smoke FUZZTIME=10m
 FUZZ_TARGETS := internal/transport:FuzzServerHandshake internal/config:FuzzParse internal/config:FuzzValues \
 	internal/controller:FuzzAgentMessages internal/ctl/bluechictl:FuzzCommandLine internal/ctl/unitprop:FuzzParse \
-	internal/unitname:FuzzCheck internal/wire:FuzzCopy internal/wire:FuzzParse
+	internal/unitname:FuzzCheck internal/wire:FuzzCopy internal/wire:FuzzParse \
+	internal/daemonapi:FuzzWireDecodeListUnits internal/daemonapi:FuzzWireDecodeEnableUnitFiles
 ## Go 1.26's fuzz coordinator can fail a run with a bare "context deadline
 ## exceeded" as -fuzztime ends (golang/go#75804, fixed in Go 1.27): such a
 ## run, without a failing input, counts as passed.

@@ -49,9 +49,11 @@ func (c *Conn) ErrorCall(call Call, name, text string) error {
 	return c.send(&h, stringBody(text), nil)
 }
 
-// MaxQueuedCalls is the most functions Serve holds for one connection
-// (running one included); the connection of a peer that queues more is
-// closed with a *QueueError.
+// MaxQueuedCalls is the most functions Serve holds waiting for one
+// connection (the running one and those that called Release not
+// counted); the connection of a peer that queues more is closed with a
+// *QueueError. Functions that called Release run beside the queue: a
+// handler that releases must bound what it waits for itself.
 const MaxQueuedCalls = 1024
 
 // QueueError ends a connection whose peer queued more than MaxQueuedCalls

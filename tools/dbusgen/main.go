@@ -10,7 +10,14 @@
 // one (-api, internal/daemonapi) holds what only the daemons need: server
 // interfaces, Unimplemented embeds and export helpers of every interface,
 // and everything of the org.eclipse.bluechi.internal interfaces, built on
-// internal/dbusrt.
+// internal/dbusrt, with their wire bindings on internal/wireconn
+// (wire_*.go: servers over the same server interfaces, clients, signal
+// encoders and decoders, signature constants).
+//
+// The interfaces of -client-idl (idl/systemd: the part of systemd's API the
+// agent calls) get wire clients in the daemons' package and nothing else:
+// they are not BlueChi's API, so they stay out of the public package, the
+// docs and the interface registry.
 package main
 
 import (

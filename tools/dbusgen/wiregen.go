@@ -30,6 +30,9 @@ var wireLocals = map[string]bool{"msg": true, "rd": true, "wb": true, "bigEndian
 // the client-only interfaces (systemd's).
 func (g *goGen) wireFile(i *Interface, server bool) ([]byte, error) {
 	n := g.goName(i.Name)
+	if server && len(i.Properties()) > 0 {
+		return nil, fmt.Errorf("%s: interface %s declares properties, which a wireconn connection does not serve", i.File, i.Name)
+	}
 	for _, m := range i.Members {
 		for _, a := range m.Args {
 			if wireLocals[paramName(a.Name)] {
