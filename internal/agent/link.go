@@ -52,6 +52,9 @@ func dialController(ctx context.Context, address string, so transport.SocketOpti
 			o.Mechanism = transport.MechanismExternal
 		}
 		bc := &batchConn{Conn: nc}
+		if sc, ok := nc.(syscall.Conn); ok {
+			bc.rc, _ = sc.SyscallConn()
+		}
 		conn, err := wireconn.Client(ctx, bc, o)
 		if err != nil {
 			errs = append(errs, err)
@@ -74,7 +77,8 @@ func dialController(ctx context.Context, address string, so transport.SocketOpti
 // here.
 type batchConn struct {
 	net.Conn
-	armed bool // the handshake is over: writes are messages; set before the reader starts
+	rc    syscall.RawConn // the socket's, for raw writes (wireconn.WriteRaw); nil: Conn.Write
+	armed bool            // the handshake is over: writes are messages; set before the reader starts
 
 	mu   sync.Mutex
 	held []byte // messages held back, in order; guarded by mu
@@ -101,15 +105,22 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if len(b.held) == 0 {
-		return b.Conn.Write(p)
+		return b.write(p)
 	}
-	bufs := net.Buffers{b.held, p}
-	_, err := bufs.WriteTo(b.Conn)
+	b.held = append(b.held, p...) // one write for both
+	_, err := b.write(b.held)
 	b.drop()
 	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+func (b *batchConn) write(p []byte) (int, error) {
+	if b.rc != nil {
+		return wireconn.WriteRaw(b.rc, p)
+	}
+	return b.Conn.Write(p)
 }
 
 // Flush writes the messages held back.
@@ -119,15 +130,16 @@ func (b *batchConn) Flush() error {
 	if len(b.held) == 0 {
 		return nil
 	}
-	_, err := b.Conn.Write(b.held)
+	_, err := b.write(b.held)
 	b.drop()
 	return err
 }
 
 // keepHeld is the biggest buffer of held messages kept for the next
-// burst; a bigger one is not kept while idle. Call with mu held.
+// burst; a bigger one is not kept while idle.
 const keepHeld = 4 << 10
 
+// drop empties the held messages. Call with mu held.
 func (b *batchConn) drop() {
 	if cap(b.held) > keepHeld {
 		b.held = nil
