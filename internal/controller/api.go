@@ -54,13 +54,13 @@ func (a *controllerAPI) SetLogLevel(ctx context.Context, level string) error {
 }
 
 func (a *controllerAPI) ListUnits(ctx context.Context) (map[string][]bluechi.UnitInfo, error) {
-	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentClient) ([]bluechi.UnitInfo, error) {
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) ([]bluechi.UnitInfo, error) {
 		return ag.ListUnits(ctx)
 	})
 }
 
 func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi.UnitFileInfo, error) {
-	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentClient) ([]bluechi.UnitFileInfo, error) {
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) ([]bluechi.UnitFileInfo, error) {
 		return ag.ListUnitFiles(ctx)
 	})
 }
@@ -68,10 +68,10 @@ func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi
 // fanOut asks every online node in parallel. A node that fails or does not
 // answer within FanOutTimeout is left out (and logged): one bad node neither
 // fails nor stalls the answer for the others.
-func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *daemonapi.InternalAgentClient) ([]T, error)) (map[string][]T, error) {
+func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *daemonapi.InternalAgentWireClient) ([]T, error)) (map[string][]T, error) {
 	type target struct {
 		name  string
-		agent *daemonapi.InternalAgentClient
+		agent *daemonapi.InternalAgentWireClient
 	}
 	c.mu.Lock()
 	var targets []target

@@ -61,7 +61,7 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 		c.mu.Lock()
 		delete(c.jobs, j.id)
 		c.mu.Unlock()
-		return "", err
+		return "", fromAgent(err)
 	}
 
 	path := bluechi.JobPath(j.id)
@@ -176,8 +176,9 @@ func (c *Controller) jobStateChanged(n *node, id uint32, state string) {
 	c.mu.Unlock()
 	if obj != nil {
 		// Queued on the bus tap: this runs in the agent connection's
-		// reader, whose idle hook flushes the bus tap, so a JobDone read
-		// in the same batch sends JobRemoved in the same write.
+		// reader, whose signal handler then schedules a flush of the bus
+		// tap (kickFlush), so a JobDone read in the same batch sends
+		// JobRemoved in the same write.
 		if err := obj.Export().QueueProperty("State", state); err != nil {
 			c.logger().Debug("job state not sent", "job", id, "error", err)
 		}

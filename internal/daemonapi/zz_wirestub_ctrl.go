@@ -48,11 +48,10 @@ func stubEncode(args ...any) (string, []byte, error) {
 	if err := m.EncodeTo(&b, binary.LittleEndian); err != nil {
 		return "", nil, err
 	}
-	var pm wire.Message
-	if err := wire.Parse(b.Bytes(), &pm); err != nil {
-		return "", nil, err
-	}
-	return dbus.SignatureOf(args...).String(), append([]byte(nil), pm.Body...), nil
+	raw := b.Bytes()
+	off := 16 + int(binary.LittleEndian.Uint32(raw[12:]))
+	off = (off + 7) &^ 7
+	return dbus.SignatureOf(args...).String(), append([]byte(nil), raw[off:]...), nil
 }
 
 func stubDecode(sig string, body []byte, outs ...any) error {
