@@ -5,6 +5,7 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -132,7 +133,9 @@ func validBusName(b []byte) bool {
 
 // ValidString reports whether s may be sent as a D-Bus string: valid UTF-8
 // without NUL. Writer.String leaves this check to its caller.
-func ValidString(s string) bool { return validString([]byte(s)) }
+func ValidString(s string) bool {
+	return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
+}
 
 // ValidObjectPath reports whether s is a valid D-Bus object path.
 func ValidObjectPath(s string) bool { return validPath([]byte(s)) }

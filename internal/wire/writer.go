@@ -4,6 +4,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"math"
 	"slices"
 )
 
@@ -176,3 +177,42 @@ func appendSignatureField(dst []byte, base int, sig string) []byte {
 	dst = append(dst, sig...)
 	return append(dst, 0)
 }
+
+// Byte appends a byte (type 'y').
+func (w *Writer) Byte(v byte) { w.Buf = append(w.Buf, v) }
+
+// Bool appends a boolean (type 'b', 4 bytes, 0 or 1).
+func (w *Writer) Bool(v bool) {
+	var u uint32
+	if v {
+		u = 1
+	}
+	w.Uint32(u)
+}
+
+// Int16 appends an int16 (type 'n', alignment 2).
+func (w *Writer) Int16(v int16) { w.Uint16(uint16(v)) }
+
+// Uint16 appends a uint16 (type 'q', alignment 2).
+func (w *Writer) Uint16(v uint16) {
+	w.Align(2)
+	w.Buf = binary.LittleEndian.AppendUint16(w.Buf, v)
+}
+
+// Int32 appends an int32 (type 'i', alignment 4).
+func (w *Writer) Int32(v int32) { w.Uint32(uint32(v)) }
+
+// Int64 appends an int64 (type 'x', alignment 8).
+func (w *Writer) Int64(v int64) { w.Uint64(uint64(v)) }
+
+// Uint64 appends a uint64 (type 't', alignment 8).
+func (w *Writer) Uint64(v uint64) {
+	w.Align(8)
+	w.Buf = binary.LittleEndian.AppendUint64(w.Buf, v)
+}
+
+// Double appends a float64 (type 'd', alignment 8).
+func (w *Writer) Double(v float64) { w.Uint64(math.Float64bits(v)) }
+
+// BeginStruct aligns the body for a struct or dict entry (alignment 8).
+func (w *Writer) BeginStruct() { w.Align(8) }

@@ -83,6 +83,15 @@ func (e *Error) Error() string {
 	return e.Name + ": " + e.Message
 }
 
+// DBusError returns the error's name and body, so that code reading
+// D-Bus errors of godbus (its DBusError interface) reads this one too.
+func (e *Error) DBusError() (string, []any) {
+	if e.Message == "" {
+		return e.Name, nil
+	}
+	return e.Name, []any{e.Message}
+}
+
 // Interface is one interface served on an object path.
 type Interface struct {
 	// Name is the interface name.
@@ -156,6 +165,14 @@ type Conn struct {
 	done chan struct{} // closed when the connection has ended
 	err  error         // the reason; written before done is closed
 
+	// ctx is the parent of the contexts Serve makes; cancel ends it
+	// when the connection ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	qmu   sync.Mutex // guards queue; never held while taking mu or wmu
+	queue serveQueue
+
 	// Used by the reader goroutine only.
 	ahead        []byte // bytes that came with the handshake
 	hdr          [wire.HeaderSize]byte
@@ -179,6 +196,7 @@ type pending struct {
 
 func newConn(nc net.Conn, opts Options, limits Limits) *Conn {
 	c := &Conn{nc: nc, opts: opts, objects: map[string]*object{}, pending: map[uint32]*pending{}, done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.Limits != nil {
 		limits = *opts.Limits
 	}
@@ -415,6 +433,7 @@ func (c *Conn) shutdown(err error) {
 	}
 	c.err = err
 	close(c.done)
+	c.cancel()
 	if c.opts.Closed != nil {
 		c.opts.Closed(c, err)
 	}

@@ -14,6 +14,9 @@ import (
 
 const toolName = "dbusgen"
 
+// freedesktopPrefix starts the names of the systemd and D-Bus interfaces.
+const freedesktopPrefix = "org.freedesktop."
+
 // The client runtime and the package documentation of the public package
 // are generated into it from these files.
 var (
@@ -65,8 +68,10 @@ type buf struct{ bytes.Buffer }
 func (b *buf) p(format string, args ...any) { fmt.Fprintf(&b.Buffer, format+"\n", args...) }
 
 // goName turns an interface name into a Go identifier prefix.
+// The freedesktop interfaces the daemons call (idl/systemd) are named
+// without "org.freedesktop.": Systemd1Manager, DBusProperties.
 func (g *goGen) goName(iface string) string {
-	rest := strings.TrimPrefix(iface, g.prefix)
+	rest := strings.TrimPrefix(strings.TrimPrefix(iface, g.prefix), freedesktopPrefix)
 	var b strings.Builder
 	for _, part := range strings.Split(rest, ".") {
 		b.WriteString(goIdent(upperFirst(part)))

@@ -33,9 +33,10 @@ func main() {
 	docs := flag.String("docs", "gen/docs/api.md", "Markdown API reference to write (empty: none)")
 	tests := flag.String("tests", "", "round-trip test file to write (empty: none)")
 	module := flag.String("module", "github.com/bluechi-go/bluechi", "module path, to import the output packages")
+	clientIDL := flag.String("client-idl", "", "directory of interface XML files the daemons only call (idl/systemd): wire clients in the daemons' package, nothing else")
 	flag.Parse()
 	o := options{idlDir: *idlDir, outDir: *outDir, pkg: *pkg, apiDir: *apiDir, apiPkg: *apiPkg, rt: *rt,
-		prefix: *prefix, docs: *docs, tests: *tests, module: *module}
+		prefix: *prefix, docs: *docs, tests: *tests, module: *module, clientIDL: *clientIDL}
 	if err := o.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "dbusgen:", err)
 		os.Exit(1)
@@ -44,6 +45,7 @@ func main() {
 
 type options struct {
 	idlDir, outDir, pkg, apiDir, apiPkg, rt, prefix, docs, tests, module string
+	clientIDL                                                            string
 }
 
 func (o *options) gen() *goGen {
@@ -55,8 +57,18 @@ func (o *options) run() error {
 	if err != nil {
 		return err
 	}
-	pub, api, err := Generate(ifs, o.gen())
+	var clientIfs []*Interface
+	if o.clientIDL != "" {
+		if clientIfs, err = LoadDir(o.clientIDL); err != nil {
+			return err
+		}
+	}
+	g := o.gen()
+	pub, api, err := Generate(ifs, g)
 	if err != nil {
+		return err
+	}
+	if err := g.clientOnlyFiles(clientIfs, api); err != nil {
 		return err
 	}
 	if err := writeDir(o.outDir, pub); err != nil {
@@ -76,7 +88,7 @@ func (o *options) run() error {
 	if o.tests == "" {
 		return nil
 	}
-	g := o.gen()
+	g = o.gen()
 	tg := &testGen{g: g, pubTypes: newQualified(o.pkg + "."), apiImport: o.module + "/" + filepath.ToSlash(o.apiDir)}
 	data, err := tg.file(ifs)
 	if err != nil {
@@ -152,6 +164,13 @@ func Generate(ifs []*Interface, g *goGen) (pub, api map[string][]byte, err error
 			return nil, nil, err
 		}
 		api[name] = data
+		if !g.public(i) {
+			data, err := g.wireFile(i, true)
+			if err != nil {
+				return nil, nil, err
+			}
+			api["wire_"+name] = data
+		}
 		srcs = append(srcs, i.File)
 	}
 	files := []struct {
@@ -164,6 +183,7 @@ func Generate(ifs []*Interface, g *goGen) (pub, api map[string][]byte, err error
 		{pub, "runtime.go", g.runtimeFile},
 		{pub, "doc.go", g.docFile},
 		{api, "interfaces.go", func() ([]byte, error) { return g.registryFile(ifs) }},
+		{api, "wire.go", g.wireRuntimeFile},
 	}
 	for _, f := range files {
 		data, err := f.make()
