@@ -5,4 +5,4 @@
 // gen/docs/api.md with the generator in tools/dbusgen.
 package bluechi
 
-//go:generate go run ./tools/dbusgen -idl idl -out gen/bluechi -pkg bluechi -api internal/daemonapi -docs gen/docs/api.md -tests internal/apitest/roundtrip_gen_test.go
+//go:generate go run ./tools/dbusgen -idl idl -out gen/bluechi -pkg bluechi -api internal/daemonapi -docs gen/docs/api.md -tests internal/apitest/roundtrip_gen_test.go -client-idl idl/systemd

@@ -1708,6 +1708,10 @@ func wireDecodeInternalAgentHeartbeat(body []byte, bigEndian bool) (err error) {
 	return
 }
 
+// internalAgentWireMethods lists the methods InternalAgentWireInterface serves (shared by
+// every connection's Interface).
+var internalAgentWireMethods = []string{InternalAgentMethodStartUnit, InternalAgentMethodStartTransientUnit, InternalAgentMethodStopUnit, InternalAgentMethodFreezeUnit, InternalAgentMethodThawUnit, InternalAgentMethodReloadUnit, InternalAgentMethodRestartUnit, InternalAgentMethodKillUnit, InternalAgentMethodGetUnitProperties, InternalAgentMethodGetUnitProperty, InternalAgentMethodSetUnitProperties, InternalAgentMethodEnableUnitFiles, InternalAgentMethodDisableUnitFiles, InternalAgentMethodListUnits, InternalAgentMethodListUnitFiles, InternalAgentMethodGetUnitFileState, InternalAgentMethodSubscribe, InternalAgentMethodUnsubscribe, InternalAgentMethodEnableMetrics, InternalAgentMethodDisableMetrics, InternalAgentMethodStartDep, InternalAgentMethodStopDep, InternalAgentMethodReload, InternalAgentMethodSetLogLevel, InternalAgentMethodResetFailed, InternalAgentMethodResetFailedUnit, InternalAgentMethodGetDefaultTarget, InternalAgentMethodSetDefaultTarget, InternalAgentMethodJobCancel}
+
 // InternalAgentWireInterface serves srv as org.eclipse.bluechi.internal.Agent on a wireconn connection:
 // arguments are decoded on the reader goroutine, the handler runs through
 // Conn.Serve (one at a time, in wire order), its results are replied unless
@@ -1725,7 +1729,7 @@ func InternalAgentWireInterface(srv InternalAgentServer, raw ...wireconn.RawMeth
 	}
 	return &wireconn.Interface{
 		Name:    InternalAgentInterface,
-		Methods: []string{InternalAgentMethodStartUnit, InternalAgentMethodStartTransientUnit, InternalAgentMethodStopUnit, InternalAgentMethodFreezeUnit, InternalAgentMethodThawUnit, InternalAgentMethodReloadUnit, InternalAgentMethodRestartUnit, InternalAgentMethodKillUnit, InternalAgentMethodGetUnitProperties, InternalAgentMethodGetUnitProperty, InternalAgentMethodSetUnitProperties, InternalAgentMethodEnableUnitFiles, InternalAgentMethodDisableUnitFiles, InternalAgentMethodListUnits, InternalAgentMethodListUnitFiles, InternalAgentMethodGetUnitFileState, InternalAgentMethodSubscribe, InternalAgentMethodUnsubscribe, InternalAgentMethodEnableMetrics, InternalAgentMethodDisableMetrics, InternalAgentMethodStartDep, InternalAgentMethodStopDep, InternalAgentMethodReload, InternalAgentMethodSetLogLevel, InternalAgentMethodResetFailed, InternalAgentMethodResetFailedUnit, InternalAgentMethodGetDefaultTarget, InternalAgentMethodSetDefaultTarget, InternalAgentMethodJobCancel},
+		Methods: internalAgentWireMethods,
 		XML:     internalAgentXML,
 		Call: func(c *wireconn.Conn, msg *wire.Message) {
 			if f := rawCalls[msg.Member]; f != nil {

@@ -61,6 +61,10 @@ func wireDecodeInternalAgentMetricsAgentJobMetrics(body []byte, bigEndian bool) 
 	return
 }
 
+// internalAgentMetricsWireMethods lists the methods InternalAgentMetricsWireInterface serves (shared by
+// every connection's Interface).
+var internalAgentMetricsWireMethods = []string{}
+
 // InternalAgentMetricsWireInterface serves srv as org.eclipse.bluechi.internal.Agent.Metrics on a wireconn connection:
 // arguments are decoded on the reader goroutine, the handler runs through
 // Conn.Serve (one at a time, in wire order), its results are replied unless
@@ -78,7 +82,7 @@ func InternalAgentMetricsWireInterface(srv InternalAgentMetricsServer, raw ...wi
 	}
 	return &wireconn.Interface{
 		Name:    InternalAgentMetricsInterface,
-		Methods: []string{},
+		Methods: internalAgentMetricsWireMethods,
 		XML:     internalAgentMetricsXML,
 		Call: func(c *wireconn.Conn, msg *wire.Message) {
 			if f := rawCalls[msg.Member]; f != nil {

@@ -80,6 +80,10 @@ func wireDecodeInternalControllerHeartbeat(body []byte, bigEndian bool) (err err
 	return
 }
 
+// internalControllerWireMethods lists the methods InternalControllerWireInterface serves (shared by
+// every connection's Interface).
+var internalControllerWireMethods = []string{InternalControllerMethodRegister}
+
 // InternalControllerWireInterface serves srv as org.eclipse.bluechi.internal.Controller on a wireconn connection:
 // arguments are decoded on the reader goroutine, the handler runs through
 // Conn.Serve (one at a time, in wire order), its results are replied unless
@@ -97,7 +101,7 @@ func InternalControllerWireInterface(srv InternalControllerServer, raw ...wireco
 	}
 	return &wireconn.Interface{
 		Name:    InternalControllerInterface,
-		Methods: []string{InternalControllerMethodRegister},
+		Methods: internalControllerWireMethods,
 		XML:     internalControllerXML,
 		Call: func(c *wireconn.Conn, msg *wire.Message) {
 			if f := rawCalls[msg.Member]; f != nil {

@@ -190,6 +190,10 @@ func wireDecodeInternalProxyTargetRemovedOut(body []byte, bigEndian bool) (err e
 	return
 }
 
+// internalProxyWireMethods lists the methods InternalProxyWireInterface serves (shared by
+// every connection's Interface).
+var internalProxyWireMethods = []string{InternalProxyMethodError, InternalProxyMethodTargetNew, InternalProxyMethodTargetStateChanged, InternalProxyMethodTargetRemoved}
+
 // InternalProxyWireInterface serves srv as org.eclipse.bluechi.internal.Proxy on a wireconn connection:
 // arguments are decoded on the reader goroutine, the handler runs through
 // Conn.Serve (one at a time, in wire order), its results are replied unless
@@ -207,7 +211,7 @@ func InternalProxyWireInterface(srv InternalProxyServer, raw ...wireconn.RawMeth
 	}
 	return &wireconn.Interface{
 		Name:    InternalProxyInterface,
-		Methods: []string{InternalProxyMethodError, InternalProxyMethodTargetNew, InternalProxyMethodTargetStateChanged, InternalProxyMethodTargetRemoved},
+		Methods: internalProxyWireMethods,
 		XML:     internalProxyXML,
 		Call: func(c *wireconn.Conn, msg *wire.Message) {
 			if f := rawCalls[msg.Member]; f != nil {

@@ -39,6 +39,8 @@ type goGen struct {
 	prefix    string // interface name prefix stripped for Go names
 	internal  string // interface name prefix of the internal interfaces
 
+	clientOnly map[string]bool // interfaces of -client-idl: all their names live in the daemons' package
+
 	types    *typeMapper // struct types, unqualified (in the public package)
 	apiTypes *typeMapper // struct types qualified for the daemons' package
 }
@@ -57,7 +59,7 @@ func (g *goGen) public(i *Interface) bool { return !strings.HasPrefix(i.Name, g.
 // when it is used from the daemons' package: public names live in the
 // public package.
 func (g *goGen) q(i *Interface) string {
-	if g.public(i) {
+	if g.public(i) && !g.clientOnly[i.Name] {
 		return g.pubPkg + "."
 	}
 	return ""

@@ -71,6 +71,15 @@ func (o *options) run() error {
 	if err := g.clientOnlyFiles(clientIfs, api); err != nil {
 		return err
 	}
+	var wired []*Interface
+	for _, i := range ifs {
+		if !g.public(i) {
+			wired = append(wired, i)
+		}
+	}
+	if api["wire_roundtrip_gen_test.go"], err = g.wireTestFile(append(wired, clientIfs...)); err != nil {
+		return err
+	}
 	if err := writeDir(o.outDir, pub); err != nil {
 		return err
 	}
