@@ -55,13 +55,21 @@ func (a *controllerAPI) SetLogLevel(ctx context.Context, level string) error {
 
 func (a *controllerAPI) ListUnits(ctx context.Context) (map[string][]bluechi.UnitInfo, error) {
 	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) ([]bluechi.UnitInfo, error) {
-		return ag.ListUnits(ctx)
+		var units []bluechi.UnitInfo
+		err := onWire(ctx, func(done func(error)) {
+			ag.GoListUnits(ctx, func(u []bluechi.UnitInfo, err error) { units = u; done(err) })
+		})
+		return units, err
 	})
 }
 
 func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi.UnitFileInfo, error) {
 	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) ([]bluechi.UnitFileInfo, error) {
-		return ag.ListUnitFiles(ctx)
+		var files []bluechi.UnitFileInfo
+		err := onWire(ctx, func(done func(error)) {
+			ag.GoListUnitFiles(ctx, func(f []bluechi.UnitFileInfo, err error) { files = f; done(err) })
+		})
+		return files, err
 	})
 }
 

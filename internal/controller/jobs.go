@@ -47,16 +47,18 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 
 	cctx, cancel := callCtx(ctx)
 	defer cancel()
-	switch kind {
-	case "start":
-		err = agent.StartUnit(cctx, name, mode, j.id)
-	case "stop":
-		err = agent.StopUnit(cctx, name, mode, j.id)
-	case "restart":
-		err = agent.RestartUnit(cctx, name, mode, j.id)
-	case "reload":
-		err = agent.ReloadUnit(cctx, name, mode, j.id)
-	}
+	err = onWire(cctx, func(done func(error)) {
+		switch kind {
+		case "start":
+			agent.GoStartUnit(cctx, name, mode, j.id, done)
+		case "stop":
+			agent.GoStopUnit(cctx, name, mode, j.id, done)
+		case "restart":
+			agent.GoRestartUnit(cctx, name, mode, j.id, done)
+		case "reload":
+			agent.GoReloadUnit(cctx, name, mode, j.id, done)
+		}
+	})
 	if err != nil {
 		c.mu.Lock()
 		delete(c.jobs, j.id)

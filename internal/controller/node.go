@@ -117,6 +117,19 @@ func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *daemonapi
 	return fromAgent(fn(ctx, agent))
 }
 
+// onWire makes one call to an agent: start sends it with a generated GoM
+// whose completion calls done. Once the request is on the wire (start
+// returned), the API call's turn in the ordered bus handlers is released
+// (dbusrt.Release), so that the client's next call starts while this one
+// waits for the agent, and an agent gets the requests in the order the
+// calls came. Then it waits for done.
+func onWire(ctx context.Context, start func(done func(error))) error {
+	ch := make(chan error, 1)
+	start(func(err error) { ch <- err })
+	dbusrt.Release(ctx)
+	return <-ch
+}
+
 // fromAgent turns an agent's error reply into the D-Bus error the API
 // answers with (same name and message); other errors pass unchanged.
 func fromAgent(err error) error {
@@ -158,8 +171,9 @@ func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, pro
 		return "", err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		job, err = ag.StartTransientUnit(ctx, name, mode, props, aux)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoStartTransientUnit(ctx, name, mode, props, aux, func(j dbus.ObjectPath, err error) { job = j; done(err) })
+		})
 	})
 	return job, err
 }
@@ -169,7 +183,7 @@ func (a *nodeAPI) FreezeUnit(ctx context.Context, name string) error {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		return ag.FreezeUnit(ctx, name)
+		return onWire(ctx, func(done func(error)) { ag.GoFreezeUnit(ctx, name, done) })
 	})
 }
 
@@ -177,7 +191,9 @@ func (a *nodeAPI) ThawUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error { return ag.ThawUnit(ctx, name) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoThawUnit(ctx, name, done) })
+	})
 }
 
 func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
@@ -190,7 +206,7 @@ func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) 
 		return invalid("Signal number out of range: %d", signal)
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		return ag.KillUnit(ctx, name, who, signal)
+		return onWire(ctx, func(done func(error)) { ag.GoKillUnit(ctx, name, who, signal, done) })
 	})
 }
 
@@ -199,8 +215,9 @@ func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (pr
 		return nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		props, err = ag.GetUnitProperties(ctx, name, iface)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetUnitProperties(ctx, name, iface, func(p map[string]dbus.Variant, err error) { props = p; done(err) })
+		})
 	})
 	return props, err
 }
@@ -210,8 +227,9 @@ func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property str
 		return v, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		v, err = ag.GetUnitProperty(ctx, name, iface, property)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetUnitProperty(ctx, name, iface, property, func(x dbus.Variant, err error) { v = x; done(err) })
+		})
 	})
 	return v, err
 }
@@ -225,7 +243,7 @@ func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bo
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		return ag.SetUnitProperties(ctx, name, runtime, kv)
+		return onWire(ctx, func(done func(error)) { ag.GoSetUnitProperties(ctx, name, runtime, kv, done) })
 	})
 }
 
@@ -234,8 +252,9 @@ func (a *nodeAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, 
 		return false, nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		carries, changes, err = ag.EnableUnitFiles(ctx, files, runtime, force)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoEnableUnitFiles(ctx, files, runtime, force, func(c bool, ch []bluechi.UnitFileChange, err error) { carries, changes = c, ch; done(err) })
+		})
 	})
 	return carries, changes, err
 }
@@ -245,16 +264,18 @@ func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime 
 		return nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		changes, err = ag.DisableUnitFiles(ctx, files, runtime)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoDisableUnitFiles(ctx, files, runtime, func(ch []bluechi.UnitFileChange, err error) { changes = ch; done(err) })
+		})
 	})
 	return changes, err
 }
 
 func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		files, err = ag.ListUnitFiles(ctx)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoListUnitFiles(ctx, func(f []bluechi.UnitFileInfo, err error) { files = f; done(err) })
+		})
 	})
 	return files, err
 }
@@ -264,14 +285,17 @@ func (a *nodeAPI) GetUnitFileState(ctx context.Context, file string) (state stri
 		return "", err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		state, err = ag.GetUnitFileState(ctx, file)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetUnitFileState(ctx, file, func(st string, err error) { state = st; done(err) })
+		})
 	})
 	return state, err
 }
 
 func (a *nodeAPI) Reload(ctx context.Context) error {
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error { return ag.Reload(ctx) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoReload(ctx, done) })
+	})
 }
 
 func (a *nodeAPI) SetLogLevel(ctx context.Context, level string) error {
@@ -279,12 +303,14 @@ func (a *nodeAPI) SetLogLevel(ctx context.Context, level string) error {
 		return a.ready(invalid("Invalid input for log level"))
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		return ag.SetLogLevel(ctx, level)
+		return onWire(ctx, func(done func(error)) { ag.GoSetLogLevel(ctx, level, done) })
 	})
 }
 
 func (a *nodeAPI) ResetFailed(ctx context.Context) error {
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error { return ag.ResetFailed(ctx) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoResetFailed(ctx, done) })
+	})
 }
 
 func (a *nodeAPI) ResetFailedUnit(ctx context.Context, name string) error {
@@ -292,14 +318,15 @@ func (a *nodeAPI) ResetFailedUnit(ctx context.Context, name string) error {
 		return err
 	}
 	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		return ag.ResetFailedUnit(ctx, name)
+		return onWire(ctx, func(done func(error)) { ag.GoResetFailedUnit(ctx, name, done) })
 	})
 }
 
 func (a *nodeAPI) GetDefaultTarget(ctx context.Context) (target string, err error) {
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		target, err = ag.GetDefaultTarget(ctx)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetDefaultTarget(ctx, func(t string, err error) { target = t; done(err) })
+		})
 	})
 	return target, err
 }
@@ -309,8 +336,9 @@ func (a *nodeAPI) SetDefaultTarget(ctx context.Context, target string, force boo
 		return nil, err
 	}
 	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
-		out, err = ag.SetDefaultTarget(ctx, target, force)
-		return err
+		return onWire(ctx, func(done func(error)) {
+			ag.GoSetDefaultTarget(ctx, target, force, func(o []bluechi.UnitFileChange, err error) { out = o; done(err) })
+		})
 	})
 	return out, err
 }
