@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(dir + "-plain") // plainController's
 	os.Exit(code)
 }
 

@@ -38,7 +38,7 @@ var plain struct {
 // memory use is the real one.
 func plainController(t *testing.T) string {
 	plain.once.Do(func() {
-		dir := filepath.Join(binDir, "plain")
+		dir := binDir + "-plain" // not in binDir: TestEveryBinaryVersion runs all there
 		cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/bluechi-go/bluechi/cmd/bluechi-controller")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		plain.err = cmd.Run()
