@@ -84,24 +84,32 @@ func (a *controllerAPI) SetLogLevel(ctx context.Context, level string) error {
 }
 
 func (a *controllerAPI) ListUnits(ctx context.Context) (map[string][]bluechi.UnitInfo, error) {
-	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentClient) ([]bluechi.UnitInfo, error) {
-		return ag.ListUnits(ctx)
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) ([]bluechi.UnitInfo, error) {
+		var units []bluechi.UnitInfo
+		err := onWire(ctx, func(done func(error)) {
+			ag.GoListUnits(ctx, func(u []bluechi.UnitInfo, err error) { units = u; done(err) })
+		})
+		return units, err
 	})
 }
 
 func (a *controllerAPI) ListUnitFiles(ctx context.Context) (map[string][]bluechi.UnitFileInfo, error) {
-	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentClient) ([]bluechi.UnitFileInfo, error) {
-		return ag.ListUnitFiles(ctx)
+	return fanOut(ctx, a.c, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) ([]bluechi.UnitFileInfo, error) {
+		var files []bluechi.UnitFileInfo
+		err := onWire(ctx, func(done func(error)) {
+			ag.GoListUnitFiles(ctx, func(f []bluechi.UnitFileInfo, err error) { files = f; done(err) })
+		})
+		return files, err
 	})
 }
 
 // fanOut asks every online node in parallel. A node that fails or does not
 // answer within FanOutTimeout is left out (and logged): one bad node neither
 // fails nor stalls the answer for the others.
-func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *daemonapi.InternalAgentClient) ([]T, error)) (map[string][]T, error) {
+func fanOut[T any](ctx context.Context, c *Controller, call func(context.Context, *daemonapi.InternalAgentWireClient) ([]T, error)) (map[string][]T, error) {
 	type target struct {
 		name  string
-		agent *daemonapi.InternalAgentClient
+		agent *daemonapi.InternalAgentWireClient
 	}
 	c.mu.Lock()
 	var targets []target
