@@ -17,7 +17,8 @@ func Files(t config.TLS) tlsconfig.Files {
 }
 
 // Load reads the TLS files of a daemon at start (UseTLS=yes) and logs a
-// warning for each certificate that expires within a week. The error names
+// warning for each certificate that expires within a week (log may be
+// nil: no warnings logged). The error names
 // the key and file that is wrong; the daemon exits with it.
 func Load(t config.TLS, log *slog.Logger) (*tlsconfig.Holder, error) {
 	h, warnings, err := tlsconfig.NewHolder(Files(t))
@@ -32,6 +33,9 @@ func Load(t config.TLS, log *slog.Logger) (*tlsconfig.Holder, error) {
 // success new connections use the new material, established ones go on;
 // on error h keeps the material it had and the error names the file.
 func Reload(h *tlsconfig.Holder, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	warnings, err := h.Reload()
 	if err != nil {
 		log.Error("TLS: reload failed, keeping the certificates loaded before", "error", err)
@@ -51,6 +55,9 @@ func WatchExpiry(ctx context.Context, h *tlsconfig.Holder, interval time.Duratio
 	if interval <= 0 {
 		interval = tlsconfig.ExpiryCheckInterval
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -60,6 +67,9 @@ func WatchExpiry(ctx context.Context, h *tlsconfig.Holder, interval time.Duratio
 }
 
 func logWarnings(log *slog.Logger, warnings []string) {
+	if log == nil {
+		return
+	}
 	for _, w := range warnings {
 		log.Warn("TLS: " + w)
 	}
