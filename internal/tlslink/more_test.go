@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -274,5 +275,76 @@ func TestLoadAndWatchExpiry(t *testing.T) {
 
 	if _, err := Load(config.TLS{Use: true, Certificate: files.Certificate}, sink.logger()); err == nil || !strings.Contains(err.Error(), "TLSPrivateKey and TLSCA are not set") {
 		t.Errorf("missing keys: %v", err)
+	}
+}
+
+// TestREADMECertificates runs doc/tls/make-certs.sh, the openssl commands
+// the README shows (and holds verbatim), and checks that its files make a
+// working fleet: the controller verified under its DNS name and its
+// address, each node's certificate naming that node only.
+func TestREADMECertificates(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is needed (Debian package openssl)")
+	}
+	script, err := os.ReadFile("../../doc/tls/make-certs.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(script[strings.Index(string(script), "# The fleet's CA"):])
+	if !strings.Contains(string(readme), body) {
+		t.Errorf("README.md does not hold the commands of doc/tls/make-certs.sh verbatim")
+	}
+	dir := t.TempDir()
+	abs, err := filepath.Abs("../../doc/tls/make-certs.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-e", abs)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NODES=laptop server")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	}
+	files := func(name string) config.TLS {
+		return config.TLS{Use: true, Certificate: dir + "/" + name + ".crt", PrivateKey: dir + "/" + name + ".key", CA: dir + "/ca.crt"}
+	}
+	ctrl, err := Load(files("controller"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewListener(inner, ctrl, ListenerOptions{})
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	for _, c := range []struct{ node, serverName string }{{"laptop", "controller.example.org"}, {"server", "127.0.0.1"}} {
+		h, err := Load(files(c.node), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d := Dialer{Holder: h, ServerName: c.serverName}
+		nc, err := d.Dial(ctx, "tcp:host=127.0.0.1,port="+port)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", c.node, err)
+		}
+		defer nc.Close()
+		nc.Write([]byte{0})
+		sc, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		other := map[string]string{"laptop": "server", "server": "laptop"}[c.node]
+		if CheckNodeName(sc, c.node) != nil || CheckNodeName(sc, other) == nil {
+			t.Errorf("%s's certificate: names %q", c.node, sc.(*Conn).PeerNames())
+		}
 	}
 }
