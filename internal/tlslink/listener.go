@@ -20,10 +20,14 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/tlsconfig"
+	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // Defaults of ListenerOptions.
@@ -219,8 +223,8 @@ func (l *Listener) serverHandshake(nc net.Conn) (*Conn, error) {
 	if err := nc.SetDeadline(time.Now().Add(l.timeout)); err != nil {
 		return nil, err
 	}
-	var first [1]byte
-	if _, err := io.ReadFull(nc, first[:]); err != nil {
+	first, tlsNC, err := peekFirst(nc)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			l.log.Debug("TLS: connection closed before the handshake", "peer", peer)
 		} else {
@@ -228,17 +232,17 @@ func (l *Listener) serverHandshake(nc net.Conn) (*Conn, error) {
 		}
 		return nil, err
 	}
-	switch first[0] {
+	switch first {
 	case recordTypeHandshake:
 	case 0, 'A':
 		// A D-Bus client starts with a NUL byte (credentials) and AUTH.
 		l.log.Warn("TLS: plain D-Bus connection refused, this port speaks TLS only (UseTLS=yes)", "peer", peer)
 		return nil, errPlain
 	default:
-		l.log.Warn("TLS: connection refused, not a TLS handshake", "peer", peer, "first_byte", fmt.Sprintf("%#02x", first[0]))
+		l.log.Warn("TLS: connection refused, not a TLS handshake", "peer", peer, "first_byte", fmt.Sprintf("%#02x", first))
 		return nil, errNotTLS
 	}
-	tc := tls.Server(&prefixConn{Conn: nc, first: first[0], has: true}, l.cfg)
+	tc := tls.Server(tlsNC, l.cfg)
 	if err := tc.Handshake(); err != nil {
 		l.log.Warn("TLS: handshake failed, connection closed", "peer", peer, "error", err)
 		return nil, err
@@ -265,6 +269,43 @@ func peerAddr(nc net.Conn) string {
 		return a.String()
 	}
 	return "?"
+}
+
+// peekFirst returns the first byte the peer sent and the connection to
+// run TLS on. On a socket the byte is peeked (MSG_PEEK), so TLS runs on
+// the socket itself and tls.Conn.NetConn() gives it back (PeerClosed needs
+// it); on anything else it is read and given back by a prefixConn. The
+// connection's read deadline applies.
+func peekFirst(nc net.Conn) (byte, net.Conn, error) {
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			var b [1]byte
+			var n int
+			var perr error
+			err := rc.Read(func(fd uintptr) bool {
+				for {
+					n, _, perr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK)
+					if perr != unix.EINTR {
+						return perr != unix.EAGAIN
+					}
+				}
+			})
+			switch {
+			case err != nil:
+				return 0, nil, err
+			case perr != nil:
+				return 0, nil, perr
+			case n == 0:
+				return 0, nil, io.EOF
+			}
+			return b[0], nc, nil
+		}
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
+		return 0, nil, err
+	}
+	return b[0], &prefixConn{Conn: nc, first: b[0], has: true}, nil
 }
 
 // prefixConn gives back the byte read to tell TLS from plain D-Bus.
@@ -348,6 +389,19 @@ func CheckNodeName(nc net.Conn, name string) error {
 		return &NameError{Name: name, Peer: peerAddr(c), Reason: err}
 	}
 	return nil
+}
+
+// PeerClosed is transport.PeerClosed for any connection Register sees:
+// for a TLS connection it asks the socket under the TLS stream (without
+// reading from it).
+func PeerClosed(nc net.Conn) bool {
+	switch c := nc.(type) {
+	case *Conn:
+		return transport.PeerClosed(c.NetConn())
+	case *ClientConn:
+		return transport.PeerClosed(c.NetConn())
+	}
+	return transport.PeerClosed(nc)
 }
 
 // IsTLS reports whether nc is a connection of a Listener or a Dialer's

@@ -348,3 +348,51 @@ func TestREADMECertificates(t *testing.T) {
 		}
 	}
 }
+
+// pipeListener hands out the server ends of net.Pipe connections, which
+// have no socket under them.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+}
+
+func (p *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-p.conns:
+		return c, nil
+	case <-p.closed:
+		return nil, net.ErrClosed
+	}
+}
+func (p *pipeListener) Close() error   { close(p.closed); return nil }
+func (p *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
+
+// TestNoSocket: on a connection without a socket the first byte is read
+// and given back to TLS instead of peeked.
+func TestNoSocket(t *testing.T) {
+	set, err := testcerts.New(t.TempDir(), nil, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+	l := NewListener(pl, holder(t, set.Controller), ListenerOptions{})
+	defer l.Close()
+	a, b := net.Pipe()
+	defer a.Close()
+	pl.conns <- b
+	tc := tls.Client(a, holder(t, set.Nodes["node1"]).ClientConfig("127.0.0.1"))
+	hs := make(chan error, 1)
+	go func() { hs <- tc.Handshake() }()
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := <-hs; err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, tc, nc, "over a pipe")
+	if CheckNodeName(nc, "node1") != nil {
+		t.Errorf("names %q", nc.(*Conn).PeerNames())
+	}
+}

@@ -219,6 +219,12 @@ func TestAcceptAndNames(t *testing.T) {
 	if n, m := dbusrt.ErrorName(err), dbusrt.ErrorMessage(err); n != dbusrt.ErrAccessDenied || m != "Node name not allowed" {
 		t.Errorf("reply %s %q", n, m)
 	}
+	if PeerClosed(srv) {
+		t.Error("PeerClosed with the peer connected")
+	}
+	client.Close()
+	waitFor(t, "PeerClosed", func() bool { return PeerClosed(srv) })
+
 	// Not a TLS connection: the check does not apply.
 	a, b := net.Pipe()
 	defer a.Close()
