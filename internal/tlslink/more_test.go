@@ -3,8 +3,10 @@
 package tlslink
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -391,8 +393,14 @@ func TestNoSocket(t *testing.T) {
 	if err := <-hs; err != nil {
 		t.Fatal(err)
 	}
-	roundTrip(t, tc, nc, "over a pipe")
+	// A pipe does not buffer: write while the other end reads.
+	go io.WriteString(tc, "over a pipe\n")
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if got, err := bufio.NewReader(nc).ReadString('\n'); got != "over a pipe\n" {
+		t.Fatalf("read %q, %v", got, err)
+	}
 	if CheckNodeName(nc, "node1") != nil {
 		t.Errorf("names %q", nc.(*Conn).PeerNames())
 	}
+	a.Close() // first: nc's close_notify has no reader on a pipe
 }
