@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/bluechi-go/bluechi/internal/tlsconfig"
@@ -20,9 +21,11 @@ import (
 // material, so after a reload the next (re)connection uses it.
 type Dialer struct {
 	Holder *tlsconfig.Holder
-	// ServerName is the name the controller's certificate must carry:
-	// config.Agent.TLSServerName() (TLSServerName, else ControllerHost).
-	// An IP address is matched against the certificate's IP SANs.
+	// ServerName is the name the controller's certificate must carry
+	// (TLSServerName). Empty: the host of the address dialed, i.e.
+	// ControllerHost, or the host of ControllerAddress or of the address
+	// SwitchController gave. An IP address is matched against the
+	// certificate's IP SANs.
 	ServerName string
 	// HandshakeTimeout bounds the TLS handshake (0:
 	// DefaultHandshakeTimeout; ctx's deadline when sooner).
@@ -65,7 +68,7 @@ func (d *Dialer) Dial(ctx context.Context, address string) (net.Conn, error) {
 			errs = append(errs, err)
 			continue
 		}
-		c, err := d.Client(ctx, nc)
+		c, err := d.Client(ctx, nc, a.Params["host"])
 		if err != nil {
 			// A refused certificate is not cured by the next entry.
 			return nil, err
@@ -76,21 +79,29 @@ func (d *Dialer) Dial(ctx context.Context, address string) (net.Conn, error) {
 }
 
 // Client runs the TLS handshake on nc, a TCP connection to the
-// controller. On error nc is closed and the error says what failed to
-// verify.
-func (d *Dialer) Client(ctx context.Context, nc net.Conn) (*ClientConn, error) {
+// controller at host (the host dialed: the server name when ServerName is
+// empty). On error nc is closed and the error says what failed to verify.
+func (d *Dialer) Client(ctx context.Context, nc net.Conn, host string) (*ClientConn, error) {
 	timeout := d.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	name := d.ServerName
+	if name == "" {
+		name = strings.Trim(host, "[]")
+	}
+	if name == "" {
+		nc.Close()
+		return nil, errors.New("TLS: no server name to verify the controller against (set TLSServerName)")
+	}
 	m := d.Holder.Current()
-	tc := tls.Client(nc, d.Holder.ClientConfig(d.ServerName))
+	tc := tls.Client(nc, d.Holder.ClientConfig(name))
 	if err := tc.HandshakeContext(hctx); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("TLS handshake with the controller at %s (TLSServerName %q, TLSCA %s): %w",
-			peerAddr(nc), d.ServerName, m.Files.CA, err)
+		return nil, fmt.Errorf("TLS handshake with the controller at %s (server name %q, TLSCA %s): %w",
+			peerAddr(nc), name, m.Files.CA, err)
 	}
 	return &ClientConn{Conn: tc, cert: m.Files.Certificate}, nil
 }

@@ -29,11 +29,30 @@ func TestDialerVerifiesController(t *testing.T) {
 	d := f.dialer(t, node1)
 	d.ServerName = "elsewhere"
 	_, err := f.dial(t, d)
-	if err == nil || !strings.Contains(err.Error(), `TLS handshake with the controller at `+f.addr()+` (TLSServerName "elsewhere", TLSCA `+node1.CA+`)`) ||
+	if err == nil || !strings.Contains(err.Error(), `TLS handshake with the controller at `+f.addr()+` (server name "elsewhere", TLSCA `+node1.CA+`)`) ||
 		!strings.Contains(err.Error(), "not elsewhere") {
 		t.Fatalf("wrong server name: %v", err)
 	}
 	f.log.wait(t, "handshake failed") // the controller sees the agent give up
+
+	// No TLSServerName: the host dialed, here an address of the
+	// certificate's IP SANs, or a name it does not carry.
+	d.ServerName = ""
+	if _, err := f.dial(t, d); err != nil {
+		t.Fatalf("server name from the address: %v", err)
+	}
+	f.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for host, want := range map[string]string{"ctrl.invalid": `server name "ctrl.invalid"`, "": "set TLSServerName"} {
+		nc, err := net.Dial("tcp", f.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Client(ctx, nc, host); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("host %q: %v", host, err)
+		}
+	}
 
 	// A controller whose certificate another CA signed.
 	otherSet, err := testcerts.New(t.TempDir(), nil)
@@ -47,8 +66,6 @@ func TestDialerVerifiesController(t *testing.T) {
 	impostor := NewListener(inner, holder(t, otherSet.Controller), ListenerOptions{})
 	defer impostor.Close()
 	_, port, _ := net.SplitHostPort(inner.Addr().String())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if _, err := f.dialer(t, node1).Dial(ctx, "tcp:host=127.0.0.1,port="+port); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Fatalf("controller of another CA: %v", err)
 	}
