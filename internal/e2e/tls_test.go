@@ -7,10 +7,11 @@
 // unwired daemons. When wiring: delete tls_unwired_test.go and these tags.
 //
 // What the wired daemons must log, as these tests look for it: the
-// controller logs a *tlslink.NameError (`node name "X" refused for TLS
-// peer ...`) and answers Register with its AccessDenied "Node name not
-// allowed", which the agent logs; tlslink's own lines (plain D-Bus
-// refused, handshake failed, certificates reloaded) go to the daemons' log.
+// controller logs a *tlslink.NameError as an attribute (`node name \"X\"
+// refused for TLS peer ...`, quotes escaped by the log) and answers
+// Register with its AccessDenied "Node name not allowed", which the agent
+// logs; tlslink's own lines (plain D-Bus refused, handshake failed,
+// certificates reloaded) go to the daemons' log (Options.Log = Slog()).
 
 //go:build tlswire
 
@@ -253,7 +254,8 @@ func TestTLSRefused(t *testing.T) {
 
 	// n1's certificate claiming n2.
 	impostor := c.spareAgent("impostor", "n2", tlsAgentBase+tlsKeys(c.certs.Nodes["n1"]))
-	c.waitLog("controller", `node name "n2" refused for TLS peer 127.0.0.1:`, `names ["n1"], not "n2"`)
+	// (The log escapes the quotes of the error's text.)
+	c.waitLog("controller", `node name \"n2\" refused for TLS peer 127.0.0.1:`, `names [\"n1\"], not \"n2\"`)
 	c.waitLog("agent-spare-impostor", "Node name not allowed")
 	offline("n1's certificate as n2")
 	stop(impostor)
