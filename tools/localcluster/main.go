@@ -86,6 +86,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer c.Stop()
+	tlsNote := ""
+	if c.Certs != nil {
+		last := c.Certs.Nodes[names[len(names)-1]]
+		tlsNote = fmt.Sprintf("Mutual TLS on TCP port %d (UseTLS=yes); CA and certificates in %s, e.g.\n  openssl s_client -connect 127.0.0.1:%d -CAfile %s -cert %s -key %s\n",
+			c.Port, c.Certs.Dir, c.Port, c.Certs.CAFile, last.Certificate, last.PrivateKey)
+	}
 	// Output errors are ignored: a reader that went away changes nothing.
 	fmt.Fprintf(stdout, `BlueChi cluster with %d nodes is up (%v).
 
@@ -96,13 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 Nodes: %s (%s hosts the controller; its agent uses the unix socket, the others TCP port %d).
 Demo units on every node: sb-simple.service, sb-oneshot.service, sb-failing.service, sb-slow.service.
-Logs: %s
+%sLogs: %s
 Press Ctrl-C (or run: go run ./tools/localcluster stop) to end everything this started.
-`, len(names), time.Since(start).Round(time.Millisecond), c.BusAddress, abs, strings.Join(names, ", "), names[0], c.Port, c.Dir)
-	if c.Certs != nil {
-		fmt.Fprintf(stdout, "Mutual TLS on TCP port %d: CA %s, certificates in %s (try: openssl s_client -connect 127.0.0.1:%d -CAfile %s -cert %s -key %s)\n",
-			c.Port, c.Certs.CAFile, c.Certs.Dir, c.Port, c.Certs.CAFile, c.Certs.Nodes[names[len(names)-1]].Certificate, c.Certs.Nodes[names[len(names)-1]].PrivateKey)
-	}
+`, len(names), time.Since(start).Round(time.Millisecond), c.BusAddress, abs, strings.Join(names, ", "), names[0], c.Port, tlsNote, c.Dir)
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "localcluster: stopping")
 	return 0
