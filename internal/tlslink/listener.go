@@ -244,7 +244,11 @@ func (l *Listener) serverHandshake(nc net.Conn) (*Conn, error) {
 	}
 	tc := tls.Server(tlsNC, l.cfg)
 	if err := tc.Handshake(); err != nil {
-		l.log.Warn("TLS: handshake failed, connection closed", "peer", peer, "error", err)
+		select {
+		case <-l.closed: // cut off by Close: nothing to report
+		default:
+			l.log.Warn("TLS: handshake failed, connection closed", "peer", peer, "error", err)
+		}
 		return nil, err
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
