@@ -22,9 +22,10 @@ deps:
 	@command -v dbus-daemon >/dev/null && command -v systemd >/dev/null && command -v busctl >/dev/null && command -v nsenter >/dev/null || \
 		{ echo "installing dbus-daemon systemd util-linux python3-dasbus"; apt-get update -qq && apt-get install -y -qq --no-install-recommends dbus dbus-daemon systemd util-linux python3-dasbus; }
 
-## run: a local cluster of 3 nodes (real systemd --user each) until Ctrl-C
+## run: a local cluster of 3 nodes (real systemd --user each) until Ctrl-C;
+## TLS=1 runs the agent link over mutual TLS with certificates made for it
 run: deps build
-	$(GO) run ./tools/localcluster -n 3 -bin bin
+	$(GO) run ./tools/localcluster -n 3 -bin bin $(if $(TLS),-tls)
 
 ## generate: regenerate gen/ and the generated tests from idl/, the man
 ## pages and the shell completion
