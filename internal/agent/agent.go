@@ -23,6 +23,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
 	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -75,6 +76,8 @@ type Agent struct {
 	log *logging.Logger
 	sd  Systemd
 	pub *daemonapi.AgentObject // nil when not published on a bus
+
+	tlsd *tlslink.Dialer // UseTLS: set by UseTLS before Run, then read only
 
 	mu       sync.Mutex
 	address  string
@@ -139,6 +142,10 @@ func Address(cfg *config.Agent) string {
 	}
 	return fmt.Sprintf("tcp:host=%s,port=%d", cfg.ControllerHost, cfg.ControllerPort)
 }
+
+// UseTLS makes every TCP connection to the controller run over d (mutual
+// TLS); call it before Run.
+func (a *Agent) UseTLS(d *tlslink.Dialer) { a.tlsd = d }
 
 // New prepares an agent. bus, if not nil, gets the public
 // org.eclipse.bluechi.Agent object (the caller requests the name).
@@ -241,7 +248,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
 	defer cancel()
 	sess := &session{subs: map[string]bool{}}
-	conn, out, err := dialController(dctx, a.currentAddress(), so, wireconn.Options{
+	conn, out, err := dialController(dctx, a.currentAddress(), so, a.tlsd, wireconn.Options{
 		Signal: func(_ *wireconn.Conn, m *wire.Message) { a.controllerSignal(sess, m) },
 	})
 	if err != nil {

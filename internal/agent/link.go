@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -20,7 +21,10 @@ import (
 // address that answers wins) and authenticates: EXTERNAL on a unix socket,
 // ANONYMOUS on TCP. so applies to TCP sockets. The connection is not read
 // from yet (wireconn's Start).
-func dialController(ctx context.Context, address string, so transport.SocketOptions, opts wireconn.Options) (*wireconn.Conn, *batchConn, error) {
+//
+// With tlsd, TCP connections run TLS (tlslink.Dialer) under D-Bus; the
+// unix socket stays plain.
+func dialController(ctx context.Context, address string, so transport.SocketOptions, tlsd *tlslink.Dialer, opts wireconn.Options) (*wireconn.Conn, *batchConn, error) {
 	addrs, err := transport.ParseAddress(address)
 	if err != nil {
 		return nil, nil, err
@@ -45,6 +49,14 @@ func dialController(ctx context.Context, address string, so transport.SocketOpti
 			nc.Close()
 			errs = append(errs, err)
 			continue
+		}
+		if tlsd != nil && network != "unix" {
+			tc, err := tlsd.Client(ctx, nc, a.Params["host"])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			nc = tc
 		}
 		o := opts
 		o.Mechanism = transport.MechanismAnonymous

@@ -1,10 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// Needs the daemons wired to internal/tlslink (issue 15): built with the
-// tlswire tag until then, like internal/e2e/tls_test.go.
-
-//go:build tlswire
-
 package cluster_test
 
 import (

@@ -16,6 +16,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
@@ -211,6 +212,14 @@ func (r *registrar) Register(ctx context.Context, name string) error {
 	c := r.p.c
 	for attempt := 0; ; attempt++ {
 		stale, err := r.register(ctx, name)
+		if _, ok := errors.AsType[*tlslink.NameError](err); ok {
+			// Answered, then cut off: the certificate is not this node's.
+			if call, ok := wireconn.CallFrom(ctx); ok {
+				r.p.conn.ErrorCall(call, dbusrt.ErrorName(err), dbusrt.ErrorMessage(err))
+			}
+			r.p.conn.Close()
+			return err
+		}
 		if stale == nil {
 			if err == nil {
 				// Trusted now: the D-Bus message limit instead of the
@@ -267,13 +276,19 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, error) {
 		c.logger().Warn("registration refused: unexpected node name", "name", name, "peer", p.ip)
 		return nil, notFound("Unexpected node name")
 	}
+	if err := tlslink.CheckNodeName(conn.NetConn(), name); err != nil {
+		// Register's reply is AccessDenied "Node name not allowed"; the
+		// connection is closed once it is out (see Register).
+		c.logger().Warn("registration refused: the TLS certificate does not name the node", "error", err)
+		return nil, err
+	}
 	if n.selinuxType != "" && selinuxType(p.label) != n.selinuxType {
 		c.logger().Warn("registration refused: the peer's SELinux type is not the node's RequiredSelinuxContext",
 			"name", name, "peer", p.ip, "context", p.label, "required", n.selinuxType)
 		return nil, dbusrt.NewError(dbusrt.ErrAccessDenied, "Node name not allowed")
 	}
 	if n.peer != nil {
-		if old := n.peer; old.conn.Err() != nil || transport.PeerClosed(old.conn.NetConn()) {
+		if old := n.peer; old.conn.Err() != nil || tlslink.PeerClosed(old.conn.NetConn()) {
 			return old, nil
 		}
 		c.logger().Warn("registration refused: node already connected", "node", name, "peer", p.ip)

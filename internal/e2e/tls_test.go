@@ -1,19 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // The scenarios of issue 15 (mutual TLS on the agent link) on the real
-// binaries. They need the daemons wired to internal/tlslink, so they build
-// only with the tlswire tag until then (go test -tags tlswire
-// ./internal/e2e -run TLS); tls_unwired_test.go holds the test of the
-// unwired daemons. When wiring: delete tls_unwired_test.go and these tags.
+// binaries.
 //
-// What the wired daemons must log, as these tests look for it: the
-// controller logs a *tlslink.NameError as an attribute (`node name \"X\"
-// refused for TLS peer ...`, quotes escaped by the log) and answers
-// Register with its AccessDenied "Node name not allowed", which the agent
-// logs; tlslink's own lines (plain D-Bus refused, handshake failed,
-// certificates reloaded) go to the daemons' log (Options.Log = Slog()).
-
-//go:build tlswire
+// What the daemons log, as these tests look for it: the controller logs a
+// *tlslink.NameError as an attribute (`node name \"X\" refused for TLS
+// peer ...`, quotes escaped by the log) and answers Register with its
+// AccessDenied "Node name not allowed", which the agent logs; tlslink's
+// own lines (plain D-Bus refused, handshake failed, certificates reloaded)
+// go to the daemons' log (Options.Log = Slog()).
 
 package e2e
 
