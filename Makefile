@@ -8,7 +8,7 @@ GENERATED := gen internal/daemonapi internal/apitest/roundtrip_gen_test.go doc/m
 MAN_SOURCES := $(wildcard doc/man/*.md)
 MAN_PAGES := $(MAN_SOURCES:.md=)
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-compare clean run deps install uninstall check-units
 
 all: build
 
@@ -98,7 +98,18 @@ bench-cluster:
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
 	$(GO) test -run XXX -bench . -benchtime 20x ./internal/exporter
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
+## bench-compare: BASE=<rev> against this working tree, the figures of
+## issue 13 side by side (alternating runs, medians, targets) as a Markdown
+## table (root; about 15 minutes on 2 cores); ROUNDS=3, ONLY=storm,memory
+## pick rounds and groups
+BASE ?=
+ROUNDS ?= 3
+ONLY ?=
+bench-compare:
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<rev>"; exit 2; }
+	$(GO) run ./tools/benchcompare -base $(BASE) -rounds $(ROUNDS) $(if $(ONLY),-only $(ONLY))
+
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-compare clean run deps install uninstall check-units
 DESTDIR ?=
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
