@@ -46,6 +46,9 @@ func TestParse(t *testing.T) {
 	if _, ok := slope("BenchmarkScale", "absent-100", "absent-1000", 100, 1000, "rss-anon-kB")(m); ok {
 		t.Error("slope without its larger point")
 	}
+	if v, ok := firstOf("BenchmarkScale/absent-100", "absent-listnodes-med-ms", "ns/op")(m); !ok || v != 0.8 {
+		t.Errorf("absent ListNodes from ns/op = %v, %v; want 0.8", v, ok)
+	}
 }
 
 func TestMarkdown(t *testing.T) {
@@ -62,7 +65,7 @@ func TestMarkdown(t *testing.T) {
 	}}
 	out := report{base: "b", head: "h", rounds: 3, heavyRounds: 2}.markdown([]group{g}, results)
 	for _, want := range []string{
-		"| ratio | 1.10 (1.00-1.30, 3) | 1.05 (1.05-1.05, 1) | 0.95x | no regression |",
+		"| ratio | 1.10 (1.00 .. 1.30, 3) | 1.05 (1.05 .. 1.05, 1) | 0.95x | no regression |",
 		"| missing | n/a | n/a |  | - |",
 		"- startunit HEAD round 2: exit status 1",
 	} {

@@ -44,11 +44,11 @@ func (rep report) markdown(sel []group, results map[string]map[string][]result) 
 				cells[i] = "n/a"
 				if len(vs) > 0 {
 					med[i], ok[i] = median(vs), true
-					cells[i] = fmt.Sprintf("%s (%s-%s, %d)", num(med[i]), num(slices.Min(vs)), num(slices.Max(vs)), len(vs))
+					cells[i] = fmt.Sprintf("%s (%s .. %s, %d)", num(med[i]), num(slices.Min(vs)), num(slices.Max(vs)), len(vs))
 				}
 			}
 			ratio := ""
-			if ok[0] && ok[1] && med[0] != 0 {
+			if ok[0] && ok[1] && med[0] > 0 && med[1] > 0 { // a ratio across zero means nothing
 				ratio = fmt.Sprintf("%.2fx", med[1]/med[0])
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.label, cells[0], cells[1], ratio, f.target)
