@@ -22,9 +22,10 @@ deps:
 	@command -v dbus-daemon >/dev/null && command -v systemd >/dev/null && command -v busctl >/dev/null && command -v nsenter >/dev/null || \
 		{ echo "installing dbus-daemon systemd util-linux python3-dasbus"; apt-get update -qq && apt-get install -y -qq --no-install-recommends dbus dbus-daemon systemd util-linux python3-dasbus; }
 
-## run: a local cluster of 3 nodes (real systemd --user each) until Ctrl-C
+## run: a local cluster of 3 nodes (real systemd --user each) until Ctrl-C;
+## TLS=1 runs the agent link over mutual TLS with certificates made for it
 run: deps build
-	$(GO) run ./tools/localcluster -n 3 -bin bin
+	$(GO) run ./tools/localcluster -n 3 -bin bin $(if $(TLS),-tls)
 
 ## generate: regenerate gen/ and the generated tests from idl/, the man
 ## pages and the shell completion
@@ -108,6 +109,14 @@ ONLY ?=
 bench-compare:
 	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<rev>"; exit 2; }
 	$(GO) run ./tools/benchcompare -base $(BASE) -rounds $(ROUNDS) $(if $(ONLY),-only $(ONLY))
+
+## bench-scale: the real controller with 10 to 2000 simulated agents over
+## TCP (memory per node, idle CPU, API latency, 10% offline), printed as a
+## table; BLUECHI_SCALE_BASE=<tree or binary> measures another controller
+## alternating with this one (before/after in one run)
+bench-scale:
+	$(GO) test -run XXX -bench 'Scale|GodbusListNodes|BusRelay' -benchtime 300x -timeout 90m ./internal/scalebench
+	$(GO) test -run XXX -bench 'ListNodes1000|GetNode1000|ConfiguredNodeHeap' -benchtime 200x ./internal/controller
 
 .PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-compare clean run deps install uninstall check-units
 DESTDIR ?=

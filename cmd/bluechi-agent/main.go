@@ -25,6 +25,8 @@ import (
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/memtrim"
 	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/tlsconfig"
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/version"
 )
 
@@ -89,19 +91,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
-	if cfg.TLS.Use {
-		// The TLS configuration (internal/tlsconfig) is wired in with the
-		// wire-native peer connection (issues 13, 15); until then a link
-		// the administrator asked to protect must not run in plain text.
-		fmt.Fprintf(stderr, "%s: UseTLS=yes is not supported by this build yet; refusing to run the agent link unprotected\n", prog)
-		return 1
-	}
 	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
 	if err != nil {
 		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
 	}
 	log.DebugLines("configuration: ", cfg.Render())
-	if err := serve(cfg, log); err != nil {
+	var tlsH *tlsconfig.Holder
+	if cfg.TLS.Use {
+		if tlsH, err = tlslink.Load(cfg.TLS, log.Slog()); err != nil {
+			log.Error("exiting on a fatal error", logging.Err(err))
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+	}
+	if err := serve(cfg, log, tlsH); err != nil {
 		// One record: the log target (journal or stderr) has it, unless
 		// logging is quiet. (On stderr too, a service's journal would
 		// show it twice, the second time at info.)
@@ -121,7 +124,7 @@ func busKind(user bool) string {
 	return "system bus"
 }
 
-func serve(cfg *config.Agent, log *logging.Logger) error {
+func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sd, err := systemd.Connect(ctx, systemd.Options{System: !cfg.User})
@@ -149,17 +152,32 @@ func serve(cfg *config.Agent, log *logging.Logger) error {
 	if err := dbusrt.RequestName(bus, bluechi.AgentBusName); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	if tlsH != nil {
+		// TLSServerName as configured; empty: the host dialed.
+		a.UseTLS(&tlslink.Dialer{Holder: tlsH, ServerName: cfg.TLS.ServerName})
+		waitExpiry := tlslink.WatchExpiry(ctx, tlsH, 0, log.Slog())
+		defer func() { cancel(); waitExpiry() }()
+		// SIGHUP reloads the TLS files; the next connection uses them.
+		signal.Notify(hup, syscall.SIGHUP)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	lost := make(chan error, 1) // why the agent stops other than by a signal
 	go func() {
-		select {
-		case <-sig:
-			log.Info("shutting down")
-		case <-sd.Done():
-			lost <- errors.New("lost the connection to systemd")
-		case <-bus.Context().Done():
-			lost <- errors.New("lost the connection to the " + busKind(cfg.User))
+		for {
+			select {
+			case <-hup:
+				tlslink.Reload(tlsH, log.Slog())
+				continue
+			case <-sig:
+				log.Info("shutting down")
+			case <-sd.Done():
+				lost <- errors.New("lost the connection to systemd")
+			case <-bus.Context().Done():
+				lost <- errors.New("lost the connection to the " + busKind(cfg.User))
+			}
+			break
 		}
 		cancel()
 	}()

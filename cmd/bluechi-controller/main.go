@@ -27,6 +27,8 @@ import (
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/memtrim"
+	"github.com/bluechi-go/bluechi/internal/tlsconfig"
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/version"
 )
@@ -78,19 +80,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
-	if cfg.TLS.Use {
-		// The TLS configuration (internal/tlsconfig) is wired in with the
-		// wire-native peer connection (issues 13, 15); until then a link
-		// the administrator asked to protect must not run in plain text.
-		fmt.Fprintf(stderr, "%s: UseTLS=yes is not supported by this build yet; refusing to run the agent link unprotected\n", prog)
-		return 1
-	}
 	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Target: cfg.Log.Target, Quiet: cfg.Log.IsQuiet, Program: prog})
 	if err != nil {
 		log, _ = logging.New(logging.Options{Quiet: cfg.Log.IsQuiet, Program: prog})
 	}
 	log.DebugLines("configuration: ", cfg.Render())
-	if err := serve(cfg, r.Has("user"), log); err != nil {
+	var tlsH *tlsconfig.Holder
+	if cfg.TLS.Use {
+		if tlsH, err = tlslink.Load(cfg.TLS, log.Slog()); err != nil {
+			log.Error("exiting on a fatal error", logging.Err(err))
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+	}
+	if err := serve(cfg, r.Has("user"), log, tlsH); err != nil {
 		// One record: the log target (journal or stderr) has it, unless
 		// logging is quiet. (On stderr too, a service's journal would
 		// show it twice, the second time at info.)
@@ -103,7 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
+func serve(cfg *config.Controller, user bool, log *logging.Logger, tlsH *tlsconfig.Holder) error {
 	// The bus connection goes through our transport with a tap, so that
 	// monitor signals can be relayed without godbus (controller.UseBusTap).
 	address := dbusrt.SystemBusAddress()
@@ -126,7 +129,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	if err != nil {
 		return err
 	}
-	listeners, ownUDS, err := listen(cfg, log)
+	listeners, ownUDS, err := listen(cfg, log, tlsH)
 	if err != nil {
 		return err
 	}
@@ -146,16 +149,30 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 	}
 	log.Info("controller started", logging.Attr{Key: "nodes", Value: logValue(len(cfg.Nodes))})
 
+	if tlsH != nil {
+		// The daily expiry warnings; the goroutine ends with ctx.
+		wg.Go(tlslink.WatchExpiry(ctx, tlsH, 0, log.Slog()))
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case s := <-sig:
-		log.Info("shutting down", logging.Attr{Key: "signal", Value: logValue(s.String())})
-	case <-bus.Context().Done():
-		cancel()
-		ctrl.Close()
-		wg.Wait()
-		return fmt.Errorf("lost the connection to the bus at %s", address)
+	hup := make(chan os.Signal, 1)
+	if tlsH != nil {
+		// SIGHUP reloads the TLS files (certificate rotation).
+		signal.Notify(hup, syscall.SIGHUP)
+	}
+	for running := true; running; {
+		select {
+		case <-hup:
+			tlslink.Reload(tlsH, log.Slog())
+		case s := <-sig:
+			log.Info("shutting down", logging.Attr{Key: "signal", Value: logValue(s.String())})
+			running = false
+		case <-bus.Context().Done():
+			cancel()
+			ctrl.Close()
+			wg.Wait()
+			return fmt.Errorf("lost the connection to the bus at %s", address)
+		}
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	ctrl.Close()
@@ -170,7 +187,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger) error {
 // listen opens the TCP and unix listeners and takes a socket-activated one.
 // ownUDS reports whether it bound the unix socket path itself (and so
 // removes it at shutdown).
-func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, bool, error) {
+func listen(cfg *config.Controller, log *logging.Logger, tlsH *tlsconfig.Holder) ([]net.Listener, bool, error) {
 	opts := transport.SocketOptions{
 		KeepAliveTime: secs(cfg.KeepAlive.Time), KeepAliveInterval: secs(cfg.KeepAlive.Interval),
 		KeepAliveCount: int(cfg.KeepAlive.Count), IPReceiveErrors: cfg.IPReceiveErrors,
@@ -221,6 +238,19 @@ func listen(cfg *config.Controller, log *logging.Logger) ([]net.Listener, bool, 
 	}
 	if len(out) == 0 {
 		return nil, false, errors.New("No connection request handler configured")
+	}
+	if tlsH != nil {
+		// TCP is TLS only; the unix socket stays plain.
+		for i, l := range out {
+			if l.Addr().Network() != "unix" {
+				out[i] = tlslink.NewListener(l, tlsH, tlslink.ListenerOptions{
+					// As for the connections after the handshake.
+					MaxHandshakes:    int(cfg.MaxUnregisteredPeers),
+					HandshakeTimeout: min(time.Duration(cfg.RegistrationTimeout)*time.Millisecond, tlslink.DefaultHandshakeTimeout),
+					Log:              log.Slog(),
+				})
+			}
+		}
 	}
 	return out, ownUDS, nil
 }

@@ -23,7 +23,10 @@ import (
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
 	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // controllerBusName is the destination used for calls to the controller.
@@ -74,6 +77,8 @@ type Agent struct {
 	sd  Systemd
 	pub *daemonapi.AgentObject // nil when not published on a bus
 
+	tlsd *tlslink.Dialer // UseTLS: set by UseTLS before Run, then read only
+
 	mu       sync.Mutex
 	address  string
 	sess     *session
@@ -102,16 +107,15 @@ type Agent struct {
 // switch belong to it, so a new connection starts without them and the
 // controller's replay yields fresh virtual events.
 type session struct {
-	conn   *dbus.Conn
-	tap    *transport.Tap // real unit events wait in its queue (queue)
-	queued atomic.Bool    // something was queued since the last flush
-	obj    *daemonapi.InternalAgentObject
+	conn   *wireconn.Conn
+	out    *batchConn  // its socket: real unit events wait there (queue)
+	queued atomic.Bool // something was queued since the last flush
 	heard  atomic.Bool // a controller heartbeat arrived: the liveness check is armed
 
 	subs     map[string]bool // guarded by Agent.unitMu
 	wildcard bool            // guarded by Agent.unitMu
 
-	metrics *daemonapi.InternalAgentMetricsObject // guarded by Agent.mu; nil while metrics are off
+	metrics bool // guarded by Agent.mu: the metrics object is exported
 }
 
 // trackedJob links a systemd job to the controller's job id.
@@ -138,6 +142,10 @@ func Address(cfg *config.Agent) string {
 	}
 	return fmt.Sprintf("tcp:host=%s,port=%d", cfg.ControllerHost, cfg.ControllerPort)
 }
+
+// UseTLS makes every TCP connection to the controller run over d (mutual
+// TLS); call it before Run.
+func (a *Agent) UseTLS(d *tlslink.Dialer) { a.tlsd = d }
 
 // New prepares an agent. bus, if not nil, gets the public
 // org.eclipse.bluechi.Agent object (the caller requests the name).
@@ -233,59 +241,39 @@ func (a *Agent) currentAddress() string {
 // connect dials the controller, exports the internal agent object and
 // registers the node.
 func (a *Agent) connect(ctx context.Context) (*session, error) {
-	srv := dbusrt.NewServer()
-	srv.SetOrdered()
-	// ListUnits passes systemd's answer on as bytes: decoding and encoding
-	// a few hundred units costs more than systemd takes to list them.
-	srv.Override(daemonapi.InternalAgentPath, daemonapi.InternalAgentInterface, "ListUnits", "", func(ctx context.Context, _ []any) ([]any, error) {
-		body, err := a.sd.ListUnitsRaw(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return []any{dbusrt.RawReply{Signature: systemd.SigListUnits, Body: body}}, nil
-	})
 	so := transport.SocketOptions{
 		KeepAliveTime: time.Duration(a.cfg.KeepAlive.Time) * time.Second, KeepAliveInterval: time.Duration(a.cfg.KeepAlive.Interval) * time.Second,
 		KeepAliveCount: int(a.cfg.KeepAlive.Count), IPReceiveErrors: a.cfg.IPReceiveErrors,
 	}
-	d := transport.Dialer{Socket: &so}
 	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
 	defer cancel()
-	tap := &transport.Tap{}
-	srv.TapCalls(tap) // the controller's calls are read without godbus's decoder
-	conn, err := d.Dial(dctx, a.currentAddress(), append(srv.ConnOptions(), tap.Options(context.Background())...)...)
+	sess := &session{subs: map[string]bool{}}
+	conn, out, err := dialController(dctx, a.currentAddress(), so, a.tlsd, wireconn.Options{
+		Signal: func(_ *wireconn.Conn, m *wire.Message) { a.controllerSignal(sess, m) },
+	})
 	if err != nil {
 		return nil, err
 	}
-	srv.Bind(conn)
-	sess := &session{conn: conn, tap: tap, subs: map[string]bool{}}
-	sess.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, &internalAPI{a: a, sess: sess}, daemonapi.InternalAgentProperties{})
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
+	sess.conn, sess.out = conn, out
+	// ListUnits passes systemd's answer on as bytes: decoding and encoding
+	// a few hundred units costs more than systemd takes to list them.
+	conn.Export(string(daemonapi.InternalAgentPath), daemonapi.InternalAgentWireInterface(&internalAPI{a: a, sess: sess},
+		wireconn.RawMethod{Member: daemonapi.InternalAgentMethodListUnits, Call: a.listUnitsRaw}))
 	// The controller subscribes before it answers Register: unit events
 	// go to this connection from now on.
 	a.setUnitSession(sess)
+	conn.Start()
 	fail := func(err error) (*session, error) {
 		conn.Close()
 		a.endUnitSession(sess)
 		return nil, err
-	}
-	reg := daemonapi.NewInternalControllerClient(conn, controllerBusName, daemonapi.InternalControllerPath)
-	if _, err := reg.OnHeartbeat(ctx, func(*daemonapi.InternalControllerHeartbeatSignal) {
-		if !sess.heard.Swap(true) {
-			a.slog().Debug("controller sends heartbeats: liveness check armed")
-		}
-		a.touch()
-	}); err != nil {
-		return fail(err)
 	}
 	// The session is current before Register returns: the controller may
 	// start jobs right after its reply, and their JobDone must not be lost.
 	a.mu.Lock()
 	a.sess = sess
 	a.mu.Unlock()
+	reg := daemonapi.NewInternalControllerWireClient(conn, controllerBusName, string(daemonapi.InternalControllerPath))
 	if err := reg.Register(dctx, a.cfg.NodeName); err != nil {
 		a.mu.Lock()
 		if a.sess == sess {
@@ -303,6 +291,43 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	a.slog().Info("registered with controller", "node", a.cfg.NodeName, "address", a.currentAddress())
 	a.attachProxies(sess)
 	return sess, nil
+}
+
+// controllerSignal handles a signal from the controller (on the
+// connection's reader goroutine): its heartbeat.
+func (a *Agent) controllerSignal(sess *session, m *wire.Message) {
+	if m.Interface != daemonapi.InternalControllerInterface || m.Member != daemonapi.InternalControllerSignalHeartbeat {
+		return
+	}
+	if _, err := daemonapi.DecodeInternalControllerHeartbeat(m); err != nil {
+		return
+	}
+	if !sess.heard.Swap(true) {
+		a.slog().Debug("controller sends heartbeats: liveness check armed")
+	}
+	a.touch()
+}
+
+// listUnitsRaw answers the controller's ListUnits with systemd's reply
+// bytes (a RawMethod: on the reader goroutine, the work queued in order).
+func (a *Agent) listUnitsRaw(c *wireconn.Conn, m *wire.Message) {
+	call := wireconn.CallOf(m)
+	if m.Signature != daemonapi.InternalAgentListUnitsInSig {
+		c.ErrorCall(call, wireconn.ErrInvalidArgs, "Invalid arguments for ListUnits")
+		return
+	}
+	c.Serve(call, func(ctx context.Context) {
+		body, err := a.sd.ListUnitsRaw(ctx)
+		if err != nil {
+			name := dbusrt.ErrorName(err)
+			if name == "" {
+				name = dbusrt.ErrFailed
+			}
+			c.ErrorCall(call, name, dbusrt.ErrorMessage(err))
+			return
+		}
+		c.ReplyCall(call, daemonapi.InternalAgentListUnitsOutSig, body)
+	})
 }
 
 // serve keeps a registered session alive until it is lost.
@@ -329,7 +354,7 @@ loop:
 		case <-sw:
 			lost("switching controller")
 			break loop
-		case <-sess.conn.Context().Done():
+		case <-sess.conn.Done():
 			lost("connection closed")
 			break loop
 		case <-tick:
@@ -343,7 +368,7 @@ loop:
 			}
 			if now-lastSent >= interval {
 				lastSent = now
-				if err := sess.obj.EmitHeartbeat(daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
+				if err := daemonapi.EmitInternalAgentHeartbeatWire(sess.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
 					lost(err.Error())
 					break loop
 				}

@@ -13,8 +13,8 @@ import (
 )
 
 // internalAPI serves org.eclipse.bluechi.internal.Agent on one controller connection.
-// (ListUnits is not here: the connection's server overrides it to pass
-// systemd's answer on as bytes, see Agent.connect.)
+// (ListUnits is not here: a RawMethod passes systemd's answer on as
+// bytes, see Agent.listUnitsRaw.)
 type internalAPI struct {
 	daemonapi.UnimplementedInternalAgentServer
 	a    *Agent
@@ -140,14 +140,11 @@ func (s *internalAPI) EnableMetrics(ctx context.Context) error {
 	a := s.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if s.sess.metrics != nil {
+	if s.sess.metrics {
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already enabled")
 	}
-	obj, err := daemonapi.ExportInternalAgentMetrics(s.sess.conn, daemonapi.InternalAgentMetricsPath, &metricsAPI{}, daemonapi.InternalAgentMetricsProperties{})
-	if err != nil {
-		return dbusrt.NewError(dbusrt.ErrFailed, "export metrics object: %v", err)
-	}
-	s.sess.metrics = obj
+	s.sess.conn.Export(string(daemonapi.InternalAgentMetricsPath), daemonapi.InternalAgentMetricsWireInterface(&metricsAPI{}))
+	s.sess.metrics = true
 	a.slog().Debug("metrics enabled")
 	return nil
 }
@@ -157,11 +154,11 @@ func (s *internalAPI) DisableMetrics(ctx context.Context) error {
 	a := s.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if s.sess.metrics == nil {
+	if !s.sess.metrics {
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already disabled")
 	}
-	s.sess.metrics.Unexport()
-	s.sess.metrics = nil
+	s.sess.conn.Unexport(string(daemonapi.InternalAgentMetricsPath), daemonapi.InternalAgentMetricsInterface)
+	s.sess.metrics = false
 	a.slog().Debug("metrics disabled")
 	return nil
 }

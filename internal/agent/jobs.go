@@ -10,18 +10,17 @@ import (
 
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/systemd"
-	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // maxEarly bounds the remembered results of jobs removed before being tracked.
 const maxEarly = 1024
 
-// unitEventWindow is how long real unit events may wait in the queue of
-// the controller connection: systemd's signals of one unit change come a
+// unitEventWindow is how long real unit events may wait in the
+// controller connection's socket (batchConn): systemd's signals of one unit change come a
 // few milliseconds apart, and sending them together wakes the controller
 // once instead of several times (the monitor event storm of a busy node).
 // Anything else the agent sends (job events, replies, heartbeats) leaves
-// at once and takes the queue with it, in order.
+// at once and takes the held events with it, in order.
 const unitEventWindow = 10 * time.Millisecond
 
 // events consumes systemd's signals in order until ctx ends.
@@ -64,8 +63,9 @@ func (a *Agent) flushUnitEvents() {
 	sess := a.sess
 	a.mu.Unlock()
 	if sess != nil && sess.queued.Swap(false) {
-		if err := sess.tap.Flush(); err != nil && sess.conn.Context().Err() == nil {
+		if err := sess.out.Flush(); err != nil && sess.conn.Err() == nil {
 			a.slog().Warn("send unit events", "error", err)
+			sess.conn.Close()
 		}
 	}
 }
@@ -119,10 +119,7 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 		delete(a.byID, jobKey{j.sess, j.id})
 	}
 	current := a.sess
-	var metrics *daemonapi.InternalAgentMetricsObject
-	if current != nil {
-		metrics = current.metrics
-	}
+	metrics := current != nil && current.metrics
 	a.mu.Unlock()
 	now := time.Now()
 	for _, j := range js {
@@ -130,8 +127,8 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 			continue // its controller connection is gone, and the job with it
 		}
 		sess := j.sess
-		if metrics != nil {
-			if err := metrics.EmitAgentJobMetrics(daemonapi.InternalAgentMetricsAgentJobMetricsSignal{
+		if metrics {
+			if err := daemonapi.EmitInternalAgentMetricsAgentJobMetricsWire(sess.conn, string(daemonapi.InternalAgentMetricsPath), daemonapi.InternalAgentMetricsAgentJobMetricsSignal{
 				Unit: j.unit, Method: j.method, SystemdJobTimeMicros: uint64(now.Sub(j.start).Microseconds()),
 			}); err != nil {
 				a.slog().Warn("send AgentJobMetrics", "job", j.id, "error", err)
@@ -143,15 +140,10 @@ func (a *Agent) jobRemoved(path dbus.ObjectPath, result string) {
 	}
 }
 
-// sendJobDone sends JobDone(id, result) encoded by internal/wire: it is on
-// the path of every job's end, where godbus's encoding cost more than the
-// write. Unit events queued before it leave first, as with any write.
+// sendJobDone sends JobDone(id, result). Unit events held back before it
+// leave first, as with any write (batchConn).
 func (s *session) sendJobDone(id uint32, result string) error {
-	var w wire.Writer
-	w.Uint32(id)
-	w.String(result)
-	return s.tap.Send(wire.AppendSignal(nil, s.tap.GetSerial(), string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
-		daemonapi.InternalAgentSignalJobDone, "", "us", w.Buf))
+	return daemonapi.EmitInternalAgentJobDoneWire(s.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentJobDoneSignal{ID: id, Result: result})
 }
 
 func (a *Agent) jobState(path dbus.ObjectPath, state string) {
@@ -166,15 +158,13 @@ func (a *Agent) jobState(path dbus.ObjectPath, state string) {
 	}
 }
 
-// queueJobState queues JobStateChanged(id, state) with the unit events: it
-// leaves with the next write, at the latest when the events loop flushes,
-// and a JobDone of the same job soon after goes out in the same write.
+// queueJobState sends JobStateChanged(id, state), held back with the unit
+// events: it leaves with the next write, at the latest when the events
+// loop flushes, and a JobDone of the same job soon after goes out in the
+// same write.
 func (s *session) queueJobState(id uint32, state string) {
-	var w wire.Writer
-	w.Uint32(id)
-	w.String(state)
-	if s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
-		daemonapi.InternalAgentSignalJobStateChanged, "", "us", w.Buf)) == nil {
+	if daemonapi.EmitInternalAgentJobStateChangedWire(s.conn, string(daemonapi.InternalAgentPath),
+		daemonapi.InternalAgentJobStateChangedSignal{ID: id, State: state}) == nil {
 		s.queued.Store(true)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // Cross-node dependencies, requesting side (internal-protocol.md §9): a
@@ -46,10 +47,10 @@ type proxy struct {
 	key  proxyKey
 	path dbus.ObjectPath
 
-	obj       *daemonapi.InternalProxyObject // export on the proxy session, nil when none
-	announced bool                           // ProxyNew was sent on the proxy session
-	ready     bool                           // the target was seen active
-	answered  bool                           // result has been sent
+	exported  *wireconn.Conn // the proxy session's connection it is exported on, nil when none
+	announced bool           // ProxyNew was sent on the proxy session
+	ready     bool           // the target was seen active
+	answered  bool           // result has been sent
 	removed   bool
 	result    chan error // CreateProxy's answer; buffered
 }
@@ -137,7 +138,8 @@ func (a *Agent) removeProxy(p *proxy, how proxyHow) {
 	p.removed = true
 	delete(a.proxies, p.key)
 	if how.announce && p.announced && a.psess != nil {
-		err := a.psess.obj.EmitProxyRemoved(daemonapi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
+		err := daemonapi.EmitInternalAgentProxyRemovedWire(a.psess.conn, string(daemonapi.InternalAgentPath),
+			daemonapi.InternalAgentProxyRemovedSignal{NodeName: p.key.node, UnitName: p.key.unit})
 		if err != nil {
 			a.slog().Warn("emit ProxyRemoved", "path", p.path, "error", err)
 		}
@@ -178,13 +180,10 @@ func (a *Agent) stopProxyUnit(service string) {
 // proxyMu held.
 func (a *Agent) attachProxy(sess *session, p *proxy) {
 	a.detachProxy(p)
-	obj, err := daemonapi.ExportInternalProxy(sess.conn, p.path, &proxyAPI{a: a, p: p}, daemonapi.InternalProxyProperties{})
-	if err != nil {
-		a.slog().Warn("export proxy", "path", p.path, "error", err)
-		return
-	}
-	p.obj = obj
-	err = sess.obj.EmitProxyNew(daemonapi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
+	sess.conn.Export(string(p.path), daemonapi.InternalProxyWireInterface(&proxyAPI{a: a, p: p}))
+	p.exported = sess.conn
+	err := daemonapi.EmitInternalAgentProxyNewWire(sess.conn, string(daemonapi.InternalAgentPath),
+		daemonapi.InternalAgentProxyNewSignal{NodeName: p.key.node, UnitName: p.key.unit, Proxy: p.path})
 	if err != nil {
 		a.slog().Warn("emit ProxyNew", "path", p.path, "error", err)
 		return
@@ -194,9 +193,9 @@ func (a *Agent) attachProxy(sess *session, p *proxy) {
 
 // detachProxy unexports p from its session. Call with proxyMu held.
 func (a *Agent) detachProxy(p *proxy) {
-	if p.obj != nil {
-		p.obj.Unexport()
-		p.obj = nil
+	if p.exported != nil {
+		p.exported.Unexport(string(p.path), daemonapi.InternalProxyInterface)
+		p.exported = nil
 	}
 	p.announced = false
 }

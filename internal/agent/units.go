@@ -83,7 +83,7 @@ func (a *Agent) subscribe(sess *session, unit string) error {
 			return dbusrt.NewError(dbusrt.ErrFailed, "Already wildcard subscribed")
 		}
 		sess.wildcard = true
-		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: wildcard, Reason: reasonVirtual}))
+		a.send(sess, "UnitNew", sess.emitUnitNew(wildcard, reasonVirtual))
 		return nil
 	}
 	if sess.subs[unit] {
@@ -91,11 +91,9 @@ func (a *Agent) subscribe(sess *session, unit string) error {
 	}
 	sess.subs[unit] = true
 	if u := a.units[unit]; u != nil {
-		a.send(sess, "UnitNew", sess.obj.EmitUnitNew(daemonapi.InternalAgentUnitNewSignal{Unit: unit, Reason: reasonVirtual}))
+		a.send(sess, "UnitNew", sess.emitUnitNew(unit, reasonVirtual))
 		if u.active != "" {
-			a.send(sess, "UnitStateChanged", sess.obj.EmitUnitStateChanged(daemonapi.InternalAgentUnitStateChangedSignal{
-				Unit: unit, ActiveState: u.active, SubState: orInvalid(u.sub), Reason: reasonVirtual,
-			}))
+			a.send(sess, "UnitStateChanged", sess.emitUnitStateChanged(unit, u.active, orInvalid(u.sub), reasonVirtual))
 		}
 	}
 	return nil
@@ -121,22 +119,32 @@ func (a *Agent) unsubscribe(sess *session, unit string) error {
 
 // send logs a failed signal emission.
 func (a *Agent) send(sess *session, what string, err error) {
-	if err != nil && sess.conn.Context().Err() == nil {
+	if err != nil && sess.conn.Err() == nil {
 		a.slog().Warn("send unit event", "signal", what, "error", err)
 	}
 }
 
-// queue encodes a real unit event for the controller and queues it on the
-// session's connection: it leaves with the next message written there (a
-// job event, a reply, a heartbeat) or when the events loop flushes, so the
+// Unit events: virtual ones answer a Subscribe and leave before its
+// reply; real ones are held back by the connection's socket (batchConn)
+// until the next other message or the events loop's flush, so that the
 // events of one unit change leave together (unitEventWindow).
-func (s *session) queue(member string, args ...any) error {
-	b, err := dbusrt.EncodeSignal(s.tap.GetSerial(), "", daemonapi.InternalAgentPath, daemonapi.InternalAgentInterface, member, args...)
-	if err != nil {
-		return err
-	}
+
+func (s *session) emitUnitNew(unit, reason string) error {
 	s.queued.Store(true)
-	return s.tap.Queue(b)
+	return daemonapi.EmitInternalAgentUnitNewWire(s.conn, string(daemonapi.InternalAgentPath),
+		daemonapi.InternalAgentUnitNewSignal{Unit: unit, Reason: reason})
+}
+
+func (s *session) emitUnitRemoved(unit string) error {
+	s.queued.Store(true)
+	return daemonapi.EmitInternalAgentUnitRemovedWire(s.conn, string(daemonapi.InternalAgentPath),
+		daemonapi.InternalAgentUnitRemovedSignal{Unit: unit})
+}
+
+func (s *session) emitUnitStateChanged(unit, active, sub, reason string) error {
+	s.queued.Store(true)
+	return daemonapi.EmitInternalAgentUnitStateChangedWire(s.conn, string(daemonapi.InternalAgentPath),
+		daemonapi.InternalAgentUnitStateChangedSignal{Unit: unit, ActiveState: active, SubState: sub, Reason: reason})
 }
 
 // unitNew handles systemd's UnitNew: the unit is loaded, inactive/dead
@@ -148,7 +156,7 @@ func (a *Agent) unitNew(id string) {
 		a.units[id] = &unitState{active: "inactive", sub: "dead"}
 	}
 	if s := a.interestedLocked(id); s != nil {
-		a.send(s, "UnitNew", s.queue(daemonapi.InternalAgentSignalUnitNew, id, reasonReal))
+		a.send(s, "UnitNew", s.emitUnitNew(id, reasonReal))
 	}
 }
 
@@ -158,7 +166,7 @@ func (a *Agent) unitRemoved(id string) {
 	defer a.unitMu.Unlock()
 	delete(a.units, id)
 	if s := a.interestedLocked(id); s != nil {
-		a.send(s, "UnitRemoved", s.queue(daemonapi.InternalAgentSignalUnitRemoved, id))
+		a.send(s, "UnitRemoved", s.emitUnitRemoved(id))
 	}
 }
 
@@ -187,7 +195,7 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 			}
 			u.active, u.sub = active, sub
 			if s != nil {
-				a.send(s, "UnitStateChanged", s.queue(daemonapi.InternalAgentSignalUnitStateChanged, e.Unit, orInvalid(active), orInvalid(sub), reasonReal))
+				a.send(s, "UnitStateChanged", s.emitUnitStateChanged(e.Unit, orInvalid(active), orInvalid(sub), reasonReal))
 			}
 		}
 	}
@@ -196,8 +204,8 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 	}
 }
 
-// queueProps queues UnitPropertiesChanged(unit, interface, props) with the
-// properties' bytes as systemd sent them (see queue).
+// queueProps sends UnitPropertiesChanged(unit, interface, props) with the
+// properties' bytes as systemd sent them, held back with the unit events.
 func (s *session) queueProps(e *systemd.PropertiesChanged) error {
 	if !wire.ValidString(e.Unit) || !wire.ValidString(e.Interface) {
 		return fmt.Errorf("unit %q: not a valid D-Bus string", e.Unit)
@@ -210,6 +218,6 @@ func (s *session) queueProps(e *systemd.PropertiesChanged) error {
 		return err
 	}
 	s.queued.Store(true)
-	return s.tap.Queue(wire.AppendSignal(nil, s.tap.GetSerial(), string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
-		daemonapi.InternalAgentSignalUnitPropertiesChanged, "", "ssa{sv}", w.Buf))
+	return s.conn.Emit(string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface,
+		daemonapi.InternalAgentSignalUnitPropertiesChanged, daemonapi.InternalAgentUnitPropertiesChangedSig, w.Buf)
 }

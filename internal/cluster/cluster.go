@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/testbus"
+	"github.com/bluechi-go/bluechi/internal/testcerts"
 )
 
 // BinDirEnv names an environment variable the tests and benchmarks that run
@@ -54,6 +54,11 @@ type Options struct {
 	AgentConf      string
 	// Port is the controller's TCP port; 0 picks a free one.
 	Port int
+	// TLS runs the agent link over mutual TLS: Start makes a CA and
+	// certificates for the controller and every node in Dir/tls and
+	// writes UseTLS=yes into the configurations (see certs.go). The
+	// manager node's agent stays on the plain unix socket.
+	TLS bool
 }
 
 // Cluster is a running cluster.
@@ -68,6 +73,8 @@ type Cluster struct {
 	controller *exec.Cmd
 	agents     map[string]*exec.Cmd
 	ownDir     bool
+	// Certs is the TLS material when Options.TLS is set.
+	Certs *testcerts.Set
 }
 
 // DefaultNames returns node names node1..nodeN.
@@ -102,6 +109,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}()
 	if c.Port = opts.Port; c.Port == 0 {
 		if c.Port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.TLS {
+		if c.Certs, err = MakeCerts(c.Dir, opts.Names); err != nil {
 			return nil, err
 		}
 	}
@@ -182,9 +194,7 @@ func (c *Cluster) logFile(name string) (*os.File, error) {
 // /run/bluechi/bluechi.sock of the manager node.
 func (c *Cluster) StartController(ctx context.Context) error {
 	conf := filepath.Join(c.Dir, "controller.conf")
-	content := fmt.Sprintf("[bluechi-controller]\nAllowedNodeNames=%s\nControllerPort=%d\nUseTCP=true\nUseUDS=true\nLogTarget=stderr\n%s",
-		strings.Join(c.opts.Names, ","), c.Port, c.opts.ControllerConf)
-	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(ControllerConfig(c.opts.Names, c.Port, c.Certs, c.opts.ControllerConf)), 0o644); err != nil {
 		return err
 	}
 	log, err := c.logFile("controller")
@@ -229,7 +239,11 @@ func (c *Cluster) StartAgent(name string, extra ...string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("no node %q", name)
 	}
 	conf := filepath.Join(c.Dir, "agent-"+name+".conf")
-	if err := os.WriteFile(conf, []byte("[bluechi-agent]\nLogTarget=stderr\n"+c.opts.AgentConf), 0o644); err != nil {
+	certs := c.Certs
+	if n == c.Manager() {
+		certs = nil // the unix socket stays plain
+	}
+	if err := os.WriteFile(conf, []byte(AgentConfig(name, certs, c.opts.AgentConf)), 0o644); err != nil {
 		return nil, err
 	}
 	args := []string{filepath.Join(c.opts.BinDir, "bluechi-agent"), "-u", "-n", name, "-c", conf}

@@ -11,8 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -69,6 +69,11 @@ type Controller struct {
 	peers   map[*peer]struct{}
 	closed  bool
 
+	// adm bounds the unregistered agent connections (peer.go); made
+	// once, on the first Serve.
+	adm     *admission
+	admOnce sync.Once
+
 	// emu guards monitors, subscriptions, metrics and each node's agent
 	// as seen by them (node.ev). It is held while monitor and metrics
 	// signals are sent, so that they leave in the order their causes
@@ -88,6 +93,8 @@ type Controller struct {
 	busTap   *transport.Tap
 	rawBody  wire.Writer
 	rawFrame []byte
+	// flushPending is set while a flush of busTap is scheduled (kickFlush).
+	flushPending atomic.Bool
 
 	bg sync.WaitGroup // background work that Close waits for
 }
@@ -111,8 +118,11 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 	c.obj = obj
 	for _, nc := range cfg.Nodes {
 		n := &node{c: c, name: nc.Name, path: bluechi.NodePath(nc.Name), interest: map[string]*interest{},
-			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, allowDeps: map[string]bool{}, selinuxType: nc.RequiredSelinuxContext}
+			proxies: map[proxyKey]*proxyRec{}, deps: map[string]int{}, selinuxType: nc.RequiredSelinuxContext}
 		for _, t := range nc.AllowDependenciesOn {
+			if n.allowDeps == nil {
+				n.allowDeps = map[string]bool{} // only read elsewhere: nil when none
+			}
 			n.allowDeps[t] = true
 		}
 		n.obj, err = daemonapi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
@@ -136,44 +146,6 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 }
 
 func (c *Controller) logger() *slog.Logger { return c.log.Slog() }
-
-// Serve accepts agents on l until ctx ends.
-func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
-	srv := &transport.Server{
-		Options: func(nc net.Conn) []dbus.ConnOption {
-			return c.PeerOptions(ctx, nc)
-		},
-		Handle: func(conn *dbus.Conn, nc net.Conn) {
-			p := peerFromConn(conn)
-			if p == nil {
-				conn.Close()
-				return
-			}
-			p.start(conn)
-		},
-		OnError: func(nc net.Conn, err error) {
-			c.logger().Warn("agent connection failed", "error", err)
-		},
-	}
-	return srv.Serve(ctx, l)
-}
-
-// ServeConn takes an already authenticated peer connection made with the
-// options from PeerOptions (used by tests and socket activation).
-func (c *Controller) ServeConn(conn *dbus.Conn) {
-	if p := peerFromConn(conn); p != nil {
-		p.start(conn)
-	}
-}
-
-// PeerOptions prepares a peer for a socket about to be authenticated and
-// returns the godbus options for it.
-func (c *Controller) PeerOptions(ctx context.Context, nc net.Conn) []dbus.ConnOption {
-	p := c.newPeer(nc)
-	ctx = context.WithValue(ctx, peerKey{}, p)
-	p.tap = p.newTap()
-	return append(p.srv.ConnOptions(), p.tap.Options(ctx)...)
-}
 
 // Heartbeats runs the controller's heartbeat timer until ctx ends: nodes not
 // seen for NodeHeartbeatThreshold are disconnected, the others get a
@@ -221,7 +193,7 @@ func (c *Controller) Heartbeats(ctx context.Context) {
 				continue
 			}
 			if send {
-				if err := daemonapi.EmitInternalControllerHeartbeat(p.conn, "", daemonapi.InternalControllerPath, daemonapi.InternalControllerHeartbeatSignal{}); err != nil {
+				if err := daemonapi.EmitInternalControllerHeartbeatWire(p.conn, string(daemonapi.InternalControllerPath), daemonapi.InternalControllerHeartbeatSignal{}); err != nil {
 					c.logger().Debug("heartbeat send failed", "node", n.name, "error", err)
 				}
 			}
@@ -272,9 +244,7 @@ func (c *Controller) Close() {
 	c.mu.Unlock()
 	c.emu.Unlock()
 	for _, p := range peers {
-		if p.conn != nil {
-			p.conn.Close()
-		}
+		p.conn.Close()
 	}
 	c.bg.Wait()
 }

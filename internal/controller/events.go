@@ -3,11 +3,8 @@
 package controller
 
 import (
-	"context"
 	"maps"
 	"slices"
-
-	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
@@ -43,26 +40,20 @@ type subscription struct {
 	names map[string]bool
 }
 
-// watchUnits relays the agent's metrics signals (its unit signals take the
-// fast path, fastpath.go).
-func (n *node) watchUnits(ctx context.Context, p *peer, agent *daemonapi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
-	c := n.c
-	m := daemonapi.NewInternalAgentMetricsClient(agent.Conn(), agentBusName, daemonapi.InternalAgentMetricsPath)
-	return add(m.OnAgentJobMetrics(ctx, func(s *daemonapi.InternalAgentMetricsAgentJobMetricsSignal) {
-		c.agentJobMetrics(n, p, s)
-	}))
-}
+// agentClient is the generated client of an agent's internal.Agent object.
+type agentClient = daemonapi.InternalAgentWireClient
 
-// tellLocked sends a fire-and-forget call to the node's agent, if it is
-// online (internal-protocol.md §8.1: the reply is not awaited).
-func (n *node) tellLocked(method string, args ...any) {
+// tellLocked sends a fire-and-forget call (send, one of the generated
+// SendM, which the agent does not answer) to the node's agent, if it is
+// online (internal-protocol.md §8.1: the reply is not awaited); method
+// names it for the log.
+func (n *node) tellLocked(method string, send func(*agentClient) error) {
 	p := n.ev
-	if p == nil || p.conn == nil {
+	if p == nil {
 		return
 	}
-	obj := p.conn.Object(agentBusName, daemonapi.InternalAgentPath)
-	if call := obj.Go(daemonapi.InternalAgentInterface+"."+method, dbus.FlagNoReplyExpected, nil, args...); call.Err != nil {
-		n.c.logger().Debug("call to agent not sent", "node", n.name, "method", method, "error", call.Err)
+	if err := send(p.agent); err != nil {
+		n.c.logger().Debug("call to agent not sent", "node", n.name, "method", method, "error", err)
 	}
 }
 
@@ -152,7 +143,7 @@ func (c *Controller) addSubLocked(s *subscription) {
 				in = &interest{}
 				n.interest[u] = in
 				in.subs = append(in.subs, s)
-				n.tellLocked("Subscribe", u)
+				n.tellLocked(daemonapi.InternalAgentMethodSubscribe, func(a *agentClient) error { return a.SendSubscribe(u) })
 				continue
 			}
 			// Only the ListUnits cache's subscription names "*" so far
@@ -196,7 +187,7 @@ func (c *Controller) removeSubLocked(s *subscription, notify bool) {
 			if len(in.subs) == 0 {
 				delete(n.interest, u)
 				if notify {
-					n.tellLocked("Unsubscribe", u)
+					n.tellLocked(daemonapi.InternalAgentMethodUnsubscribe, func(a *agentClient) error { return a.SendUnsubscribe(u) })
 				}
 			}
 		}
@@ -217,12 +208,12 @@ func (c *Controller) registeredLocked(n *node, p *peer) {
 	for _, u := range n.sortedInterest() {
 		in := n.interest[u]
 		in.loaded, in.active, in.sub = false, "", ""
-		n.tellLocked("Subscribe", u)
+		n.tellLocked(daemonapi.InternalAgentMethodSubscribe, func(a *agentClient) error { return a.SendSubscribe(u) })
 	}
 	n.replayDepsLocked()
 	c.scheduleDepCheckLocked(n, p)
 	if c.metrics != nil {
-		n.tellLocked("EnableMetrics")
+		n.tellLocked(daemonapi.InternalAgentMethodEnableMetrics, (*agentClient).SendEnableMetrics)
 	}
 }
 

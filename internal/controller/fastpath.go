@@ -4,29 +4,33 @@ package controller
 
 import (
 	"errors"
-	"io"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
-// The fast path handles the agents' signals without godbus. The peer
-// connection's tap hands each signal over as bytes before godbus would
-// decode it. Job signals and heartbeats are read in place and handled at
-// once. Unit signals are relayed to monitors: the few strings the
-// controller needs are read in place, the properties are copied (and
-// validated) as they are, and the monitor signals go out through the bus
-// connection's tap.
+// The fast path handles the agents' signals without decoding them into Go
+// values. The peer connection (internal/wireconn) hands each signal to
+// peer.signal as bytes, on its reader goroutine, in the order the agent
+// sent them, and reads its next message only when the handler returned.
+// Job signals and heartbeats are read in place and handled at once. Unit
+// signals are relayed to monitors: the few strings the controller needs
+// are read in place, the properties are copied (and validated) as they
+// are, and the monitor signals go out through the bus connection's tap.
+// The rest (ProxyNew, ProxyRemoved, AgentJobMetrics) are decoded by the
+// generated Decode functions and handled on the reader too, so that every
+// signal of a connection is handled in wire order.
 
-// Body signatures of the relayed signals, on both sides.
+// Body signatures of the relayed signals: the agent's from the IDL, the
+// monitor's for the output.
 const (
-	sigAgentJob           = "us"
-	sigAgentUnitNew       = "ss"
-	sigAgentUnitRemoved   = "s"
-	sigAgentUnitState     = "ssss"
-	sigAgentUnitProps     = "ssa{sv}"
+	sigAgentJob           = daemonapi.InternalAgentJobDoneSig
+	sigAgentUnitNew       = daemonapi.InternalAgentUnitNewSig
+	sigAgentUnitRemoved   = daemonapi.InternalAgentUnitRemovedSig
+	sigAgentUnitState     = daemonapi.InternalAgentUnitStateChangedSig
+	sigAgentUnitProps     = daemonapi.InternalAgentUnitPropertiesChangedSig
 	sigMonitorUnitNew     = "sss"
 	sigMonitorUnitRemoved = "sss"
 	sigMonitorUnitState   = "sssss"
@@ -37,19 +41,60 @@ const (
 // errSignature is the reason a relayed signal with a wrong body is dropped.
 var errSignature = errors.New("unexpected signature")
 
-// newTap returns the tap for a new agent connection. Monitor signals are
-// queued on the bus connection and flushed once the agent's connection
-// has nothing more to read, so a burst leaves in one write.
-func (p *peer) newTap() *transport.Tap {
-	return &transport.Tap{Signal: p.rawSignal, Idle: p.c.flushMonitorSignals, End: p.ended}
+// signal handles one signal of the agent connection (Options.Signal): on
+// the connection's reader, in wire order; m.Body is valid only until it
+// returns. Signals of a connection that has not registered are dropped.
+func (p *peer) signal(_ *wireconn.Conn, m *wire.Message) {
+	if p.rawSignal(m) {
+		p.c.kickFlush()
+		return
+	}
+	var err error
+	switch {
+	case m.Path == string(daemonapi.InternalAgentPath) && m.Interface == daemonapi.InternalAgentInterface:
+		switch m.Member {
+		case daemonapi.InternalAgentSignalProxyNew:
+			var s daemonapi.InternalAgentProxyNewSignal
+			if s, err = daemonapi.DecodeInternalAgentProxyNew(m); err == nil {
+				if n := p.registeredNode(); n != nil {
+					p.c.proxyNew(n, p, &s)
+				}
+			}
+		case daemonapi.InternalAgentSignalProxyRemoved:
+			var s daemonapi.InternalAgentProxyRemovedSignal
+			if s, err = daemonapi.DecodeInternalAgentProxyRemoved(m); err == nil {
+				if n := p.registeredNode(); n != nil {
+					p.c.proxyRemoved(n, p, &s)
+				}
+			}
+		}
+	case m.Path == string(daemonapi.InternalAgentMetricsPath) && m.Interface == daemonapi.InternalAgentMetricsInterface &&
+		m.Member == daemonapi.InternalAgentMetricsSignalAgentJobMetrics:
+		var s daemonapi.InternalAgentMetricsAgentJobMetricsSignal
+		if s, err = daemonapi.DecodeInternalAgentMetricsAgentJobMetrics(m); err == nil {
+			if n := p.registeredNode(); n != nil {
+				p.c.agentJobMetrics(n, p, &s)
+			}
+		}
+	}
+	if err != nil {
+		p.c.logger().Debug("agent signal dropped", "peer", p.addr, "member", m.Member, "error", err)
+	}
 }
 
-// ended logs why an agent connection broke (a node's disconnection is
-// logged where it is handled, with the node's name); an orderly close
-// needs no word. It takes no lock: the reader is still running.
-func (p *peer) ended(err error) {
-	if !errors.Is(err, io.EOF) {
-		p.c.logger().Warn("agent connection closed", "peer", p.ip, "error", err)
+// kickFlush makes sure the monitor signals (and job property changes)
+// queued on the bus tap while handling agent signals are written soon, in
+// one write per burst: the flush runs on a goroutine of its own, which
+// (with one processor, as the daemon runs) gets its turn once the
+// agents' readers have handed over what they read and wait for more.
+// At most one flush is pending at a time; one started after a signal was
+// queued always takes it along.
+func (c *Controller) kickFlush() {
+	if c.flushPending.CompareAndSwap(false, true) {
+		go func() {
+			c.flushPending.Store(false)
+			c.flushMonitorSignals()
+		}()
 	}
 }
 
@@ -61,7 +106,8 @@ func (c *Controller) flushMonitorSignals() {
 }
 
 // rawSignal handles the agent's unit, job and heartbeat signals; it runs
-// in the connection's reader, in wire order. Other signals go to godbus.
+// in the connection's reader, in wire order. It returns false for other
+// signals.
 func (p *peer) rawSignal(m *wire.Message) bool {
 	if m.Interface != daemonapi.InternalAgentInterface || m.Path != string(daemonapi.InternalAgentPath) {
 		return false

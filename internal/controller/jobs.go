@@ -47,21 +47,23 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 
 	cctx, cancel := callCtx(ctx)
 	defer cancel()
-	switch kind {
-	case "start":
-		err = agent.StartUnit(cctx, name, mode, j.id)
-	case "stop":
-		err = agent.StopUnit(cctx, name, mode, j.id)
-	case "restart":
-		err = agent.RestartUnit(cctx, name, mode, j.id)
-	case "reload":
-		err = agent.ReloadUnit(cctx, name, mode, j.id)
-	}
+	err = onWire(cctx, func(done func(error)) {
+		switch kind {
+		case "start":
+			agent.GoStartUnit(cctx, name, mode, j.id, done)
+		case "stop":
+			agent.GoStopUnit(cctx, name, mode, j.id, done)
+		case "restart":
+			agent.GoRestartUnit(cctx, name, mode, j.id, done)
+		case "reload":
+			agent.GoReloadUnit(cctx, name, mode, j.id, done)
+		}
+	})
 	if err != nil {
 		c.mu.Lock()
 		delete(c.jobs, j.id)
 		c.mu.Unlock()
-		return "", err
+		return "", fromAgent(err)
 	}
 
 	path := bluechi.JobPath(j.id)
@@ -176,8 +178,9 @@ func (c *Controller) jobStateChanged(n *node, id uint32, state string) {
 	c.mu.Unlock()
 	if obj != nil {
 		// Queued on the bus tap: this runs in the agent connection's
-		// reader, whose idle hook flushes the bus tap, so a JobDone read
-		// in the same batch sends JobRemoved in the same write.
+		// reader, whose signal handler then schedules a flush of the bus
+		// tap (kickFlush), so a JobDone read in the same batch sends
+		// JobRemoved in the same write.
 		if err := obj.Export().QueueProperty("State", state); err != nil {
 			c.logger().Debug("job state not sent", "job", id, "error", err)
 		}

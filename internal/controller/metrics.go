@@ -42,7 +42,7 @@ func (c *Controller) EnableMetrics() error {
 	}
 	c.metrics = obj
 	for _, n := range c.nodes {
-		n.tellLocked("EnableMetrics")
+		n.tellLocked(daemonapi.InternalAgentMethodEnableMetrics, (*agentClient).SendEnableMetrics)
 	}
 	c.logger().Info("metrics enabled")
 	return nil
@@ -59,7 +59,7 @@ func (c *Controller) DisableMetrics() error {
 	c.metrics.Unexport()
 	c.metrics = nil
 	for _, n := range c.nodes {
-		n.tellLocked("DisableMetrics")
+		n.tellLocked(daemonapi.InternalAgentMethodDisableMetrics, (*agentClient).SendDisableMetrics)
 	}
 	c.logger().Info("metrics disabled")
 	return nil
@@ -89,7 +89,7 @@ func (c *Controller) metricsOn() bool {
 // gross time from the StartUnit request to the agent's JobDone, and the
 // unit's own start time read from its node (a unit that never became
 // active counts 0). A failure to read the timestamps suppresses the signal.
-func (c *Controller) startJobMetrics(j *job, agent *daemonapi.InternalAgentClient, path dbus.ObjectPath, gross time.Duration) {
+func (c *Controller) startJobMetrics(j *job, agent *daemonapi.InternalAgentWireClient, path dbus.ObjectPath, gross time.Duration) {
 	ctx, cancel := callCtx(context.Background())
 	defer cancel()
 	// Both requests go out at once: JobRemoved waits for the answers.
@@ -122,7 +122,7 @@ func (c *Controller) startJobMetrics(j *job, agent *daemonapi.InternalAgentClien
 	}
 }
 
-func unitTimestamp(ctx context.Context, agent *daemonapi.InternalAgentClient, unit, prop string) (uint64, error) {
+func unitTimestamp(ctx context.Context, agent *daemonapi.InternalAgentWireClient, unit, prop string) (uint64, error) {
 	v, err := agent.GetUnitProperty(ctx, unit, unitInterface, prop)
 	if err != nil {
 		return 0, err

@@ -4,6 +4,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -12,6 +13,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/unitname"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // node is one configured node; its connection fields are guarded by c.mu.
@@ -22,8 +24,7 @@ type node struct {
 	obj  *daemonapi.NodeObject
 
 	peer         *peer
-	agent        *daemonapi.InternalAgentClient
-	subs         []*dbusrt.Subscription
+	agent        *daemonapi.InternalAgentWireClient // peer's agent
 	lastSeenMono time.Duration
 
 	// Guarded by c.emu: the registered connection as monitors see it,
@@ -47,45 +48,20 @@ type node struct {
 	sinkOn bool          // sink is subscribed; guarded by c.emu
 }
 
-// attachLocked binds a registered connection to the node.
-func (n *node) attachLocked(p *peer, conn *dbus.Conn) error {
-	agent := daemonapi.NewInternalAgentClient(conn, agentBusName, daemonapi.InternalAgentPath)
-	ctx := context.Background()
-	var subs []*dbusrt.Subscription
-	add := func(s *dbusrt.Subscription, err error) error {
-		if err != nil {
-			return err
-		}
-		subs = append(subs, s)
-		return nil
-	}
-	// Job signals, heartbeats and unit signals take the fast path
-	// (fastpath.go); metrics signals come through godbus.
-	err := n.watchUnits(ctx, p, agent, add)
-	if err == nil {
-		err = n.watchProxies(ctx, p, agent, add)
-	}
-	if err != nil {
-		for _, s := range subs {
-			s.Close()
-		}
-		return err
-	}
-	n.peer, n.agent, n.subs = p, agent, subs
+// attachLocked binds a registered connection to the node. Its signals
+// reach the node from then on (peer.signal).
+func (n *node) attachLocked(p *peer) {
+	n.peer, n.agent = p, p.agent
 	p.node = n
 	touch(n)
 	n.obj.SetPeerIP(p.ip)
 	n.obj.SetStatus("online")
-	return nil
 }
 
 // detachLocked unbinds the node from its connection and returns its jobs.
 func (n *node) detachLocked() []*job {
 	n.units.invalidate()
-	for _, s := range n.subs {
-		s.Close()
-	}
-	n.peer, n.agent, n.subs = nil, nil, nil
+	n.peer, n.agent = nil, nil
 	n.obj.SetPeerIP("")
 	n.obj.SetStatus("offline")
 	var jobs []*job
@@ -98,7 +74,7 @@ func (n *node) detachLocked() []*job {
 }
 
 // agentFor returns the node's agent client, or Offline.
-func (n *node) agentFor() (*daemonapi.InternalAgentClient, error) {
+func (n *node) agentFor() (*daemonapi.InternalAgentWireClient, error) {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
 	if n.c.closed {
@@ -131,14 +107,37 @@ func (a *nodeAPI) ready(invalid error) error {
 }
 
 // relay checks the node is online, then runs fn against its agent.
-func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *daemonapi.InternalAgentClient) error) error {
+func (a *nodeAPI) relay(ctx context.Context, fn func(context.Context, *daemonapi.InternalAgentWireClient) error) error {
 	agent, err := a.n.agentFor()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
-	return fn(ctx, agent)
+	return fromAgent(fn(ctx, agent))
+}
+
+// onWire makes one call to an agent: start sends it with a generated GoM
+// whose completion calls done. Once the request is on the wire (start
+// returned), the API call's turn in the ordered bus handlers is released
+// (dbusrt.Release), so that the client's next call starts while this one
+// waits for the agent, and an agent gets the requests in the order the
+// calls came. Then it waits for done.
+func onWire(ctx context.Context, start func(done func(error))) error {
+	ch := make(chan error, 1)
+	start(func(err error) { ch <- err })
+	dbusrt.Release(ctx)
+	return <-ch
+}
+
+// fromAgent turns an agent's error reply into the D-Bus error the API
+// answers with (same name and message); other errors pass unchanged.
+func fromAgent(err error) error {
+	var we *wireconn.Error
+	if errors.As(err, &we) {
+		return dbusrt.NewError(we.Name, "%s", we.Message)
+	}
+	return err
 }
 
 func (a *nodeAPI) StartUnit(ctx context.Context, name, mode string) (dbus.ObjectPath, error) {
@@ -171,9 +170,10 @@ func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, pro
 	if err = a.ready(err); err != nil {
 		return "", err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		job, err = ag.StartTransientUnit(ctx, name, mode, props, aux)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoStartTransientUnit(ctx, name, mode, props, aux, func(j dbus.ObjectPath, err error) { job = j; done(err) })
+		})
 	})
 	return job, err
 }
@@ -182,14 +182,18 @@ func (a *nodeAPI) FreezeUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.FreezeUnit(ctx, name) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoFreezeUnit(ctx, name, done) })
+	})
 }
 
 func (a *nodeAPI) ThawUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.ThawUnit(ctx, name) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoThawUnit(ctx, name, done) })
+	})
 }
 
 func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) error {
@@ -201,8 +205,8 @@ func (a *nodeAPI) KillUnit(ctx context.Context, name, who string, signal int32) 
 	if signal <= 0 || signal > 64 {
 		return invalid("Signal number out of range: %d", signal)
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		return ag.KillUnit(ctx, name, who, signal)
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoKillUnit(ctx, name, who, signal, done) })
 	})
 }
 
@@ -210,9 +214,10 @@ func (a *nodeAPI) GetUnitProperties(ctx context.Context, name, iface string) (pr
 	if err = a.ready(checkUnit(name)); err != nil {
 		return nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		props, err = ag.GetUnitProperties(ctx, name, iface)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetUnitProperties(ctx, name, iface, func(p map[string]dbus.Variant, err error) { props = p; done(err) })
+		})
 	})
 	return props, err
 }
@@ -221,9 +226,10 @@ func (a *nodeAPI) GetUnitProperty(ctx context.Context, name, iface, property str
 	if err = a.ready(checkUnit(name)); err != nil {
 		return v, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		v, err = ag.GetUnitProperty(ctx, name, iface, property)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetUnitProperty(ctx, name, iface, property, func(x dbus.Variant, err error) { v = x; done(err) })
+		})
 	})
 	return v, err
 }
@@ -236,8 +242,8 @@ func (a *nodeAPI) SetUnitProperties(ctx context.Context, name string, runtime bo
 	if err := a.ready(err); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		return ag.SetUnitProperties(ctx, name, runtime, kv)
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoSetUnitProperties(ctx, name, runtime, kv, done) })
 	})
 }
 
@@ -245,9 +251,10 @@ func (a *nodeAPI) EnableUnitFiles(ctx context.Context, files []string, runtime, 
 	if err = a.ready(checkFiles(files)); err != nil {
 		return false, nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		carries, changes, err = ag.EnableUnitFiles(ctx, files, runtime, force)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoEnableUnitFiles(ctx, files, runtime, force, func(c bool, ch []bluechi.UnitFileChange, err error) { carries, changes = c, ch; done(err) })
+		})
 	})
 	return carries, changes, err
 }
@@ -256,17 +263,19 @@ func (a *nodeAPI) DisableUnitFiles(ctx context.Context, files []string, runtime 
 	if err = a.ready(checkFiles(files)); err != nil {
 		return nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		changes, err = ag.DisableUnitFiles(ctx, files, runtime)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoDisableUnitFiles(ctx, files, runtime, func(ch []bluechi.UnitFileChange, err error) { changes = ch; done(err) })
+		})
 	})
 	return changes, err
 }
 
 func (a *nodeAPI) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		files, err = ag.ListUnitFiles(ctx)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoListUnitFiles(ctx, func(f []bluechi.UnitFileInfo, err error) { files = f; done(err) })
+		})
 	})
 	return files, err
 }
@@ -275,41 +284,49 @@ func (a *nodeAPI) GetUnitFileState(ctx context.Context, file string) (state stri
 	if err = a.ready(checkFiles([]string{file})); err != nil {
 		return "", err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		state, err = ag.GetUnitFileState(ctx, file)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetUnitFileState(ctx, file, func(st string, err error) { state = st; done(err) })
+		})
 	})
 	return state, err
 }
 
 func (a *nodeAPI) Reload(ctx context.Context) error {
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.Reload(ctx) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoReload(ctx, done) })
+	})
 }
 
 func (a *nodeAPI) SetLogLevel(ctx context.Context, level string) error {
 	if !validLevel(level) {
 		return a.ready(invalid("Invalid input for log level"))
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.SetLogLevel(ctx, level) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoSetLogLevel(ctx, level, done) })
+	})
 }
 
 func (a *nodeAPI) ResetFailed(ctx context.Context) error {
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error { return ag.ResetFailed(ctx) })
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoResetFailed(ctx, done) })
+	})
 }
 
 func (a *nodeAPI) ResetFailedUnit(ctx context.Context, name string) error {
 	if err := a.ready(checkUnit(name)); err != nil {
 		return err
 	}
-	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		return ag.ResetFailedUnit(ctx, name)
+	return a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) { ag.GoResetFailedUnit(ctx, name, done) })
 	})
 }
 
 func (a *nodeAPI) GetDefaultTarget(ctx context.Context) (target string, err error) {
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		target, err = ag.GetDefaultTarget(ctx)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoGetDefaultTarget(ctx, func(t string, err error) { target = t; done(err) })
+		})
 	})
 	return target, err
 }
@@ -318,9 +335,10 @@ func (a *nodeAPI) SetDefaultTarget(ctx context.Context, target string, force boo
 	if err = a.ready(checkUnit(target)); err != nil {
 		return nil, err
 	}
-	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentClient) error {
-		out, err = ag.SetDefaultTarget(ctx, target, force)
-		return err
+	err = a.relay(ctx, func(ctx context.Context, ag *daemonapi.InternalAgentWireClient) error {
+		return onWire(ctx, func(done func(error)) {
+			ag.GoSetDefaultTarget(ctx, target, force, func(o []bluechi.UnitFileChange, err error) { out = o; done(err) })
+		})
 	})
 	return out, err
 }

@@ -8,11 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
 // Cross-node dependencies (internal-protocol.md §9). A requesting node R
@@ -27,20 +24,10 @@ type proxyKey struct{ target, unit string }
 
 // proxyRec is one proxy held by a requesting node; guarded by c.emu.
 type proxyRec struct {
-	key  proxyKey
-	r    *node
-	conn *dbus.Conn      // R's connection the proxy object lives on
-	path dbus.ObjectPath // R's internal.Proxy object
-	sub  *subscription   // on (T, U), forwarding to path
-}
-
-// watchProxies relays the agent's ProxyNew and ProxyRemoved signals.
-func (n *node) watchProxies(ctx context.Context, p *peer, agent *daemonapi.InternalAgentClient, add func(*dbusrt.Subscription, error) error) error {
-	c := n.c
-	if err := add(agent.OnProxyNew(ctx, func(s *daemonapi.InternalAgentProxyNewSignal) { c.proxyNew(n, p, s) })); err != nil {
-		return err
-	}
-	return add(agent.OnProxyRemoved(ctx, func(s *daemonapi.InternalAgentProxyRemovedSignal) { c.proxyRemoved(n, p, s) }))
+	key   proxyKey
+	r     *node
+	proxy *daemonapi.InternalProxyWireClient // R's internal.Proxy object, on R's connection
+	sub   *subscription                      // on (T, U), forwarding to proxy
 }
 
 // proxyNew handles ProxyNew from r (§9.2).
@@ -50,14 +37,15 @@ func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyN
 	if r.ev != p || !s.Proxy.IsValid() {
 		return
 	}
+	proxy := daemonapi.NewInternalProxyWireClient(p.conn, agentBusName, string(s.Proxy))
 	t := c.byName[s.NodeName]
 	switch {
 	case t == nil:
-		callProxy(p.conn, s.Proxy, "Error", "No such node")
+		c.callProxy(daemonapi.InternalProxyMethodError, proxy.SendError("No such node"))
 		c.logger().Warn("proxy refused: no such node", "node", r.name, "target", s.NodeName, "unit", s.UnitName)
 		return
 	case !r.allowDeps[s.NodeName]:
-		callProxy(p.conn, s.Proxy, "Error", "Proxy on node not allowed")
+		c.callProxy(daemonapi.InternalProxyMethodError, proxy.SendError("Proxy on node not allowed"))
 		c.logger().Warn("proxy refused: not in AllowDependenciesOn", "node", r.name, "target", s.NodeName, "unit", s.UnitName)
 		return
 	}
@@ -65,7 +53,7 @@ func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyN
 	if old := r.proxies[key]; old != nil {
 		c.dropProxyLocked(old)
 	}
-	rec := &proxyRec{key: key, r: r, conn: p.conn, path: s.Proxy}
+	rec := &proxyRec{key: key, r: r, proxy: proxy}
 	// The subscription goes first, as on registration (§4.4): T then has
 	// Subscribe(U) before StartDep(U), so the events of the dependency's
 	// start (a unit that cannot be loaded appears and goes again within
@@ -78,7 +66,7 @@ func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyN
 	r.proxies[key] = rec
 	c.addSubLocked(rec.sub)
 	t.deps[s.UnitName]++
-	t.tellLocked("StartDep", s.UnitName)
+	t.tellLocked(daemonapi.InternalAgentMethodStartDep, func(a *agentClient) error { return a.SendStartDep(s.UnitName) })
 	c.logger().Debug("proxy created", "node", r.name, "target", t.name, "unit", s.UnitName)
 }
 
@@ -112,7 +100,7 @@ func (c *Controller) dropProxyLocked(rec *proxyRec) {
 	}
 	if t.deps[rec.key.unit]--; t.deps[rec.key.unit] <= 0 {
 		delete(t.deps, rec.key.unit)
-		t.tellLocked("StopDep", rec.key.unit)
+		t.tellLocked(daemonapi.InternalAgentMethodStopDep, func(a *agentClient) error { return a.SendStopDep(rec.key.unit) })
 	}
 }
 
@@ -176,7 +164,7 @@ func (t *node) stopDepCheckLocked() {
 func (c *Controller) checkDeps(t *node, p *peer) {
 	ctx, cancel := context.WithTimeout(context.Background(), AgentCallTimeout)
 	defer cancel()
-	units, err := daemonapi.NewInternalAgentClient(p.conn, agentBusName, daemonapi.InternalAgentPath).ListUnits(ctx)
+	units, err := p.agent.ListUnits(ctx)
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	if t.ev != p {
@@ -196,7 +184,7 @@ func (c *Controller) checkDeps(t *node, p *peer) {
 		switch u.ActiveState {
 		case "active", "activating", "reloading":
 			c.logger().Info("releasing a dependency no proxy holds", "node", t.name, "unit", target)
-			t.tellLocked("StopDep", target)
+			t.tellLocked(daemonapi.InternalAgentMethodStopDep, func(a *agentClient) error { return a.SendStopDep(target) })
 			released++
 		}
 	}
@@ -212,7 +200,7 @@ func (t *node) replayDepsLocked() {
 	}
 	slices.Sort(units)
 	for _, u := range units {
-		t.tellLocked("StartDep", u)
+		t.tellLocked(daemonapi.InternalAgentMethodStartDep, func(a *agentClient) error { return a.SendStartDep(u) })
 	}
 }
 
@@ -222,24 +210,20 @@ func (t *node) replayDepsLocked() {
 func (rec *proxyRec) forward(member string, args ...string) {
 	switch member {
 	case bluechi.MonitorSignalUnitNew:
-		callProxy(rec.conn, rec.path, "TargetNew", args[0])
+		rec.r.c.callProxy(daemonapi.InternalProxyMethodTargetNew, rec.proxy.SendTargetNew(args[0]))
 	case bluechi.MonitorSignalUnitStateChanged:
-		callProxy(rec.conn, rec.path, "TargetStateChanged", args[0], args[1], args[2])
+		rec.r.c.callProxy(daemonapi.InternalProxyMethodTargetStateChanged, rec.proxy.SendTargetStateChanged(args[0], args[1], args[2]))
 	case bluechi.MonitorSignalUnitRemoved:
-		callProxy(rec.conn, rec.path, "TargetRemoved", args[0])
+		rec.r.c.callProxy(daemonapi.InternalProxyMethodTargetRemoved, rec.proxy.SendTargetRemoved(args[0]))
 	}
 }
 
-// callProxy calls a method of a requesting agent's proxy object without
-// waiting: the agent always answers success (§9.3), so there is nothing to
-// wait for, and the calls keep the order of the events.
-func callProxy(conn *dbus.Conn, path dbus.ObjectPath, method string, args ...string) {
-	if conn == nil {
-		return
+// callProxy logs a call to a requesting agent's proxy object that could
+// not be sent. The calls carry NO_REPLY_EXPECTED: the agent always answers
+// success (§9.3), so there is nothing to wait for, and the calls keep the
+// order of the events.
+func (c *Controller) callProxy(method string, err error) {
+	if err != nil {
+		c.logger().Debug("call to a proxy not sent", "method", method, "error", err)
 	}
-	body := make([]any, len(args))
-	for i, a := range args {
-		body[i] = a
-	}
-	conn.Object(agentBusName, path).Go(daemonapi.InternalProxyInterface+"."+method, dbus.FlagNoReplyExpected, nil, body...)
 }

@@ -5,6 +5,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/systemd"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // Controller.ListUnits is answered from a cache of each node's unit list.
@@ -72,8 +73,10 @@ func (l *unitList) put(gen uint64, elems []byte) {
 // monitor that has no recipients and no object.
 func (c *Controller) addCacheSinks() {
 	sink := &monitor{c: c, subs: map[uint32]*subscription{}}
+	// The sinks share their (never changed) unit list and set.
+	units, names := []string{wildcard}, map[string]bool{wildcard: true}
 	for i, n := range c.nodes {
-		n.sink = &subscription{id: uint32(i + 1), mon: sink, node: n.name, units: []string{wildcard}, names: map[string]bool{wildcard: true}}
+		n.sink = &subscription{id: uint32(i + 1), mon: sink, node: n.name, units: units, names: names}
 	}
 }
 
@@ -101,37 +104,65 @@ func (c *Controller) unitsChangedLocked(n *node) {
 	c.dropSinkLocked(n, true)
 }
 
-// startListAgentUnits sends an agent a raw ListUnits call and returns the
+// startListAgentUnits sends an agent a ListUnits call and returns the
 // function that waits for the answer: the elements of the
 // a(ssssssouso), checked as the message bus checks and encoded from an
-// 8-aligned offset.
-func startListAgentUnits(tap *transport.Tap) (func(context.Context) ([]byte, error), error) {
-	serial := tap.GetSerial()
-	wait, err := tap.Start(serial, wire.AppendCall(nil, serial, agentBusName, string(daemonapi.InternalAgentPath),
-		daemonapi.InternalAgentInterface, "ListUnits", "", nil))
-	if err != nil {
-		return nil, err
+// 8-aligned offset, copied out of the reply as it is read (never decoded
+// into Go values).
+func startListAgentUnits(conn *wireconn.Conn) (func(context.Context) ([]byte, error), error) {
+	type result struct {
+		elems []byte
+		err   error
 	}
-	return func(ctx context.Context) ([]byte, error) {
-		r, err := wait(ctx)
-		if err != nil {
-			return nil, err
+	ch := make(chan result, 1)
+	// The call is dropped when its waiter gives up (cancel).
+	ctx, cancel := context.WithCancel(context.Background())
+	conn.Go(ctx, &wireconn.Request{Destination: agentBusName, Path: string(daemonapi.InternalAgentPath),
+		Interface: daemonapi.InternalAgentInterface, Member: daemonapi.InternalAgentMethodListUnits}, func(m *wire.Message, err error) {
+		if err == nil {
+			var elems []byte
+			elems, err = listUnitsElems(m)
+			ch <- result{elems, err}
+			return
 		}
-		body, err := r.Value(systemd.SigListUnits)
-		if err != nil {
-			return nil, err
+		ch <- result{nil, err}
+	})
+	return func(wctx context.Context) ([]byte, error) {
+		defer cancel()
+		select {
+		case r := <-ch:
+			return r.elems, r.err
+		case <-wctx.Done():
+			return nil, wctx.Err()
 		}
-		return body[8:], nil // after the length and the padding to the first element
 	}, nil
 }
 
+// listUnitsElems checks a ListUnits reply and returns a little-endian copy
+// of its array's elements.
+func listUnitsElems(m *wire.Message) ([]byte, error) {
+	const sig = daemonapi.InternalAgentListUnitsOutSig
+	if m.Signature != sig {
+		return nil, fmt.Errorf("ListUnits reply of signature %q, want %q", m.Signature, sig)
+	}
+	r := wire.NewReader(m.Body, m.BigEndian)
+	var w wire.Writer
+	if err := wire.Copy(&w, &r, sig); err != nil {
+		return nil, fmt.Errorf("ListUnits reply: %w", err)
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("ListUnits reply: %w", err)
+	}
+	return w.Buf[8:], nil // after the length and the padding to the first element
+}
+
 // startNodeUnits starts getting n's unit list (the array's elements, see
-// unitList): from the cache, or by asking n's agent through tap, whose
+// unitList): from the cache, or by asking n's agent on conn, whose
 // answer is kept if nothing changed meanwhile. The request is on the wire
 // when it returns; the function it returns waits for the answer, at most
 // timeout. Ordered handlers release their turn in between, so that a node
 // slow to answer holds up no other call.
-func (c *Controller) startNodeUnits(n *node, tap *transport.Tap, timeout time.Duration) (func(context.Context) ([]byte, error), error) {
+func (c *Controller) startNodeUnits(n *node, conn *wireconn.Conn, timeout time.Duration) (func(context.Context) ([]byte, error), error) {
 	if elems, _, ok := n.units.get(); ok {
 		return func(context.Context) ([]byte, error) { return elems, nil }, nil
 	}
@@ -144,7 +175,7 @@ func (c *Controller) startNodeUnits(n *node, tap *transport.Tap, timeout time.Du
 	c.watchUnitsLocked(n)
 	_, gen, _ := n.units.get()
 	c.emu.Unlock()
-	wait, err := startListAgentUnits(tap)
+	wait, err := startListAgentUnits(conn)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +197,7 @@ func (c *Controller) startNodeUnits(n *node, tap *transport.Tap, timeout time.Du
 func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 	type target struct {
 		n     *node
-		tap   *transport.Tap
+		conn  *wireconn.Conn
 		elems []byte
 		ok    bool
 	}
@@ -174,7 +205,7 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 	var targets []target
 	for _, n := range c.nodes {
 		if n.agent != nil && n.peer != nil {
-			targets = append(targets, target{n: n, tap: n.peer.tap})
+			targets = append(targets, target{n: n, conn: n.peer.conn})
 		}
 	}
 	c.mu.Unlock()
@@ -189,7 +220,7 @@ func (c *Controller) listUnits(ctx context.Context, _ []any) ([]any, error) {
 			continue
 		}
 		var err error
-		if waits[i], err = c.startNodeUnits(t.n, t.tap, FanOutTimeout); err != nil {
+		if waits[i], err = c.startNodeUnits(t.n, t.conn, FanOutTimeout); err != nil {
 			leftOut(t, err)
 		}
 	}
@@ -237,22 +268,22 @@ func (c *Controller) nodeListUnits(n *node) dbusrt.MethodFunc {
 			return nil, err
 		}
 		c.mu.Lock()
-		var tap *transport.Tap
+		var conn *wireconn.Conn
 		if n.peer != nil {
-			tap = n.peer.tap
+			conn = n.peer.conn
 		}
 		c.mu.Unlock()
-		if tap == nil {
+		if conn == nil {
 			return nil, dbusrt.NewError(bluechi.ErrorNameOffline, "Node is offline")
 		}
-		wait, err := c.startNodeUnits(n, tap, AgentCallTimeout)
+		wait, err := c.startNodeUnits(n, conn, AgentCallTimeout)
 		dbusrt.Release(ctx) // the request is on the wire
 		var elems []byte
 		if err == nil {
 			elems, err = wait(ctx)
 		}
 		if err != nil {
-			var re *transport.RawError
+			var re *wireconn.Error
 			if errors.As(err, &re) {
 				return nil, dbusrt.NewError(re.Name, "%s", re.Message)
 			}

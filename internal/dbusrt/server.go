@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -164,13 +165,13 @@ func (s *Server) Export(path dbus.ObjectPath, iface *Interface, values map[strin
 	if !path.IsValid() {
 		return nil, fmt.Errorf("dbusrt: invalid object path %q", path)
 	}
-	e := &Export{srv: s, path: path, iface: iface, methods: map[string]*Method{}, props: map[string]*Property{}, values: map[string]dbus.Variant{}}
-	for i := range iface.Methods {
-		e.methods[iface.Methods[i].Name] = &iface.Methods[i]
-	}
+	// An export holds no tables of its own: methods and properties are
+	// looked up in iface (a few dozen names at most), values are kept in
+	// iface's property order. With thousands of node objects, per-export
+	// maps were most of a configured node's memory.
+	e := &Export{srv: s, path: path, iface: iface, values: make([]dbus.Variant, len(iface.Properties))}
 	for i := range iface.Properties {
 		p := &iface.Properties[i]
-		e.props[p.Name] = p
 		v, err := zeroVariant(p.Sig)
 		if err != nil {
 			return nil, fmt.Errorf("dbusrt: property %s.%s: %w", iface.Name, p.Name, err)
@@ -180,24 +181,22 @@ func (s *Server) Export(path dbus.ObjectPath, iface *Interface, values map[strin
 				return nil, fmt.Errorf("dbusrt: property %s.%s: %w", iface.Name, p.Name, err)
 			}
 		}
-		e.values[p.Name] = v
+		e.values[i] = v
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.baseCtx.Err() != nil {
 		return nil, dbus.ErrClosed
 	}
-	ifaces := map[string]*Export{}
+	var ifaces []*Export
 	if obj := s.objects[path]; obj != nil {
-		if _, dup := obj.ifaces[iface.Name]; dup {
+		if obj.lookup(iface.Name) != nil {
 			return nil, fmt.Errorf("dbusrt: %s already exported on %s", iface.Name, path)
 		}
-		for k, v := range obj.ifaces {
-			ifaces[k] = v
-		}
+		ifaces = append(ifaces, obj.ifaces...)
 	}
-	ifaces[iface.Name] = e
-	s.objects[path] = s.newObject(path, ifaces)
+	ifaces = append(ifaces, e)
+	s.objects[path] = &serverObject{srv: s, path: path, ifaces: ifaces}
 	return e, nil
 }
 
@@ -205,20 +204,20 @@ func (s *Server) unexport(e *Export) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	obj := s.objects[e.path]
-	if obj == nil || obj.ifaces[e.iface.Name] != e {
+	if obj == nil || obj.lookup(e.iface.Name) != e {
 		return
 	}
-	ifaces := map[string]*Export{}
-	for k, v := range obj.ifaces {
+	var ifaces []*Export
+	for _, v := range obj.ifaces {
 		if v != e {
-			ifaces[k] = v
+			ifaces = append(ifaces, v)
 		}
 	}
 	if len(ifaces) == 0 {
 		delete(s.objects, e.path)
 		return
 	}
-	s.objects[e.path] = s.newObject(e.path, ifaces)
+	s.objects[e.path] = &serverObject{srv: s, path: e.path, ifaces: ifaces}
 }
 
 // Paths returns the exported object paths, sorted.
@@ -274,77 +273,103 @@ func (s *Server) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
 }
 
 // serverObject is an immutable view of one path: exporting or unexporting
-// replaces it, so lookups need no locking and allocate nothing.
+// replaces it, so lookups need no locking. It holds no method tables:
+// LookupInterface returns the object itself under another type, and
+// LookupMethod finds the method in the export's Interface (or an
+// override), so an object costs the same whatever its interfaces hold.
 type serverObject struct {
 	srv          *Server
 	path         dbus.ObjectPath
-	ifaces       map[string]*Export
+	ifaces       []*Export // in export order; one or two
 	intermediate bool
-	tables       map[string]dbus.Interface
 }
 
-func (s *Server) newObject(path dbus.ObjectPath, ifaces map[string]*Export) *serverObject {
-	o := &serverObject{srv: s, path: path, ifaces: ifaces, tables: map[string]dbus.Interface{}}
-	for _, name := range append([]string{IntrospectableInterface, PropertiesInterface, ""}, keys(ifaces)...) {
-		if t, ok := o.buildInterface(name); ok {
-			o.tables[name] = t
+// lookup returns the export of iface on the object, or nil.
+func (o *serverObject) lookup(iface string) *Export {
+	for _, e := range o.ifaces {
+		if e.iface.Name == iface {
+			return e
 		}
 	}
-	return o
+	return nil
 }
 
-func keys(m map[string]*Export) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
+// The dbus.Interface views of an object and an export.
+type (
+	introspectTable serverObject // org.freedesktop.DBus.Introspectable
+	propertiesTable serverObject // org.freedesktop.DBus.Properties
+	anyTable        serverObject // no interface header: every interface's members
+	exportTable     Export       // one exported interface
+)
 
 func (o *serverObject) LookupInterface(name string) (dbus.Interface, bool) {
-	if o.tables != nil {
-		t, ok := o.tables[name]
-		return t, ok
-	}
-	return o.buildInterface(name)
-}
-
-func (o *serverObject) buildInterface(name string) (dbus.Interface, bool) {
 	switch name {
 	case IntrospectableInterface:
-		return methodTable{"Introspect": o.method("", o.introspect)}, true
+		return (*introspectTable)(o), true
 	case PropertiesInterface:
 		if o.intermediate {
 			return missingObject{path: o.path}, true
 		}
-		return methodTable{
-			"Get":    o.method("ss", o.propGet),
-			"GetAll": o.method("s", o.propGetAll),
-			"Set":    o.method("ssv", o.propSet),
-		}, true
+		return (*propertiesTable)(o), true
 	case "":
-		// No interface header: look the member up in every interface.
-		t := methodTable{}
-		for _, e := range o.ifaces {
-			for name, m := range e.methods {
-				t[name] = o.methodOf(e, name, m)
-			}
-		}
-		t["Introspect"] = o.method("", o.introspect)
-		return t, true
+		return (*anyTable)(o), true
 	}
 	if o.intermediate {
 		return missingObject{path: o.path}, true
 	}
-	e, ok := o.ifaces[name]
-	if !ok {
+	if e := o.lookup(name); e != nil {
+		return (*exportTable)(e), true
+	}
+	return nil, false
+}
+
+func (t *introspectTable) LookupMethod(name string) (dbus.Method, bool) {
+	if name != "Introspect" {
 		return nil, false
 	}
-	t := make(methodTable, len(e.methods))
-	for name, m := range e.methods {
-		t[name] = o.methodOf(e, name, m)
+	o := (*serverObject)(t)
+	return o.method("", o.introspect), true
+}
+
+func (t *propertiesTable) LookupMethod(name string) (dbus.Method, bool) {
+	o := (*serverObject)(t)
+	switch name {
+	case "Get":
+		return o.method("ss", o.propGet), true
+	case "GetAll":
+		return o.method("s", o.propGetAll), true
+	case "Set":
+		return o.method("ssv", o.propSet), true
 	}
-	return t, true
+	return nil, false
+}
+
+func (t *anyTable) LookupMethod(name string) (dbus.Method, bool) {
+	o := (*serverObject)(t)
+	if name == "Introspect" {
+		return o.method("", o.introspect), true
+	}
+	for _, e := range o.ifaces {
+		if m, ok := (*exportTable)(e).LookupMethod(name); ok {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+func (t *exportTable) LookupMethod(name string) (dbus.Method, bool) {
+	e := (*Export)(t)
+	m := e.method(name)
+	if m == nil {
+		return nil, false
+	}
+	e.srv.mu.RLock()
+	ov := e.srv.overrides[overrideKey{e.path, e.iface.Name, name}]
+	e.srv.mu.RUnlock()
+	if ov != nil {
+		m = ov
+	}
+	return &handlerMethod{srv: e.srv, inSig: m.InSig, fn: m.Call}, true
 }
 
 // Override makes fn serve method member of iface on path in place of what
@@ -358,22 +383,11 @@ func (s *Server) Override(path dbus.ObjectPath, iface, member, inSig string, fn 
 		s.overrides = map[overrideKey]*Method{}
 	}
 	s.overrides[overrideKey{path, iface, member}] = &Method{Name: member, InSig: inSig, Call: fn}
-	if obj := s.objects[path]; obj != nil {
-		s.objects[path] = s.newObject(path, obj.ifaces)
-	}
 }
 
 type overrideKey struct {
 	path          dbus.ObjectPath
 	iface, member string
-}
-
-// methodOf returns the method that serves name of e: an override, or e's.
-func (o *serverObject) methodOf(e *Export, name string, m *Method) dbus.Method {
-	if ov := o.srv.overrides[overrideKey{o.path, e.iface.Name, name}]; ov != nil {
-		return o.method(ov.InSig, ov.Call)
-	}
-	return o.method(m.InSig, m.Call)
 }
 
 func (o *serverObject) method(inSig string, fn MethodFunc) dbus.Method {
@@ -384,11 +398,7 @@ func (o *serverObject) introspect(ctx context.Context, body []any) ([]any, error
 	o.srv.mu.RLock()
 	kids := o.srv.children(o.path)
 	o.srv.mu.RUnlock()
-	var names []string
-	for n := range o.ifaces {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	ifaces := slices.SortedFunc(slices.Values(o.ifaces), func(a, b *Export) int { return strings.Compare(a.iface.Name, b.iface.Name) })
 	var b strings.Builder
 	b.WriteString(IntrospectHeader)
 	b.WriteString("<node>\n")
@@ -397,8 +407,8 @@ func (o *serverObject) introspect(ctx context.Context, body []any) ([]any, error
 	if !o.intermediate {
 		b.WriteString(propertiesXML)
 	}
-	for _, n := range names {
-		b.WriteString(o.ifaces[n].iface.XML)
+	for _, e := range ifaces {
+		b.WriteString(e.iface.XML)
 	}
 	for _, k := range kids {
 		fmt.Fprintf(&b, " <node name=%q/>\n", k)
@@ -408,8 +418,8 @@ func (o *serverObject) introspect(ctx context.Context, body []any) ([]any, error
 }
 
 func (o *serverObject) export(iface string) (*Export, error) {
-	e, ok := o.ifaces[iface]
-	if !ok {
+	e := o.lookup(iface)
+	if e == nil {
 		return nil, NewError(ErrUnknownInterface, "Unknown interface '%s'.", iface)
 	}
 	return e, nil
@@ -421,12 +431,13 @@ func (o *serverObject) propGet(ctx context.Context, body []any) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	v, ok := e.values[name]
-	e.mu.Unlock()
-	if !ok {
+	i := e.prop(name)
+	if i < 0 {
 		return nil, NewError(ErrUnknownProperty, "Unknown property '%s'.", name)
 	}
+	e.mu.Lock()
+	v := e.values[i]
+	e.mu.Unlock()
 	return []any{v}, nil
 }
 
@@ -453,10 +464,11 @@ func (o *serverObject) propSet(ctx context.Context, body []any) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, ok := e.props[name]
-	if !ok {
+	i := e.prop(name)
+	if i < 0 {
 		return nil, NewError(ErrUnknownProperty, "Unknown property '%s'.", name)
 	}
+	p := &e.iface.Properties[i]
 	if !p.Writable {
 		return nil, NewError(ErrPropertyReadOnly, "Property '%s' is not writable.", name)
 	}
@@ -588,14 +600,32 @@ func (shimObject) LookupInterface(name string) (dbus.Interface, bool) {
 // Export is one interface served on one path. Its methods are safe for
 // concurrent use.
 type Export struct {
-	srv     *Server
-	path    dbus.ObjectPath
-	iface   *Interface
-	methods map[string]*Method
-	props   map[string]*Property
+	srv   *Server
+	path  dbus.ObjectPath
+	iface *Interface
 
 	mu     sync.Mutex
-	values map[string]dbus.Variant
+	values []dbus.Variant // guarded by mu; in the order of iface.Properties
+}
+
+// method returns the method name of the interface, or nil.
+func (e *Export) method(name string) *Method {
+	for i := range e.iface.Methods {
+		if e.iface.Methods[i].Name == name {
+			return &e.iface.Methods[i]
+		}
+	}
+	return nil
+}
+
+// prop returns the index of property name in the interface, or -1.
+func (e *Export) prop(name string) int {
+	for i := range e.iface.Properties {
+		if e.iface.Properties[i].Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // Path returns the object path.
@@ -612,18 +642,22 @@ func (e *Export) Unexport() { e.srv.unexport(e) }
 func (e *Export) copyValues(out map[string]dbus.Variant) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, v := range e.values {
-		if p := e.props[k]; p == nil || !p.Explicit {
-			out[k] = v
+	for i, v := range e.values {
+		if p := &e.iface.Properties[i]; !p.Explicit {
+			out[p.Name] = v
 		}
 	}
 }
 
 // Property returns the current value of a property.
 func (e *Export) Property(name string) dbus.Variant {
+	i := e.prop(name)
+	if i < 0 {
+		return dbus.Variant{}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.values[name]
+	return e.values[i]
 }
 
 // SetProperty changes a property and, when the value differs, emits
@@ -643,22 +677,36 @@ func (e *Export) QueueProperty(name string, value any) error {
 }
 
 func (e *Export) setProperty(name string, value any, queue bool) error {
-	p, ok := e.props[name]
-	if !ok {
+	i := e.prop(name)
+	if i < 0 {
 		return fmt.Errorf("dbusrt: %s has no property %s", e.iface.Name, name)
 	}
-	v, err := makeVariant(value, p.Sig)
-	if err != nil {
-		return fmt.Errorf("dbusrt: property %s.%s: %w", e.iface.Name, name, err)
-	}
+	p := &e.iface.Properties[i]
 	e.mu.Lock()
-	old := e.values[name]
-	changed := !reflect.DeepEqual(old.Value(), v.Value())
-	e.values[name] = v
-	e.mu.Unlock()
-	if !changed {
+	old := e.values[i]
+	// A value of the old one's basic Go type (the heartbeat's timestamps,
+	// Status) is compared and wrapped without reflection.
+	same, equal := basicCompare(old.Value(), value)
+	if equal {
+		e.mu.Unlock()
 		return nil
 	}
+	var v dbus.Variant
+	if same {
+		v = dbus.MakeVariantWithSignature(value, old.Signature())
+	} else {
+		var err error
+		if v, err = makeVariant(value, p.Sig); err != nil {
+			e.mu.Unlock()
+			return fmt.Errorf("dbusrt: property %s.%s: %w", e.iface.Name, name, err)
+		}
+		if reflect.DeepEqual(old.Value(), v.Value()) {
+			e.mu.Unlock()
+			return nil
+		}
+	}
+	e.values[i] = v
+	e.mu.Unlock()
 	switch p.Emit {
 	case EmitTrue:
 		if queue && e.queueChanged(name, v.Value(), false) {
@@ -780,6 +828,33 @@ func EncodeSignal(serial uint32, dest string, path dbus.ObjectPath, iface, membe
 	b := buf.Bytes()
 	binary.LittleEndian.PutUint32(b[8:12], serial) // godbus has no serial setter
 	return b, nil
+}
+
+// basicCompare tells whether value has the same basic Go type as old
+// (string, bool or a number), and if so whether they are equal.
+func basicCompare(old, value any) (same, equal bool) {
+	switch o := old.(type) {
+	case string:
+		return compareTo(o, value)
+	case uint64:
+		return compareTo(o, value)
+	case uint32:
+		return compareTo(o, value)
+	case int32:
+		return compareTo(o, value)
+	case int64:
+		return compareTo(o, value)
+	case bool:
+		return compareTo(o, value)
+	case float64:
+		return compareTo(o, value)
+	}
+	return false, false
+}
+
+func compareTo[T comparable](old T, value any) (same, equal bool) {
+	v, ok := value.(T)
+	return ok, ok && v == old
 }
 
 func makeVariant(value any, sig string) (dbus.Variant, error) {

@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(dir + "-plain") // plainController's
 	os.Exit(code)
 }
 
@@ -58,6 +59,7 @@ type cluster struct {
 	port    int
 	client  *dbus.Conn
 	ctrlCmd *exec.Cmd
+	ctrlBin string // the controller binary; "" for the -race one in binDir
 	nodes   map[string]*sandbox.Node
 	agents  map[string]*exec.Cmd
 	mu      sync.Mutex
@@ -84,7 +86,13 @@ func newClusterWith(t *testing.T, extra string, names ...string) *cluster {
 
 // newClusterOpts is newClusterWith whose node options opt may change.
 func newClusterOpts(t *testing.T, extra string, opt func(*sandbox.Options), names ...string) *cluster {
-	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}}
+	return newClusterBin(t, "", extra, opt, names...)
+}
+
+// newClusterBin is newClusterOpts running the controller binary bin
+// ("" for the one built with -race by TestMain).
+func newClusterBin(t *testing.T, bin, extra string, opt func(*sandbox.Options), names ...string) *cluster {
+	c := &cluster{t: t, dir: t.TempDir(), bus: testbus.Start(t), port: freePort(t), nodes: map[string]*sandbox.Node{}, agents: map[string]*exec.Cmd{}, ctrlBin: bin}
 	var opts []sandbox.Options
 	for _, n := range names {
 		o := sandbox.Options{Name: n, Units: sandbox.DemoUnits()}
@@ -134,7 +142,11 @@ func tail(s string, n int) string {
 }
 
 func (c *cluster) startController() {
-	cmd := exec.Command(filepath.Join(binDir, "bluechi-controller"), "-u", "-c", filepath.Join(c.dir, "controller.conf"))
+	bin := c.ctrlBin
+	if bin == "" {
+		bin = filepath.Join(binDir, "bluechi-controller")
+	}
+	cmd := exec.Command(bin, "-u", "-c", filepath.Join(c.dir, "controller.conf"))
 	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address)
 	log := c.logFile("controller")
 	cmd.Stdout, cmd.Stderr = log, log

@@ -5,6 +5,8 @@ package scalebench
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -26,35 +28,72 @@ import (
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
 
+// baseEnv names a second controller to measure side by side with this
+// tree's, alternating (before/after in one run): a source tree (a clone of
+// an older commit) to build, or a built binary.
+const baseEnv = "BLUECHI_SCALE_BASE"
+
+// ctrlBinary is one controller binary under test.
+type ctrlBinary struct {
+	label string // "this", or "base" for the one baseEnv names
+	path  string
+}
+
 var (
-	buildOnce  sync.Once
-	controller string // the built bluechi-controller
-	buildErr   error
-	binDir     string
+	buildOnce sync.Once
+	binaries  []ctrlBinary // "this" first
+	buildErr  error
+	binDir    string
 )
 
-// controllerBinary builds bluechi-controller once per test binary, static
-// and without -race as make build does, so that memory figures are real.
-func controllerBinary(tb testing.TB) string {
+// controllerBinaries builds bluechi-controller once per test binary,
+// static and without -race as make build does, so that memory figures are
+// real; with baseEnv set, the base controller too (listed first).
+func controllerBinaries(tb testing.TB) []ctrlBinary {
 	buildOnce.Do(func() {
 		if binDir, buildErr = os.MkdirTemp("", "bluechi-scale-bin-"); buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "github.com/bluechi-go/bluechi/cmd/bluechi-controller")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		build := func(label, dir string) {
+			out := filepath.Join(binDir, label)
+			cmd := exec.Command("go", "build", "-o", out, "./cmd/bluechi-controller")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build in %s: %v\n%s", dir, err, msg)
+				return
+			}
+			binaries = append(binaries, ctrlBinary{label, out})
 		}
-		controller = filepath.Join(binDir, "bluechi-controller")
+		if base := os.Getenv(baseEnv); base != "" {
+			if st, err := os.Stat(base); err != nil {
+				buildErr = fmt.Errorf("%s: %w", baseEnv, err)
+				return
+			} else if st.IsDir() {
+				build("base", base)
+			} else {
+				binaries = append(binaries, ctrlBinary{"base", base})
+			}
+		}
+		if buildErr == nil {
+			build("this", "../..")
+		}
 	})
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
-	return controller
+	return binaries
+}
+
+// thisBinary is the controller built from this tree.
+func thisBinary(tb testing.TB) string {
+	bins := controllerBinaries(tb)
+	return bins[len(bins)-1].path
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	printTable(os.Stdout)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -115,9 +154,8 @@ func openFileLimit(tb testing.TB, pid int) int {
 
 // startEnv starts a dbus-daemon and the controller configured with
 // configured node names sim1..simN.
-func startEnv(tb testing.TB, configured int) *env {
+func startEnv(tb testing.TB, bin string, configured int) *env {
 	tb.Helper()
-	bin := controllerBinary(tb)
 	raiseFileLimit(tb, configured)
 	e := &env{tb: tb, dir: tb.TempDir()}
 	var err error
@@ -340,76 +378,77 @@ func timeCalls(tb testing.TB, n int, call func() error) (median, p99 float64) {
 	return msOf(quantile(ds, 0.5)), msOf(quantile(ds, 0.99))
 }
 
-// scaleResults keeps each sub-benchmark's RssAnon for the slopes.
-var scaleResults = struct {
+// results keeps every sub-benchmark's figures for the table TestMain
+// prints: binary label -> N -> metric -> value.
+var results = struct {
 	sync.Mutex
-	registered, absent map[int]float64
-}{registered: map[int]float64{}, absent: map[int]float64{}}
+	m map[string]map[int]map[string]float64
+}{m: map[string]map[int]map[string]float64{}}
 
-var scaleSizes = []int{10, 100, 1000, 2000}
+// record reports a metric and keeps it for the table.
+func record(b *testing.B, label string, n int, name string, v float64) {
+	b.ReportMetric(v, name)
+	results.Lock()
+	defer results.Unlock()
+	if results.m[label] == nil {
+		results.m[label] = map[int]map[string]float64{}
+	}
+	if results.m[label][n] == nil {
+		results.m[label][n] = map[string]float64{}
+	}
+	results.m[label][n][name] = v
+}
+
+// scaleSizes are the Ns measured; BLUECHI_SCALE_SIZES (e.g. "10,100")
+// picks others. The slopes need 100 and 2000.
+var scaleSizes = func() []int {
+	sizes := []int{10, 100, 1000, 2000}
+	if env := os.Getenv("BLUECHI_SCALE_SIZES"); env != "" {
+		sizes = nil
+		for f := range strings.SplitSeq(env, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+				sizes = append(sizes, n)
+			}
+		}
+	}
+	return sizes
+}()
 
 // BenchmarkScale runs the real controller with N simulated agents (N = 10,
 // 100, 1000, 2000) and reports, per N: the controller's settled RssAnon
-// (registered: N configured nodes all connected; absent: N configured
-// nodes, none connected), its idle CPU with every agent heartbeating,
-// ListNodes (as ns/op and median/p99), GetNode, Node.ListUnits and
+// (absent: N configured nodes, none connected; registered: all N
+// connected), its idle CPU with every agent heartbeating, ListNodes (as
+// ns/op and median/p99, through the generated godbus client and through a
+// client that only reads the reply's header), GetNode, Node.ListUnits and
 // Controller.ListUnits latencies from a client on the API bus, and the time
 // until the API has reported 10% of the nodes offline after their
-// connections were closed at once. The slope sub-benchmark reports the
-// RssAnon per node between 100 and 2000 nodes. Each sub-benchmark sets up
-// its own controller once; b.N is the number of ListNodes calls (ns/op is
+// connections were closed at once. TestMain prints all of it as a table
+// with the RssAnon slopes per node between 100 and 2000 nodes. With
+// BLUECHI_SCALE_BASE naming another tree (or binary), both controllers are
+// measured, alternating. b.N is the number of ListNodes calls (ns/op is
 // their mean), so run with e.g. -benchtime 300x.
 func BenchmarkScale(b *testing.B) {
-	for _, n := range scaleSizes {
-		b.Run(fmt.Sprintf("absent-%d", n), func(b *testing.B) {
-			e := startEnv(b, n)
-			anon := e.settledAnonKB()
-			scaleResults.Lock()
-			scaleResults.absent[n] = anon
-			scaleResults.Unlock()
-			for b.Loop() {
-				if _, err := e.ctrl.ListNodes(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(anon, "rss-anon-kB")
-		})
-		b.Run(fmt.Sprintf("registered-%d", n), func(b *testing.B) { benchRegistered(b, n) })
+	bins := controllerBinaries(b)
+	name := func(bin ctrlBinary, kind string, n int) string {
+		if len(bins) == 1 {
+			return fmt.Sprintf("%s-%d", kind, n)
+		}
+		return fmt.Sprintf("%s/%s-%d", bin.label, kind, n)
 	}
-	b.Run("slope", func(b *testing.B) {
-		scaleResults.Lock()
-		defer scaleResults.Unlock()
-		for b.Loop() {
+	for _, n := range scaleSizes {
+		for _, bin := range bins {
+			b.Run(name(bin, "absent", n), func(b *testing.B) { benchAbsent(b, bin, n) })
 		}
-		lo, hi := scaleSizes[1], scaleSizes[len(scaleSizes)-1]
-		if r1, ok1 := scaleResults.registered[lo]; ok1 {
-			if r2, ok2 := scaleResults.registered[hi]; ok2 {
-				b.ReportMetric((r2-r1)/float64(hi-lo), "kB/registered-node")
-			}
+		for _, bin := range bins {
+			b.Run(name(bin, "registered", n), func(b *testing.B) { benchRegistered(b, bin, n) })
 		}
-		if a1, ok1 := scaleResults.absent[lo]; ok1 {
-			if a2, ok2 := scaleResults.absent[hi]; ok2 {
-				b.ReportMetric((a2-a1)/float64(hi-lo), "kB/configured-node")
-			}
-		}
-	})
+	}
 }
 
-func benchRegistered(b *testing.B, n int) {
+// listNodesLatency times ListNodes b.N times through the generated client
+// (ns/op) and 200 times through a wire client, and records both.
+func (e *env) listNodesLatency(b *testing.B, label string, n int, prefix string) {
 	ctx := context.Background()
-	e := startEnv(b, n)
-	e.connect(n)
-	pid := e.cmd.Process.Pid
-	anon := e.settledAnonKB()
-	scaleResults.Lock()
-	scaleResults.registered[n] = anon
-	scaleResults.Unlock()
-
-	// Idle CPU: nothing but heartbeats (both ways) for 10 s.
-	cpu0, t0 := cpuSeconds(b, pid), time.Now()
-	time.Sleep(10 * time.Second)
-	idle := (cpuSeconds(b, pid) - cpu0) / time.Since(t0).Seconds() * 100
-
 	var listNodes []time.Duration
 	for b.Loop() {
 		t := time.Now()
@@ -418,6 +457,38 @@ func benchRegistered(b *testing.B, n int) {
 		}
 		listNodes = append(listNodes, time.Since(t))
 	}
+	wc, err := dialWireClient(e.bus.Address)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer wc.Close()
+	wireMed, wireP99 := timeCalls(b, 200, func() error { _, err := wc.listNodes(); return err })
+	record(b, label, n, prefix+"listnodes-med-ms", msOf(quantile(listNodes, 0.5)))
+	record(b, label, n, prefix+"listnodes-p99-ms", msOf(quantile(listNodes, 0.99)))
+	record(b, label, n, prefix+"listnodes-wire-med-ms", wireMed)
+	record(b, label, n, prefix+"listnodes-wire-p99-ms", wireP99)
+}
+
+func benchAbsent(b *testing.B, bin ctrlBinary, n int) {
+	e := startEnv(b, bin.path, n)
+	anon := e.settledAnonKB()
+	e.listNodesLatency(b, bin.label, n, "absent-")
+	record(b, bin.label, n, "absent-rss-anon-kB", anon)
+}
+
+func benchRegistered(b *testing.B, bin ctrlBinary, n int) {
+	ctx := context.Background()
+	e := startEnv(b, bin.path, n)
+	e.connect(n)
+	pid := e.cmd.Process.Pid
+	anon := e.settledAnonKB()
+
+	// Idle CPU: nothing but heartbeats (both ways) for 10 s.
+	cpu0, t0 := cpuSeconds(b, pid), time.Now()
+	time.Sleep(10 * time.Second)
+	idle := (cpuSeconds(b, pid) - cpu0) / time.Since(t0).Seconds() * 100
+
+	e.listNodesLatency(b, bin.label, n, "")
 	getMed, getP99 := timeCalls(b, 200, func() error {
 		_, err := e.ctrl.GetNode(ctx, e.names[rand.N(n)])
 		return err
@@ -440,17 +511,98 @@ func benchRegistered(b *testing.B, n int) {
 
 	offline := e.dropTenth()
 
-	b.ReportMetric(anon, "rss-anon-kB")
-	b.ReportMetric(idle, "idle-cpu-%")
-	b.ReportMetric(msOf(quantile(listNodes, 0.5)), "listnodes-med-ms")
-	b.ReportMetric(msOf(quantile(listNodes, 0.99)), "listnodes-p99-ms")
-	b.ReportMetric(getMed, "getnode-med-ms")
-	b.ReportMetric(getP99, "getnode-p99-ms")
-	b.ReportMetric(unitsMed, "node-listunits-med-ms")
-	b.ReportMetric(unitsP99, "node-listunits-p99-ms")
-	b.ReportMetric(allMed, "all-listunits-med-ms")
-	b.ReportMetric(allP99, "all-listunits-p99-ms")
-	b.ReportMetric(msOf(offline), "offline-10pct-ms")
+	l := bin.label
+	record(b, l, n, "rss-anon-kB", anon)
+	record(b, l, n, "idle-cpu-%", idle)
+	record(b, l, n, "getnode-med-ms", getMed)
+	record(b, l, n, "getnode-p99-ms", getP99)
+	record(b, l, n, "node-listunits-med-ms", unitsMed)
+	record(b, l, n, "node-listunits-p99-ms", unitsP99)
+	record(b, l, n, "all-listunits-med-ms", allMed)
+	record(b, l, n, "all-listunits-p99-ms", allP99)
+	record(b, l, n, "offline-10pct-ms", msOf(offline))
+}
+
+// tableColumns are the table's columns: heading and metric.
+var tableColumns = []struct{ head, metric string }{
+	{"RssAnon absent kB", "absent-rss-anon-kB"},
+	{"RssAnon registered kB", "rss-anon-kB"},
+	{"idle CPU %", "idle-cpu-%"},
+	{"ListNodes absent med/p99 ms", "absent-listnodes"},
+	{"ListNodes absent, wire client med ms", "absent-listnodes-wire-med-ms"},
+	{"ListNodes med/p99 ms", "listnodes"},
+	{"ListNodes wire client med ms", "listnodes-wire-med-ms"},
+	{"GetNode med/p99 ms", "getnode"},
+	{"Node.ListUnits med/p99 ms", "node-listunits"},
+	{"Controller.ListUnits med/p99 ms", "all-listunits"},
+	{"10% offline ms", "offline-10pct-ms"},
+}
+
+// printTable writes the figures BenchmarkScale recorded as a Markdown
+// table per binary, with the per-node RssAnon slopes.
+func printTable(w io.Writer) {
+	results.Lock()
+	defer results.Unlock()
+	if len(results.m) == 0 {
+		return
+	}
+	labels := slices.Sorted(maps.Keys(results.m))
+	for _, label := range labels {
+		byN := results.m[label]
+		fmt.Fprintf(w, "\ncontroller %q (%s):\n\n| N |", label, binaryOf(label))
+		for _, c := range tableColumns {
+			fmt.Fprintf(w, " %s |", c.head)
+		}
+		fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(tableColumns)))
+		for _, n := range slices.Sorted(maps.Keys(byN)) {
+			m := byN[n]
+			fmt.Fprintf(w, "| %d |", n)
+			for _, c := range tableColumns {
+				if v, ok := m[c.metric]; ok {
+					fmt.Fprintf(w, " %s |", fmtFigure(v))
+				} else if med, ok := m[c.metric+"-med-ms"]; ok {
+					fmt.Fprintf(w, " %s / %s |", fmtFigure(med), fmtFigure(m[c.metric+"-p99-ms"]))
+				} else {
+					fmt.Fprint(w, " - |")
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		lo, hi := 100, 2000
+		for _, s := range []struct{ what, metric string }{
+			{"registered", "rss-anon-kB"}, {"configured-but-absent", "absent-rss-anon-kB"},
+		} {
+			a, ok1 := byN[lo][s.metric]
+			z, ok2 := byN[hi][s.metric]
+			if ok1 && ok2 {
+				fmt.Fprintf(w, "\nRssAnon per %s node (slope %d -> %d nodes): %.1f kB", s.what, lo, hi, (z-a)/float64(hi-lo))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func binaryOf(label string) string {
+	for _, b := range binaries {
+		if b.label == label {
+			if label == "base" {
+				return os.Getenv(baseEnv)
+			}
+			return "this tree"
+		}
+	}
+	return "?"
+}
+
+func fmtFigure(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
 }
 
 // dropTenth closes the connections of every tenth agent at once and
@@ -513,7 +665,7 @@ func (e *env) dropTenth() time.Duration {
 // make test): a few simulated agents register with the real controller,
 // answer ListUnits through it and are seen offline when they leave.
 func TestSimulatedAgents(t *testing.T) {
-	e := startEnv(t, 12)
+	e := startEnv(t, thisBinary(t), 12)
 	e.connect(10) // two configured nodes stay absent
 	ctx := context.Background()
 	nodes, err := e.ctrl.ListNodes(ctx)
@@ -529,6 +681,14 @@ func TestSimulatedAgents(t *testing.T) {
 	}
 	if len(units) != 10 || len(units["sim3"]) != 20 {
 		t.Fatalf("ListUnits: %d nodes, %d units on sim3; want 10 and 20", len(units), len(units["sim3"]))
+	}
+	wc, err := dialWireClient(e.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if size, err := wc.listNodes(); err != nil || size < 12*40 {
+		t.Fatalf("ListNodes through the wire client: %d bytes, %v", size, err)
 	}
 	if d := e.dropTenth(); d <= 0 {
 		t.Fatal("no offline time")

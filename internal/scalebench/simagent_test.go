@@ -134,7 +134,9 @@ func dialAgent(ctx context.Context, addr, name string) (*simAgent, error) {
 		a.handle(&m)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	a.hb = time.AfterFunc(rand.N(heartbeatEvery), a.heartbeat)
+	// Armed only once a.hb is set: heartbeat re-arms it through a.hb.
+	a.hb = time.AfterFunc(time.Hour, a.heartbeat)
+	a.hb.Reset(rand.N(heartbeatEvery))
 	go a.read(r)
 	return a, nil
 }

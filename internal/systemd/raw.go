@@ -3,25 +3,25 @@
 package systemd
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
-// systemd's signals are read from the wire without godbus: the
-// connection's tap (transport.Tap) hands each signal over as bytes, in
-// the connection's reader, and the few values an event needs are read in
-// place. A unit's PropertiesChanged carries dozens of values and godbus
-// spent more CPU decoding them than systemd spent running the job; here
-// the properties stay bytes (PropertiesChanged.Props) until someone looks
-// at one. Replies are seen on the same path, so that a job call's gate is
-// set up before any later signal is queued (see incoming).
+// systemd's signals are read from the wire as they come: the
+// connection's reader hands each signal over as bytes, and the few values
+// an event needs are read in place. A unit's PropertiesChanged carries
+// dozens of values and godbus spent more CPU decoding them than systemd
+// spent running the job; here the properties stay bytes
+// (PropertiesChanged.Props) until someone looks at one. Replies are read
+// by the same goroutine, so that a job call's gate is set up before any
+// later signal is queued (see jobCall).
 
 // rawEvent is one recognised signal with its sender.
 type rawEvent struct {
@@ -83,17 +83,12 @@ func (q *eventQueue) pop(buf []rawEvent) (_ []rawEvent, ok bool) {
 	}
 }
 
-// rawSignal is the tap's Signal: it queues systemd's signals as events
-// and keeps them from godbus; other signals go on to godbus.
-func (c *Client) rawSignal(m *wire.Message) bool {
-	e, ok := parseRaw(m)
-	if !ok {
-		return false
-	}
-	if e.ev != nil || e.owner != nil {
+// signal is the connection's signal handler (on its reader goroutine):
+// it queues systemd's signals as events and drops the others.
+func (c *Client) signal(_ *wireconn.Conn, m *wire.Message) {
+	if e, ok := parseRaw(m); ok && (e.ev != nil || e.owner != nil) {
 		c.queue.push(e)
 	}
-	return true
 }
 
 // parseRaw recognises systemd's signals (and NameOwnerChanged for its
@@ -105,55 +100,37 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 	switch {
 	case m.Path == string(ManagerPath) && m.Interface == ManagerInterface:
 		switch m.Member {
-		case "UnitNew", "UnitRemoved":
-			if m.Signature != "so" {
-				return e, true
+		case daemonapi.Systemd1ManagerSignalUnitNew:
+			if s, err := daemonapi.DecodeSystemd1ManagerUnitNew(m); err == nil {
+				e.ev = &UnitNew{ID: s.ID, Path: s.Unit}
 			}
-			id, err1 := r.String()
-			p, err2 := r.String()
-			if err1 != nil || err2 != nil {
-				return e, true
+		case daemonapi.Systemd1ManagerSignalUnitRemoved:
+			if s, err := daemonapi.DecodeSystemd1ManagerUnitRemoved(m); err == nil {
+				e.ev = &UnitRemoved{ID: s.ID, Path: s.Unit}
 			}
-			if m.Member == "UnitNew" {
-				e.ev = &UnitNew{ID: id, Path: dbus.ObjectPath(p)}
-			} else {
-				e.ev = &UnitRemoved{ID: id, Path: dbus.ObjectPath(p)}
+		case daemonapi.Systemd1ManagerSignalJobNew:
+			if s, err := daemonapi.DecodeSystemd1ManagerJobNew(m); err == nil {
+				e.ev = &JobNew{ID: s.ID, Job: s.Job, Unit: s.Unit}
 			}
-		case "JobNew", "JobRemoved":
-			if m.Member == "JobNew" && m.Signature != "uos" || m.Member == "JobRemoved" && m.Signature != "uoss" {
-				return e, true
+		case daemonapi.Systemd1ManagerSignalJobRemoved:
+			if s, err := daemonapi.DecodeSystemd1ManagerJobRemoved(m); err == nil {
+				e.ev = &JobRemoved{ID: s.ID, Job: s.Job, Unit: s.Unit, Result: s.Result}
 			}
-			id, err1 := r.Uint32()
-			job, err2 := r.String()
-			unit, err3 := r.String()
-			if err1 != nil || err2 != nil || err3 != nil {
-				return e, true
-			}
-			if m.Member == "JobNew" {
-				e.ev = &JobNew{ID: id, Job: dbus.ObjectPath(job), Unit: unit}
-				return e, true
-			}
-			result, err := r.String()
-			if err != nil {
-				return e, true
-			}
-			e.ev = &JobRemoved{ID: id, Job: dbus.ObjectPath(job), Unit: unit, Result: result}
-		case "Reloading":
-			if m.Signature != "b" {
-				return e, true
-			}
-			if b, err := r.Uint32(); err == nil && b <= 1 {
-				e.ev = &Reloading{Active: b == 1}
+		case daemonapi.Systemd1ManagerSignalReloading:
+			if s, err := daemonapi.DecodeSystemd1ManagerReloading(m); err == nil {
+				e.ev = &Reloading{Active: s.Active}
 			}
 		default:
 			return e, false
 		}
 		return e, true
-	case m.Interface == PropertiesIface && m.Member == "PropertiesChanged":
+	// PropertiesChanged is read in place, not with the generated decoder:
+	// its a{sv} is passed on as bytes (see the top of this file).
+	case m.Interface == PropertiesIface && m.Member == daemonapi.DBusPropertiesSignalPropertiesChanged:
 		if !strings.HasPrefix(m.Path, UnitPathPrefix) && !strings.HasPrefix(m.Path, JobPathPrefix) {
 			return e, false
 		}
-		if m.Signature != "sa{sv}as" {
+		if m.Signature != daemonapi.DBusPropertiesPropertiesChangedSig {
 			return e, true
 		}
 		iface, err := r.String()
@@ -183,63 +160,10 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		_, err2 := r.String()
 		now, err3 := r.String()
 		if err1 != nil || err2 != nil || err3 != nil || name != BusName {
-			return e, false // not about systemd: for godbus's own subscribers
+			return e, false // not about systemd
 		}
 		e.owner = &now
 		return e, true
 	}
 	return e, false
-}
-
-// rawReply is the tap's Reply: a reply to a job call sets up the gate for
-// events about its job path, before any later signal is queued. The reply
-// to a raw job call is consumed (godbus, which did not make the call,
-// would decode it only to drop it); others go on to godbus.
-func (c *Client) rawReply(m *wire.Message) (consumed bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pj := c.pending[m.ReplySerial]
-	if pj == nil || pj.gate != nil {
-		return false // not a job call's, or a second reply (godbus drops it)
-	}
-	consumed = pj.reply != nil
-	var path dbus.ObjectPath
-	if m.Type == wire.TypeMethodReturn && m.Signature == "o" {
-		r := wire.NewReader(m.Body, m.BigEndian)
-		if p, err := r.String(); err == nil {
-			path = dbus.ObjectPath(p)
-		}
-	}
-	if pj.reply != nil {
-		select {
-		case pj.reply <- rawJobReply(m, path): // buffered for the one reply
-		default: // a second reply to one serial: not from a sane peer
-		}
-		pj.reply = nil
-	}
-	if pj.abandoned || path == "" {
-		delete(c.pending, m.ReplySerial)
-		return consumed
-	}
-	pj.path = path
-	pj.gate = make(chan struct{})
-	// Several calls can get the same job path: systemd merges a request
-	// into a job already queued for the unit and returns that job.
-	if c.gates[path] == nil {
-		c.gates[path] = map[*pendingJob]bool{}
-	}
-	c.gates[path][pj] = true
-	return consumed
-}
-
-// rawJobReply turns the reply to a raw job call into its result: the job
-// path, or the error godbus would have returned for it.
-func rawJobReply(m *wire.Message, path dbus.ObjectPath) jobReply {
-	switch {
-	case m.Type == wire.TypeError:
-		return jobReply{err: transport.GodbusError(m.ErrorName, m.Signature, m.Body, m.BigEndian)}
-	case path == "":
-		return jobReply{err: fmt.Errorf("systemd: unexpected reply of signature %q, want a job path", m.Signature)}
-	}
-	return jobReply{path: path}
 }

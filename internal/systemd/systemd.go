@@ -4,11 +4,13 @@
 // D-Bus: the calls of internal-protocol.md §7 and an ordered, event-driven
 // stream of systemd's signals (no polling).
 //
-// It talks to systemd with plain godbus on one connection, either through a
+// It talks to systemd on one connection of our own (internal/wireconn)
+// through the generated wire clients of idl/systemd, either through a
 // message bus (user mode: the session bus; system mode without root: the
-// system bus) or directly on systemd's private socket (system mode as root:
-// /run/systemd/private; a user manager has one at $XDG_RUNTIME_DIR/systemd/
-// private). go-systemd's dbus package is not used: it opens two connections
+// system bus) or directly on systemd's private socket (system mode as
+// root: /run/systemd/private; a user manager has one at
+// $XDG_RUNTIME_DIR/systemd/private). go-systemd's dbus package is not
+// used: it opens two connections
 // per Conn, loses the D-Bus signatures of properties (struct values come back
 // as []any), polls ListUnits for subscriptions, escapes object paths
 // differently from systemd for bytes below 0x10, and lacks several Manager
@@ -33,22 +35,24 @@ import (
 	"time"
 
 	"github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 	"github.com/godbus/dbus/v5"
 )
 
 // Names on systemd's side.
 const (
-	BusName          = "org.freedesktop.systemd1"
-	ManagerPath      = dbus.ObjectPath("/org/freedesktop/systemd1")
-	ManagerInterface = "org.freedesktop.systemd1.Manager"
-	UnitInterface    = "org.freedesktop.systemd1.Unit"
-	JobInterface     = "org.freedesktop.systemd1.Job"
-	UnitPathPrefix   = "/org/freedesktop/systemd1/unit/"
-	JobPathPrefix    = "/org/freedesktop/systemd1/job/"
-	PropertiesIface  = "org.freedesktop.DBus.Properties"
+	BusName          = daemonapi.Systemd1ManagerBusName
+	ManagerPath      = daemonapi.Systemd1ManagerPath
+	ManagerInterface = daemonapi.Systemd1ManagerInterface
+	UnitInterface    = daemonapi.Systemd1UnitInterface
+	JobInterface     = daemonapi.Systemd1JobInterface
+	UnitPathPrefix   = daemonapi.Systemd1UnitPathPrefix
+	JobPathPrefix    = daemonapi.Systemd1JobPathPrefix
+	PropertiesIface  = daemonapi.DBusPropertiesInterface
 
 	// PrivateSocket is the system manager's private socket (root only).
 	PrivateSocket = "/run/systemd/private"
@@ -80,18 +84,20 @@ type Options struct {
 	CallTimeout time.Duration
 	// EventBuffer is the capacity of the Events channel (default 1024). The
 	// stream never drops events: a full channel delays later events, while
-	// godbus keeps reading (its sequential signal handler queues without
-	// bound).
+	// the connection keeps reading (events queue without bound in between,
+	// so that replies keep arriving while an event waits for its job's
+	// caller).
 	EventBuffer int
 }
 
 // Client is a connection to one systemd manager.
 type Client struct {
-	conn    *dbus.Conn
+	conn    *wireconn.Conn
+	mgr     *daemonapi.Systemd1ManagerWireClient
+	unique  string // our unique name on a bus; "" on the private socket
 	timeout time.Duration
 	events  chan Event
 	queue   *eventQueue
-	tap     *transport.Tap
 	closing chan struct{}
 	once    sync.Once
 
@@ -103,33 +109,18 @@ type Client struct {
 	// where only systemd can send).
 	owner atomic.Pointer[string]
 
-	mu      sync.Mutex
-	pending map[uint32]*pendingJob                   // serial of a job call -> state
-	gates   map[dbus.ObjectPath]map[*pendingJob]bool // job path -> calls whose caller has not finished
+	mu    sync.Mutex
+	gates map[dbus.ObjectPath]map[*pendingJob]bool // guarded by mu: job path -> calls whose caller has not finished
 }
 
-// pendingJob follows a job-creating call from the moment it is sent until
-// the calling goroutine has seen (and tracked) the job path. Events about a
-// job path wait behind its gate, so that a fast JobRemoved can never overtake
-// the reply that announced the job.
+// pendingJob is a job-creating call whose reply has arrived and whose
+// caller has not finished with the job path yet. Events about the job path
+// wait behind its gate, so that a fast JobRemoved can never overtake the
+// reply that announced the job. The gate is opened on the connection's
+// reader goroutine as the reply is read, before any later signal is.
 type pendingJob struct {
-	path      dbus.ObjectPath
-	gate      chan struct{} // closed when the caller is done; nil until the reply arrived
-	abandoned bool          // the caller gave up before the reply arrived
-	reply     chan jobReply // a raw call's reply (nil for calls made through godbus)
-}
-
-// jobReply is the reply to a job call sent raw: the job path, or an error.
-type jobReply struct {
 	path dbus.ObjectPath
-	err  error
-}
-
-// jobMethods are the Manager methods whose reply is a job path.
-var jobMethods = map[string]bool{
-	"StartUnit": true, "StopUnit": true, "RestartUnit": true, "ReloadUnit": true,
-	"TryRestartUnit": true, "ReloadOrRestartUnit": true, "ReloadOrTryRestartUnit": true,
-	"StartTransientUnit": true,
+	gate chan struct{} // closed when the caller is done
 }
 
 // Connect opens a connection to systemd and starts the event stream (systemd
@@ -159,9 +150,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		}
 	}
 	c := &Client{
-
 		timeout: opts.CallTimeout,
-		pending: map[uint32]*pendingJob{},
 		gates:   map[dbus.ObjectPath]map[*pendingJob]bool{},
 	}
 	if c.timeout <= 0 {
@@ -174,57 +163,38 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c.events = make(chan Event, buf)
 	c.closing = make(chan struct{})
 	c.queue = newEventQueue()
-	c.tap = &transport.Tap{Signal: c.rawSignal, Reply: c.rawReply}
 
-	connOpts := append([]dbus.ConnOption{
-		dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()),
-		dbus.WithOutgoingInterceptor(c.outgoing),
-	}, c.tap.Options(context.Background())...)
-	// Both cases go through our transport: it reads with few, raw system
-	// calls (godbus's unix transport reads each message in several), and
-	// systemd's private socket is an sd-bus server: godbus's own client
-	// handshake sends BEGIN after OK, BEGIN and the first call then often
-	// arrive in one read and sd-bus 252 leaves that call unprocessed until
-	// more bytes come (Subscribe hung in about 4 of 5 runs). The transport
-	// dialer sends the whole handshake in one write.
-	d := transport.Dialer{Mechanism: transport.MechanismExternal}
-	conn, err := d.Dial(ctx, addr, connOpts...)
+	// The whole handshake goes out in one write (wireconn's client): the
+	// private socket is an sd-bus server, and sd-bus 252 left a first call
+	// that arrived in one read with BEGIN unprocessed until more bytes
+	// came.
+	conn, err := wireconn.Dial(ctx, addr, wireconn.Options{
+		Mechanism: transport.MechanismExternal,
+		Signal:    c.signal,
+		Closed:    func(*wireconn.Conn, error) { c.queue.close() },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
 	}
-	if !private {
-		if err := conn.Hello(); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("systemd: hello on %s: %w", addr, err)
-		}
-	}
+	c.conn = conn
+	c.mgr = daemonapi.NewSystemd1ManagerWireClient(conn, BusName, string(ManagerPath))
+	conn.Start()
 	fail := func(what string, err error) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("systemd: %s on %s: %w", what, addr, err)
 	}
-	c.conn = conn
-	go func() {
-		<-conn.Context().Done()
-		c.queue.close()
-	}()
 	if !private {
-		matches := [][]dbus.MatchOption{
-			{dbus.WithMatchSender(BusName), dbus.WithMatchObjectPath(ManagerPath), dbus.WithMatchInterface(ManagerInterface)},
-			{dbus.WithMatchSender(BusName), dbus.WithMatchInterface(PropertiesIface), dbus.WithMatchMember("PropertiesChanged"),
-				dbus.WithMatchPathNamespace(dbus.ObjectPath(strings.TrimSuffix(UnitPathPrefix, "/")))},
-			{dbus.WithMatchSender(BusName), dbus.WithMatchInterface(PropertiesIface), dbus.WithMatchMember("PropertiesChanged"),
-				dbus.WithMatchPathNamespace(dbus.ObjectPath(strings.TrimSuffix(JobPathPrefix, "/")))},
+		if c.unique, err = c.busCall(ctx, "Hello"); err != nil {
+			return fail("hello", err)
 		}
-		matches = append(matches, []dbus.MatchOption{dbus.WithMatchSender(dbusrt.BusName), dbus.WithMatchInterface(dbusrt.BusInterface),
-			dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, BusName)})
-		for _, m := range matches {
-			if err := conn.AddMatchSignalContext(ctx, m...); err != nil {
+		for _, rule := range busMatches() {
+			if _, err := c.busCall(ctx, "AddMatch", rule); err != nil {
 				return fail("add match", err)
 			}
 		}
 		// On a bus anyone may send a signal to us: only systemd's own
 		// unique name is believed (see dispatch).
-		owner, err := dbusrt.NameOwner(ctx, conn, BusName)
+		owner, err := c.busCall(ctx, "GetNameOwner", BusName)
 		if err != nil {
 			return fail("find systemd on the bus", err)
 		}
@@ -232,6 +202,37 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	}
 	go c.dispatch()
 	return c, nil
+}
+
+// busMatches are the match rules for systemd's signals (and changes of
+// its name's owner) on a message bus.
+func busMatches() []string {
+	sender := "type='signal',sender='" + BusName + "',"
+	props := sender + "interface='" + PropertiesIface + "',member='PropertiesChanged',path_namespace='"
+	return []string{
+		sender + "path='" + string(ManagerPath) + "',interface='" + ManagerInterface + "'",
+		props + strings.TrimSuffix(UnitPathPrefix, "/") + "'",
+		props + strings.TrimSuffix(JobPathPrefix, "/") + "'",
+		"type='signal',sender='" + dbusrt.BusName + "',interface='" + dbusrt.BusInterface +
+			"',member='NameOwnerChanged',arg0='" + BusName + "'",
+	}
+}
+
+// busCall calls a method of the message bus with at most one string
+// argument and returns its string result, if any.
+func (c *Client) busCall(ctx context.Context, member string, arg ...string) (string, error) {
+	req := &wireconn.Request{Destination: dbusrt.BusName, Path: string(dbusrt.BusPath), Interface: dbusrt.BusInterface, Member: member}
+	if len(arg) > 0 {
+		var w wire.Writer
+		w.String(arg[0])
+		req.Signature, req.Body = "s", w.Buf
+	}
+	r, err := c.invoke(ctx, req)
+	if err != nil || r.Signature != "s" {
+		return "", err
+	}
+	rd := r.Reader()
+	return rd.String()
 }
 
 // userPrivateSocket returns the user manager's private socket if there is
@@ -255,7 +256,11 @@ func userPrivateSocket() string {
 }
 
 // Conn is the underlying connection (for calls this package lacks).
-func (c *Client) Conn() *dbus.Conn { return c.conn }
+func (c *Client) Conn() *wireconn.Conn { return c.conn }
+
+// UniqueName is the client's unique name on a message bus ("" on a
+// private socket).
+func (c *Client) UniqueName() string { return c.unique }
 
 // Close ends the connection; the Events channel is closed after the last
 // event.
@@ -265,39 +270,27 @@ func (c *Client) Close() error {
 }
 
 // Done is closed when the connection has ended (Close or lost).
-func (c *Client) Done() <-chan struct{} { return c.conn.Context().Done() }
+func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
 
-// outgoing runs in the sending goroutine before a message is written: it
-// registers job-creating calls by serial.
-func (c *Client) outgoing(msg *dbus.Message) {
-	if msg.Type != dbus.TypeMethodCall {
-		return
-	}
-	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
-	member, _ := msg.Headers[dbus.FieldMember].Value().(string)
-	if path != ManagerPath || !jobMethods[member] {
-		return
-	}
-	c.mu.Lock()
-	c.pending[msg.Serial()] = &pendingJob{}
-	c.mu.Unlock()
-}
-
-// finishJobCall releases the gate of a job call (after success, after the
-// caller's track function ran; after failure, at once).
-func (c *Client) finishJobCall(serial uint32) {
+// openGate holds back the events about path until closeGate. It runs on
+// the reader goroutine, with the reply that announced the job.
+func (c *Client) openGate(path dbus.ObjectPath) *pendingJob {
+	pj := &pendingJob{path: path, gate: make(chan struct{})}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pj := c.pending[serial]
-	if pj == nil {
-		return
+	// Several calls can get the same job path: systemd merges a request
+	// into a job already queued for the unit and returns that job.
+	if c.gates[path] == nil {
+		c.gates[path] = map[*pendingJob]bool{}
 	}
-	if pj.gate == nil {
-		// no reply yet (the caller gave up): let rawReply drop it
-		pj.abandoned = true
-		return
-	}
-	delete(c.pending, serial)
+	c.gates[path][pj] = true
+	return pj
+}
+
+// closeGate releases the events held back by pj.
+func (c *Client) closeGate(pj *pendingJob) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if set := c.gates[pj.path]; set != nil {
 		delete(set, pj)
 		if len(set) == 0 {
@@ -326,58 +319,76 @@ func (c *Client) waitGate(path dbus.ObjectPath) {
 		}
 		select {
 		case <-pj.gate:
-		case <-c.conn.Context().Done():
+		case <-c.conn.Done():
 			return
 		}
 	}
 }
 
-// newCall builds a method call to systemd (always with a destination: sd-bus
-// drops messages with an empty one).
-func newCall(path dbus.ObjectPath, iface, member string, args ...any) *dbus.Message {
-	msg := &dbus.Message{
-		Type: dbus.TypeMethodCall,
-		Headers: map[dbus.HeaderField]dbus.Variant{
-			dbus.FieldDestination: dbus.MakeVariant(BusName),
-			dbus.FieldPath:        dbus.MakeVariant(path),
-			dbus.FieldInterface:   dbus.MakeVariant(iface),
-			dbus.FieldMember:      dbus.MakeVariant(member),
-		},
-		Body: args,
+// withTimeout applies the default call timeout to a context without a
+// deadline.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
-	if len(args) > 0 {
-		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
-	}
-	return msg
+	return context.WithTimeout(ctx, c.timeout)
 }
 
-// call sends a method call and waits for its reply body.
-func (c *Client) call(ctx context.Context, path dbus.ObjectPath, iface, member string, args ...any) ([]any, error) {
-	body, _, err := c.callSerial(ctx, path, iface, member, args...)
-	return body, err
+// release lets a caller serving requests in order start its next one: the
+// request to systemd is on the wire, only its reply is awaited.
+func release(ctx context.Context) {
+	wireconn.Release(ctx) // a handler of a peer link (the agent's controller connection)
+	dbusrt.Release(ctx)   // a handler of an ordered godbus server
 }
 
-func (c *Client) callSerial(ctx context.Context, path dbus.ObjectPath, iface, member string, args ...any) ([]any, uint32, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	for i, a := range args {
-		args[i] = dbusrt.FixVariants(a) // forwarded struct-valued variants must re-encode
-	}
-	msg := newCall(path, iface, member, args...)
-	call := c.conn.SendWithContext(ctx, msg, make(chan *dbus.Call, 1))
-	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
-	<-call.Done
-	serial := msg.Serial()
-	if call.Err != nil {
-		if errors.Is(call.Err, context.DeadlineExceeded) {
-			return nil, serial, &dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
+// callError turns what ended a call into the error this package returns:
+// systemd's error replies as dbus.Error values (name and message intact),
+// a deadline as NoReply.
+func callError(err error) error {
+	var we *wireconn.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &we):
+		e := dbus.Error{Name: we.Name}
+		if we.Message != "" {
+			e.Body = []any{we.Message}
 		}
-		return nil, serial, call.Err
+		return e
+	case errors.Is(err, context.DeadlineExceeded):
+		return dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
 	}
-	return call.Body, serial, nil
+	return fmt.Errorf("systemd: %w", err)
+}
+
+// invoke sends a method call and waits for its reply.
+func (c *Client) invoke(ctx context.Context, req *wireconn.Request) (*wireconn.Reply, error) {
+	if req.Destination == "" {
+		req.Destination = BusName // sd-bus drops messages with an empty one
+	}
+	return await(c, ctx, func(ctx context.Context, done func(*wireconn.Reply, error)) {
+		c.conn.Go(ctx, req, func(m *wire.Message, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			done(&wireconn.Reply{Signature: m.Signature, Body: append([]byte(nil), m.Body...), BigEndian: m.BigEndian}, nil)
+		})
+	})
+}
+
+// call sends a method call with args encoded by godbus's codec and
+// returns the reply body decoded by it.
+func (c *Client) call(ctx context.Context, path dbus.ObjectPath, iface, member string, args ...any) ([]any, error) {
+	sig, body, err := encodeArgs(args...)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.invoke(ctx, &wireconn.Request{Path: string(path), Interface: iface, Member: member, Signature: sig, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	return decodeBody(r.Signature, r.Body, r.BigEndian)
 }
 
 // Call is the escape hatch for any method of systemd: it returns the reply
@@ -396,77 +407,59 @@ func decode(body []any, err error, ptrs ...any) error {
 	return nil
 }
 
-// jobCall runs a job-creating Manager method. track (may be nil) runs with
-// the job path before any event about the job (JobNew, job
-// PropertiesChanged, JobRemoved) is delivered on Events.
-func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), member string, args ...any) (dbus.ObjectPath, error) {
-	if len(args) == 2 {
-		name, ok1 := args[0].(string)
-		mode, ok2 := args[1].(string)
-		if ok1 && ok2 && wire.ValidString(name) && wire.ValidString(mode) {
-			return c.rawJobCall(ctx, track, member, name, mode)
-		}
+// await starts a call with start (which puts it on the wire and arranges
+// for done to get its result), releases an ordered caller and waits for
+// the result. The default timeout applies; errors are as callError makes
+// them.
+func await[T any](c *Client, ctx context.Context, start func(ctx context.Context, done func(T, error))) (T, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, callError(err) // nothing is sent
 	}
-	body, serial, err := c.callSerial(ctx, ManagerPath, ManagerInterface, member, args...)
-	defer c.finishJobCall(serial)
-	var job dbus.ObjectPath
-	if err := decode(body, err, &job); err != nil {
-		return "", err
+	type result struct {
+		v   T
+		err error
 	}
-	if track != nil {
-		track(job)
-	}
-	return job, nil
+	ch := make(chan result, 1)
+	start(ctx, func(v T, err error) { ch <- result{v, err} })
+	release(ctx)
+	r := <-ch
+	return r.v, callError(r.err)
 }
 
-// rawJobCall is jobCall for the methods of two strings (StartUnit and
-// its kin), encoded by internal/wire and answered through rawReply: on the
-// path of every job request, godbus's encoding and decoding cost more than
-// the write. Errors are the dbus.Error values godbus would have returned.
-func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), member, name, mode string) (dbus.ObjectPath, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err // as godbus: nothing is sent
-	}
-	serial := c.tap.GetSerial()
-	reply := make(chan jobReply, 1)
-	pj := &pendingJob{reply: reply}
-	c.mu.Lock()
-	c.pending[serial] = pj
-	c.mu.Unlock()
-	defer c.finishJobCall(serial)
-	var w wire.Writer
-	w.String(name)
-	w.String(mode)
-	err := c.tap.Send(wire.AppendCall(nil, serial, BusName, string(ManagerPath), ManagerInterface, member, "ss", w.Buf))
-	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
+// await0 is await for calls without results.
+func await0(c *Client, ctx context.Context, start func(ctx context.Context, done func(error))) error {
+	_, err := await(c, ctx, func(ctx context.Context, done func(struct{}, error)) {
+		start(ctx, func(err error) { done(struct{}{}, err) })
+	})
+	return err
+}
+
+// jobCall runs a job-creating Manager method started by start. track (may
+// be nil) runs with the job path before any event about the job (JobNew,
+// job PropertiesChanged, JobRemoved) is delivered on Events: the reply's
+// done callback opens the job's gate on the reader goroutine, before any
+// later signal is read.
+func (c *Client) jobCall(ctx context.Context, track func(dbus.ObjectPath), start func(ctx context.Context, done func(dbus.ObjectPath, error))) (dbus.ObjectPath, error) {
+	pj, err := await(c, ctx, func(ctx context.Context, done func(*pendingJob, error)) {
+		start(ctx, func(job dbus.ObjectPath, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			done(c.openGate(job), nil)
+		})
+	})
 	if err != nil {
-		c.mu.Lock()
-		delete(c.pending, serial) // no reply will come to remove it
-		c.mu.Unlock()
-		return "", dbus.ErrClosed
+		return "", err
 	}
-	select {
-	case r := <-reply:
-		if r.err != nil {
-			return "", r.err
-		}
-		if track != nil {
-			track(r.path)
-		}
-		return r.path, nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return "", ctx.Err() // as godbus; only a deadline is NoReply
-		}
-		return "", &dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
-	case <-c.conn.Context().Done():
-		return "", dbus.ErrClosed
+	defer c.closeGate(pj)
+	if track != nil {
+		track(pj.path)
 	}
+	return pj.path, nil
 }
 
 // StartUnit asks systemd to start a unit (Manager.StartUnit) and returns the
@@ -474,22 +467,30 @@ func (c *Client) rawJobCall(ctx context.Context, track func(dbus.ObjectPath), me
 // that job is delivered on Events: record the job there to never miss its
 // JobRemoved. track must not wait for Events.
 func (c *Client) StartUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.jobCall(ctx, track, "StartUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoStartUnit(ctx, name, mode, done)
+	})
 }
 
 // StopUnit is Manager.StopUnit; see StartUnit for track.
 func (c *Client) StopUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.jobCall(ctx, track, "StopUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoStopUnit(ctx, name, mode, done)
+	})
 }
 
 // RestartUnit is Manager.RestartUnit; see StartUnit for track.
 func (c *Client) RestartUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.jobCall(ctx, track, "RestartUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoRestartUnit(ctx, name, mode, done)
+	})
 }
 
 // ReloadUnit is Manager.ReloadUnit; see StartUnit for track.
 func (c *Client) ReloadUnit(ctx context.Context, name, mode string, track func(job dbus.ObjectPath)) (dbus.ObjectPath, error) {
-	return c.jobCall(ctx, track, "ReloadUnit", name, mode)
+	return c.jobCall(ctx, track, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoReloadUnit(ctx, name, mode, done)
+	})
 }
 
 // StartTransientUnit is Manager.StartTransientUnit(s, s, a(sv), a(sa(sv))):
@@ -501,60 +502,55 @@ func (c *Client) StartTransientUnit(ctx context.Context, name, mode string, prop
 	if aux == nil {
 		aux = []bluechi.AuxUnit{}
 	}
-	return c.jobCall(ctx, nil, "StartTransientUnit", name, mode, props, aux)
+	return c.jobCall(ctx, nil, func(ctx context.Context, done func(dbus.ObjectPath, error)) {
+		c.mgr.GoStartTransientUnit(ctx, name, mode, props, aux, done)
+	})
 }
 
 // CancelJob cancels a job by its object path (Job.Cancel).
 func (c *Client) CancelJob(ctx context.Context, job dbus.ObjectPath) error {
-	_, err := c.call(ctx, job, JobInterface, "Cancel")
-	return err
+	j := daemonapi.NewSystemd1JobWireClient(c.conn, BusName, string(job))
+	return await0(c, ctx, j.GoCancel)
 }
 
 // CancelJobID cancels a job by its systemd id (Manager.CancelJob).
 func (c *Client) CancelJobID(ctx context.Context, id uint32) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "CancelJob", id)
-	return err
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { c.mgr.GoCancelJob(ctx, id, done) })
+}
+
+// unit is a client of a unit's object.
+func (c *Client) unit(name string) *daemonapi.Systemd1UnitWireClient {
+	return daemonapi.NewSystemd1UnitWireClient(c.conn, BusName, string(UnitPath(name)))
 }
 
 // FreezeUnit calls Unit.Freeze on the unit's path (fails where the cgroup
 // freezer is unavailable).
 func (c *Client) FreezeUnit(ctx context.Context, name string) error {
-	_, err := c.call(ctx, UnitPath(name), UnitInterface, "Freeze")
-	return err
+	return await0(c, ctx, c.unit(name).GoFreeze)
 }
 
 // ThawUnit calls Unit.Thaw on the unit's path.
 func (c *Client) ThawUnit(ctx context.Context, name string) error {
-	_, err := c.call(ctx, UnitPath(name), UnitInterface, "Thaw")
-	return err
+	return await0(c, ctx, c.unit(name).GoThaw)
 }
 
 // KillUnit is Manager.KillUnit(name, who, signal).
 func (c *Client) KillUnit(ctx context.Context, name, who string, signal int32) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "KillUnit", name, who, signal)
-	return err
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { c.mgr.GoKillUnit(ctx, name, who, signal, done) })
 }
 
 // GetUnitProperties is Properties.GetAll(iface) on the unit's path; iface ""
 // returns the properties of every interface. Values keep their D-Bus
-// signatures (the map is the reply body itself).
+// signatures.
 func (c *Client) GetUnitProperties(ctx context.Context, name, iface string) (map[string]dbus.Variant, error) {
-	body, err := c.call(ctx, UnitPath(name), PropertiesIface, "GetAll", iface)
-	var props map[string]dbus.Variant
-	if err := decode(body, err, &props); err != nil {
-		return nil, err
-	}
-	return props, nil
+	p := daemonapi.NewDBusPropertiesWireClient(c.conn, BusName, string(UnitPath(name)))
+	return await(c, ctx, func(ctx context.Context, done func(map[string]dbus.Variant, error)) { p.GoGetAll(ctx, iface, done) })
 }
 
 // GetUnitProperty is Properties.Get(iface, property) on the unit's path.
 func (c *Client) GetUnitProperty(ctx context.Context, name, iface, property string) (dbus.Variant, error) {
-	body, err := c.call(ctx, UnitPath(name), PropertiesIface, "Get", iface, property)
-	var v dbus.Variant
-	if err := decode(body, err, &v); err != nil {
-		return dbus.Variant{}, err
-	}
-	return v, nil
+	p := daemonapi.NewDBusPropertiesWireClient(c.conn, BusName, string(UnitPath(name)))
+	return await(c, ctx, func(ctx context.Context, done func(dbus.Variant, error)) { p.GoGet(ctx, iface, property, done) })
 }
 
 // SetUnitProperties is Unit.SetProperties(runtime, props) on the unit's path.
@@ -562,8 +558,8 @@ func (c *Client) SetUnitProperties(ctx context.Context, name string, runtime boo
 	if props == nil {
 		props = []bluechi.UnitProperty{}
 	}
-	_, err := c.call(ctx, UnitPath(name), UnitInterface, "SetProperties", runtime, props)
-	return err
+	u := c.unit(name)
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { u.GoSetProperties(ctx, runtime, props, done) })
 }
 
 // EnableUnitFiles is Manager.EnableUnitFiles(files, runtime, force).
@@ -571,9 +567,16 @@ func (c *Client) EnableUnitFiles(ctx context.Context, files []string, runtime, f
 	if files == nil {
 		files = []string{}
 	}
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "EnableUnitFiles", files, runtime, force)
-	err = decode(body, err, &carriesInstallInfo, &changes)
-	return carriesInstallInfo, changes, err
+	type result struct {
+		info    bool
+		changes []bluechi.UnitFileChange
+	}
+	r, err := await(c, ctx, func(ctx context.Context, done func(result, error)) {
+		c.mgr.GoEnableUnitFiles(ctx, files, runtime, force, func(info bool, changes []bluechi.UnitFileChange, err error) {
+			done(result{info, changes}, err)
+		})
+	})
+	return r.info, r.changes, err
 }
 
 // DisableUnitFiles is Manager.DisableUnitFiles(files, runtime).
@@ -581,109 +584,91 @@ func (c *Client) DisableUnitFiles(ctx context.Context, files []string, runtime b
 	if files == nil {
 		files = []string{}
 	}
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "DisableUnitFiles", files, runtime)
-	var changes []bluechi.UnitFileChange
-	err = decode(body, err, &changes)
-	return changes, err
+	return await(c, ctx, func(ctx context.Context, done func([]bluechi.UnitFileChange, error)) {
+		c.mgr.GoDisableUnitFiles(ctx, files, runtime, done)
+	})
 }
 
 // ListUnits is Manager.ListUnits.
 func (c *Client) ListUnits(ctx context.Context) ([]bluechi.UnitInfo, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "ListUnits")
-	var units []bluechi.UnitInfo
-	err = decode(body, err, &units)
-	return units, err
+	return await(c, ctx, c.mgr.GoListUnits)
 }
 
 // SigListUnits is the signature of Manager.ListUnits's reply.
-const SigListUnits = "a(ssssssouso)"
+const SigListUnits = daemonapi.Systemd1ManagerListUnitsOutSig
 
 // ListUnitsRaw is ListUnits with the reply left as bytes: the a(ssssssouso)
 // in little endian, aligned from its first byte and checked as the message
 // bus checks, ready to be sent on as it is.
 func (c *Client) ListUnitsRaw(ctx context.Context) ([]byte, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	serial := c.tap.GetSerial()
-	r, err := c.tap.Call(ctx, serial, wire.AppendCall(nil, serial, BusName, string(ManagerPath), ManagerInterface, "ListUnits", "", nil))
-	dbusrt.Release(ctx) // on the wire: an ordered caller may start its next request
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, &dbus.Error{Name: ErrNoReply, Body: []any{"Method call timed out"}}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("systemd: ListUnits: %w", err)
-	}
-	body, err := r.Value(SigListUnits)
-	var re *transport.RawError
-	if errors.As(err, &re) {
-		return nil, dbusrt.NewError(re.Name, "%s", re.Message)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("systemd: ListUnits: %w", err)
-	}
-	return body, nil
+	body, err := await(c, ctx, func(ctx context.Context, done func([]byte, error)) {
+		c.conn.Go(ctx, &wireconn.Request{Destination: BusName, Path: string(ManagerPath), Interface: ManagerInterface,
+			Member: daemonapi.Systemd1ManagerMethodListUnits, Signature: daemonapi.Systemd1ManagerListUnitsInSig}, func(m *wire.Message, err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			if m.Signature != SigListUnits {
+				done(nil, fmt.Errorf("reply of signature %q, want %q", m.Signature, SigListUnits))
+				return
+			}
+			// The copy out of the read buffer is the check (and the
+			// conversion to little endian).
+			rd := wire.NewReader(m.Body, m.BigEndian)
+			w := wire.Writer{Buf: make([]byte, 0, len(m.Body)+len(m.Body)/8)}
+			if err := wire.Copy(&w, &rd, SigListUnits); err != nil {
+				done(nil, err)
+				return
+			}
+			done(w.Buf, rd.Done())
+		})
+	})
+	return body, err
 }
 
 // ListUnitFiles is Manager.ListUnitFiles.
 func (c *Client) ListUnitFiles(ctx context.Context) ([]bluechi.UnitFileInfo, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "ListUnitFiles")
-	var files []bluechi.UnitFileInfo
-	err = decode(body, err, &files)
-	return files, err
+	return await(c, ctx, c.mgr.GoListUnitFiles)
 }
 
 // GetUnitFileState is Manager.GetUnitFileState(file).
 func (c *Client) GetUnitFileState(ctx context.Context, file string) (string, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "GetUnitFileState", file)
-	var state string
-	err = decode(body, err, &state)
-	return state, err
+	return await(c, ctx, func(ctx context.Context, done func(string, error)) { c.mgr.GoGetUnitFileState(ctx, file, done) })
 }
 
 // Reload is Manager.Reload (daemon-reload); it returns once systemd has
 // reloaded.
 func (c *Client) Reload(ctx context.Context) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "Reload")
-	return err
+	return await0(c, ctx, c.mgr.GoReload)
 }
 
 // ResetFailed is Manager.ResetFailed (all units).
 func (c *Client) ResetFailed(ctx context.Context) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "ResetFailed")
-	return err
+	return await0(c, ctx, c.mgr.GoResetFailed)
 }
 
 // ResetFailedUnit is Manager.ResetFailedUnit(name).
 func (c *Client) ResetFailedUnit(ctx context.Context, name string) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "ResetFailedUnit", name)
-	return err
+	return await0(c, ctx, func(ctx context.Context, done func(error)) { c.mgr.GoResetFailedUnit(ctx, name, done) })
 }
 
 // GetDefaultTarget is Manager.GetDefaultTarget.
 func (c *Client) GetDefaultTarget(ctx context.Context) (string, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "GetDefaultTarget")
-	var target string
-	err = decode(body, err, &target)
-	return target, err
+	return await(c, ctx, c.mgr.GoGetDefaultTarget)
 }
 
 // SetDefaultTarget is Manager.SetDefaultTarget(target, force).
 func (c *Client) SetDefaultTarget(ctx context.Context, target string, force bool) ([]bluechi.UnitFileChange, error) {
-	body, err := c.call(ctx, ManagerPath, ManagerInterface, "SetDefaultTarget", target, force)
-	var changes []bluechi.UnitFileChange
-	err = decode(body, err, &changes)
-	return changes, err
+	return await(c, ctx, func(ctx context.Context, done func([]bluechi.UnitFileChange, error)) {
+		c.mgr.GoSetDefaultTarget(ctx, target, force, done)
+	})
 }
 
 // Subscribe is Manager.Subscribe: from now on systemd sends UnitNew,
 // UnitRemoved, JobNew, JobRemoved and PropertiesChanged. Call it once; a
 // second call fails with org.freedesktop.systemd1.AlreadySubscribed.
 func (c *Client) Subscribe(ctx context.Context) error {
-	_, err := c.call(ctx, ManagerPath, ManagerInterface, "Subscribe")
-	return err
+	return await0(c, ctx, c.mgr.GoSubscribe)
 }
 
 // UnitPath is the object path of a unit: UnitPathPrefix plus the name

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -838,7 +839,7 @@ func TestForgedSignalsIgnored(t *testing.T) {
 	}
 	defer evil.Close()
 	forged := dbus.ObjectPath(JobPathPrefix + "424242")
-	if err := dbusrt.EmitTo(evil, dbusrt.UniqueName(e.c.Conn()), ManagerPath, ManagerInterface, "JobRemoved",
+	if err := dbusrt.EmitTo(evil, e.c.UniqueName(), ManagerPath, ManagerInterface, "JobRemoved",
 		uint32(424242), forged, sandbox.OneshotServiceName, "done"); err != nil {
 		t.Fatal(err)
 	}
@@ -851,4 +852,39 @@ func TestForgedSignalsIgnored(t *testing.T) {
 	if ev.Job != job {
 		t.Fatalf("first JobRemoved is %s (forged %s), want %s", ev.Job, forged, job)
 	}
+}
+
+// BenchmarkStartJobRemovedPrivate is BenchmarkStartJobRemoved on the user
+// manager's private socket, as the agent talks to systemd, with this
+// process's CPU time per job (cpu-us).
+func BenchmarkStartJobRemovedPrivate(b *testing.B) {
+	node := sandbox.StartT(b, sandbox.Options{Name: "bench", Units: sandbox.DemoUnits()})
+	ctx := context.Background()
+	c, err := Connect(ctx, Options{Address: "unix:path=" + filepath.Join(node.RuntimeDir, "systemd", "private"), Private: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(ctx); err != nil {
+		b.Fatal(err)
+	}
+	e := &env{t: b, node: node, c: c, ctx: ctx}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	for b.Loop() {
+		job, err := c.StartUnit(ctx, sandbox.OneshotServiceName, "replace", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := e.jobRemoved(job).Result; r != "done" {
+			b.Fatalf("result %q", r)
+		}
+	}
+	b.ReportMetric(float64((cpu()-before).Microseconds())/float64(b.N), "cpu-us")
 }

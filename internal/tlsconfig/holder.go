@@ -75,6 +75,10 @@ func (h *Holder) ServerConfig() *tls.Config {
 				Certificates: []tls.Certificate{m.Pair},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
 				ClientCAs:    m.CAs,
+				// No resumption: every connection is verified
+				// against the current TLSCA, and agents keep
+				// their connection anyway.
+				SessionTicketsDisabled: true,
 			}, nil
 		},
 	}

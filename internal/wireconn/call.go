@@ -68,7 +68,7 @@ func (c *Conn) send(h *header, body []byte, before func(serial uint32) bool) err
 	if c.opts.WriteTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	}
-	if _, err := c.nc.Write(*bp); err != nil {
+	if _, err := c.write(*bp); err != nil {
 		c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
 		return fmt.Errorf("wireconn: writing: %w", err)
 	}

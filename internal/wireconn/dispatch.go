@@ -3,6 +3,8 @@
 package wireconn
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"slices"
 	"sort"
@@ -64,8 +66,61 @@ func (c *Conn) Unexport(path, name string) {
 }
 
 // serveCall answers a method call: the standard interfaces here, the rest
-// by the exported interfaces.
+// by the exported interfaces. The answers given here wait for the calls
+// queued before them (Serve), so that every reply leaves in wire order.
 func (c *Conn) serveCall(m *wire.Message) {
+	if ifc := c.handlerOf(m); ifc != nil {
+		ifc.Call(c, m)
+		return
+	}
+	if c.queueBusy() {
+		held := *m // the header strings are copies already
+		held.Body = bytes.Clone(m.Body)
+		c.Serve(CallOf(m), func(context.Context) { c.answer(&held) })
+		return
+	}
+	c.answer(m)
+}
+
+// handlerOf returns the exported interface that serves m, or nil when
+// the answer is the connection's own (a standard interface or an error).
+func (c *Conn) handlerOf(m *wire.Message) *Interface {
+	switch {
+	case m.Interface == peerInterface || m.Interface == introspectableInterface || m.Interface == propertiesInterface:
+		return nil
+	case c.opts.BusShim && m.Path == busPath:
+		return nil
+	}
+	c.mu.Lock()
+	o := c.objects[m.Path]
+	c.mu.Unlock()
+	if o == nil {
+		return nil
+	}
+	for _, ifc := range o.ifaces {
+		if m.Interface != "" && ifc.Name != m.Interface {
+			continue
+		}
+		if slices.Contains(ifc.Methods, m.Member) {
+			return ifc
+		}
+		if m.Interface != "" {
+			return nil
+		}
+	}
+	return nil
+}
+
+// queueBusy reports whether calls are queued or running (Serve).
+func (c *Conn) queueBusy() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.queue.running
+}
+
+// answer is serveCall's own part: the standard interfaces, and the errors
+// for calls nothing serves.
+func (c *Conn) answer(m *wire.Message) {
 	switch {
 	case m.Interface == peerInterface:
 		switch m.Member {

@@ -56,7 +56,7 @@ func (c *Conn) readLoop() error {
 		err := c.rc.Read(func(fd uintptr) bool {
 			b := chunks.Get().(*[]byte)
 			for {
-				n, rerr = syscall.Read(int(fd), *b)
+				n, rerr = rawRead(fd, *b)
 				if rerr != syscall.EINTR {
 					break
 				}

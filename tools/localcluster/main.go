@@ -6,8 +6,10 @@
 // TCP and (for the first node, which hosts the controller) over the unix
 // socket. It needs root. It prints how to reach the cluster and runs until
 // interrupted; `localcluster stop` ends a cluster started in another shell.
+// With -tls the TCP agents connect over mutual TLS (UseTLS=yes) with a CA
+// and certificates made in the cluster's folder (tls/).
 //
-//	go run ./tools/localcluster [-n NODES] [-bin DIR] [-pidfile FILE]
+//	go run ./tools/localcluster [-n NODES] [-bin DIR] [-pidfile FILE] [-tls]
 //	go run ./tools/localcluster [-pidfile FILE] stop
 //
 // Cleanup never depends on stdout: SIGPIPE is ignored, so `make run | tee
@@ -42,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	nodes := fs.Int("n", 3, "number of nodes")
 	bin := fs.String("bin", "bin", "folder with bluechi-controller and bluechi-agent (make build)")
+	useTLS := fs.Bool("tls", false, "run the agent link over mutual TLS with certificates made for the cluster (UseTLS=yes)")
 	pidFile := fs.String("pidfile", "/run/bluechi-localcluster.pid", "where the running cluster's process is recorded (for stop)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -77,12 +80,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	start := time.Now()
 	names := cluster.DefaultNames(*nodes)
-	c, err := cluster.Start(ctx, cluster.Options{BinDir: abs, Names: names})
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: abs, Names: names, TLS: *useTLS})
 	if err != nil {
 		fmt.Fprintln(stderr, "localcluster:", err)
 		return 1
 	}
 	defer c.Stop()
+	tlsNote := ""
+	if c.Certs != nil {
+		last := c.Certs.Nodes[names[len(names)-1]]
+		tlsNote = fmt.Sprintf("Mutual TLS on TCP port %d (UseTLS=yes); CA and certificates in %s, e.g.\n  openssl s_client -connect 127.0.0.1:%d -CAfile %s -cert %s -key %s\n",
+			c.Port, c.Certs.Dir, c.Port, c.Certs.CAFile, last.Certificate, last.PrivateKey)
+	}
 	// Output errors are ignored: a reader that went away changes nothing.
 	fmt.Fprintf(stdout, `BlueChi cluster with %d nodes is up (%v).
 
@@ -93,9 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 Nodes: %s (%s hosts the controller; its agent uses the unix socket, the others TCP port %d).
 Demo units on every node: sb-simple.service, sb-oneshot.service, sb-failing.service, sb-slow.service.
-Logs: %s
+%sLogs: %s
 Press Ctrl-C (or run: go run ./tools/localcluster stop) to end everything this started.
-`, len(names), time.Since(start).Round(time.Millisecond), c.BusAddress, abs, strings.Join(names, ", "), names[0], c.Port, c.Dir)
+`, len(names), time.Since(start).Round(time.Millisecond), c.BusAddress, abs, strings.Join(names, ", "), names[0], c.Port, tlsNote, c.Dir)
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "localcluster: stopping")
 	return 0
