@@ -379,16 +379,19 @@ type benchController struct {
 	log    string // the controller's log file
 }
 
-// startBenchController builds the daemons without the race detector and
-// starts the controller for the given nodes, with extra configuration lines. BLUECHI_STORM_ENV adds
+// startBenchController builds the daemons without the race detector (or
+// takes the prebuilt ones cluster.BinDirEnv names) and starts the controller for the given nodes, with extra configuration lines. BLUECHI_STORM_ENV adds
 // KEY=VALUE words to the controller's environment (e.g. "GOMAXPROCS=1
 // GOGC=400") to compare runtime settings.
 func startBenchController(tb testing.TB, extra string, names ...string) *benchController {
-	bc := &benchController{bin: tb.TempDir(), port: freePortTB(tb)}
-	build := exec.Command("go", "build", "-o", bc.bin+"/", "github.com/bluechi-go/bluechi/cmd/bluechi-controller", "github.com/bluechi-go/bluechi/cmd/bluechi-agent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		tb.Fatal(err)
+	bc := &benchController{bin: localcluster.PrebuiltBinDir(), port: freePortTB(tb)}
+	if bc.bin == "" {
+		bc.bin = tb.TempDir()
+		build := exec.Command("go", "build", "-o", bc.bin+"/", "github.com/bluechi-go/bluechi/cmd/bluechi-controller", "github.com/bluechi-go/bluechi/cmd/bluechi-agent")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	dir := tb.TempDir()
 	bus := testbus.Start(tb)
