@@ -8,7 +8,7 @@ GENERATED := gen internal/daemonapi internal/apitest/roundtrip_gen_test.go doc/m
 MAN_SOURCES := $(wildcard doc/man/*.md)
 MAN_PAGES := $(MAN_SOURCES:.md=)
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-compare clean run deps install uninstall check-units
 
 all: build
 
@@ -99,6 +99,17 @@ bench-cluster:
 	$(GO) test -run XXX -bench MonitorStorm -benchtime 1x ./internal/e2e
 	$(GO) test -run XXX -bench . -benchtime 20x ./internal/exporter
 
+## bench-compare: BASE=<rev> against this working tree, the figures of
+## issue 13 side by side (alternating runs, medians, targets) as a Markdown
+## table (root; about 15 minutes on 2 cores); ROUNDS=3, ONLY=storm,memory
+## pick rounds and groups
+BASE ?=
+ROUNDS ?= 3
+ONLY ?=
+bench-compare:
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<rev>"; exit 2; }
+	$(GO) run ./tools/benchcompare -base $(BASE) -rounds $(ROUNDS) $(if $(ONLY),-only $(ONLY))
+
 ## bench-scale: the real controller with 10 to 2000 simulated agents over
 ## TCP (memory per node, idle CPU, API latency, 10% offline), printed as a
 ## table; BLUECHI_SCALE_BASE=<tree or binary> measures another controller
@@ -107,7 +118,7 @@ bench-scale:
 	$(GO) test -run XXX -bench 'Scale|GodbusListNodes|BusRelay' -benchtime 300x -timeout 90m ./internal/scalebench
 	$(GO) test -run XXX -bench 'ListNodes1000|GetNode1000|ConfiguredNodeHeap' -benchtime 200x ./internal/controller
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale clean run deps install uninstall check-units
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-compare clean run deps install uninstall check-units
 DESTDIR ?=
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin

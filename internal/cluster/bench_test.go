@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,8 +199,10 @@ func statusKB(tb testing.TB, pid int, field string) float64 {
 }
 
 // BenchmarkMemory reports the daemons' RSS idle with 3 nodes (right after
-// start-up, and settled after 300 start/stop cycles) and its growth over b.N
-// further cycles (run with -benchtime 1000x for the figure).
+// start-up, and settled after 300 start/stop cycles), their RSS right after
+// b.N further cycles (controller-after-kB, agent-after-kB) and settled again
+// (controller-end-kB, agent-end-kB), and the growth between the two settled
+// points (run with -benchtime 1000x for the figures).
 func BenchmarkMemory(b *testing.B) {
 	c := start(b, cluster.Options{Names: cluster.DefaultNames(3)})
 	conn, err := c.Connect()
@@ -258,12 +261,19 @@ func BenchmarkMemory(b *testing.B) {
 		cycle()
 	}
 	b.StopTimer()
+	// Right after the cycles: what upstream's figure compares (one sample,
+	// before the daemons had time to fall quiet and trim).
+	ctrlAfter, agentAfter := rssKB(b, ctrlPid), rssKB(b, agentPid)
 	ctrlEnd, agentEnd, ctrlAnonEnd, agentAnonEnd := settled()
 	b.ReportMetric(ctrlIdle, "controller-idle-kB")
 	b.ReportMetric(agentIdle, "agent-idle-kB")
 	// Idle again after work, with the garbage collector run at least once.
 	b.ReportMetric(ctrlWarm, "controller-settled-kB")
 	b.ReportMetric(agentWarm, "agent-settled-kB")
+	b.ReportMetric(ctrlAfter, "controller-after-kB")
+	b.ReportMetric(agentAfter, "agent-after-kB")
+	b.ReportMetric(ctrlEnd, "controller-end-kB")
+	b.ReportMetric(agentEnd, "agent-end-kB")
 	b.ReportMetric(ctrlEnd-ctrlWarm, "controller-growth-kB")
 	b.ReportMetric(agentEnd-agentWarm, "agent-growth-kB")
 	b.ReportMetric(ctrlAnonEnd-ctrlAnon, "controller-anon-growth-kB")
@@ -315,4 +325,87 @@ func cpuSeconds(tb testing.TB, pid int) float64 {
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100 // USER_HZ
+}
+
+// BenchmarkAgentOnline measures the time from starting bluechi-agent (its
+// exec through the node's sandbox) until the API bus carries node2's Status
+// "online" (online-ms, the median; the agent is stopped and the node seen
+// offline before each start). sandbox-exec-ms is the median time to run
+// /bin/true the same way: the share of the figure that is the sandbox's
+// shell and nsenter, not the agent. Run it with -benchtime 20x.
+func BenchmarkAgentOnline(b *testing.B) {
+	c := start(b, cluster.Options{Names: cluster.DefaultNames(2)})
+	conn, err := c.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("node2"))
+	status := make(chan string, 16)
+	sub, err := node.OnPropertiesChanged(ctx, func(p *bluechi.NodePropertiesChanged) {
+		if s, ok := p.Status(); ok {
+			status <- s
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	waitStatus := func(want string) {
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case s := <-status:
+				if s == want {
+					return
+				}
+			case <-timeout:
+				b.Fatalf("node2 not %s within 30 s", want)
+			}
+		}
+	}
+	// stop ends node2's agent and waits until it has exited and the
+	// controller has reported the node offline.
+	stop := func() {
+		agent := c.Agent("node2")
+		if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		waitStatus("offline")
+		deadline := time.Now().Add(10 * time.Second)
+		for agent.Process.Signal(syscall.Signal(0)) == nil { // until reaped
+			if time.Now().After(deadline) {
+				b.Fatal("agent did not exit within 10 s of SIGTERM")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	online := func() time.Duration {
+		stop()
+		t0 := time.Now()
+		if _, err := c.StartAgent("node2"); err != nil {
+			b.Fatal(err)
+		}
+		waitStatus("online")
+		return time.Since(t0)
+	}
+	exec := func() time.Duration {
+		t0 := time.Now()
+		if out, err := c.Node("node2").Command(ctx, "/bin/true").CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+		return time.Since(t0)
+	}
+	for range 3 {
+		online()
+		exec()
+	}
+	var onlines, execs []time.Duration
+	for b.Loop() {
+		onlines = append(onlines, online())
+		execs = append(execs, exec())
+	}
+	b.ReportMetric(ms(median(onlines)), "online-ms")
+	b.ReportMetric(ms(median(execs)), "sandbox-exec-ms")
 }

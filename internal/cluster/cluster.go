@@ -30,6 +30,15 @@ import (
 	"github.com/bluechi-go/bluechi/internal/testcerts"
 )
 
+// BinDirEnv names an environment variable the tests and benchmarks that run
+// the daemons read: when set, they run the prebuilt binaries in that folder
+// (make build's bin/, or another revision's, for before/after comparisons)
+// instead of building this tree's.
+const BinDirEnv = "BLUECHI_BIN_DIR"
+
+// PrebuiltBinDir returns the folder BinDirEnv names, or "" when it is unset.
+func PrebuiltBinDir() string { return os.Getenv(BinDirEnv) }
+
 // Options describe a cluster.
 type Options struct {
 	// BinDir holds bluechi-controller and bluechi-agent.

@@ -27,8 +27,11 @@ var (
 )
 
 // binaries builds the commands once per test binary (without -race, so
-// memory figures are realistic).
+// memory figures are realistic), unless cluster.BinDirEnv names prebuilt ones.
 func binaries(tb testing.TB) string {
+	if dir := cluster.PrebuiltBinDir(); dir != "" {
+		return dir
+	}
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bluechi-cluster-bin-")
 		if buildErr != nil {
