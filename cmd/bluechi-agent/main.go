@@ -15,10 +15,10 @@ import (
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/cliopt"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -28,6 +28,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/tlsconfig"
 	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/version"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 const prog = "bluechi-agent"
@@ -135,21 +136,26 @@ func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error
 	if err := sd.Subscribe(ctx); err != nil {
 		return fmt.Errorf("subscribe to systemd: %w", err)
 	}
-	var bus *dbus.Conn
+	address := busconn.SystemBusAddress()
 	if cfg.User {
-		bus, _, err = dbusrt.ConnectSessionBus(dbusrt.Ordered)
-	} else {
-		bus, _, err = dbusrt.ConnectSystemBus(dbusrt.Ordered)
+		if address, err = busconn.SessionBusAddress(); err != nil {
+			return err
+		}
 	}
+	// The bus connection is ours end to end (internal/wireconn), its
+	// calls served in wire order.
+	api := dbusrt.NewServer()
+	bus, err := busconn.Dial(ctx, address, wireconn.Options{MethodCall: api.ServeWire})
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	a, err := agent.New(cfg, log, sd, bus)
+	api.BindWire(bus.Wire())
+	a, err := agent.New(cfg, log, sd, api)
 	if err != nil {
 		return err
 	}
-	if err := dbusrt.RequestName(bus, bluechi.AgentBusName); err != nil {
+	if err := bus.RequestName(ctx, bluechi.AgentBusName); err != nil {
 		return err
 	}
 	hup := make(chan os.Signal, 1)
@@ -174,7 +180,7 @@ func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error
 				log.Info("shutting down")
 			case <-sd.Done():
 				lost <- errors.New("lost the connection to systemd")
-			case <-bus.Context().Done():
+			case <-bus.Done():
 				lost <- errors.New("lost the connection to the " + busKind(cfg.User))
 			}
 			break

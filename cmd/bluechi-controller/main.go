@@ -21,6 +21,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/cliopt"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
@@ -31,6 +32,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/version"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 const prog = "bluechi-controller"
@@ -107,26 +109,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Controller, user bool, log *logging.Logger, tlsH *tlsconfig.Holder) error {
-	// The bus connection goes through our transport with a tap, so that
-	// monitor signals can be relayed without godbus (controller.UseBusTap).
-	address := dbusrt.SystemBusAddress()
+	// The bus connection is ours end to end (internal/wireconn): its
+	// object server takes every call in wire order, and monitor signals
+	// are written with internal/wire.
+	address := busconn.SystemBusAddress()
 	if user {
 		var err error
-		if address, err = dbusrt.SessionBusAddress(); err != nil {
+		if address, err = busconn.SessionBusAddress(); err != nil {
 			return err
 		}
 	}
-	tap := &transport.Tap{}
-	bus, _, err := dbusrt.ConnectBusTap(context.Background(), address, tap, dbusrt.Ordered)
+	api := dbusrt.NewServer()
+	bus, err := busconn.Dial(context.Background(), address, wireconn.Options{MethodCall: api.ServeWire})
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	if err := dbusrt.RequestName(bus, bluechi.ControllerBusName); err != nil {
+	api.BindWire(bus.Wire())
+	ctrl, err := controller.New(cfg, api, bus, log)
+	if err != nil {
 		return err
 	}
-	ctrl, err := controller.New(cfg, bus, tap, log)
-	if err != nil {
+	// The objects exist before any client can find them by name.
+	if err := bus.RequestName(context.Background(), bluechi.ControllerBusName); err != nil {
 		return err
 	}
 	listeners, ownUDS, err := listen(cfg, log, tlsH)
@@ -167,7 +172,7 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger, tlsH *tlsconf
 		case s := <-sig:
 			log.Info("shutting down", logging.Attr{Key: "signal", Value: logValue(s.String())})
 			running = false
-		case <-bus.Context().Done():
+		case <-bus.Done():
 			cancel()
 			ctrl.Close()
 			wg.Wait()

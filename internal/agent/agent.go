@@ -147,14 +147,15 @@ func Address(cfg *config.Agent) string {
 // TLS); call it before Run.
 func (a *Agent) UseTLS(d *tlslink.Dialer) { a.tlsd = d }
 
-// New prepares an agent. bus, if not nil, gets the public
-// org.eclipse.bluechi.Agent object (the caller requests the name).
-func New(cfg *config.Agent, log *logging.Logger, sd Systemd, bus *dbus.Conn) (*Agent, error) {
+// New prepares an agent. api, if not nil, serves the public
+// org.eclipse.bluechi.Agent object on the bus (the caller requests the
+// name).
+func New(cfg *config.Agent, log *logging.Logger, sd Systemd, api *dbusrt.Server) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, sd: sd, address: Address(cfg),
 		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[jobKey]*trackedJob{}, early: map[dbus.ObjectPath]string{},
 		switched: make(chan struct{}), units: map[string]*unitState{}, proxies: map[proxyKey]*proxy{}}
-	if bus != nil {
-		pub, err := daemonapi.ExportAgent(bus, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
+	if api != nil {
+		pub, err := daemonapi.ExportAgentOn(api, bluechi.AgentPath, &publicAPI{a: a}, bluechi.AgentProperties{
 			Status: "offline", LogLevel: log.Level(), LogTarget: log.Target(), ControllerAddress: a.address,
 		})
 		if err != nil {

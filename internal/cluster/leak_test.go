@@ -11,13 +11,14 @@ import (
 	"time"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/testbus"
-	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // TestNoGoroutineGrowthOnReconnect registers and drops an agent 200 times
@@ -25,17 +26,18 @@ import (
 // it was.
 func TestNoGoroutineGrowthOnReconnect(t *testing.T) {
 	bus := testbus.Start(t)
-	tap := &transport.Tap{}
-	server, _, err := dbusrt.ConnectBusTap(context.Background(), bus.Address, tap, dbusrt.Ordered)
+	api := dbusrt.NewServer()
+	server, err := busconn.Dial(context.Background(), bus.Address, wireconn.Options{MethodCall: api.ServeWire})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
+	api.BindWire(server.Wire())
 	log, err := logging.New(logging.Options{Level: "ERROR", Target: "stderr"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := controller.New(&config.Controller{Nodes: []config.Node{{Name: "n1"}}}, server, tap, log)
+	ctrl, err := controller.New(&config.Controller{Nodes: []config.Node{{Name: "n1"}}}, api, server, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +55,13 @@ func TestNoGoroutineGrowthOnReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if err := dbusrt.RequestName(server, bluechi.ControllerBusName); err != nil {
+	if err := server.RequestName(context.Background(), bluechi.ControllerBusName); err != nil {
 		t.Fatal(err)
 	}
 
 	cycle := func() {
 		srv := dbusrt.NewServer()
-		conn, err := transport.Dial(ctx, addr, srv.ConnOptions()...)
+		conn, err := dbusrt.DialPeer(addr, srv.ConnOptions()...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -245,7 +245,7 @@ func freePortT(t *testing.T) int {
 
 func dialAgent(addr string, srv *dbusrt.Server) (*dbus.Conn, error) {
 	host, port, _ := net.SplitHostPort(addr)
-	conn, err := transport.Dial(context.Background(), "tcp:host="+host+",port="+port, srv.ConnOptions()...)
+	conn, err := dbusrt.DialPeer("tcp:host="+host+",port="+port, srv.ConnOptions()...)
 	if err != nil {
 		return nil, err
 	}

@@ -15,15 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // checkPeriod is how often node liveness is checked.
@@ -58,7 +56,8 @@ type Logger interface {
 type Controller struct {
 	cfg *config.Controller
 	log Logger
-	bus *dbus.Conn
+	api *dbusrt.Server // serves the objects on the bus connection
+	bus Bus
 	obj *daemonapi.ControllerObject
 
 	mu      sync.Mutex
@@ -88,28 +87,37 @@ type Controller struct {
 	evClosed     bool
 	scratch      []*subscription
 
-	// The fast path (fastpath.go): the bus connection's tap, and buffers
+	// The fast path (fastpath.go): the bus connection, and a buffer
 	// reused under emu.
-	busTap   *transport.Tap
-	rawBody  wire.Writer
-	rawFrame []byte
-	// flushPending is set while a flush of busTap is scheduled (kickFlush).
+	busWire *wireconn.Conn
+	rawBody wire.Writer
+	// flushPending is set while a flush of busWire is scheduled (kickFlush).
 	flushPending atomic.Bool
 
 	bg sync.WaitGroup // background work that Close waits for
 }
 
-// New exports the controller and one node object per configured node on bus.
-// bus must be a dbusrt connection made with tap bound to it
-// (dbusrt.ConnectBusTap): monitor signals leave through the tap. The caller
-// requests the bus name.
-func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger) (*Controller, error) {
-	if tap == nil {
-		return nil, errors.New("controller: the bus connection needs a tap")
+// Bus is what the controller asks of the message bus besides serving its
+// objects: whether the clients that own its monitors are still there.
+type Bus interface {
+	NameHasOwner(ctx context.Context, name string) (bool, error)
+	// WatchNameOwner calls fn for every change of name's owner until stop.
+	WatchNameOwner(ctx context.Context, name string, fn func(oldOwner, newOwner string)) (stop func(), err error)
+}
+
+// New exports the controller and one node object per configured node on
+// api, which must be bound to its wireconn bus connection
+// (dbusrt.Server.BindWire): monitor signals are written on that
+// connection directly. The caller requests the bus name.
+func New(cfg *config.Controller, api *dbusrt.Server, bus Bus, log Logger) (*Controller, error) {
+	wc := api.Wire()
+	if wc == nil {
+		return nil, errors.New("controller: the object server has no wireconn connection")
 	}
-	c := &Controller{cfg: cfg, log: log, bus: bus, busTap: tap, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{},
+	c := &Controller{cfg: cfg, log: log, api: api, bus: bus, busWire: wc, byName: map[string]*node{}, jobs: map[uint32]*job{}, peers: map[*peer]struct{}{},
 		monitors: map[uint32]*monitor{}}
-	obj, err := daemonapi.ExportController(bus, bluechi.ControllerPath, &controllerAPI{c: c}, bluechi.ControllerProperties{
+	capi := &controllerAPI{c: c}
+	obj, err := daemonapi.ExportControllerOn(api, bluechi.ControllerPath, capi, bluechi.ControllerProperties{
 		Status: "down", LogLevel: log.Level(), LogTarget: log.Target(),
 	})
 	if err != nil {
@@ -125,7 +133,7 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 			}
 			n.allowDeps[t] = true
 		}
-		n.obj, err = daemonapi.ExportNode(bus, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
+		n.obj, err = daemonapi.ExportNodeOn(api, n.path, &nodeAPI{n: n}, bluechi.NodeProperties{Name: nc.Name, Status: "offline"})
 		if err != nil {
 			obj.Unexport()
 			return nil, err
@@ -134,13 +142,11 @@ func New(cfg *config.Controller, bus *dbus.Conn, tap *transport.Tap, log Logger)
 		c.byName[nc.Name] = n
 	}
 	c.addCacheSinks()
-	srv, err := dbusrt.ServerFor(bus)
-	if err != nil {
-		return nil, err
-	}
-	srv.Override(bluechi.ControllerPath, bluechi.ControllerInterface, "ListUnits", "", c.listUnits)
+	srv := api
+	srv.Override(bluechi.ControllerPath, bluechi.ControllerInterface, bluechi.ControllerMethodListUnits, "", c.listUnits)
+	srv.Override(bluechi.ControllerPath, bluechi.ControllerInterface, bluechi.ControllerMethodListNodes, "", capi.listNodesRaw)
 	for _, n := range c.nodes {
-		srv.Override(n.path, bluechi.NodeInterface, "ListUnits", "", c.nodeListUnits(n))
+		srv.Override(n.path, bluechi.NodeInterface, bluechi.NodeMethodListUnits, "", c.nodeListUnits(n))
 	}
 	return c, nil
 }

@@ -17,12 +17,13 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
-	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 type testLog struct {
@@ -95,17 +96,18 @@ func startClusterWith(t testing.TB, heartbeat, threshold int64, nodes ...string)
 // startClusterConfig starts a controller with cfg on a private bus.
 func startClusterConfig(t testing.TB, cfg *config.Controller) *cluster {
 	bus := testbus.Start(t)
-	tap := &transport.Tap{}
-	server, _, err := dbusrt.ConnectBusTap(context.Background(), bus.Address, tap, dbusrt.Ordered)
+	api := dbusrt.NewServer()
+	server, err := busconn.Dial(context.Background(), bus.Address, wireconn.Options{MethodCall: api.ServeWire})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { server.Close() })
-	if err := dbusrt.RequestName(server, bluechi.ControllerBusName); err != nil {
+	api.BindWire(server.Wire())
+	ctrl, err := controller.New(cfg, api, server, newTestLog())
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := controller.New(cfg, server, tap, newTestLog())
-	if err != nil {
+	if err := server.RequestName(context.Background(), bluechi.ControllerBusName); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "bluechi.sock")
@@ -129,7 +131,7 @@ func startClusterConfig(t testing.TB, cfg *config.Controller) *cluster {
 // agent connects a fake agent and registers it as name.
 func (c *cluster) agent(name string) (*dbus.Conn, error) {
 	srv := dbusrt.NewServer()
-	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
+	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +150,7 @@ func (c *cluster) dialAgent(name string, export func(*dbus.Conn) error) *dbus.Co
 	c.t.Helper()
 	srv := dbusrt.NewServer()
 	srv.SetOrdered()
-	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
+	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 )
 
 // Event reasons and the virtual state of a unit on a node that went away.
@@ -259,7 +258,7 @@ func (c *Controller) closeEvents() {
 	for _, n := range c.nodes {
 		n.stopDepCheckLocked()
 	}
-	var watches []*dbusrt.Subscription
+	var watches []func()
 	for _, m := range c.monitors {
 		watches = append(watches, c.dropMonitorLocked(m, false))
 	}
@@ -270,7 +269,7 @@ func (c *Controller) closeEvents() {
 	c.emu.Unlock()
 	for _, w := range watches {
 		if w != nil {
-			w.Close()
+			w()
 		}
 	}
 }

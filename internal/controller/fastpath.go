@@ -83,7 +83,7 @@ func (p *peer) signal(_ *wireconn.Conn, m *wire.Message) {
 }
 
 // kickFlush makes sure the monitor signals (and job property changes)
-// queued on the bus tap while handling agent signals are written soon, in
+// held on the bus connection while handling agent signals are written soon, in
 // one write per burst: the flush runs on a goroutine of its own, which
 // (with one processor, as the daemon runs) gets its turn once the
 // agents' readers have handed over what they read and wait for more.
@@ -100,7 +100,7 @@ func (c *Controller) kickFlush() {
 
 // flushMonitorSignals writes the queued monitor signals.
 func (c *Controller) flushMonitorSignals() {
-	if err := c.busTap.Flush(); err != nil {
+	if err := c.busWire.Flush(); err != nil {
 		c.logger().Debug("monitor signals not sent", "error", err)
 	}
 }
@@ -284,13 +284,12 @@ func readBody(r *wire.Reader, sig, want string, dst []string) error {
 	return r.Done()
 }
 
-// sendWire queues a monitor signal with a ready body for every recipient
-// on the bus tap; the caller holds c.emu.
+// sendWire holds a monitor signal with a ready body for every recipient
+// on the bus connection (kickFlush writes them); the caller holds c.emu.
 func (m *monitor) sendWire(member, sig string, body []byte) {
 	c := m.c
 	for _, d := range m.dests {
-		c.rawFrame = wire.AppendSignal(c.rawFrame[:0], c.busTap.GetSerial(), string(m.path), bluechi.MonitorInterface, member, d, sig, body)
-		if err := c.busTap.Queue(c.rawFrame); err != nil {
+		if err := c.busWire.HoldSignal(d, string(m.path), bluechi.MonitorInterface, member, sig, body); err != nil {
 			c.logger().Debug("monitor signal not sent", "path", m.path, "to", d, "error", err)
 		}
 	}

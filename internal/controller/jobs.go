@@ -67,7 +67,7 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 	}
 
 	path := bluechi.JobPath(j.id)
-	obj, err := daemonapi.ExportJob(c.bus, path, &jobAPI{c: c, j: j}, bluechi.JobProperties{
+	obj, err := daemonapi.ExportJobOn(c.api, path, &jobAPI{c: c, j: j}, bluechi.JobProperties{
 		ID: j.id, Node: n.name, Unit: name, JobType: kind, State: "waiting",
 	})
 	if err != nil {
@@ -105,37 +105,29 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 	return path, nil
 }
 
-// queueJobNew queues JobNew on the bus connection's tap, so that it leaves
-// in one write with the reply that follows it (the bus wakes once, not
+// queueJobNew holds JobNew on the bus connection, so that it leaves in
+// one write with the reply that follows it (the bus wakes once, not
 // twice, on every job request). Anything written on the connection before
-// the reply takes it along, in order; without a tap it is emitted at once.
+// the reply takes it along, in order.
 func (c *Controller) queueJobNew(id uint32, path dbus.ObjectPath) error {
-	if c.busTap == nil {
-		return c.obj.EmitJobNew(bluechi.ControllerJobNewSignal{ID: id, Job: path})
-	}
 	var w wire.Writer
 	w.Uint32(id)
 	w.ObjectPath(string(path))
-	frame := wire.AppendSignal(nil, c.busTap.GetSerial(), string(bluechi.ControllerPath), bluechi.ControllerInterface,
-		bluechi.ControllerSignalJobNew, "", "uo", w.Buf)
-	return c.busTap.Queue(frame)
+	return c.busWire.HoldSignal("", string(bluechi.ControllerPath), bluechi.ControllerInterface,
+		bluechi.ControllerSignalJobNew, "uo", w.Buf)
 }
 
 // sendJobRemoved emits JobRemoved encoded by internal/wire (it ends every
-// job, and godbus's encoding cost more than the write); without a tap
-// through godbus.
+// job), with the signals held before it.
 func (c *Controller) sendJobRemoved(j *job, path dbus.ObjectPath, result string) error {
-	if c.busTap == nil {
-		return c.obj.EmitJobRemoved(bluechi.ControllerJobRemovedSignal{ID: j.id, Job: path, Node: j.node.name, Unit: j.unit, Result: result})
-	}
 	var w wire.Writer
 	w.Uint32(j.id)
 	w.ObjectPath(string(path))
 	w.String(j.node.name)
 	w.String(j.unit)
 	w.String(result)
-	return c.busTap.Send(wire.AppendSignal(nil, c.busTap.GetSerial(), string(bluechi.ControllerPath), bluechi.ControllerInterface,
-		bluechi.ControllerSignalJobRemoved, "", "uosss", w.Buf))
+	return c.busWire.EmitTo("", string(bluechi.ControllerPath), bluechi.ControllerInterface,
+		bluechi.ControllerSignalJobRemoved, "uosss", w.Buf)
 }
 
 // jobDone handles JobDone from a node's agent.

@@ -36,7 +36,7 @@ func (c *Controller) EnableMetrics() error {
 	if c.metrics != nil {
 		return inconsistent("Metrics already enabled")
 	}
-	obj, err := daemonapi.ExportMetrics(c.bus, bluechi.MetricsPath, &metricsAPI{}, bluechi.MetricsProperties{})
+	obj, err := daemonapi.ExportMetricsOn(c.api, bluechi.MetricsPath, &metricsAPI{}, bluechi.MetricsProperties{})
 	if err != nil {
 		return failed("export metrics: %v", err)
 	}

@@ -31,7 +31,7 @@ type monitor struct {
 	path  dbus.ObjectPath
 	owner string
 	obj   *daemonapi.MonitorObject
-	watch *dbusrt.Subscription // NameOwnerChanged of the owner
+	watch func() // stops the watch of the owner (NameOwnerChanged)
 
 	subs   map[uint32]*subscription
 	peers  []monitorPeer
@@ -60,7 +60,7 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 	c.nextMonitor++
 	m := &monitor{c: c, id: c.nextMonitor, owner: owner, subs: map[uint32]*subscription{}, dests: []string{owner}}
 	m.path = bluechi.MonitorPath(m.id)
-	obj, err := daemonapi.ExportMonitor(c.bus, m.path, &monitorAPI{m: m}, bluechi.MonitorProperties{})
+	obj, err := daemonapi.ExportMonitorOn(c.api, m.path, &monitorAPI{m: m}, bluechi.MonitorProperties{})
 	if err != nil {
 		c.emu.Unlock()
 		return "", failed("export monitor: %v", err)
@@ -70,8 +70,8 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 	c.emu.Unlock()
 
 	// Watch the owner, then make sure it did not leave before the watch.
-	watch, err := dbusrt.WatchNameOwner(ctx, c.bus, owner, func(ch dbusrt.OwnerChange) {
-		if ch.NewOwner == "" {
+	watch, err := c.bus.WatchNameOwner(ctx, owner, func(_, newOwner string) {
+		if newOwner == "" {
 			c.goBackground(func() { c.closeMonitor(m, "owner left the bus") })
 		}
 	})
@@ -82,7 +82,7 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 	c.emu.Lock()
 	if m.closed { // closed meanwhile: shutdown, or the owner already left
 		c.emu.Unlock()
-		watch.Close()
+		watch()
 		return "", failed("Monitor closed while being created")
 	}
 	m.watch = watch
@@ -96,7 +96,7 @@ func (c *Controller) CreateMonitor(ctx context.Context) (dbus.ObjectPath, error)
 }
 
 func (c *Controller) nameHasOwner(ctx context.Context, name string) (bool, error) {
-	return dbusrt.NameHasOwner(ctx, c.bus, name)
+	return c.bus.NameHasOwner(ctx, name)
 }
 
 // closeMonitor closes m as Monitor.Close does; false if it was closed.
@@ -109,7 +109,7 @@ func (c *Controller) closeMonitor(m *monitor, why string) bool {
 	watch := c.dropMonitorLocked(m, true)
 	c.emu.Unlock()
 	if watch != nil {
-		watch.Close()
+		watch()
 	}
 	if why != "" {
 		c.logger().Debug("monitor closed", "path", m.path, "owner", m.owner, "why", why)
@@ -120,7 +120,7 @@ func (c *Controller) closeMonitor(m *monitor, why string) bool {
 // dropMonitorLocked removes every subscription of m (telling agents when
 // notify is set, which also sends PeerRemoved to the peers), unexports it
 // and returns its owner watch for the caller to close outside the lock.
-func (c *Controller) dropMonitorLocked(m *monitor, notify bool) *dbusrt.Subscription {
+func (c *Controller) dropMonitorLocked(m *monitor, notify bool) (stopWatch func()) {
 	m.closed = true
 	for _, s := range m.sortedSubs() {
 		c.removeSubLocked(s, notify)

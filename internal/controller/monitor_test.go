@@ -153,7 +153,7 @@ type agentMetrics struct {
 func (c *cluster) connect(name string, f *unitAgent) (*dbus.Conn, error) {
 	srv := dbusrt.NewServer()
 	srv.SetOrdered()
-	conn, err := transport.Dial(context.Background(), c.addr, srv.ConnOptions()...)
+	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func TestRegisterOnDroppedConnection(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 200; i++ {
 		srv := dbusrt.NewServer()
-		conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
+		conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*dbus.Co
 	t.Helper()
 	ctx := context.Background()
 	srv := dbusrt.NewServer()
-	conn, err := transport.Dial(ctx, c.addr, srv.ConnOptions()...)
+	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,15 +6,22 @@ import (
 	"context"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // Call describes the method call a handler is serving.
 type Call struct {
-	// Conn is the connection the call arrived on.
+	// Conn is the godbus connection the call arrived on, nil on a
+	// wireconn connection.
 	Conn *dbus.Conn
+	// Wire is the wireconn connection the call arrived on, nil on a
+	// godbus connection.
+	Wire *wireconn.Conn
 	// Sender is the caller's unique bus name ("" on peer-to-peer connections).
 	Sender string
-	// Message is the call message as received.
+	// Message is the call message as godbus received it (nil on a
+	// wireconn connection).
 	Message *dbus.Message
 }
 

@@ -3,15 +3,14 @@
 package dbusrt
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/godbus/dbus/v5"
-
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // Decode stores a message body into typed pointers. Values of type v and
@@ -99,10 +98,6 @@ func ConnectBus(address string, prepare ...func(*Server)) (*dbus.Conn, *Server, 
 	return finishBus(conn, srv, address)
 }
 
-// Ordered is a prepare option that makes the connection's server dispatch
-// calls in wire order (see SetOrdered).
-func Ordered(s *Server) { s.SetOrdered() }
-
 func newPrepared(prepare []func(*Server)) *Server {
 	s := NewServer()
 	for _, p := range prepare {
@@ -161,21 +156,23 @@ func SystemBusAddress() string {
 	return "unix:path=/var/run/dbus/system_bus_socket"
 }
 
-// ConnectBusTap opens a connection to the message bus at address through
-// our own transport (EXTERNAL authentication, raw socket I/O), with tap
-// bound to it so that hot paths can send raw messages on it.
-func ConnectBusTap(ctx context.Context, address string, tap *transport.Tap, prepare ...func(*Server)) (*dbus.Conn, *Server, error) {
-	srv := newPrepared(prepare)
-	srv.TapCalls(tap)
-	d := transport.Dialer{Mechanism: transport.MechanismExternal}
-	conn, err := d.Dial(ctx, address, append(srv.ConnOptions(), tap.Options(context.Background())...)...)
+// DialPeer opens a peer-to-peer godbus connection to address (a
+// controller's agent port, say) with godbus's own client authentication:
+// EXTERNAL on a unix socket, ANONYMOUS on TCP. There is no Hello. opts
+// are godbus's (a Server's ConnOptions, to serve objects on it; Bind the
+// server to the connection afterwards).
+func DialPeer(address string, opts ...dbus.ConnOption) (*dbus.Conn, error) {
+	conn, err := dbus.Dial(address, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect bus %s: %w", address, err)
+		return nil, fmt.Errorf("connect %s: %w", address, err)
 	}
-	srv.Bind(conn)
-	if err := conn.Hello(); err != nil {
+	auth := []dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Geteuid()))}
+	if strings.HasPrefix(address, "tcp:") {
+		auth = []dbus.Auth{dbus.AuthAnonymous()}
+	}
+	if err := conn.Auth(auth); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("hello to %s: %w", address, err)
+		return nil, fmt.Errorf("authenticate to %s: %w", address, err)
 	}
-	return conn, srv, nil
+	return conn, nil
 }

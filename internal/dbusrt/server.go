@@ -3,24 +3,19 @@
 package dbusrt
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/bluechi-go/bluechi/internal/transport"
-	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // Standard interface names served for every exported object.
@@ -76,21 +71,21 @@ type Interface struct {
 }
 
 // Server dispatches method calls of one connection to the objects exported on
-// it. It is a godbus Handler: install it with ConnOptions before the
-// connection starts, then Bind it to the connection.
+// it. On a wireconn connection it serves every call in wire order (see
+// ServeWire and BindWire). On a godbus connection it is a godbus Handler,
+// installed with ConnOptions before the connection starts and then Bound
+// to it; godbus runs each call in a goroutine of its own.
 type Server struct {
-	mu       sync.RWMutex
+	mu       sync.RWMutex // guards conn, wc, objects, busShim and overrides
 	conn     *dbus.Conn
+	wc       *wireconn.Conn
 	objects  map[dbus.ObjectPath]*serverObject
 	busShim  bool
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
-	queue    *orderQueue
 
-	idleHandlers atomic.Int32 // handler goroutines waiting for a call (see handleCalls)
-
-	overrides map[overrideKey]*Method // guarded by mu
+	overrides map[overrideKey]*Method
 }
 
 // NewServer returns a Server with no objects.
@@ -106,20 +101,15 @@ func (s *Server) ServeBusShim() { s.mu.Lock(); s.busShim = true; s.mu.Unlock() }
 
 // ConnOptions returns the godbus options that make a new connection use s.
 func (s *Server) ConnOptions() []dbus.ConnOption {
-	return []dbus.ConnOption{dbus.WithHandler(s), dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()),
-		dbus.WithIncomingInterceptor(s.intercept)}
+	return []dbus.ConnOption{dbus.WithHandler(s), dbus.WithSignalHandler(dbus.NewSequentialSignalHandler())}
 }
 
 // Bind attaches s to conn (made with s.ConnOptions) so that ServerFor finds it.
 func (s *Server) Bind(conn *dbus.Conn) {
 	s.mu.Lock()
 	s.conn = conn
-	q := s.queue
 	s.mu.Unlock()
 	servers.Store(conn, s)
-	if q != nil {
-		go s.runQueue()
-	}
 }
 
 // Conn returns the connection s serves, or nil before Bind.
@@ -255,28 +245,106 @@ func (s *Server) children(path dbus.ObjectPath) []string {
 	return out
 }
 
-// LookupObject implements dbus.Handler. Unknown paths answer every call with
-// UnknownObject; paths above exported objects answer Introspect only.
+// LookupObject implements dbus.Handler: every call is resolved by the
+// same rules as on a wireconn connection (resolve).
 func (s *Server) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
+	return pathObject{srv: s, path: path}, true
+}
+
+// pathObject and pathInterface are the godbus views of one path and one
+// interface name on it; the method is looked up only once godbus asks.
+type (
+	pathObject struct {
+		srv  *Server
+		path dbus.ObjectPath
+	}
+	pathInterface struct {
+		pathObject
+		iface string
+	}
+)
+
+func (o pathObject) LookupInterface(name string) (dbus.Interface, bool) {
+	return pathInterface{o, name}, true
+}
+
+func (i pathInterface) LookupMethod(member string) (dbus.Method, bool) {
+	inSig, fn, err := i.srv.resolve(i.path, i.iface, member)
+	if err != nil {
+		return errMethod{err}, true
+	}
+	return &handlerMethod{srv: i.srv, inSig: inSig, fn: fn}, true
+}
+
+// resolve finds what serves member of iface on path: the handler and its
+// argument signature, or the error that answers the call. Unknown paths
+// answer every call with UnknownObject; paths above exported objects
+// answer Introspect only.
+func (s *Server) resolve(path dbus.ObjectPath, iface, member string) (inSig string, fn MethodFunc, err error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if obj, ok := s.objects[path]; ok {
-		return obj, true
+	obj := s.objects[path]
+	shim := obj == nil && s.busShim && path == busPath
+	if obj == nil && !shim && len(s.children(path)) > 0 {
+		obj = &serverObject{srv: s, path: path, intermediate: true}
 	}
-	if s.busShim && path == busPath {
-		return shimObject{}, true
+	s.mu.RUnlock()
+	switch {
+	case shim:
+		return resolveShim(iface, member)
+	case obj == nil:
+		return "", nil, NewError(ErrUnknownObject, "Unknown object '%s'.", path)
 	}
-	if kids := s.children(path); len(kids) > 0 {
-		return &serverObject{srv: s, path: path, intermediate: true}, true
+	unknown := func() (string, MethodFunc, error) {
+		return "", nil, NewError(ErrUnknownMethod, "Unknown method '%s' or interface '%s'.", member, iface)
 	}
-	return missingObject{path: path}, true
+	switch iface {
+	case IntrospectableInterface:
+		if member != "Introspect" {
+			return unknown()
+		}
+		return "", obj.introspect, nil
+	case PropertiesInterface:
+		if obj.intermediate {
+			return "", nil, NewError(ErrUnknownObject, "Unknown object '%s'.", path)
+		}
+		switch member {
+		case "Get":
+			return "ss", obj.propGet, nil
+		case "GetAll":
+			return "s", obj.propGetAll, nil
+		case "Set":
+			return "ssv", obj.propSet, nil
+		}
+		return unknown()
+	case "":
+		if member == "Introspect" {
+			return "", obj.introspect, nil
+		}
+		for _, e := range obj.ifaces {
+			if m := e.lookupMethod(member); m != nil {
+				return m.InSig, m.Call, nil
+			}
+		}
+		return unknown()
+	}
+	if obj.intermediate {
+		return "", nil, NewError(ErrUnknownObject, "Unknown object '%s'.", path)
+	}
+	e := obj.lookup(iface)
+	if e == nil {
+		return "", nil, NewError(ErrUnknownInterface, "Object does not implement the interface '%s'.", iface)
+	}
+	m := e.lookupMethod(member)
+	if m == nil {
+		return unknown()
+	}
+	return m.InSig, m.Call, nil
 }
 
 // serverObject is an immutable view of one path: exporting or unexporting
 // replaces it, so lookups need no locking. It holds no method tables:
-// LookupInterface returns the object itself under another type, and
-// LookupMethod finds the method in the export's Interface (or an
-// override), so an object costs the same whatever its interfaces hold.
+// methods are found in the export's Interface (or an override), so an
+// object costs the same whatever its interfaces hold.
 type serverObject struct {
 	srv          *Server
 	path         dbus.ObjectPath
@@ -294,82 +362,20 @@ func (o *serverObject) lookup(iface string) *Export {
 	return nil
 }
 
-// The dbus.Interface views of an object and an export.
-type (
-	introspectTable serverObject // org.freedesktop.DBus.Introspectable
-	propertiesTable serverObject // org.freedesktop.DBus.Properties
-	anyTable        serverObject // no interface header: every interface's members
-	exportTable     Export       // one exported interface
-)
-
-func (o *serverObject) LookupInterface(name string) (dbus.Interface, bool) {
-	switch name {
-	case IntrospectableInterface:
-		return (*introspectTable)(o), true
-	case PropertiesInterface:
-		if o.intermediate {
-			return missingObject{path: o.path}, true
-		}
-		return (*propertiesTable)(o), true
-	case "":
-		return (*anyTable)(o), true
-	}
-	if o.intermediate {
-		return missingObject{path: o.path}, true
-	}
-	if e := o.lookup(name); e != nil {
-		return (*exportTable)(e), true
-	}
-	return nil, false
-}
-
-func (t *introspectTable) LookupMethod(name string) (dbus.Method, bool) {
-	if name != "Introspect" {
-		return nil, false
-	}
-	o := (*serverObject)(t)
-	return o.method("", o.introspect), true
-}
-
-func (t *propertiesTable) LookupMethod(name string) (dbus.Method, bool) {
-	o := (*serverObject)(t)
-	switch name {
-	case "Get":
-		return o.method("ss", o.propGet), true
-	case "GetAll":
-		return o.method("s", o.propGetAll), true
-	case "Set":
-		return o.method("ssv", o.propSet), true
-	}
-	return nil, false
-}
-
-func (t *anyTable) LookupMethod(name string) (dbus.Method, bool) {
-	o := (*serverObject)(t)
-	if name == "Introspect" {
-		return o.method("", o.introspect), true
-	}
-	for _, e := range o.ifaces {
-		if m, ok := (*exportTable)(e).LookupMethod(name); ok {
-			return m, true
-		}
-	}
-	return nil, false
-}
-
-func (t *exportTable) LookupMethod(name string) (dbus.Method, bool) {
-	e := (*Export)(t)
+// lookupMethod returns the method member of the export, an override in
+// its place if there is one, or nil.
+func (e *Export) lookupMethod(name string) *Method {
 	m := e.method(name)
 	if m == nil {
-		return nil, false
+		return nil
 	}
 	e.srv.mu.RLock()
 	ov := e.srv.overrides[overrideKey{e.path, e.iface.Name, name}]
 	e.srv.mu.RUnlock()
 	if ov != nil {
-		m = ov
+		return ov
 	}
-	return &handlerMethod{srv: e.srv, inSig: m.InSig, fn: m.Call}, true
+	return m
 }
 
 // Override makes fn serve method member of iface on path in place of what
@@ -388,10 +394,6 @@ func (s *Server) Override(path dbus.ObjectPath, iface, member, inSig string, fn 
 type overrideKey struct {
 	path          dbus.ObjectPath
 	iface, member string
-}
-
-func (o *serverObject) method(inSig string, fn MethodFunc) dbus.Method {
-	return &handlerMethod{srv: o.srv, inSig: inSig, fn: fn}
 }
 
 func (o *serverObject) introspect(ctx context.Context, body []any) ([]any, error) {
@@ -511,58 +513,20 @@ func headerString(msg *dbus.Message, f dbus.HeaderField) string {
 
 func (m *handlerMethod) Call(args ...any) ([]any, error) {
 	c := args[0].(*Call)
-	out, err := m.call(m.srv.baseCtx, c)
+	out, err := runHandler(WithCall(m.srv.baseCtx, c), m.fn, c.Message.Body)
 	if err == nil && len(out) == 1 {
 		if r, ok := out[0].(RawReply); ok {
-			if c.Message.Flags&dbus.FlagNoReplyExpected != 0 {
-				return nil, nil
-			}
-			if err := sendRawReply(c.Conn, c.Message, r); err != nil {
-				return nil, err
-			}
-			// Replied: keep godbus (which reads the flag after this
-			// returns, in this goroutine) from replying again.
-			c.Message.Flags |= dbus.FlagNoReplyExpected
-			return nil, nil
+			// godbus encodes what it sends: give it the values.
+			return DecodeBody(r.Signature, r.Body, false)
 		}
 	}
 	return out, err
-}
-
-// call runs the handler with the caller in ctx, turning panics into Failed.
-func (m *handlerMethod) call(ctx context.Context, c *Call) (out []any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, NewError(ErrFailed, "internal error: %v", r)
-			fmt.Fprintf(debugOut, "dbusrt: panic in handler: %v\n%s", r, debug.Stack())
-		}
-	}()
-	out, err = m.fn(WithCall(ctx, c), c.Message.Body)
-	if err != nil {
-		return nil, AsDBusError(err)
-	}
-	return out, nil
 }
 
 func (m *handlerMethod) NumArguments() int     { return 0 }
 func (m *handlerMethod) NumReturns() int       { return 0 }
 func (m *handlerMethod) ArgumentValue(int) any { return nil }
 func (m *handlerMethod) ReturnValue(int) any   { return nil }
-func (t methodTable) LookupMethod(name string) (dbus.Method, bool) {
-	m, ok := t[name]
-	return m, ok
-}
-
-type methodTable map[string]dbus.Method
-
-// missingObject answers everything with UnknownObject.
-type missingObject struct{ path dbus.ObjectPath }
-
-func (o missingObject) LookupInterface(string) (dbus.Interface, bool) { return o, true }
-func (o missingObject) LookupMethod(string) (dbus.Method, bool)       { return errMethod{o.err()}, true }
-func (o missingObject) err() error {
-	return NewError(ErrUnknownObject, "Unknown object '%s'.", o.path)
-}
 
 // errMethod fails every call with err before any handler runs.
 type errMethod struct{ err error }
@@ -576,25 +540,21 @@ func (m errMethod) NumReturns() int            { return 0 }
 func (m errMethod) ArgumentValue(int) any      { return nil }
 func (m errMethod) ReturnValue(int) any        { return nil }
 
-// shimObject answers the few org.freedesktop.DBus calls bus clients make.
-type shimObject struct{}
-
-func (shimObject) LookupInterface(name string) (dbus.Interface, bool) {
-	if name != busInterface && name != "" && name != IntrospectableInterface {
-		return nil, false
-	}
-	s := &Server{baseCtx: context.Background()}
-	ok := func(ctx context.Context, body []any) ([]any, error) { return nil, nil }
-	if name == IntrospectableInterface {
-		return methodTable{"Introspect": &handlerMethod{srv: s, fn: func(context.Context, []any) ([]any, error) {
+// resolveShim answers the few org.freedesktop.DBus calls bus clients make.
+func resolveShim(iface, member string) (string, MethodFunc, error) {
+	ok := func(context.Context, []any) ([]any, error) { return nil, nil }
+	switch {
+	case iface == IntrospectableInterface && member == "Introspect":
+		return "", func(context.Context, []any) ([]any, error) {
 			return []any{IntrospectHeader + "<node>\n" + peerXML + introspectableXML + busShimXML + "</node>\n"}, nil
-		}}}, true
+		}, nil
+	case iface != busInterface && iface != "":
+	case member == "Hello":
+		return "", func(context.Context, []any) ([]any, error) { return []any{":1.0"}, nil }, nil
+	case member == "AddMatch" || member == "RemoveMatch":
+		return "s", ok, nil
 	}
-	return methodTable{
-		"Hello":       &handlerMethod{srv: s, fn: func(context.Context, []any) ([]any, error) { return []any{":1.0"}, nil }},
-		"AddMatch":    &handlerMethod{srv: s, inSig: "s", fn: ok},
-		"RemoveMatch": &handlerMethod{srv: s, inSig: "s", fn: ok},
-	}, true
+	return "", nil, NewError(ErrUnknownMethod, "Unknown method '%s' or interface '%s'.", member, iface)
 }
 
 // Export is one interface served on one path. Its methods are safe for
@@ -666,12 +626,11 @@ func (e *Export) SetProperty(name string, value any) error {
 	return e.setProperty(name, value, false)
 }
 
-// QueueProperty is SetProperty, except that on a tapped connection
-// (transport.Tap) the PropertiesChanged signal of a simple-typed value is
-// encoded by internal/wire and queued: it leaves with the connection's next
-// write, in order, so a signal that soon follows goes out in the same
-// write. The caller makes sure a write or a Tap.Flush follows. On any other
-// connection, or for other types, the signal is sent at once.
+// QueueProperty is SetProperty, except that on a wireconn connection the
+// PropertiesChanged signal is held (wireconn.Conn.HoldSignal): it leaves
+// with the connection's next write, in order, so a signal that soon
+// follows goes out in the same write. The caller makes sure a write or a
+// Flush follows. On a godbus connection the signal is sent at once.
 func (e *Export) QueueProperty(name string, value any) error {
 	return e.setProperty(name, value, true)
 }
@@ -709,86 +668,39 @@ func (e *Export) setProperty(name string, value any, queue bool) error {
 	e.mu.Unlock()
 	switch p.Emit {
 	case EmitTrue:
-		if queue && e.queueChanged(name, v.Value(), false) {
-			return nil
-		}
-		return e.emitChanged(map[string]dbus.Variant{name: v}, []string{})
+		return e.emitChanged(map[string]dbus.Variant{name: v}, []string{}, queue)
 	case EmitInvalidates:
-		if queue && e.queueChanged(name, nil, true) {
-			return nil
-		}
-		return e.emitChanged(map[string]dbus.Variant{}, []string{name})
+		return e.emitChanged(map[string]dbus.Variant{}, []string{name}, queue)
 	}
 	return nil
 }
 
-// queueChanged queues PropertiesChanged for one property on the
-// connection's tap; false when there is no tap or the value is not of a
-// simple type (the caller then sends it through godbus).
-func (e *Export) queueChanged(name string, value any, invalidated bool) bool {
-	conn := e.srv.Conn()
-	if conn == nil {
-		return false
-	}
-	tap := transport.TapOf(conn)
-	if tap == nil {
-		return false
-	}
-	var w wire.Writer
-	w.String(e.iface.Name)
-	m := w.BeginArray(8)
-	if !invalidated {
-		sig, body, ok := simpleArgs([]any{value})
-		if !ok || len(sig) != 1 || !strings.Contains("soubi", sig) {
-			return false
-		}
-		w.Align(8)
-		w.String(name)
-		w.Signature(sig)
-		w.Align(4) // s, o, u, i and b align to 4
-		w.Buf = append(w.Buf, body...)
-	}
-	w.EndArray(m)
-	m = w.BeginArray(4)
-	if invalidated {
-		w.String(name)
-	}
-	w.EndArray(m)
-	msg := wire.AppendSignal(nil, tap.GetSerial(), string(e.path), PropertiesInterface, "PropertiesChanged", "", "sa{sv}as", w.Buf)
-	if tap.Queue(msg) != nil {
-		return false
-	}
-	queuedProps.Add(1)
-	return true
-}
-
-// queuedProps counts the signals queueChanged queued (for tests).
-var queuedProps atomic.Int64
-
-func (e *Export) emitChanged(changed map[string]dbus.Variant, invalidated []string) error {
-	conn := e.srv.Conn()
-	if conn == nil {
-		return nil
-	}
-	return conn.Emit(e.path, PropertiesInterface+".PropertiesChanged", e.iface.Name, changed, invalidated)
+func (e *Export) emitChanged(changed map[string]dbus.Variant, invalidated []string, hold bool) error {
+	return e.srv.emit("", e.path, PropertiesInterface, "PropertiesChanged", hold, e.iface.Name, changed, invalidated)
 }
 
 // Emit broadcasts signal member of the exported interface from the path.
 func (e *Export) Emit(member string, args ...any) error {
-	conn := e.srv.Conn()
-	if conn == nil {
-		return dbus.ErrClosed
-	}
-	return conn.Emit(e.path, e.iface.Name+"."+member, args...)
+	return e.srv.emit("", e.path, e.iface.Name, member, false, args...)
 }
 
 // EmitTo sends signal member to one destination only (a unicast signal).
 func (e *Export) EmitTo(dest, member string, args ...any) error {
-	conn := e.srv.Conn()
-	if conn == nil {
-		return dbus.ErrClosed
+	return e.srv.emit(dest, e.path, e.iface.Name, member, false, args...)
+}
+
+// emit sends a signal on the server's connection (dest "" broadcasts).
+func (s *Server) emit(dest string, path dbus.ObjectPath, iface, member string, hold bool, args ...any) error {
+	s.mu.RLock()
+	wc, conn := s.wc, s.conn
+	s.mu.RUnlock()
+	switch {
+	case wc != nil:
+		return emitWire(wc, dest, path, iface, member, hold, args)
+	case conn != nil:
+		return EmitTo(conn, dest, path, iface, member, args...)
 	}
-	return EmitTo(conn, dest, e.path, e.iface.Name, member, args...)
+	return dbus.ErrClosed
 }
 
 // EmitTo sends a signal with a DESTINATION header on conn.
@@ -813,21 +725,6 @@ func signalMessage(dest string, path dbus.ObjectPath, iface, member string, args
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
 	}
 	return msg
-}
-
-// EncodeSignal returns the wire bytes (little endian) of the signal EmitTo
-// would send, with the given serial, for sending them later through a
-// transport.Tap.
-func EncodeSignal(serial uint32, dest string, path dbus.ObjectPath, iface, member string, args ...any) ([]byte, error) {
-	msg := signalMessage(dest, path, iface, member, args)
-	msg.Flags = dbus.FlagNoReplyExpected
-	var buf bytes.Buffer
-	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
-		return nil, fmt.Errorf("encode %s.%s: %w", iface, member, err)
-	}
-	b := buf.Bytes()
-	binary.LittleEndian.PutUint32(b[8:12], serial) // godbus has no serial setter
-	return b, nil
 }
 
 // basicCompare tells whether value has the same basic Go type as old

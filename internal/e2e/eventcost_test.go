@@ -57,7 +57,7 @@ func BenchmarkControllerEventCost(b *testing.B) {
 	ctx := context.Background()
 	srv := dbusrt.NewServer()
 	srv.SetOrdered()
-	conn, err := transport.Dial(ctx, fmt.Sprintf("tcp:host=127.0.0.1,port=%d", bc.port), srv.ConnOptions()...)
+	conn, err := dbusrt.DialPeer(fmt.Sprintf("tcp:host=127.0.0.1,port=%d", bc.port), srv.ConnOptions()...)
 	if err != nil {
 		b.Fatal(err)
 	}

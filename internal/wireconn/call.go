@@ -65,14 +65,68 @@ func (c *Conn) send(h *header, body []byte, before func(serial uint32) bool) err
 	if before != nil && !before(h.serial) {
 		return ErrClosed
 	}
+	out := *bp
+	if len(c.held) > 0 {
+		c.held = append(c.held, out...)
+		out = c.held
+	}
+	return c.writeLocked(out)
+}
+
+// writeLocked writes p, which holds whole messages, and forgets the held
+// ones; the caller holds wmu.
+func (c *Conn) writeLocked(p []byte) error {
+	c.held = c.held[:0]
+	if cap(c.held) > maxPooledWrite {
+		c.held = nil // a burst's buffer is not kept
+	}
 	if c.opts.WriteTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	}
-	if _, err := c.write(*bp); err != nil {
+	if _, err := c.write(p); err != nil {
 		c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
 		return fmt.Errorf("wireconn: writing: %w", err)
 	}
 	return nil
+}
+
+// maxHeld is how many bytes of held messages make Hold write at once.
+const maxHeld = 256 << 10
+
+// HoldSignal encodes a signal to dest ("" broadcasts) and holds it: it
+// leaves, in order, in one write with the connection's next message or
+// at Flush, so that a burst of signals costs one write. The caller makes
+// sure one of them follows soon.
+func (c *Conn) HoldSignal(dest, path, iface, member, sig string, body []byte) error {
+	h := header{typ: wire.TypeSignal, flags: FlagNoReplyExpected, path: path, iface: iface, member: member,
+		destination: dest, signature: sig, sender: c.opts.Sender}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.serial++
+	if c.serial == 0 {
+		c.serial = 1
+	}
+	h.serial = c.serial
+	n := len(c.held)
+	c.held = appendMessage(c.held, &h, body)
+	if len(c.held)-n > wire.MaxMessageSize {
+		c.held = c.held[:n]
+		return fmt.Errorf("wireconn: message of %d bytes is larger than D-Bus allows", len(c.held)-n)
+	}
+	if len(c.held) >= maxHeld {
+		return c.writeLocked(c.held)
+	}
+	return nil
+}
+
+// Flush writes the messages HoldSignal holds.
+func (c *Conn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.held) == 0 {
+		return nil
+	}
+	return c.writeLocked(c.held)
 }
 
 // Go sends a method call and arranges for done to be called once with
@@ -171,7 +225,13 @@ func (c *Conn) Send(r *Request) error {
 
 // Emit sends a signal (no destination).
 func (c *Conn) Emit(path, iface, member, sig string, body []byte) error {
-	h := header{typ: wire.TypeSignal, flags: FlagNoReplyExpected, path: path, iface: iface, member: member, signature: sig}
+	return c.EmitTo("", path, iface, member, sig, body)
+}
+
+// EmitTo sends a signal to dest only ("" broadcasts).
+func (c *Conn) EmitTo(dest, path, iface, member, sig string, body []byte) error {
+	h := header{typ: wire.TypeSignal, flags: FlagNoReplyExpected, path: path, iface: iface, member: member,
+		destination: dest, signature: sig}
 	return c.send(&h, body, nil)
 }
 

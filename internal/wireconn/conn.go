@@ -116,6 +116,12 @@ type Options struct {
 	// after pending calls failed, with the reason (ErrClosed after
 	// Close, io.EOF when the peer hung up).
 	Closed func(c *Conn, err error)
+	// MethodCall, if set, receives every method call other than those of
+	// org.freedesktop.DBus.Peer (answered by the connection), in wire
+	// order, on the reader goroutine, in place of the interfaces Export
+	// serves: an object server of its own (dbusrt) answers them.
+	// m.Body is valid only until it returns.
+	MethodCall func(c *Conn, m *wire.Message)
 	// Sender, if set, is the SENDER field of every message sent.
 	Sender string
 	// BusShim answers org.freedesktop.DBus Hello (":1.0") and accepts
@@ -151,6 +157,7 @@ type Conn struct {
 	// wire order. It is taken before mu, never after.
 	wmu    sync.Mutex
 	serial uint32 // last serial used; guarded by wmu
+	held   []byte // messages Hold encoded, written with the next write; guarded by wmu
 
 	mu         sync.Mutex // guards the fields below
 	objects    map[string]*object

@@ -69,6 +69,10 @@ func (c *Conn) Unexport(path, name string) {
 // by the exported interfaces. The answers given here wait for the calls
 // queued before them (Serve), so that every reply leaves in wire order.
 func (c *Conn) serveCall(m *wire.Message) {
+	if c.opts.MethodCall != nil && m.Interface != peerInterface {
+		c.opts.MethodCall(c, m)
+		return
+	}
 	if ifc := c.handlerOf(m); ifc != nil {
 		ifc.Call(c, m)
 		return
