@@ -71,7 +71,7 @@ func (b *buf) p(format string, args ...any) { fmt.Fprintf(&b.Buffer, format+"\n"
 
 // goName turns an interface name into a Go identifier prefix.
 // The freedesktop interfaces the daemons call (idl/systemd) are named
-// without "org.freedesktop.": Systemd1Manager, DBusProperties.
+// without "org.freedesktop.": Systemd1Manager, DBusProperties, DBus.
 func (g *goGen) goName(iface string) string {
 	rest := strings.TrimPrefix(strings.TrimPrefix(iface, g.prefix), freedesktopPrefix)
 	var b strings.Builder
