@@ -220,13 +220,13 @@ func (c *DBusPropertiesWireClient) Conn() *wireconn.Conn { return c.conn }
 
 // Get calls org.freedesktop.DBus.Properties.Get and waits for the reply: read one property.
 func (c *DBusPropertiesWireClient) Get(ctx context.Context, interfaceName string, propertyName string) (value dbus.Variant, err error) {
-	type result struct {
+	type wireResult struct {
 		value dbus.Variant
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGet(ctx, interfaceName, propertyName, func(value dbus.Variant, err error) {
-		ch <- result{value, err}
+		ch <- wireResult{value, err}
 	})
 	res := <-ch
 	return res.value, res.err
@@ -270,13 +270,13 @@ func (c *DBusPropertiesWireClient) SendGet(interfaceName string, propertyName st
 
 // GetAll calls org.freedesktop.DBus.Properties.GetAll and waits for the reply: read every property of one interface.
 func (c *DBusPropertiesWireClient) GetAll(ctx context.Context, interfaceName string) (props map[string]dbus.Variant, err error) {
-	type result struct {
+	type wireResult struct {
 		props map[string]dbus.Variant
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetAll(ctx, interfaceName, func(props map[string]dbus.Variant, err error) {
-		ch <- result{props, err}
+		ch <- wireResult{props, err}
 	})
 	res := <-ch
 	return res.props, res.err

@@ -2529,13 +2529,13 @@ func (c *InternalAgentWireClient) SendStartUnit(name string, mode string, jobID 
 
 // StartTransientUnit calls org.eclipse.bluechi.internal.Agent.StartTransientUnit and waits for the reply: Controller to agent: create and start a transient unit (job not tracked).
 func (c *InternalAgentWireClient) StartTransientUnit(ctx context.Context, name string, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoStartTransientUnit(ctx, name, mode, props, aux, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2801,13 +2801,13 @@ func (c *InternalAgentWireClient) SendKillUnit(name string, who string, signal i
 
 // GetUnitProperties calls org.eclipse.bluechi.internal.Agent.GetUnitProperties and waits for the reply: Controller to agent: read all properties of a unit for one interface.
 func (c *InternalAgentWireClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	type result struct {
+	type wireResult struct {
 		props map[string]dbus.Variant
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetUnitProperties(ctx, name, iface, func(props map[string]dbus.Variant, err error) {
-		ch <- result{props, err}
+		ch <- wireResult{props, err}
 	})
 	res := <-ch
 	return res.props, res.err
@@ -2851,13 +2851,13 @@ func (c *InternalAgentWireClient) SendGetUnitProperties(name string, iface strin
 
 // GetUnitProperty calls org.eclipse.bluechi.internal.Agent.GetUnitProperty and waits for the reply: Controller to agent: read one property of a unit.
 func (c *InternalAgentWireClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	type result struct {
+	type wireResult struct {
 		value dbus.Variant
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetUnitProperty(ctx, name, iface, property, func(value dbus.Variant, err error) {
-		ch <- result{value, err}
+		ch <- wireResult{value, err}
 	})
 	res := <-ch
 	return res.value, res.err
@@ -2938,14 +2938,14 @@ func (c *InternalAgentWireClient) SendSetUnitProperties(name string, runtime boo
 
 // EnableUnitFiles calls org.eclipse.bluechi.internal.Agent.EnableUnitFiles and waits for the reply: Controller to agent: enable unit files.
 func (c *InternalAgentWireClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []bluechi.UnitFileChange, err error) {
-	type result struct {
+	type wireResult struct {
 		carriesInstallInfo bool
 		changes            []bluechi.UnitFileChange
 		err                error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoEnableUnitFiles(ctx, files, runtime, force, func(carriesInstallInfo bool, changes []bluechi.UnitFileChange, err error) {
-		ch <- result{carriesInstallInfo, changes, err}
+		ch <- wireResult{carriesInstallInfo, changes, err}
 	})
 	res := <-ch
 	return res.carriesInstallInfo, res.changes, res.err
@@ -2991,13 +2991,13 @@ func (c *InternalAgentWireClient) SendEnableUnitFiles(files []string, runtime bo
 
 // DisableUnitFiles calls org.eclipse.bluechi.internal.Agent.DisableUnitFiles and waits for the reply: Controller to agent: disable unit files.
 func (c *InternalAgentWireClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []bluechi.UnitFileChange, err error) {
-	type result struct {
+	type wireResult struct {
 		changes []bluechi.UnitFileChange
 		err     error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoDisableUnitFiles(ctx, files, runtime, func(changes []bluechi.UnitFileChange, err error) {
-		ch <- result{changes, err}
+		ch <- wireResult{changes, err}
 	})
 	res := <-ch
 	return res.changes, res.err
@@ -3041,13 +3041,13 @@ func (c *InternalAgentWireClient) SendDisableUnitFiles(files []string, runtime b
 
 // ListUnits calls org.eclipse.bluechi.internal.Agent.ListUnits and waits for the reply: Controller to agent: list the units systemd has loaded.
 func (c *InternalAgentWireClient) ListUnits(ctx context.Context) (units []bluechi.UnitInfo, err error) {
-	type result struct {
+	type wireResult struct {
 		units []bluechi.UnitInfo
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoListUnits(ctx, func(units []bluechi.UnitInfo, err error) {
-		ch <- result{units, err}
+		ch <- wireResult{units, err}
 	})
 	res := <-ch
 	return res.units, res.err
@@ -3091,13 +3091,13 @@ func (c *InternalAgentWireClient) SendListUnits() error {
 
 // ListUnitFiles calls org.eclipse.bluechi.internal.Agent.ListUnitFiles and waits for the reply: Controller to agent: list the unit files systemd knows.
 func (c *InternalAgentWireClient) ListUnitFiles(ctx context.Context) (units []bluechi.UnitFileInfo, err error) {
-	type result struct {
+	type wireResult struct {
 		units []bluechi.UnitFileInfo
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoListUnitFiles(ctx, func(units []bluechi.UnitFileInfo, err error) {
-		ch <- result{units, err}
+		ch <- wireResult{units, err}
 	})
 	res := <-ch
 	return res.units, res.err
@@ -3141,13 +3141,13 @@ func (c *InternalAgentWireClient) SendListUnitFiles() error {
 
 // GetUnitFileState calls org.eclipse.bluechi.internal.Agent.GetUnitFileState and waits for the reply: Controller to agent: tell the enablement state of one unit file.
 func (c *InternalAgentWireClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	type result struct {
+	type wireResult struct {
 		state string
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetUnitFileState(ctx, file, func(state string, err error) {
-		ch <- result{state, err}
+		ch <- wireResult{state, err}
 	})
 	res := <-ch
 	return res.state, res.err
@@ -3561,13 +3561,13 @@ func (c *InternalAgentWireClient) SendResetFailedUnit(name string) error {
 
 // GetDefaultTarget calls org.eclipse.bluechi.internal.Agent.GetDefaultTarget and waits for the reply: Controller to agent: tell the default boot target.
 func (c *InternalAgentWireClient) GetDefaultTarget(ctx context.Context) (defaultTarget string, err error) {
-	type result struct {
+	type wireResult struct {
 		defaultTarget string
 		err           error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetDefaultTarget(ctx, func(defaultTarget string, err error) {
-		ch <- result{defaultTarget, err}
+		ch <- wireResult{defaultTarget, err}
 	})
 	res := <-ch
 	return res.defaultTarget, res.err
@@ -3611,13 +3611,13 @@ func (c *InternalAgentWireClient) SendGetDefaultTarget() error {
 
 // SetDefaultTarget calls org.eclipse.bluechi.internal.Agent.SetDefaultTarget and waits for the reply: Controller to agent: change the default boot target.
 func (c *InternalAgentWireClient) SetDefaultTarget(ctx context.Context, defaultTarget string, force bool) (out []bluechi.UnitFileChange, err error) {
-	type result struct {
+	type wireResult struct {
 		out []bluechi.UnitFileChange
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoSetDefaultTarget(ctx, defaultTarget, force, func(out []bluechi.UnitFileChange, err error) {
-		ch <- result{out, err}
+		ch <- wireResult{out, err}
 	})
 	res := <-ch
 	return res.out, res.err

@@ -983,6 +983,354 @@ func TestWireCodecs(t *testing.T) {
 			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
 		}
 	})
+	t.Run("DBusHelloOut", func(t *testing.T) {
+		v0 := "str11-ü"
+		body, err := wireEncodeDBusHelloOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusHelloOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusHelloOut(godbusEncode(t, DBusHelloOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusRequestNameIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := uint32(4000000015)
+		body, err := wireEncodeDBusRequestNameIn(v0, v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 uint32
+		)
+		godbusDecode(t, DBusRequestNameInSig, body, &g0, &g1)
+		checkSame(t, "godbus decoding ours", []any{g0, g1}, []any{v0, v1})
+		for _, big := range []bool{false, true} {
+			d0, d1, err := wireDecodeDBusRequestNameIn(godbusEncode(t, DBusRequestNameInSig, big, v0, v1), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1}, []any{v0, v1})
+		}
+	})
+	t.Run("DBusRequestNameOut", func(t *testing.T) {
+		v0 := uint32(4000000006)
+		body, err := wireEncodeDBusRequestNameOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+		)
+		godbusDecode(t, DBusRequestNameOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusRequestNameOut(godbusEncode(t, DBusRequestNameOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusReleaseNameIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusReleaseNameIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusReleaseNameInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusReleaseNameIn(godbusEncode(t, DBusReleaseNameInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusReleaseNameOut", func(t *testing.T) {
+		v0 := uint32(4000000006)
+		body, err := wireEncodeDBusReleaseNameOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+		)
+		godbusDecode(t, DBusReleaseNameOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusReleaseNameOut(godbusEncode(t, DBusReleaseNameOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusGetNameOwnerIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusGetNameOwnerIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusGetNameOwnerInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusGetNameOwnerIn(godbusEncode(t, DBusGetNameOwnerInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusGetNameOwnerOut", func(t *testing.T) {
+		v0 := "str5-ü"
+		body, err := wireEncodeDBusGetNameOwnerOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusGetNameOwnerOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusGetNameOwnerOut(godbusEncode(t, DBusGetNameOwnerOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusNameHasOwnerIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusNameHasOwnerIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusNameHasOwnerInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusNameHasOwnerIn(godbusEncode(t, DBusNameHasOwnerInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusNameHasOwnerOut", func(t *testing.T) {
+		v0 := false
+		body, err := wireEncodeDBusNameHasOwnerOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 bool
+		)
+		godbusDecode(t, DBusNameHasOwnerOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusNameHasOwnerOut(godbusEncode(t, DBusNameHasOwnerOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusAddMatchIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusAddMatchIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusAddMatchInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusAddMatchIn(godbusEncode(t, DBusAddMatchInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusRemoveMatchIn", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusRemoveMatchIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusRemoveMatchInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusRemoveMatchIn(godbusEncode(t, DBusRemoveMatchInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusGetConnectionUnixUserIn", func(t *testing.T) {
+		v0 := "str8-ü"
+		body, err := wireEncodeDBusGetConnectionUnixUserIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusGetConnectionUnixUserInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusGetConnectionUnixUserIn(godbusEncode(t, DBusGetConnectionUnixUserInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusGetConnectionUnixUserOut", func(t *testing.T) {
+		v0 := uint32(4000000003)
+		body, err := wireEncodeDBusGetConnectionUnixUserOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+		)
+		godbusDecode(t, DBusGetConnectionUnixUserOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusGetConnectionUnixUserOut(godbusEncode(t, DBusGetConnectionUnixUserOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusGetConnectionUnixProcessIDIn", func(t *testing.T) {
+		v0 := "str8-ü"
+		body, err := wireEncodeDBusGetConnectionUnixProcessIDIn(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusGetConnectionUnixProcessIDInSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusGetConnectionUnixProcessIDIn(godbusEncode(t, DBusGetConnectionUnixProcessIDInSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusGetConnectionUnixProcessIDOut", func(t *testing.T) {
+		v0 := uint32(4000000003)
+		body, err := wireEncodeDBusGetConnectionUnixProcessIDOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 uint32
+		)
+		godbusDecode(t, DBusGetConnectionUnixProcessIDOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusGetConnectionUnixProcessIDOut(godbusEncode(t, DBusGetConnectionUnixProcessIDOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusNameOwnerChanged", func(t *testing.T) {
+		v0 := "str4-ü"
+		v1 := "str19-ü"
+		v2 := "str29-ü"
+		body, err := wireEncodeDBusNameOwnerChanged(v0, v1, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+			g1 string
+			g2 string
+		)
+		godbusDecode(t, DBusNameOwnerChangedSig, body, &g0, &g1, &g2)
+		checkSame(t, "godbus decoding ours", []any{g0, g1, g2}, []any{v0, v1, v2})
+		for _, big := range []bool{false, true} {
+			d0, d1, d2, err := wireDecodeDBusNameOwnerChanged(godbusEncode(t, DBusNameOwnerChangedSig, big, v0, v1, v2), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0, d1, d2}, []any{v0, v1, v2})
+		}
+	})
+	t.Run("DBusNameAcquired", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusNameAcquired(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusNameAcquiredSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusNameAcquired(godbusEncode(t, DBusNameAcquiredSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusNameLost", func(t *testing.T) {
+		v0 := "str4-ü"
+		body, err := wireEncodeDBusNameLost(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusNameLostSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusNameLost(godbusEncode(t, DBusNameLostSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
 	t.Run("DBusPropertiesGetIn", func(t *testing.T) {
 		v0 := "str14-ü"
 		v1 := "str23-ü"

@@ -1806,13 +1806,13 @@ func (c *Systemd1ManagerWireClient) Conn() *wireconn.Conn { return c.conn }
 
 // GetUnit calls org.freedesktop.systemd1.Manager.GetUnit and waits for the reply: look up a loaded unit.
 func (c *Systemd1ManagerWireClient) GetUnit(ctx context.Context, name string) (unit dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		unit dbus.ObjectPath
 		err  error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetUnit(ctx, name, func(unit dbus.ObjectPath, err error) {
-		ch <- result{unit, err}
+		ch <- wireResult{unit, err}
 	})
 	res := <-ch
 	return res.unit, res.err
@@ -1856,13 +1856,13 @@ func (c *Systemd1ManagerWireClient) SendGetUnit(name string) error {
 
 // LoadUnit calls org.freedesktop.systemd1.Manager.LoadUnit and waits for the reply: look up a unit, loading it from disk if needed.
 func (c *Systemd1ManagerWireClient) LoadUnit(ctx context.Context, name string) (unit dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		unit dbus.ObjectPath
 		err  error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoLoadUnit(ctx, name, func(unit dbus.ObjectPath, err error) {
-		ch <- result{unit, err}
+		ch <- wireResult{unit, err}
 	})
 	res := <-ch
 	return res.unit, res.err
@@ -1906,13 +1906,13 @@ func (c *Systemd1ManagerWireClient) SendLoadUnit(name string) error {
 
 // StartUnit calls org.freedesktop.systemd1.Manager.StartUnit and waits for the reply: ask the manager to start a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) StartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoStartUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -1956,13 +1956,13 @@ func (c *Systemd1ManagerWireClient) SendStartUnit(name string, mode string) erro
 
 // StopUnit calls org.freedesktop.systemd1.Manager.StopUnit and waits for the reply: ask the manager to stop a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) StopUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoStopUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2006,13 +2006,13 @@ func (c *Systemd1ManagerWireClient) SendStopUnit(name string, mode string) error
 
 // RestartUnit calls org.freedesktop.systemd1.Manager.RestartUnit and waits for the reply: ask the manager to restart a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) RestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoRestartUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2056,13 +2056,13 @@ func (c *Systemd1ManagerWireClient) SendRestartUnit(name string, mode string) er
 
 // ReloadUnit calls org.freedesktop.systemd1.Manager.ReloadUnit and waits for the reply: ask the manager to reload a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) ReloadUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoReloadUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2106,13 +2106,13 @@ func (c *Systemd1ManagerWireClient) SendReloadUnit(name string, mode string) err
 
 // TryRestartUnit calls org.freedesktop.systemd1.Manager.TryRestartUnit and waits for the reply: ask the manager to restart, if it runs, a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) TryRestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoTryRestartUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2156,13 +2156,13 @@ func (c *Systemd1ManagerWireClient) SendTryRestartUnit(name string, mode string)
 
 // ReloadOrRestartUnit calls org.freedesktop.systemd1.Manager.ReloadOrRestartUnit and waits for the reply: ask the manager to reload, or else restart, a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) ReloadOrRestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoReloadOrRestartUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2206,13 +2206,13 @@ func (c *Systemd1ManagerWireClient) SendReloadOrRestartUnit(name string, mode st
 
 // ReloadOrTryRestartUnit calls org.freedesktop.systemd1.Manager.ReloadOrTryRestartUnit and waits for the reply: ask the manager to reload, or else restart if it runs, a unit; replies once the job is queued.
 func (c *Systemd1ManagerWireClient) ReloadOrTryRestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoReloadOrTryRestartUnit(ctx, name, mode, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2256,13 +2256,13 @@ func (c *Systemd1ManagerWireClient) SendReloadOrTryRestartUnit(name string, mode
 
 // StartTransientUnit calls org.freedesktop.systemd1.Manager.StartTransientUnit and waits for the reply: create a unit that lives until it stops, and start it.
 func (c *Systemd1ManagerWireClient) StartTransientUnit(ctx context.Context, name string, mode string, properties []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
-	type result struct {
+	type wireResult struct {
 		job dbus.ObjectPath
 		err error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoStartTransientUnit(ctx, name, mode, properties, aux, func(job dbus.ObjectPath, err error) {
-		ch <- result{job, err}
+		ch <- wireResult{job, err}
 	})
 	res := <-ch
 	return res.job, res.err
@@ -2565,13 +2565,13 @@ func (c *Systemd1ManagerWireClient) SendCancelJob(id uint32) error {
 
 // ListUnits calls org.freedesktop.systemd1.Manager.ListUnits and waits for the reply: list the units the manager holds in memory.
 func (c *Systemd1ManagerWireClient) ListUnits(ctx context.Context) (units []bluechi.UnitInfo, err error) {
-	type result struct {
+	type wireResult struct {
 		units []bluechi.UnitInfo
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoListUnits(ctx, func(units []bluechi.UnitInfo, err error) {
-		ch <- result{units, err}
+		ch <- wireResult{units, err}
 	})
 	res := <-ch
 	return res.units, res.err
@@ -2615,13 +2615,13 @@ func (c *Systemd1ManagerWireClient) SendListUnits() error {
 
 // ListUnitFiles calls org.freedesktop.systemd1.Manager.ListUnitFiles and waits for the reply: list the unit files on disk with their enablement state.
 func (c *Systemd1ManagerWireClient) ListUnitFiles(ctx context.Context) (files []bluechi.UnitFileInfo, err error) {
-	type result struct {
+	type wireResult struct {
 		files []bluechi.UnitFileInfo
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoListUnitFiles(ctx, func(files []bluechi.UnitFileInfo, err error) {
-		ch <- result{files, err}
+		ch <- wireResult{files, err}
 	})
 	res := <-ch
 	return res.files, res.err
@@ -2665,13 +2665,13 @@ func (c *Systemd1ManagerWireClient) SendListUnitFiles() error {
 
 // GetUnitFileState calls org.freedesktop.systemd1.Manager.GetUnitFileState and waits for the reply: tell the enablement state of one unit file.
 func (c *Systemd1ManagerWireClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	type result struct {
+	type wireResult struct {
 		state string
 		err   error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetUnitFileState(ctx, file, func(state string, err error) {
-		ch <- result{state, err}
+		ch <- wireResult{state, err}
 	})
 	res := <-ch
 	return res.state, res.err
@@ -2715,14 +2715,14 @@ func (c *Systemd1ManagerWireClient) SendGetUnitFileState(file string) error {
 
 // EnableUnitFiles calls org.freedesktop.systemd1.Manager.EnableUnitFiles and waits for the reply: enable unit files as their install sections say.
 func (c *Systemd1ManagerWireClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []bluechi.UnitFileChange, err error) {
-	type result struct {
+	type wireResult struct {
 		carriesInstallInfo bool
 		changes            []bluechi.UnitFileChange
 		err                error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoEnableUnitFiles(ctx, files, runtime, force, func(carriesInstallInfo bool, changes []bluechi.UnitFileChange, err error) {
-		ch <- result{carriesInstallInfo, changes, err}
+		ch <- wireResult{carriesInstallInfo, changes, err}
 	})
 	res := <-ch
 	return res.carriesInstallInfo, res.changes, res.err
@@ -2768,13 +2768,13 @@ func (c *Systemd1ManagerWireClient) SendEnableUnitFiles(files []string, runtime 
 
 // DisableUnitFiles calls org.freedesktop.systemd1.Manager.DisableUnitFiles and waits for the reply: undo the enablement of unit files.
 func (c *Systemd1ManagerWireClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []bluechi.UnitFileChange, err error) {
-	type result struct {
+	type wireResult struct {
 		changes []bluechi.UnitFileChange
 		err     error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoDisableUnitFiles(ctx, files, runtime, func(changes []bluechi.UnitFileChange, err error) {
-		ch <- result{changes, err}
+		ch <- wireResult{changes, err}
 	})
 	res := <-ch
 	return res.changes, res.err
@@ -2818,13 +2818,13 @@ func (c *Systemd1ManagerWireClient) SendDisableUnitFiles(files []string, runtime
 
 // GetDefaultTarget calls org.freedesktop.systemd1.Manager.GetDefaultTarget and waits for the reply: tell the target the system boots into.
 func (c *Systemd1ManagerWireClient) GetDefaultTarget(ctx context.Context) (name string, err error) {
-	type result struct {
+	type wireResult struct {
 		name string
 		err  error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoGetDefaultTarget(ctx, func(name string, err error) {
-		ch <- result{name, err}
+		ch <- wireResult{name, err}
 	})
 	res := <-ch
 	return res.name, res.err
@@ -2868,13 +2868,13 @@ func (c *Systemd1ManagerWireClient) SendGetDefaultTarget() error {
 
 // SetDefaultTarget calls org.freedesktop.systemd1.Manager.SetDefaultTarget and waits for the reply: change the target the system boots into.
 func (c *Systemd1ManagerWireClient) SetDefaultTarget(ctx context.Context, name string, force bool) (changes []bluechi.UnitFileChange, err error) {
-	type result struct {
+	type wireResult struct {
 		changes []bluechi.UnitFileChange
 		err     error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan wireResult, 1)
 	c.GoSetDefaultTarget(ctx, name, force, func(changes []bluechi.UnitFileChange, err error) {
-		ch <- result{changes, err}
+		ch <- wireResult{changes, err}
 	})
 	res := <-ch
 	return res.changes, res.err

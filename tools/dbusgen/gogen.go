@@ -71,7 +71,7 @@ func (b *buf) p(format string, args ...any) { fmt.Fprintf(&b.Buffer, format+"\n"
 
 // goName turns an interface name into a Go identifier prefix.
 // The freedesktop interfaces the daemons call (idl/systemd) are named
-// without "org.freedesktop.": Systemd1Manager, DBusProperties.
+// without "org.freedesktop.": Systemd1Manager, DBusProperties, DBus.
 func (g *goGen) goName(iface string) string {
 	rest := strings.TrimPrefix(strings.TrimPrefix(iface, g.prefix), freedesktopPrefix)
 	var b strings.Builder
@@ -80,6 +80,10 @@ func (g *goGen) goName(iface string) string {
 	}
 	return b.String()
 }
+
+// leadingInitialisms are the values of initialisms that paramName
+// lower-cases whole at the start of a name.
+var leadingInitialisms = []string{"DBus", "UID", "PID", "URL", "ID", "IP"}
 
 var initialisms = map[string]string{"id": "ID", "ip": "IP", "dbus": "DBus", "uid": "UID", "pid": "PID", "url": "URL"}
 
@@ -148,16 +152,13 @@ var reservedParams = map[string]string{
 // paramName turns an argument name into a Go parameter name.
 func paramName(s string) string {
 	f := fieldName(s)
-	var n string
-	switch {
-	case strings.HasPrefix(f, "ID"):
-		n = "id" + f[2:]
-	case strings.HasPrefix(f, "IP"):
-		n = "ip" + f[2:]
-	case strings.HasPrefix(f, "DBus"):
-		n = "dbus" + f[4:]
-	default:
-		n = strings.ToLower(f[:1]) + f[1:]
+	n := strings.ToLower(f[:1]) + f[1:]
+	// A leading initialism is lower-cased whole: "uid", not "uID".
+	for _, w := range leadingInitialisms {
+		if strings.HasPrefix(f, w) {
+			n = strings.ToLower(w) + f[len(w):]
+			break
+		}
 	}
 	if r, ok := reservedParams[n]; ok {
 		return r

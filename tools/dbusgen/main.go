@@ -15,9 +15,10 @@
 // encoders and decoders, signature constants).
 //
 // The interfaces of -client-idl (idl/systemd: the part of systemd's API the
-// agent calls) get wire clients in the daemons' package and nothing else:
-// they are not BlueChi's API, so they stay out of the public package, the
-// docs and the interface registry.
+// agent calls, and of the message bus's org.freedesktop.DBus) get wire
+// clients in the daemons' package and nothing else: they are not BlueChi's
+// API, so they stay out of the public package, the docs and the interface
+// registry.
 package main
 
 import (

@@ -464,16 +464,18 @@ func (g *goGen) wireClient(b *buf, i *Interface, n string) {
 			b.p("\tc.Go%s(ctx%s, func(err error) { ch <- err })", id, prefixComma(strings.Join(ins, ", ")))
 			b.p("\treturn <-ch")
 		} else {
-			b.p("\ttype result struct {")
+			// The local names must not be those of arguments: an
+			// argument may be called result (RequestName's is).
+			b.p("\ttype wireResult struct {")
 			for _, a := range out {
 				b.p("\t\t%s %s", paramName(a.Name), t.goType(a.Type))
 			}
 			b.p("\t\terr error")
 			b.p("\t}")
-			b.p("\tch := make(chan result, 1)")
+			b.p("\tch := make(chan wireResult, 1)")
 			outs := names(out, paramName)
 			b.p("\tc.Go%s(ctx%s, func(%s) {", id, prefixComma(strings.Join(ins, ", ")), params(t, out)+", err error")
-			b.p("\t\tch <- result{%s, err}", strings.Join(outs, ", "))
+			b.p("\t\tch <- wireResult{%s, err}", strings.Join(outs, ", "))
 			b.p("\t})")
 			b.p("\tres := <-ch")
 			var rs []string
