@@ -16,6 +16,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -23,6 +24,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/testbus"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // waitFor bounds every wait of these tests.
@@ -52,20 +54,22 @@ func startProxyHarnessWith(t *testing.T, units []bluechi.UnitInfo) *proxyHarness
 	addr, fc := startFakeControllerHook(t, h.watch)
 	h.fc = fc
 	bus := testbus.Start(t)
-	agentBus, _, err := dbusrt.ConnectBus(bus.Address, dbusrt.Ordered)
+	api := dbusrt.NewServer()
+	agentBus, err := busconn.Dial(context.Background(), bus.Address, wireconn.Options{MethodCall: api.ServeWire})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { agentBus.Close() })
+	api.BindWire(agentBus.Wire())
 	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(&config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100}, log, h.sd, agentBus)
+	a, err := agent.New(&config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100}, log, h.sd, api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dbusrt.RequestName(agentBus, bluechi.AgentBusName); err != nil {
+	if err := agentBus.RequestName(context.Background(), bluechi.AgentBusName); err != nil {
 		t.Fatal(err)
 	}
 	cli, _, err := dbusrt.ConnectBus(bus.Address)

@@ -149,7 +149,6 @@ func (c *cluster) agent(name string) (*dbus.Conn, error) {
 func (c *cluster) dialAgent(name string, export func(*dbus.Conn) error) *dbus.Conn {
 	c.t.Helper()
 	srv := dbusrt.NewServer()
-	srv.SetOrdered()
 	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 	if err != nil {
 		c.t.Fatal(err)

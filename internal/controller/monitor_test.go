@@ -18,7 +18,6 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // unitAgent is a fake agent that follows the agent's unit subscription and
@@ -152,7 +151,6 @@ type agentMetrics struct {
 // connect registers f as node name over a new peer connection.
 func (c *cluster) connect(name string, f *unitAgent) (*dbus.Conn, error) {
 	srv := dbusrt.NewServer()
-	srv.SetOrdered()
 	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,6 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // TestCloseReportsDownOnce: on shutdown every node reports offline and the
@@ -95,7 +94,6 @@ func TestCloseReportsDownOnce(t *testing.T) {
 // it is being handled must not leave the node online on a dead connection.
 func TestRegisterOnDroppedConnection(t *testing.T) {
 	c := startCluster(t, "a")
-	ctx := context.Background()
 	for i := 0; i < 200; i++ {
 		srv := dbusrt.NewServer()
 		conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)

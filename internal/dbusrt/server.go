@@ -514,13 +514,23 @@ func headerString(msg *dbus.Message, f dbus.HeaderField) string {
 func (m *handlerMethod) Call(args ...any) ([]any, error) {
 	c := args[0].(*Call)
 	out, err := runHandler(WithCall(m.srv.baseCtx, c), m.fn, c.Message.Body)
-	if err == nil && len(out) == 1 {
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 1 {
 		if r, ok := out[0].(RawReply); ok {
 			// godbus encodes what it sends: give it the values.
 			return DecodeBody(r.Signature, r.Body, false)
 		}
 	}
-	return out, err
+	// godbus panics reporting a reply it cannot encode on a peer
+	// connection (the error has no destination): find out first.
+	if len(out) > 0 {
+		if _, err := EncodeBody(dbus.SignatureOf(out...).String(), out...); err != nil {
+			return nil, NewError(ErrFailed, "reply cannot be encoded: %v", err)
+		}
+	}
+	return out, nil
 }
 
 func (m *handlerMethod) NumArguments() int     { return 0 }

@@ -61,14 +61,18 @@ func (s *Server) ServeWire(c *wireconn.Conn, m *wire.Message) {
 	c.Serve(call, func(ctx context.Context) {
 		if err != nil {
 			replyWireError(c, call, err)
+			_ = c.Flush()
 			return
 		}
 		out, err := runHandler(WithCall(ctx, &Call{Sender: call.Sender, Wire: c}), fn, args)
 		if err != nil {
 			replyWireError(c, call, err)
+			_ = c.Flush() // with NO_REPLY_EXPECTED nothing was written
 			return
 		}
 		if call.NoReply {
+			// What the handler held would have left with the reply.
+			_ = c.Flush()
 			return
 		}
 		sig, body, err := encodeValues(out)

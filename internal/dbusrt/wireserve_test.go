@@ -192,14 +192,18 @@ func TestWireServerProperties(t *testing.T) {
 			t.Fatalf("%s: no PropertiesChanged", what)
 		}
 	}
-	want("Set Label", func(c map[string]dbus.Variant, inv []string) bool { return len(c) == 0 && cmp.Equal(inv, []string{"Label"}) })
+	want("Set Label", func(c map[string]dbus.Variant, inv []string) bool {
+		return len(c) == 0 && cmp.Equal(inv, []string{"Label"})
+	})
 	if err := e.SetProperty("Quiet", uint64(3)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.SetProperty("Count", uint32(2)); err != nil {
 		t.Fatal(err)
 	}
-	want("Count", func(c map[string]dbus.Variant, inv []string) bool { return c["Count"].Value() == uint32(2) && len(inv) == 0 })
+	want("Count", func(c map[string]dbus.Variant, inv []string) bool {
+		return c["Count"].Value() == uint32(2) && len(inv) == 0
+	})
 	if err := e.QueueProperty("Count", uint32(3)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // benchAgent is a minimal agent in the test process: it registers and
@@ -56,7 +55,6 @@ func BenchmarkControllerEventCost(b *testing.B) {
 	bc := startBenchController(b, "HeartbeatInterval=0\n", "n1") // the fake agent sends no heartbeats
 	ctx := context.Background()
 	srv := dbusrt.NewServer()
-	srv.SetOrdered()
 	conn, err := dbusrt.DialPeer(fmt.Sprintf("tcp:host=127.0.0.1,port=%d", bc.port), srv.ConnOptions()...)
 	if err != nil {
 		b.Fatal(err)
