@@ -23,6 +23,8 @@ import (
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
+	"github.com/bluechi-go/bluechi/internal/transport"
+	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
@@ -50,19 +52,19 @@ func (t *testLog) Target() string { return "stderr" }
 // controller must survive).
 type fakeAgent struct {
 	daemonapi.UnimplementedInternalAgentServer
-	conn *dbus.Conn
+	conn *wireconn.Conn
 }
 
 func (f *fakeAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error {
 	if name == "missing.service" {
 		return dbusrt.NewError("org.freedesktop.systemd1.NoSuchUnit", "Unit missing.service not found.")
 	}
-	daemonapi.EmitInternalAgentJobStateChanged(f.conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobStateChangedSignal{ID: id, State: "running"})
+	daemonapi.EmitInternalAgentJobStateChangedWire(f.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentJobStateChangedSignal{ID: id, State: "running"})
 	result := "done"
 	if name == "fail.service" {
 		result = "failed"
 	}
-	return daemonapi.EmitInternalAgentJobDone(f.conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobDoneSignal{ID: id, Result: result})
+	return daemonapi.EmitInternalAgentJobDoneWire(f.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentJobDoneSignal{ID: id, Result: result})
 }
 
 func (f *fakeAgent) StopUnit(ctx context.Context, name, mode string, id uint32) error {
@@ -128,40 +130,102 @@ func startClusterConfig(t testing.TB, cfg *config.Controller) *cluster {
 	return &cluster{t: t, addr: "unix:path=" + sock, busAddr: bus.Address, client: client, ctrl: ctrl}
 }
 
-// agent connects a fake agent and registers it as name.
-func (c *cluster) agent(name string) (*dbus.Conn, error) {
-	srv := dbusrt.NewServer()
-	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
-	if err != nil {
-		return nil, err
-	}
-	srv.Bind(conn)
-	c.t.Cleanup(func() { conn.Close() })
-	if _, err := daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, &fakeAgent{conn: conn}, daemonapi.InternalAgentProperties{}); err != nil {
-		return nil, err
-	}
-	reg := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath)
-	return conn, reg.Register(context.Background(), name)
+// peerAgent is a fake agent's connection to the controller: our own
+// connection type with an object server, as the real agent has, so that
+// the controller's calls are served in wire order.
+type peerAgent struct {
+	*wireconn.Conn
+	srv *dbusrt.Server
+
+	mu      sync.Mutex
+	signals []func(*wire.Message) // guarded by mu
 }
 
-// dialAgent connects a fake agent with an ordered object server, lets
-// export put its objects on the connection, and registers it as name.
-func (c *cluster) dialAgent(name string, export func(*dbus.Conn) error) *dbus.Conn {
-	c.t.Helper()
-	srv := dbusrt.NewServer()
-	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
+// dialPeerAgent connects to addr and lets export put the fake agent's
+// objects on the connection before it reads its first message.
+func dialPeerAgent(t testing.TB, addr string, export func(*peerAgent) error) *peerAgent {
+	t.Helper()
+	p := &peerAgent{srv: dbusrt.NewServer()}
+	wc, err := wireconn.Dial(context.Background(), addr, wireconn.Options{
+		Mechanism:  transport.MechanismExternal,
+		MethodCall: p.srv.ServeWire,
+		Signal: func(_ *wireconn.Conn, m *wire.Message) {
+			p.mu.Lock()
+			fns := slices.Clone(p.signals)
+			p.mu.Unlock()
+			for _, fn := range fns {
+				fn(m)
+			}
+		},
+	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wc.Close() })
+	p.Conn = wc
+	p.srv.BindWire(wc)
+	if export != nil {
+		if err := export(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wc.Start()
+	return p
+}
+
+// onSignal calls fn for every signal the controller sends, on the reader.
+func (p *peerAgent) onSignal(fn func(*wire.Message)) {
+	p.mu.Lock()
+	p.signals = append(p.signals, fn)
+	p.mu.Unlock()
+}
+
+// register registers the connection as node name.
+func (p *peerAgent) register(name string) error {
+	return daemonapi.NewInternalControllerWireClient(p.Conn, bluechi.ControllerBusName, string(daemonapi.InternalControllerPath)).
+		Register(context.Background(), name)
+}
+
+// emitRaw sends an agent signal of strings and ints, right or wrong (a
+// string need not even be UTF-8).
+func (p *peerAgent) emitRaw(member string, args ...any) error {
+	var w wire.Writer
+	var sig []byte
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			w.String(v)
+			sig = append(sig, 's')
+		case int:
+			w.Int32(int32(v))
+			sig = append(sig, 'i')
+		default:
+			return fmt.Errorf("emitRaw: argument of type %T", a)
+		}
+	}
+	return p.Emit(string(daemonapi.InternalAgentPath), daemonapi.InternalAgentInterface, member, string(sig), w.Buf)
+}
+
+// agent connects a fake agent and registers it as name.
+func (c *cluster) agent(name string) (*peerAgent, error) {
+	f := &fakeAgent{}
+	p := dialPeerAgent(c.t, c.addr, func(p *peerAgent) error {
+		f.conn = p.Conn
+		_, err := daemonapi.ExportInternalAgentOn(p.srv, daemonapi.InternalAgentPath, f, daemonapi.InternalAgentProperties{})
+		return err
+	})
+	return p, p.register(name)
+}
+
+// dialAgent connects a fake agent, lets export put its objects on the
+// connection, and registers it as name.
+func (c *cluster) dialAgent(name string, export func(*peerAgent) error) *peerAgent {
+	c.t.Helper()
+	p := dialPeerAgent(c.t, c.addr, export)
+	if err := p.register(name); err != nil {
 		c.t.Fatal(err)
 	}
-	srv.Bind(conn)
-	c.t.Cleanup(func() { conn.Close() })
-	if err := export(conn); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath).Register(context.Background(), name); err != nil {
-		c.t.Fatal(err)
-	}
-	return conn
+	return p
 }
 
 func (c *cluster) node(name string) *bluechi.NodeClient {
@@ -350,7 +414,7 @@ func TestReconnectAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
-		if err := daemonapi.EmitInternalAgentHeartbeat(conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
+		if err := daemonapi.EmitInternalAgentHeartbeatWire(conn.Conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()
@@ -389,7 +453,7 @@ func TestReconnectKeepsLastMessages(t *testing.T) {
 		if _, err := fmt.Sscanf(string(job), "/org/eclipse/bluechi/job/%d", &id); err != nil {
 			t.Fatal(err)
 		}
-		if err := daemonapi.EmitInternalAgentJobDone(conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"}); err != nil {
+		if err := daemonapi.EmitInternalAgentJobDoneWire(conn.Conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"}); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()

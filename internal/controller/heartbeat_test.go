@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // TestControllerHeartbeats proves agents receive the controller's heartbeats
@@ -20,17 +20,18 @@ func TestControllerHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan struct{}, 1)
-	reg := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath)
-	sub, err := reg.OnHeartbeat(context.Background(), func(*daemonapi.InternalControllerHeartbeatSignal) {
+	conn.onSignal(func(m *wire.Message) {
+		if m.Interface != daemonapi.InternalControllerInterface || m.Member != daemonapi.InternalControllerSignalHeartbeat {
+			return
+		}
+		if _, err := daemonapi.DecodeInternalControllerHeartbeat(m); err != nil {
+			t.Error(err)
+		}
 		select {
 		case got <- struct{}{}:
 		default:
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
 	select {
 	case <-got:
 	case <-time.After(10 * time.Second):

@@ -25,7 +25,7 @@ import (
 // and records the controller's calls.
 type unitAgent struct {
 	daemonapi.UnimplementedInternalAgentServer
-	conn *dbus.Conn
+	conn *peerAgent
 	obj  *daemonapi.InternalAgentObject
 
 	mu       sync.Mutex
@@ -97,7 +97,7 @@ func (f *unitAgent) EnableMetrics(ctx context.Context) error {
 	if f.metrics != nil {
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Metrics already enabled")
 	}
-	obj, err := daemonapi.ExportInternalAgentMetrics(f.conn, daemonapi.InternalAgentMetricsPath, &agentMetrics{}, daemonapi.InternalAgentMetricsProperties{})
+	obj, err := daemonapi.ExportInternalAgentMetricsOn(f.conn.srv, daemonapi.InternalAgentMetricsPath, &agentMetrics{}, daemonapi.InternalAgentMetricsProperties{})
 	f.metrics = obj
 	return err
 }
@@ -149,23 +149,16 @@ type agentMetrics struct {
 }
 
 // connect registers f as node name over a new peer connection.
-func (c *cluster) connect(name string, f *unitAgent) (*dbus.Conn, error) {
-	srv := dbusrt.NewServer()
-	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
-	if err != nil {
-		return nil, err
-	}
-	srv.Bind(conn)
-	c.t.Cleanup(func() { conn.Close() })
-	f.mu.Lock()
-	f.conn, f.subs, f.wildcard, f.metrics = conn, map[string]bool{}, false, nil
-	f.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, f, daemonapi.InternalAgentProperties{})
-	f.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	reg := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath)
-	return conn, reg.Register(context.Background(), name)
+func (c *cluster) connect(name string, f *unitAgent) (*peerAgent, error) {
+	var err error
+	p := dialPeerAgent(c.t, c.addr, func(p *peerAgent) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.conn, f.subs, f.wildcard, f.metrics = p, map[string]bool{}, false, nil
+		f.obj, err = daemonapi.ExportInternalAgentOn(p.srv, daemonapi.InternalAgentPath, f, daemonapi.InternalAgentProperties{})
+		return err
+	})
+	return p, p.register(name)
 }
 
 // recorder collects the monitor signals one bus client receives, as text.
@@ -826,7 +819,7 @@ func TestMonitorMalformedAgentSignals(t *testing.T) {
 	rec.expect("new n1 * virtual")
 	emit := func(member string, args ...any) {
 		t.Helper()
-		if err := dbusrt.EmitTo(conn1, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentInterface, member, args...); err != nil {
+		if err := conn1.emitRaw(member, args...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,7 +24,7 @@ type depAgent struct {
 	daemonapi.UnimplementedInternalAgentServer
 	mu    sync.Mutex
 	calls []string
-	conn  *dbus.Conn
+	conn  *peerAgent
 	obj   *daemonapi.InternalAgentObject
 	units []bluechi.UnitInfo // ListUnits' answer; set before registration
 }
@@ -99,12 +99,12 @@ func (c *cluster) depAgent(name string) *depAgent {
 func (c *cluster) depAgentWith(name string, units []bluechi.UnitInfo) *depAgent {
 	c.t.Helper()
 	a := &depAgent{units: units}
-	a.conn = c.dialAgent(name, func(conn *dbus.Conn) (err error) {
-		if a.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{}); err != nil {
+	a.conn = c.dialAgent(name, func(p *peerAgent) (err error) {
+		if a.obj, err = daemonapi.ExportInternalAgentOn(p.srv, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{}); err != nil {
 			return err
 		}
 		for id := uint32(1); id <= 3; id++ {
-			if _, err := daemonapi.ExportInternalProxy(conn, daemonapi.InternalProxyPath(id), &proxyObj{a: a, id: id}, daemonapi.InternalProxyProperties{}); err != nil {
+			if _, err := daemonapi.ExportInternalProxyOn(p.srv, daemonapi.InternalProxyPath(id), &proxyObj{a: a, id: id}, daemonapi.InternalProxyProperties{}); err != nil {
 				return err
 			}
 		}

@@ -14,7 +14,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // TestCloseReportsDownOnce: on shutdown every node reports offline and the
@@ -95,14 +95,12 @@ func TestCloseReportsDownOnce(t *testing.T) {
 func TestRegisterOnDroppedConnection(t *testing.T) {
 	c := startCluster(t, "a")
 	for i := 0; i < 200; i++ {
-		srv := dbusrt.NewServer()
-		conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
-		if err != nil {
+		p := dialPeerAgent(t, c.addr, nil)
+		cl := daemonapi.NewInternalControllerWireClient(p.Conn, bluechi.ControllerBusName, string(daemonapi.InternalControllerPath))
+		if err := cl.SendRegister("a"); err != nil {
 			t.Fatal(err)
 		}
-		srv.Bind(conn)
-		conn.Object(bluechi.ControllerBusName, daemonapi.InternalControllerPath).Go(daemonapi.InternalControllerInterface+".Register", dbus.FlagNoReplyExpected, nil, "a")
-		conn.Close()
+		p.Close()
 	}
 	// A real agent can register: no dead connection holds the node.
 	waitFor(t, "a real agent registers", func() bool {
@@ -117,11 +115,11 @@ func TestRegisterOnDroppedConnection(t *testing.T) {
 // lateAgent sends JobDone right behind its reply to StartUnit.
 type lateAgent struct {
 	daemonapi.UnimplementedInternalAgentServer
-	conn *dbus.Conn
+	conn *wireconn.Conn
 }
 
 func (f *lateAgent) StartUnit(ctx context.Context, name, mode string, id uint32) error {
-	go daemonapi.EmitInternalAgentJobDone(f.conn, "", daemonapi.InternalAgentPath, daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
+	go daemonapi.EmitInternalAgentJobDoneWire(f.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentJobDoneSignal{ID: id, Result: "done"})
 	return nil
 }
 
@@ -130,7 +128,7 @@ func (f *lateAgent) StartUnit(ctx context.Context, name, mode string, id uint32)
 func TestJobNewBeforeJobRemoved(t *testing.T) {
 	c := startCluster(t, "a")
 	ctx := context.Background()
-	registerAgent(t, c, "a", func(conn *dbus.Conn) daemonapi.InternalAgentServer { return &lateAgent{conn: conn} })
+	registerAgent(t, c, "a", func(conn *wireconn.Conn) daemonapi.InternalAgentServer { return &lateAgent{conn: conn} })
 	var mu sync.Mutex
 	newSeen, removed := map[uint32]bool{}, map[uint32]bool{}
 	bad := 0
@@ -172,22 +170,12 @@ func TestJobNewBeforeJobRemoved(t *testing.T) {
 
 // registerAgent connects a fake agent served by the object newAgent makes
 // for its connection and registers it as name.
-func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*dbus.Conn) daemonapi.InternalAgentServer) {
+func registerAgent(t *testing.T, c *cluster, name string, newAgent func(*wireconn.Conn) daemonapi.InternalAgentServer) {
 	t.Helper()
-	ctx := context.Background()
-	srv := dbusrt.NewServer()
-	conn, err := dbusrt.DialPeer(c.addr, srv.ConnOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	srv.Bind(conn)
-	if _, err := daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, newAgent(conn), daemonapi.InternalAgentProperties{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := daemonapi.NewInternalControllerClient(conn, bluechi.ControllerBusName, daemonapi.InternalControllerPath).Register(ctx, name); err != nil {
-		t.Fatal(err)
-	}
+	c.dialAgent(name, func(p *peerAgent) error {
+		_, err := daemonapi.ExportInternalAgentOn(p.srv, daemonapi.InternalAgentPath, newAgent(p.Conn), daemonapi.InternalAgentProperties{})
+		return err
+	})
 }
 
 // quietAgent accepts jobs and never finishes them.
@@ -202,7 +190,7 @@ func (quietAgent) StartUnit(ctx context.Context, name, mode string, id uint32) e
 func TestJobNewWithoutReply(t *testing.T) {
 	c := startCluster(t, "a")
 	ctx := context.Background()
-	registerAgent(t, c, "a", func(*dbus.Conn) daemonapi.InternalAgentServer { return quietAgent{} })
+	registerAgent(t, c, "a", func(*wireconn.Conn) daemonapi.InternalAgentServer { return quietAgent{} })
 	got := make(chan uint32, 1)
 	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
 	sub, err := ctrl.OnJobNew(ctx, func(s *bluechi.ControllerJobNewSignal) { got <- s.ID })

@@ -73,8 +73,8 @@ func unit(name, active string) bluechi.UnitInfo {
 
 func (c *cluster) listAgent(name string, a *listAgent) {
 	c.t.Helper()
-	c.dialAgent(name, func(conn *dbus.Conn) (err error) {
-		a.obj, err = daemonapi.ExportInternalAgent(conn, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{})
+	c.dialAgent(name, func(p *peerAgent) (err error) {
+		a.obj, err = daemonapi.ExportInternalAgentOn(p.srv, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{})
 		return err
 	})
 }
