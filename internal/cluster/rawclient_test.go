@@ -10,18 +10,20 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busconn"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // rawJobs is a state manager's bus connection for timing job starts,
 // built the same way whether it talks to the controller or to a node's
-// systemd: internal/transport reads and writes, the start call encoded by
-// internal/wire (dbusrt.Invoke on a tapped connection), one match rule for
-// the JobRemoved signal of the service it starts jobs on, and that signal
+// systemd: our own connection (busconn on wireconn), the start call and
+// its reply encoded and read by internal/wire, one match rule for the
+// JobRemoved signal of the service it starts jobs on, and that signal
 // read from the wire. So a start through the controller and a direct one
 // pay the same client costs.
 type rawJobs struct {
@@ -30,8 +32,13 @@ type rawJobs struct {
 	resultArg        int // index of the result among the signal's strings after the id
 }
 
-// signal is the tap's Signal: it takes JobRemoved(u id, o job, s..., s result).
-func (w *rawJobs) signal(m *wire.Message) bool {
+// signal is the connection's Signal: it takes JobRemoved(u id, o job,
+// s..., s result).
+func (w *rawJobs) signal(_ *wireconn.Conn, m *wire.Message) {
+	w.jobRemoved(m)
+}
+
+func (w *rawJobs) jobRemoved(m *wire.Message) bool {
 	if m.Path != w.path || m.Interface != w.iface || m.Member != "JobRemoved" || m.Signature != w.sig {
 		return false
 	}
@@ -57,16 +64,16 @@ func (w *rawJobs) signal(m *wire.Message) bool {
 // starter connects w to the bus at addr (matching signals from sender)
 // and returns a timed start of the oneshot service through start, until
 // its JobRemoved.
-func (w *rawJobs) starter(b *testing.B, addr, sender string, start func(context.Context, *dbus.Conn) (dbus.ObjectPath, error)) func() time.Duration {
+func (w *rawJobs) starter(b *testing.B, addr, sender string, start func(context.Context, *busconn.Conn) (dbus.ObjectPath, error)) func() time.Duration {
 	ctx := context.Background()
 	w.results = map[dbus.ObjectPath]chan string{}
-	conn, _, err := dbusrt.ConnectBusTap(ctx, addr, &transport.Tap{Signal: w.signal})
+	conn, err := busconn.Dial(ctx, addr, wireconn.Options{Signal: w.signal})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	if err := conn.AddMatchSignal(dbus.WithMatchSender(sender), dbus.WithMatchObjectPath(dbus.ObjectPath(w.path)),
-		dbus.WithMatchInterface(w.iface), dbus.WithMatchMember("JobRemoved")); err != nil {
+	rule := busconn.MatchRule{Sender: sender, Path: w.path, Interface: w.iface, Member: "JobRemoved"}
+	if err := conn.AddMatch(ctx, rule.String()); err != nil {
 		b.Fatal(err)
 	}
 	return func() time.Duration {
@@ -86,8 +93,21 @@ func (w *rawJobs) starter(b *testing.B, addr, sender string, start func(context.
 // through the controller on the bus at addr (see rawJobs).
 func rawStartThrough(b *testing.B, addr, node string) func() time.Duration {
 	w := &rawJobs{path: string(bluechi.ControllerPath), iface: bluechi.ControllerInterface, sig: "uosss", resultArg: 3}
-	return w.starter(b, addr, bluechi.ControllerBusName, func(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
-		return bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath(node)).StartUnit(ctx, sandbox.OneshotServiceName, "replace")
+	return w.starter(b, addr, bluechi.ControllerBusName, func(ctx context.Context, conn *busconn.Conn) (dbus.ObjectPath, error) {
+		args := []any{sandbox.OneshotServiceName, "replace"}
+		sig := dbus.SignatureOf(args...).String()
+		body, err := dbusrt.EncodeBody(sig, args...)
+		if err != nil {
+			return "", err
+		}
+		r, err := conn.Wire().Call(ctx, &wireconn.Request{Destination: bluechi.NodeBusName, Path: string(bluechi.NodePath(node)),
+			Interface: bluechi.NodeInterface, Member: bluechi.NodeMethodStartUnit, Signature: sig, Body: body})
+		if err != nil {
+			return "", err
+		}
+		rd := r.Reader()
+		job, err := rd.String()
+		return dbus.ObjectPath(job), err
 	})
 }
 
@@ -96,22 +116,16 @@ func rawStartThrough(b *testing.B, addr, node string) func() time.Duration {
 func rawStartDirect(b *testing.B, addr string) func() time.Duration {
 	w := &rawJobs{path: string(systemd.ManagerPath), iface: systemd.ManagerInterface, sig: "uoss", resultArg: 2}
 	subscribed := false
-	return w.starter(b, addr, systemd.BusName, func(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
-		manager := conn.Object(systemd.BusName, systemd.ManagerPath)
+	return w.starter(b, addr, systemd.BusName, func(ctx context.Context, conn *busconn.Conn) (dbus.ObjectPath, error) {
+		manager := daemonapi.NewSystemd1ManagerWireClient(conn.Wire(), systemd.BusName, string(systemd.ManagerPath))
 		if !subscribed {
 			// systemd sends its signals to the bus only while someone
 			// is subscribed.
-			if err := manager.CallWithContext(ctx, systemd.ManagerInterface+".Subscribe", 0).Err; err != nil {
+			if err := manager.Subscribe(ctx); err != nil {
 				return "", err
 			}
 			subscribed = true
 		}
-		out, err := dbusrt.Invoke(ctx, conn, manager, systemd.BusName, systemd.ManagerPath, systemd.ManagerInterface, "StartUnit", "o",
-			sandbox.OneshotServiceName, "replace")
-		if err != nil {
-			return "", err
-		}
-		job, _ := out[0].(dbus.ObjectPath)
-		return job, nil
+		return manager.StartUnit(ctx, sandbox.OneshotServiceName, "replace")
 	})
 }

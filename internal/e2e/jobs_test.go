@@ -13,17 +13,17 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // jobLog records what a state manager's bus connection receives about
-// jobs: "new <job>" and "removed <job> <result>", read in wire order by
-// the connection's tap (in its reader, which also hands the replies to
-// the calls), and "state <job> <state>" from the PropertiesChanged of job
-// objects.
+// jobs, in wire order, on the connection's reader (which also hands the
+// replies to the calls): "new <job>", "removed <job> <result>", and
+// "state <job> <state>" from the PropertiesChanged of job objects.
 type jobLog struct {
 	mu     sync.Mutex
 	events []string
@@ -43,14 +43,25 @@ func (l *jobLog) snapshot() []string {
 
 func (l *jobLog) index(event string) int { return slices.Index(l.snapshot(), event) }
 
-// signal takes note of JobNew and JobRemoved; godbus still gets them.
-func (l *jobLog) signal(m *wire.Message) bool {
+// signal takes note of JobNew, JobRemoved and the State of job objects.
+func (l *jobLog) signal(_ *wireconn.Conn, m *wire.Message) {
+	if m.Interface == dbusrt.PropertiesInterface && m.Member == "PropertiesChanged" {
+		body, err := dbusrt.DecodeBody(m.Signature, m.Body, m.BigEndian)
+		if err != nil || len(body) != 3 || body[0] != bluechi.JobInterface {
+			return
+		}
+		changed, _ := body[1].(map[string]dbus.Variant)
+		if v, ok := changed["State"]; ok {
+			l.add("state %s %v", m.Path, v.Value())
+		}
+		return
+	}
 	if m.Interface != bluechi.ControllerInterface {
-		return false
+		return
 	}
 	r := wire.NewReader(m.Body, m.BigEndian)
 	if _, err := r.Uint32(); err != nil {
-		return false
+		return
 	}
 	job, _ := r.String()
 	switch {
@@ -63,38 +74,46 @@ func (l *jobLog) signal(m *wire.Message) bool {
 			l.add("removed %s %s", job, result)
 		}
 	}
-	return false
 }
 
 // jobLogClient connects a state manager to the cluster's bus that logs
-// job events (see jobLog).
-func (c *cluster) jobLogClient() (*dbus.Conn, *jobLog) {
+// job events (see jobLog), and a godbus client for the other calls.
+func (c *cluster) jobLogClient() (*busconn.Conn, *dbus.Conn, *jobLog) {
 	l := &jobLog{}
-	conn, _, err := dbusrt.ConnectBusTap(context.Background(), c.bus.Address, &transport.Tap{Signal: l.signal})
+	ctx := context.Background()
+	conn, err := busconn.Dial(ctx, c.bus.Address, wireconn.Options{Signal: l.signal})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { conn.Close() })
-	if err := conn.AddMatchSignal(dbus.WithMatchSender(bluechi.ControllerBusName)); err != nil {
+	if err := conn.AddMatch(ctx, busconn.MatchRule{Sender: bluechi.ControllerBusName}.String()); err != nil {
 		c.t.Fatal(err)
 	}
-	ch := make(chan *dbus.Signal, 64)
-	conn.Signal(ch)
-	go func() {
-		for s := range ch {
-			if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(s.Body) != 3 {
-				continue
-			}
-			if iface, _ := s.Body[0].(string); iface != bluechi.JobInterface {
-				continue
-			}
-			changed, _ := s.Body[1].(map[string]dbus.Variant)
-			if v, ok := changed["State"]; ok {
-				l.add("state %s %v", s.Path, v.Value())
-			}
-		}
-	}()
-	return conn, l
+	client, _, err := dbusrt.ConnectBus(c.bus.Address)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { client.Close() })
+	return conn, client, l
+}
+
+// startUnitOn calls Node.StartUnit on conn, whose reader logs the job's
+// signals before it hands over the reply.
+func startUnitOn(ctx context.Context, conn *busconn.Conn, node, unit string) (dbus.ObjectPath, error) {
+	args := []any{unit, "replace"}
+	sig := dbus.SignatureOf(args...).String()
+	body, err := dbusrt.EncodeBody(sig, args...)
+	if err != nil {
+		return "", err
+	}
+	r, err := conn.Wire().Call(ctx, &wireconn.Request{Destination: bluechi.NodeBusName, Path: string(bluechi.NodePath(node)),
+		Interface: bluechi.NodeInterface, Member: bluechi.NodeMethodStartUnit, Signature: sig, Body: body})
+	if err != nil {
+		return "", err
+	}
+	rd := r.Reader()
+	job, err := rd.String()
+	return dbus.ObjectPath(job), err
 }
 
 // TestJobsOnRealSystemd follows jobs of a slow unit on a real systemd
@@ -107,7 +126,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	agent := c.startAgent("n1")
 	c.waitStatus("n1", "online")
 	ctx := context.Background()
-	conn, log := c.jobLogClient()
+	logConn, conn, log := c.jobLogClient()
 	node := bluechi.NewNodeClient(conn, bluechi.NodeBusName, bluechi.NodePath("n1"))
 	// Start jobs that stay "running" for a minute, however slow the
 	// machine: one unit per case, so no job merges into an earlier one.
@@ -124,7 +143,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	// startSlow starts a slow unit and waits until systemd runs its job.
 	startSlow := func(unit string) dbus.ObjectPath {
 		t.Helper()
-		job, err := node.StartUnit(ctx, unit, "replace")
+		job, err := startUnitOn(ctx, logConn, "n1", unit)
 		if err != nil {
 			t.Fatal(err)
 		}
