@@ -70,13 +70,16 @@ type watcher struct {
 // Dial connects to the bus at address (a D-Bus address string as
 // wireconn.Dial takes, e.g. "unix:path=/run/dbus/system_bus_socket"),
 // authenticates with EXTERNAL, starts the reader and calls Hello. opts are
-// passed to wireconn: its Mechanism is forced to EXTERNAL; every signal
-// goes to opts.Signal (if set) after busconn has routed it to the name
-// watches; opts.Closed is called as wireconn calls it. ctx bounds the
-// handshake and Hello.
+// passed to wireconn: its Mechanism is forced to EXTERNAL and BusShim off
+// (the real bus answers for itself); every signal goes to opts.Signal (if
+// set) after busconn has routed it to the name watches; opts.Closed is
+// called as wireconn calls it. ctx bounds the handshake and Hello. The
+// reader runs when Dial returns: export objects on Wire() before asking
+// for the name callers know them by.
 func Dial(ctx context.Context, address string, opts wireconn.Options) (*Conn, error) {
 	b := &Conn{signal: opts.Signal, watchers: map[string][]*watcher{}}
 	opts.Mechanism = transport.MechanismExternal
+	opts.BusShim = false
 	opts.Signal = b.route
 	wc, err := wireconn.Dial(ctx, address, opts)
 	if err != nil {
@@ -219,6 +222,11 @@ func (b *Conn) WatchNameOwner(ctx context.Context, name string, fn func(oldOwner
 	b.addWatcher(name, w)
 	if err := b.bus.AddMatch(ctx, rule); err != nil {
 		b.removeWatcher(name, w)
+		var refused *wireconn.Error
+		if !errors.As(err, &refused) {
+			// No answer (ctx ended): the bus may still add the rule.
+			_ = b.bus.SendRemoveMatch(rule)
+		}
 		return nil, fmt.Errorf("busconn: watch owner of %s: add match: %w", name, err)
 	}
 	var once sync.Once

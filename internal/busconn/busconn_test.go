@@ -273,6 +273,10 @@ func TestWatchNameOwner(t *testing.T) {
 	if c := got.wait(t, 4); c != (ownerChange{unique, ""}) {
 		t.Fatalf("disconnect: %+v", c)
 	}
+	// A reply read after the last signal: its handlers have all run.
+	if _, err := b.NameHasOwner(ctx, testName); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(passed) < 4 || passed[0] != daemonapi.DBusBusName {
@@ -506,5 +510,41 @@ func TestCheckBusName(t *testing.T) {
 		if err := CheckBusName(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestWatchCancelled(t *testing.T) {
+	checkGoroutines(t)
+	bus := testbus.Start(t)
+	b := dial(t, bus, wireconn.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.WatchNameOwner(ctx, testName, func(string, string) {}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WatchNameOwner with a cancelled ctx: %v", err)
+	}
+	b.mu.Lock()
+	n := len(b.watchers)
+	b.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d watches left", n)
+	}
+	// No rule is left behind, and the connection still works.
+	err := b.RemoveMatch(testCtx(t), nameOwnerRule(testName))
+	if n := dbusrt.ErrorName(err); n != "org.freedesktop.DBus.Error.MatchRuleNotFound" {
+		t.Fatalf("RemoveMatch after a cancelled watch: %v (%s)", err, n)
+	}
+}
+
+func TestBusShimOff(t *testing.T) {
+	checkGoroutines(t)
+	bus := testbus.Start(t)
+	b := dial(t, bus, wireconn.Options{BusShim: true})
+	// A peer calling Hello on our connection's /org/freedesktop/DBus gets
+	// no made-up unique name from us.
+	g := godbusConn(t, bus)
+	var name string
+	err := g.Object(b.UniqueName(), daemonapi.DBusPath).Call(daemonapi.DBusInterface+"."+daemonapi.DBusMethodHello, 0).Store(&name)
+	if err == nil {
+		t.Fatalf("our connection answered Hello with %q", name)
 	}
 }

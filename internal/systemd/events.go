@@ -7,7 +7,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -94,7 +94,7 @@ func (c *Client) dispatch() {
 		for _, e := range batch {
 			if owner := c.owner.Load(); owner != nil {
 				if e.owner != nil {
-					if e.sender == dbusrt.BusName {
+					if e.sender == daemonapi.DBusBusName {
 						c.owner.Store(e.owner)
 					}
 					continue

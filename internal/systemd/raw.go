@@ -9,7 +9,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
@@ -152,17 +151,15 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		unit, _ := UnitNameFromPath(path)
 		e.ev = &PropertiesChanged{Path: path, Unit: unit, Interface: iface, Props: w.Buf, Invalidated: inval}
 		return e, true
-	case m.Path == "/org/freedesktop/DBus" && m.Interface == dbusrt.BusInterface && m.Member == "NameOwnerChanged":
-		if m.Signature != "sss" {
+	case m.Path == string(daemonapi.DBusPath) && m.Interface == daemonapi.DBusInterface && m.Member == daemonapi.DBusSignalNameOwnerChanged:
+		s, err := daemonapi.DecodeDBusNameOwnerChanged(m)
+		if err != nil {
 			return e, true
 		}
-		name, err1 := r.String()
-		_, err2 := r.String()
-		now, err3 := r.String()
-		if err1 != nil || err2 != nil || err3 != nil || name != BusName {
+		if s.Name != BusName {
 			return e, false // not about systemd
 		}
-		e.owner = &now
+		e.owner = &s.NewOwner
 		return e, true
 	}
 	return e, false

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busconn"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
@@ -184,17 +185,18 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("systemd: %s on %s: %w", what, addr, err)
 	}
 	if !private {
-		if c.unique, err = c.busCall(ctx, "Hello"); err != nil {
+		bus := daemonapi.NewDBusWireClient(conn, daemonapi.DBusBusName, string(daemonapi.DBusPath))
+		if c.unique, err = await(c, ctx, bus.GoHello); err != nil {
 			return fail("hello", err)
 		}
 		for _, rule := range busMatches() {
-			if _, err := c.busCall(ctx, "AddMatch", rule); err != nil {
+			if err := await0(c, ctx, func(ctx context.Context, done func(error)) { bus.GoAddMatch(ctx, rule, done) }); err != nil {
 				return fail("add match", err)
 			}
 		}
 		// On a bus anyone may send a signal to us: only systemd's own
 		// unique name is believed (see dispatch).
-		owner, err := c.busCall(ctx, "GetNameOwner", BusName)
+		owner, err := await(c, ctx, func(ctx context.Context, done func(string, error)) { bus.GoGetNameOwner(ctx, BusName, done) })
 		if err != nil {
 			return fail("find systemd on the bus", err)
 		}
@@ -207,32 +209,17 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 // busMatches are the match rules for systemd's signals (and changes of
 // its name's owner) on a message bus.
 func busMatches() []string {
-	sender := "type='signal',sender='" + BusName + "',"
-	props := sender + "interface='" + PropertiesIface + "',member='PropertiesChanged',path_namespace='"
+	props := func(prefix string) string {
+		return busconn.MatchRule{Sender: BusName, Interface: PropertiesIface, Member: daemonapi.DBusPropertiesSignalPropertiesChanged,
+			PathNamespace: strings.TrimSuffix(prefix, "/")}.String()
+	}
 	return []string{
-		sender + "path='" + string(ManagerPath) + "',interface='" + ManagerInterface + "'",
-		props + strings.TrimSuffix(UnitPathPrefix, "/") + "'",
-		props + strings.TrimSuffix(JobPathPrefix, "/") + "'",
-		"type='signal',sender='" + dbusrt.BusName + "',interface='" + dbusrt.BusInterface +
-			"',member='NameOwnerChanged',arg0='" + BusName + "'",
+		busconn.MatchRule{Sender: BusName, Path: string(ManagerPath), Interface: ManagerInterface}.String(),
+		props(UnitPathPrefix),
+		props(JobPathPrefix),
+		busconn.MatchRule{Sender: daemonapi.DBusBusName, Interface: daemonapi.DBusInterface,
+			Member: daemonapi.DBusSignalNameOwnerChanged, Arg0: BusName}.String(),
 	}
-}
-
-// busCall calls a method of the message bus with at most one string
-// argument and returns its string result, if any.
-func (c *Client) busCall(ctx context.Context, member string, arg ...string) (string, error) {
-	req := &wireconn.Request{Destination: dbusrt.BusName, Path: string(dbusrt.BusPath), Interface: dbusrt.BusInterface, Member: member}
-	if len(arg) > 0 {
-		var w wire.Writer
-		w.String(arg[0])
-		req.Signature, req.Body = "s", w.Buf
-	}
-	r, err := c.invoke(ctx, req)
-	if err != nil || r.Signature != "s" {
-		return "", err
-	}
-	rd := r.Reader()
-	return rd.String()
 }
 
 // userPrivateSocket returns the user manager's private socket if there is
