@@ -204,6 +204,9 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 	}
 }
 
+// sigUnitProps is the type of UnitPropertiesChanged's properties.
+var sigUnitProps = wire.ArgSignature(daemonapi.InternalAgentUnitPropertiesChangedSig, 2)
+
 // queueProps sends UnitPropertiesChanged(unit, interface, props) with the
 // properties' bytes as systemd sent them, held back with the unit events.
 func (s *session) queueProps(e *systemd.PropertiesChanged) error {
@@ -214,7 +217,7 @@ func (s *session) queueProps(e *systemd.PropertiesChanged) error {
 	w.String(e.Unit)
 	w.String(e.Interface)
 	r := wire.NewReader(e.Props, false)
-	if err := wire.Copy(&w, &r, "a{sv}"); err != nil {
+	if err := wire.Copy(&w, &r, sigUnitProps); err != nil {
 		return err
 	}
 	s.queued.Store(true)

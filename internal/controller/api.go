@@ -27,9 +27,8 @@ type controllerAPI struct {
 	body  []byte
 }
 
-// sigListNodes is the reply signature of ListNodes, that of the generated
-// type.
-var sigListNodes = dbus.SignatureOf([]bluechi.NodeInfo(nil)).String()
+// sigListNodes is the reply signature of ListNodes.
+const sigListNodes = daemonapi.ControllerListNodesOutSig
 
 // listNodesRaw serves ListNodes with the cached list's encoding: with a
 // thousand nodes, encoding the reply by reflection was most of the call.

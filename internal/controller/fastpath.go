@@ -18,7 +18,7 @@ import (
 // Job signals and heartbeats are read in place and handled at once. Unit
 // signals are relayed to monitors: the few strings the controller needs
 // are read in place, the properties are copied (and validated) as they
-// are, and the monitor signals go out through the bus connection's tap.
+// are, and the monitor signals are written on the bus connection as they are.
 // The rest (ProxyNew, ProxyRemoved, AgentJobMetrics) are decoded by the
 // generated Decode functions and handled on the reader too, so that every
 // signal of a connection is handled in wire order.
@@ -31,12 +31,15 @@ const (
 	sigAgentUnitRemoved   = daemonapi.InternalAgentUnitRemovedSig
 	sigAgentUnitState     = daemonapi.InternalAgentUnitStateChangedSig
 	sigAgentUnitProps     = daemonapi.InternalAgentUnitPropertiesChangedSig
-	sigMonitorUnitNew     = "sss"
-	sigMonitorUnitRemoved = "sss"
-	sigMonitorUnitState   = "sssss"
-	sigMonitorUnitProps   = "sssa{sv}"
-	sigProps              = "a{sv}"
+	sigMonitorUnitNew     = daemonapi.MonitorUnitNewSig
+	sigMonitorUnitRemoved = daemonapi.MonitorUnitRemovedSig
+	sigMonitorUnitState   = daemonapi.MonitorUnitStateChangedSig
+	sigMonitorUnitProps   = daemonapi.MonitorUnitPropertiesChangedSig
 )
+
+// sigProps is the type of the properties argument the agent's
+// UnitPropertiesChanged and the monitor's share.
+var sigProps = wire.ArgSignature(sigMonitorUnitProps, 3)
 
 // errSignature is the reason a relayed signal with a wrong body is dropped.
 var errSignature = errors.New("unexpected signature")

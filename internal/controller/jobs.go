@@ -114,7 +114,7 @@ func (c *Controller) queueJobNew(id uint32, path dbus.ObjectPath) error {
 	w.Uint32(id)
 	w.ObjectPath(string(path))
 	return c.busWire.HoldSignal("", string(bluechi.ControllerPath), bluechi.ControllerInterface,
-		bluechi.ControllerSignalJobNew, "uo", w.Buf)
+		bluechi.ControllerSignalJobNew, daemonapi.ControllerJobNewSig, w.Buf)
 }
 
 // sendJobRemoved emits JobRemoved encoded by internal/wire (it ends every
@@ -127,7 +127,7 @@ func (c *Controller) sendJobRemoved(j *job, path dbus.ObjectPath, result string)
 	w.String(j.unit)
 	w.String(result)
 	return c.busWire.EmitTo("", string(bluechi.ControllerPath), bluechi.ControllerInterface,
-		bluechi.ControllerSignalJobRemoved, "uosss", w.Buf)
+		bluechi.ControllerSignalJobRemoved, daemonapi.ControllerJobRemovedSig, w.Buf)
 }
 
 // jobDone handles JobDone from a node's agent.

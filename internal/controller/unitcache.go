@@ -35,7 +35,7 @@ import (
 // costs more than asking systemd directly.
 
 // sigListUnits is the reply signature of Controller.ListUnits.
-const sigListUnits = "a{sa(ssssssouso)}"
+const sigListUnits = daemonapi.ControllerListUnitsOutSig
 
 // unitList is one node's cache entry.
 type unitList struct {

@@ -21,6 +21,27 @@ var (
 
 const agentXML = " <interface name=\"org.eclipse.bluechi.Agent\">\n  <method name=\"CreateProxy\">\n   <arg name=\"local_service_name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"node\" type=\"s\" direction=\"in\"/>\n   <arg name=\"unit\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"RemoveProxy\">\n   <arg name=\"local_service_name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"node\" type=\"s\" direction=\"in\"/>\n   <arg name=\"unit\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"SwitchController\">\n   <arg name=\"dbus_address\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"JobCancel\">\n   <arg name=\"id\" type=\"u\" direction=\"in\"/>\n  </method>\n  <property name=\"Status\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"true\"/>\n  </property>\n  <property name=\"LogLevel\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"LogTarget\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n  <property name=\"DisconnectTimestamp\" type=\"t\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"DisconnectTimestampMonotonic\" type=\"t\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"LastSeenTimestamp\" type=\"t\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"LastSeenTimestampMonotonic\" type=\"t\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"ControllerAddress\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"true\"/>\n  </property>\n </interface>\n"
 
+// Signatures of the members of org.eclipse.bluechi.Agent, for code that reads or writes
+// their bodies itself.
+const (
+	// AgentCreateProxyInSig is the signature of CreateProxy's arguments.
+	AgentCreateProxyInSig = "sss"
+	// AgentCreateProxyOutSig is the signature of CreateProxy's reply.
+	AgentCreateProxyOutSig = ""
+	// AgentRemoveProxyInSig is the signature of RemoveProxy's arguments.
+	AgentRemoveProxyInSig = "sss"
+	// AgentRemoveProxyOutSig is the signature of RemoveProxy's reply.
+	AgentRemoveProxyOutSig = ""
+	// AgentSwitchControllerInSig is the signature of SwitchController's arguments.
+	AgentSwitchControllerInSig = "s"
+	// AgentSwitchControllerOutSig is the signature of SwitchController's reply.
+	AgentSwitchControllerOutSig = ""
+	// AgentJobCancelInSig is the signature of JobCancel's arguments.
+	AgentJobCancelInSig = "u"
+	// AgentJobCancelOutSig is the signature of JobCancel's reply.
+	AgentJobCancelOutSig = ""
+)
+
 // AgentServer serves org.eclipse.bluechi.Agent: Local agent API for connection state and cross-node dependencies.
 // Embed UnimplementedAgentServer so that methods added later answer UnknownMethod.
 type AgentServer interface {

@@ -21,6 +21,47 @@ var (
 
 const controllerXML = " <interface name=\"org.eclipse.bluechi.Controller\">\n  <method name=\"ListUnits\">\n   <arg name=\"units\" type=\"a{sa(ssssssouso)}\" direction=\"out\"/>\n  </method>\n  <method name=\"ListUnitFiles\">\n   <arg name=\"unitfiles\" type=\"a{sa(ss)}\" direction=\"out\"/>\n  </method>\n  <method name=\"ListNodes\">\n   <arg name=\"nodes\" type=\"a(soss)\" direction=\"out\"/>\n  </method>\n  <method name=\"GetNode\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"path\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"CreateMonitor\">\n   <arg name=\"monitor\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"EnableMetrics\"/>\n  <method name=\"DisableMetrics\"/>\n  <method name=\"SetLogLevel\">\n   <arg name=\"loglevel\" type=\"s\" direction=\"in\"/>\n  </method>\n  <signal name=\"JobNew\">\n   <arg name=\"id\" type=\"u\"/>\n   <arg name=\"job\" type=\"o\"/>\n  </signal>\n  <signal name=\"JobRemoved\">\n   <arg name=\"id\" type=\"u\"/>\n   <arg name=\"job\" type=\"o\"/>\n   <arg name=\"node\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"result\" type=\"s\"/>\n  </signal>\n  <property name=\"Status\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"true\"/>\n  </property>\n  <property name=\"LogLevel\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"LogTarget\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n </interface>\n"
 
+// Signatures of the members of org.eclipse.bluechi.Controller, for code that reads or writes
+// their bodies itself.
+const (
+	// ControllerListUnitsInSig is the signature of ListUnits's arguments.
+	ControllerListUnitsInSig = ""
+	// ControllerListUnitsOutSig is the signature of ListUnits's reply.
+	ControllerListUnitsOutSig = "a{sa(ssssssouso)}"
+	// ControllerListUnitFilesInSig is the signature of ListUnitFiles's arguments.
+	ControllerListUnitFilesInSig = ""
+	// ControllerListUnitFilesOutSig is the signature of ListUnitFiles's reply.
+	ControllerListUnitFilesOutSig = "a{sa(ss)}"
+	// ControllerListNodesInSig is the signature of ListNodes's arguments.
+	ControllerListNodesInSig = ""
+	// ControllerListNodesOutSig is the signature of ListNodes's reply.
+	ControllerListNodesOutSig = "a(soss)"
+	// ControllerGetNodeInSig is the signature of GetNode's arguments.
+	ControllerGetNodeInSig = "s"
+	// ControllerGetNodeOutSig is the signature of GetNode's reply.
+	ControllerGetNodeOutSig = "o"
+	// ControllerCreateMonitorInSig is the signature of CreateMonitor's arguments.
+	ControllerCreateMonitorInSig = ""
+	// ControllerCreateMonitorOutSig is the signature of CreateMonitor's reply.
+	ControllerCreateMonitorOutSig = "o"
+	// ControllerEnableMetricsInSig is the signature of EnableMetrics's arguments.
+	ControllerEnableMetricsInSig = ""
+	// ControllerEnableMetricsOutSig is the signature of EnableMetrics's reply.
+	ControllerEnableMetricsOutSig = ""
+	// ControllerDisableMetricsInSig is the signature of DisableMetrics's arguments.
+	ControllerDisableMetricsInSig = ""
+	// ControllerDisableMetricsOutSig is the signature of DisableMetrics's reply.
+	ControllerDisableMetricsOutSig = ""
+	// ControllerSetLogLevelInSig is the signature of SetLogLevel's arguments.
+	ControllerSetLogLevelInSig = "s"
+	// ControllerSetLogLevelOutSig is the signature of SetLogLevel's reply.
+	ControllerSetLogLevelOutSig = ""
+	// ControllerJobNewSig is the signature of signal JobNew.
+	ControllerJobNewSig = "uo"
+	// ControllerJobRemovedSig is the signature of signal JobRemoved.
+	ControllerJobRemovedSig = "uosss"
+)
+
 // ControllerServer serves org.eclipse.bluechi.Controller: Top-level object of bluechi-controller for all managed nodes.
 // Embed UnimplementedControllerServer so that methods added later answer UnknownMethod.
 type ControllerServer interface {

@@ -21,6 +21,15 @@ var (
 
 const jobXML = " <interface name=\"org.eclipse.bluechi.Job\">\n  <method name=\"Cancel\"/>\n  <property name=\"Id\" type=\"u\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n  <property name=\"Node\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n  <property name=\"Unit\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n  <property name=\"JobType\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n  <property name=\"State\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"true\"/>\n  </property>\n </interface>\n"
 
+// Signatures of the members of org.eclipse.bluechi.Job, for code that reads or writes
+// their bodies itself.
+const (
+	// JobCancelInSig is the signature of Cancel's arguments.
+	JobCancelInSig = ""
+	// JobCancelOutSig is the signature of Cancel's reply.
+	JobCancelOutSig = ""
+)
+
 // JobServer serves org.eclipse.bluechi.Job: One start, stop, restart or reload request running on a node.
 // Embed UnimplementedJobServer so that methods added later answer UnknownMethod.
 type JobServer interface {

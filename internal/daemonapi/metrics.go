@@ -21,6 +21,15 @@ var (
 
 const metricsXML = " <interface name=\"org.eclipse.bluechi.Metrics\">\n  <signal name=\"StartUnitJobMetrics\">\n   <arg name=\"node_name\" type=\"s\"/>\n   <arg name=\"job_id\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"job_measured_time_micros\" type=\"t\"/>\n   <arg name=\"unit_start_prop_time_micros\" type=\"t\"/>\n  </signal>\n  <signal name=\"AgentJobMetrics\">\n   <arg name=\"node_name\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"method\" type=\"s\"/>\n   <arg name=\"systemd_job_time_micros\" type=\"t\"/>\n  </signal>\n </interface>\n"
 
+// Signatures of the members of org.eclipse.bluechi.Metrics, for code that reads or writes
+// their bodies itself.
+const (
+	// MetricsStartUnitJobMetricsSig is the signature of signal StartUnitJobMetrics.
+	MetricsStartUnitJobMetricsSig = "ssstt"
+	// MetricsAgentJobMetricsSig is the signature of signal AgentJobMetrics.
+	MetricsAgentJobMetricsSig = "ssst"
+)
+
 // MetricsServer serves org.eclipse.bluechi.Metrics: Broadcast timing data about lifecycle jobs.
 // Embed UnimplementedMetricsServer so that methods added later answer UnknownMethod.
 type MetricsServer interface {

@@ -21,6 +21,45 @@ var (
 
 const monitorXML = " <interface name=\"org.eclipse.bluechi.Monitor\">\n  <method name=\"Close\"/>\n  <method name=\"Subscribe\">\n   <arg name=\"node\" type=\"s\" direction=\"in\"/>\n   <arg name=\"unit\" type=\"s\" direction=\"in\"/>\n   <arg name=\"id\" type=\"u\" direction=\"out\"/>\n  </method>\n  <method name=\"Unsubscribe\">\n   <arg name=\"id\" type=\"u\" direction=\"in\"/>\n  </method>\n  <method name=\"SubscribeList\">\n   <arg name=\"node\" type=\"s\" direction=\"in\"/>\n   <arg name=\"units\" type=\"as\" direction=\"in\"/>\n   <arg name=\"id\" type=\"u\" direction=\"out\"/>\n  </method>\n  <method name=\"AddPeer\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"id\" type=\"u\" direction=\"out\"/>\n  </method>\n  <method name=\"RemovePeer\">\n   <arg name=\"id\" type=\"u\" direction=\"in\"/>\n   <arg name=\"reason\" type=\"s\" direction=\"in\"/>\n  </method>\n  <signal name=\"UnitPropertiesChanged\">\n   <arg name=\"node\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"interface\" type=\"s\"/>\n   <arg name=\"props\" type=\"a{sv}\"/>\n  </signal>\n  <signal name=\"UnitStateChanged\">\n   <arg name=\"node\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"active_state\" type=\"s\"/>\n   <arg name=\"sub_state\" type=\"s\"/>\n   <arg name=\"reason\" type=\"s\"/>\n  </signal>\n  <signal name=\"UnitNew\">\n   <arg name=\"node\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"reason\" type=\"s\"/>\n  </signal>\n  <signal name=\"UnitRemoved\">\n   <arg name=\"node\" type=\"s\"/>\n   <arg name=\"unit\" type=\"s\"/>\n   <arg name=\"reason\" type=\"s\"/>\n  </signal>\n  <signal name=\"PeerRemoved\">\n   <arg name=\"reason\" type=\"s\"/>\n  </signal>\n </interface>\n"
 
+// Signatures of the members of org.eclipse.bluechi.Monitor, for code that reads or writes
+// their bodies itself.
+const (
+	// MonitorCloseInSig is the signature of Close's arguments.
+	MonitorCloseInSig = ""
+	// MonitorCloseOutSig is the signature of Close's reply.
+	MonitorCloseOutSig = ""
+	// MonitorSubscribeInSig is the signature of Subscribe's arguments.
+	MonitorSubscribeInSig = "ss"
+	// MonitorSubscribeOutSig is the signature of Subscribe's reply.
+	MonitorSubscribeOutSig = "u"
+	// MonitorUnsubscribeInSig is the signature of Unsubscribe's arguments.
+	MonitorUnsubscribeInSig = "u"
+	// MonitorUnsubscribeOutSig is the signature of Unsubscribe's reply.
+	MonitorUnsubscribeOutSig = ""
+	// MonitorSubscribeListInSig is the signature of SubscribeList's arguments.
+	MonitorSubscribeListInSig = "sas"
+	// MonitorSubscribeListOutSig is the signature of SubscribeList's reply.
+	MonitorSubscribeListOutSig = "u"
+	// MonitorAddPeerInSig is the signature of AddPeer's arguments.
+	MonitorAddPeerInSig = "s"
+	// MonitorAddPeerOutSig is the signature of AddPeer's reply.
+	MonitorAddPeerOutSig = "u"
+	// MonitorRemovePeerInSig is the signature of RemovePeer's arguments.
+	MonitorRemovePeerInSig = "us"
+	// MonitorRemovePeerOutSig is the signature of RemovePeer's reply.
+	MonitorRemovePeerOutSig = ""
+	// MonitorUnitPropertiesChangedSig is the signature of signal UnitPropertiesChanged.
+	MonitorUnitPropertiesChangedSig = "sssa{sv}"
+	// MonitorUnitStateChangedSig is the signature of signal UnitStateChanged.
+	MonitorUnitStateChangedSig = "sssss"
+	// MonitorUnitNewSig is the signature of signal UnitNew.
+	MonitorUnitNewSig = "sss"
+	// MonitorUnitRemovedSig is the signature of signal UnitRemoved.
+	MonitorUnitRemovedSig = "sss"
+	// MonitorPeerRemovedSig is the signature of signal PeerRemoved.
+	MonitorPeerRemovedSig = "s"
+)
+
 // MonitorServer serves org.eclipse.bluechi.Monitor: Client-owned subscription to unit events on one or more nodes.
 // Embed UnimplementedMonitorServer so that methods added later answer UnknownMethod.
 type MonitorServer interface {

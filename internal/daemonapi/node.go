@@ -21,6 +21,99 @@ var (
 
 const nodeXML = " <interface name=\"org.eclipse.bluechi.Node\">\n  <method name=\"StartUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"mode\" type=\"s\" direction=\"in\"/>\n   <arg name=\"job\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"StartTransientUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"mode\" type=\"s\" direction=\"in\"/>\n   <arg name=\"props\" type=\"a(sv)\" direction=\"in\"/>\n   <arg name=\"aux\" type=\"a(sa(sv))\" direction=\"in\"/>\n   <arg name=\"job\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"StopUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"mode\" type=\"s\" direction=\"in\"/>\n   <arg name=\"job\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"FreezeUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"ThawUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"ReloadUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"mode\" type=\"s\" direction=\"in\"/>\n   <arg name=\"job\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"RestartUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"mode\" type=\"s\" direction=\"in\"/>\n   <arg name=\"job\" type=\"o\" direction=\"out\"/>\n  </method>\n  <method name=\"KillUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"who\" type=\"s\" direction=\"in\"/>\n   <arg name=\"signal\" type=\"i\" direction=\"in\"/>\n  </method>\n  <method name=\"GetUnitProperties\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"interface\" type=\"s\" direction=\"in\"/>\n   <arg name=\"props\" type=\"a{sv}\" direction=\"out\"/>\n  </method>\n  <method name=\"GetUnitProperty\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"interface\" type=\"s\" direction=\"in\"/>\n   <arg name=\"property\" type=\"s\" direction=\"in\"/>\n   <arg name=\"value\" type=\"v\" direction=\"out\"/>\n  </method>\n  <method name=\"SetUnitProperties\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n   <arg name=\"runtime\" type=\"b\" direction=\"in\"/>\n   <arg name=\"keyvalues\" type=\"a(sv)\" direction=\"in\"/>\n  </method>\n  <method name=\"EnableUnitFiles\">\n   <arg name=\"files\" type=\"as\" direction=\"in\"/>\n   <arg name=\"runtime\" type=\"b\" direction=\"in\"/>\n   <arg name=\"force\" type=\"b\" direction=\"in\"/>\n   <arg name=\"carries_install_info\" type=\"b\" direction=\"out\"/>\n   <arg name=\"changes\" type=\"a(sss)\" direction=\"out\"/>\n  </method>\n  <method name=\"DisableUnitFiles\">\n   <arg name=\"files\" type=\"as\" direction=\"in\"/>\n   <arg name=\"runtime\" type=\"b\" direction=\"in\"/>\n   <arg name=\"changes\" type=\"a(sss)\" direction=\"out\"/>\n  </method>\n  <method name=\"ListUnits\">\n   <arg name=\"units\" type=\"a(ssssssouso)\" direction=\"out\"/>\n  </method>\n  <method name=\"ListUnitFiles\">\n   <arg name=\"unitfiles\" type=\"a(ss)\" direction=\"out\"/>\n  </method>\n  <method name=\"GetUnitFileState\">\n   <arg name=\"file\" type=\"s\" direction=\"in\"/>\n   <arg name=\"state\" type=\"s\" direction=\"out\"/>\n  </method>\n  <method name=\"Reload\"/>\n  <method name=\"SetLogLevel\">\n   <arg name=\"level\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"ResetFailed\"/>\n  <method name=\"ResetFailedUnit\">\n   <arg name=\"name\" type=\"s\" direction=\"in\"/>\n  </method>\n  <method name=\"GetDefaultTarget\">\n   <arg name=\"defaulttarget\" type=\"s\" direction=\"out\"/>\n  </method>\n  <method name=\"SetDefaultTarget\">\n   <arg name=\"defaulttarget\" type=\"s\" direction=\"in\"/>\n   <arg name=\"force\" type=\"b\" direction=\"in\"/>\n   <arg name=\"out\" type=\"a(sss)\" direction=\"out\"/>\n  </method>\n  <property name=\"Name\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n  </property>\n  <property name=\"Status\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"true\"/>\n  </property>\n  <property name=\"PeerIp\" type=\"s\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"LastSeenTimestamp\" type=\"t\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n  <property name=\"LastSeenTimestampMonotonic\" type=\"t\" access=\"read\">\n   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"false\"/>\n  </property>\n </interface>\n"
 
+// Signatures of the members of org.eclipse.bluechi.Node, for code that reads or writes
+// their bodies itself.
+const (
+	// NodeStartUnitInSig is the signature of StartUnit's arguments.
+	NodeStartUnitInSig = "ss"
+	// NodeStartUnitOutSig is the signature of StartUnit's reply.
+	NodeStartUnitOutSig = "o"
+	// NodeStartTransientUnitInSig is the signature of StartTransientUnit's arguments.
+	NodeStartTransientUnitInSig = "ssa(sv)a(sa(sv))"
+	// NodeStartTransientUnitOutSig is the signature of StartTransientUnit's reply.
+	NodeStartTransientUnitOutSig = "o"
+	// NodeStopUnitInSig is the signature of StopUnit's arguments.
+	NodeStopUnitInSig = "ss"
+	// NodeStopUnitOutSig is the signature of StopUnit's reply.
+	NodeStopUnitOutSig = "o"
+	// NodeFreezeUnitInSig is the signature of FreezeUnit's arguments.
+	NodeFreezeUnitInSig = "s"
+	// NodeFreezeUnitOutSig is the signature of FreezeUnit's reply.
+	NodeFreezeUnitOutSig = ""
+	// NodeThawUnitInSig is the signature of ThawUnit's arguments.
+	NodeThawUnitInSig = "s"
+	// NodeThawUnitOutSig is the signature of ThawUnit's reply.
+	NodeThawUnitOutSig = ""
+	// NodeReloadUnitInSig is the signature of ReloadUnit's arguments.
+	NodeReloadUnitInSig = "ss"
+	// NodeReloadUnitOutSig is the signature of ReloadUnit's reply.
+	NodeReloadUnitOutSig = "o"
+	// NodeRestartUnitInSig is the signature of RestartUnit's arguments.
+	NodeRestartUnitInSig = "ss"
+	// NodeRestartUnitOutSig is the signature of RestartUnit's reply.
+	NodeRestartUnitOutSig = "o"
+	// NodeKillUnitInSig is the signature of KillUnit's arguments.
+	NodeKillUnitInSig = "ssi"
+	// NodeKillUnitOutSig is the signature of KillUnit's reply.
+	NodeKillUnitOutSig = ""
+	// NodeGetUnitPropertiesInSig is the signature of GetUnitProperties's arguments.
+	NodeGetUnitPropertiesInSig = "ss"
+	// NodeGetUnitPropertiesOutSig is the signature of GetUnitProperties's reply.
+	NodeGetUnitPropertiesOutSig = "a{sv}"
+	// NodeGetUnitPropertyInSig is the signature of GetUnitProperty's arguments.
+	NodeGetUnitPropertyInSig = "sss"
+	// NodeGetUnitPropertyOutSig is the signature of GetUnitProperty's reply.
+	NodeGetUnitPropertyOutSig = "v"
+	// NodeSetUnitPropertiesInSig is the signature of SetUnitProperties's arguments.
+	NodeSetUnitPropertiesInSig = "sba(sv)"
+	// NodeSetUnitPropertiesOutSig is the signature of SetUnitProperties's reply.
+	NodeSetUnitPropertiesOutSig = ""
+	// NodeEnableUnitFilesInSig is the signature of EnableUnitFiles's arguments.
+	NodeEnableUnitFilesInSig = "asbb"
+	// NodeEnableUnitFilesOutSig is the signature of EnableUnitFiles's reply.
+	NodeEnableUnitFilesOutSig = "ba(sss)"
+	// NodeDisableUnitFilesInSig is the signature of DisableUnitFiles's arguments.
+	NodeDisableUnitFilesInSig = "asb"
+	// NodeDisableUnitFilesOutSig is the signature of DisableUnitFiles's reply.
+	NodeDisableUnitFilesOutSig = "a(sss)"
+	// NodeListUnitsInSig is the signature of ListUnits's arguments.
+	NodeListUnitsInSig = ""
+	// NodeListUnitsOutSig is the signature of ListUnits's reply.
+	NodeListUnitsOutSig = "a(ssssssouso)"
+	// NodeListUnitFilesInSig is the signature of ListUnitFiles's arguments.
+	NodeListUnitFilesInSig = ""
+	// NodeListUnitFilesOutSig is the signature of ListUnitFiles's reply.
+	NodeListUnitFilesOutSig = "a(ss)"
+	// NodeGetUnitFileStateInSig is the signature of GetUnitFileState's arguments.
+	NodeGetUnitFileStateInSig = "s"
+	// NodeGetUnitFileStateOutSig is the signature of GetUnitFileState's reply.
+	NodeGetUnitFileStateOutSig = "s"
+	// NodeReloadInSig is the signature of Reload's arguments.
+	NodeReloadInSig = ""
+	// NodeReloadOutSig is the signature of Reload's reply.
+	NodeReloadOutSig = ""
+	// NodeSetLogLevelInSig is the signature of SetLogLevel's arguments.
+	NodeSetLogLevelInSig = "s"
+	// NodeSetLogLevelOutSig is the signature of SetLogLevel's reply.
+	NodeSetLogLevelOutSig = ""
+	// NodeResetFailedInSig is the signature of ResetFailed's arguments.
+	NodeResetFailedInSig = ""
+	// NodeResetFailedOutSig is the signature of ResetFailed's reply.
+	NodeResetFailedOutSig = ""
+	// NodeResetFailedUnitInSig is the signature of ResetFailedUnit's arguments.
+	NodeResetFailedUnitInSig = "s"
+	// NodeResetFailedUnitOutSig is the signature of ResetFailedUnit's reply.
+	NodeResetFailedUnitOutSig = ""
+	// NodeGetDefaultTargetInSig is the signature of GetDefaultTarget's arguments.
+	NodeGetDefaultTargetInSig = ""
+	// NodeGetDefaultTargetOutSig is the signature of GetDefaultTarget's reply.
+	NodeGetDefaultTargetOutSig = "s"
+	// NodeSetDefaultTargetInSig is the signature of SetDefaultTarget's arguments.
+	NodeSetDefaultTargetInSig = "sb"
+	// NodeSetDefaultTargetOutSig is the signature of SetDefaultTarget's reply.
+	NodeSetDefaultTargetOutSig = "a(sss)"
+)
+
 // NodeServer serves org.eclipse.bluechi.Node: One configured managed machine, reached through its agent.
 // Embed UnimplementedNodeServer so that methods added later answer UnknownMethod.
 type NodeServer interface {

@@ -39,6 +39,10 @@ type eventQueue struct {
 	closed bool
 }
 
+
+// sigChangedProps is the type of PropertiesChanged's changed properties.
+var sigChangedProps = wire.ArgSignature(daemonapi.DBusPropertiesPropertiesChangedSig, 1)
+
 func newEventQueue() *eventQueue { return &eventQueue{ready: make(chan struct{}, 1)} }
 
 func (q *eventQueue) push(e rawEvent) {
@@ -140,7 +144,7 @@ func parseRaw(m *wire.Message) (e rawEvent, ok bool) {
 		// they are copied value by value, and growing the copy as it
 		// goes cost more than the copy.
 		w := wire.Writer{Buf: make([]byte, 0, r.Rest()+r.Rest()/8+8)}
-		if err := wire.Copy(&w, &r, "a{sv}"); err != nil {
+		if err := wire.Copy(&w, &r, sigChangedProps); err != nil {
 			return e, true
 		}
 		inval, err := r.Strings()

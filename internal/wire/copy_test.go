@@ -537,3 +537,18 @@ func TestValidString(t *testing.T) {
 		}
 	}
 }
+
+func TestArgSignature(t *testing.T) {
+	for _, c := range []struct {
+		sig  string
+		n    int
+		want string
+	}{
+		{"sssa{sv}", 3, "a{sv}"}, {"sa{sv}as", 1, "a{sv}"}, {"sa{sv}as", 2, "as"}, {"a(so)u", 0, "a(so)"},
+		{"a(so)u", 1, "u"}, {"u", 1, ""}, {"", 0, ""}, {"aa{s(ii)}v", 0, "aa{s(ii)}"}, {"aa{s(ii)}v", 1, "v"},
+	} {
+		if got := ArgSignature(c.sig, c.n); got != c.want {
+			t.Errorf("ArgSignature(%q, %d) = %q, want %q", c.sig, c.n, got, c.want)
+		}
+	}
+}

@@ -131,3 +131,17 @@ func skipType(sig string, i int) int {
 		}
 	}
 }
+
+// ArgSignature returns the signature of argument n (from 0) of the valid
+// signature sig, or "" if sig has fewer arguments: code that copies one
+// argument as it is takes its type from the member's signature.
+func ArgSignature(sig string, n int) string {
+	for i := 0; i < len(sig); n-- {
+		end := skipType(sig, i)
+		if n == 0 {
+			return sig[i:end]
+		}
+		i = end
+	}
+	return ""
+}

@@ -417,6 +417,10 @@ func (g *goGen) apiFile(i *Interface) ([]byte, error) {
 	}
 	b.p("const %sXML = %q", lowerFirst(n), i.XML())
 	b.p("")
+	if g.public(i) {
+		// The internal interfaces have theirs in their wire file.
+		g.wireSigs(&b, i, n)
+	}
 	g.server(&b, i, n)
 	g.emitters(&b, i, n)
 	if !g.public(i) {
