@@ -39,7 +39,6 @@ type eventQueue struct {
 	closed bool
 }
 
-
 // sigChangedProps is the type of PropertiesChanged's changed properties.
 var sigChangedProps = wire.ArgSignature(daemonapi.DBusPropertiesPropertiesChangedSig, 1)
 
