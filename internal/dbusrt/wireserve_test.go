@@ -251,6 +251,8 @@ func TestWireServerOrder(t *testing.T) {
 	if err := (<-waiting.Done).Err; err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	for i, v := range seen {
 		if v != uint32(i) {
 			t.Fatalf("call %d ran as number %d: %v", v, i, seen)
