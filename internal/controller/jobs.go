@@ -169,10 +169,10 @@ func (c *Controller) jobStateChanged(n *node, id uint32, state string) {
 	}
 	c.mu.Unlock()
 	if obj != nil {
-		// Queued on the bus tap: this runs in the agent connection's
-		// reader, whose signal handler then schedules a flush of the bus
-		// tap (kickFlush), so a JobDone read in the same batch sends
-		// JobRemoved in the same write.
+		// Held on the bus connection: this runs in the agent
+		// connection's reader, whose signal handler then schedules a
+		// flush of the bus connection (kickFlush), so a JobDone read in
+		// the same batch sends JobRemoved in the same write.
 		if err := obj.Export().QueueProperty("State", state); err != nil {
 			c.logger().Debug("job state not sent", "job", id, "error", err)
 		}

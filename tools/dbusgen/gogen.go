@@ -849,9 +849,9 @@ func (g *goGen) pubProps(b *buf, i *Interface, n string) {
 	b.p("")
 }
 
-// rtClient writes the client of an internal interface, on dbusrt.Invoke
-// (which releases an ordered caller's turn once the call is on the wire and
-// takes the raw fast path on a tapped connection).
+// rtClient writes the godbus client of an internal interface, on
+// dbusrt.Invoke (which releases an ordered caller's turn once the call is
+// on the wire).
 func (g *goGen) rtClient(b *buf, i *Interface, n string) {
 	t := g.apiTypes
 	b.p("// %sClient calls %s on one remote object.", n, i.Name)
