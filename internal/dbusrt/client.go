@@ -3,10 +3,8 @@
 package dbusrt
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -130,30 +128,6 @@ func RequestName(conn *dbus.Conn, name string) error {
 		return fmt.Errorf("request name %s: not the primary owner (reply %d)", name, reply)
 	}
 	return nil
-}
-
-// SessionBusAddress returns the session bus address: $DBUS_SESSION_BUS_ADDRESS,
-// else $XDG_RUNTIME_DIR/bus when that socket exists.
-func SessionBusAddress() (string, error) {
-	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" {
-		return a, nil
-	}
-	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
-		p := filepath.Join(dir, "bus")
-		if _, err := os.Stat(p); err == nil {
-			return "unix:path=" + p, nil
-		}
-	}
-	return "", errors.New("no session bus: DBUS_SESSION_BUS_ADDRESS is not set")
-}
-
-// SystemBusAddress returns the system bus address: $DBUS_SYSTEM_BUS_ADDRESS,
-// else the well-known socket.
-func SystemBusAddress() string {
-	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
-		return a
-	}
-	return "unix:path=/var/run/dbus/system_bus_socket"
 }
 
 // DialPeer opens a peer-to-peer godbus connection to address (a

@@ -53,11 +53,7 @@ func (c *Conn) send(h *header, body []byte, before func(serial uint32) bool) err
 	}()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.serial++
-	if c.serial == 0 {
-		c.serial = 1
-	}
-	h.serial = c.serial
+	h.serial = c.nextSerialLocked()
 	*bp = appendMessage((*bp)[:0], h, body)
 	if len(*bp) > wire.MaxMessageSize {
 		return fmt.Errorf("wireconn: message of %d bytes is larger than D-Bus allows", len(*bp))
@@ -71,6 +67,16 @@ func (c *Conn) send(h *header, body []byte, before func(serial uint32) bool) err
 		out = c.held
 	}
 	return c.writeLocked(out)
+}
+
+// nextSerialLocked returns the serial of the next message (never 0); the
+// caller holds wmu.
+func (c *Conn) nextSerialLocked() uint32 {
+	c.serial++
+	if c.serial == 0 {
+		c.serial = 1
+	}
+	return c.serial
 }
 
 // writeLocked writes p, which holds whole messages, and forgets the held
@@ -102,11 +108,7 @@ func (c *Conn) HoldSignal(dest, path, iface, member, sig string, body []byte) er
 		destination: dest, signature: sig, sender: c.opts.Sender}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.serial++
-	if c.serial == 0 {
-		c.serial = 1
-	}
-	h.serial = c.serial
+	h.serial = c.nextSerialLocked()
 	n := len(c.held)
 	c.held = appendMessage(c.held, &h, body)
 	if len(c.held)-n > wire.MaxMessageSize {
