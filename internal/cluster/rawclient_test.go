@@ -11,8 +11,8 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/busconn"
+	"github.com/bluechi-go/bluechi/internal/cluster"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/wire"
@@ -94,20 +94,7 @@ func (w *rawJobs) starter(b *testing.B, addr, sender string, start func(context.
 func rawStartThrough(b *testing.B, addr, node string) func() time.Duration {
 	w := &rawJobs{path: string(bluechi.ControllerPath), iface: bluechi.ControllerInterface, sig: "uosss", resultArg: 3}
 	return w.starter(b, addr, bluechi.ControllerBusName, func(ctx context.Context, conn *busconn.Conn) (dbus.ObjectPath, error) {
-		args := []any{sandbox.OneshotServiceName, "replace"}
-		sig := dbus.SignatureOf(args...).String()
-		body, err := dbusrt.EncodeBody(sig, args...)
-		if err != nil {
-			return "", err
-		}
-		r, err := conn.Wire().Call(ctx, &wireconn.Request{Destination: bluechi.NodeBusName, Path: string(bluechi.NodePath(node)),
-			Interface: bluechi.NodeInterface, Member: bluechi.NodeMethodStartUnit, Signature: sig, Body: body})
-		if err != nil {
-			return "", err
-		}
-		rd := r.Reader()
-		job, err := rd.String()
-		return dbus.ObjectPath(job), err
+		return cluster.StartUnitRaw(ctx, conn, node, sandbox.OneshotServiceName)
 	})
 }
 

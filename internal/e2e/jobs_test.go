@@ -14,6 +14,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/busconn"
+	localcluster "github.com/bluechi-go/bluechi/internal/cluster"
 	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
@@ -97,25 +98,6 @@ func (c *cluster) jobLogClient() (*busconn.Conn, *dbus.Conn, *jobLog) {
 	return conn, client, l
 }
 
-// startUnitOn calls Node.StartUnit on conn, whose reader logs the job's
-// signals before it hands over the reply.
-func startUnitOn(ctx context.Context, conn *busconn.Conn, node, unit string) (dbus.ObjectPath, error) {
-	args := []any{unit, "replace"}
-	sig := dbus.SignatureOf(args...).String()
-	body, err := dbusrt.EncodeBody(sig, args...)
-	if err != nil {
-		return "", err
-	}
-	r, err := conn.Wire().Call(ctx, &wireconn.Request{Destination: bluechi.NodeBusName, Path: string(bluechi.NodePath(node)),
-		Interface: bluechi.NodeInterface, Member: bluechi.NodeMethodStartUnit, Signature: sig, Body: body})
-	if err != nil {
-		return "", err
-	}
-	rd := r.Reader()
-	job, err := rd.String()
-	return dbus.ObjectPath(job), err
-}
-
 // TestJobsOnRealSystemd follows jobs of a slow unit on a real systemd
 // through the controller: JobNew before the reply, the Job object's
 // properties and State changes, Job.Cancel ending in systemd's
@@ -143,7 +125,7 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	// startSlow starts a slow unit and waits until systemd runs its job.
 	startSlow := func(unit string) dbus.ObjectPath {
 		t.Helper()
-		job, err := startUnitOn(ctx, logConn, "n1", unit)
+		job, err := localcluster.StartUnitRaw(ctx, logConn, "n1", unit)
 		if err != nil {
 			t.Fatal(err)
 		}
