@@ -160,14 +160,18 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger, tlsH *tlsconf
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	// SIGHUP reloads the TLS files (certificate rotation). It is taken
+	// with TLS off too, where there is nothing to reload, so that
+	// systemctl reload (ExecReload sends SIGHUP) never ends the controller.
 	hup := make(chan os.Signal, 1)
-	if tlsH != nil {
-		// SIGHUP reloads the TLS files (certificate rotation).
-		signal.Notify(hup, syscall.SIGHUP)
-	}
+	signal.Notify(hup, syscall.SIGHUP)
 	for running := true; running; {
 		select {
 		case <-hup:
+			if tlsH == nil {
+				log.Info("SIGHUP: nothing to reload (UseTLS is off)")
+				continue
+			}
 			tlslink.Reload(tlsH, log.Slog())
 		case s := <-sig:
 			log.Info("shutting down", logging.Attr{Key: "signal", Value: logValue(s.String())})
