@@ -93,18 +93,39 @@ func (c *Conn) readLoop() error {
 	}
 }
 
-// readPlain is readLoop for a connection without a file descriptor.
+// smallRead is the buffer readPlain blocks in while the peer is quiet.
+const smallRead = 512
+
+// readPlain is readLoop for a connection without a file descriptor (TLS):
+// such a read blocks with its buffer, so an idle connection waits in a
+// small one of its own and takes a pooled chunk only while a read fills
+// the small buffer, until a read no longer fills the chunk.
 func (c *Conn) readPlain() error {
+	small := make([]byte, smallRead)
+	var chunk *[]byte
+	defer func() {
+		if chunk != nil {
+			chunks.Put(chunk)
+		}
+	}()
 	for {
-		b := chunks.Get().(*[]byte)
-		n, err := c.nc.Read(*b)
+		b := small
+		if chunk != nil {
+			b = *chunk
+		}
+		n, err := c.nc.Read(b)
 		if n > 0 {
-			if ferr := c.feed((*b)[:n]); ferr != nil {
-				chunks.Put(b)
+			if ferr := c.feed(b[:n]); ferr != nil {
 				return ferr
 			}
 		}
-		chunks.Put(b)
+		switch {
+		case chunk == nil && n == len(small):
+			chunk = chunks.Get().(*[]byte)
+		case chunk != nil && n < len(b):
+			chunks.Put(chunk)
+			chunk = nil
+		}
 		if err != nil {
 			if c.spuriousDeadline(err) {
 				continue
