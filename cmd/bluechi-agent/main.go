@@ -158,15 +158,17 @@ func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error
 	if err := bus.RequestName(ctx, bluechi.AgentBusName); err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
 	if tlsH != nil {
 		// TLSServerName as configured; empty: the host dialed.
 		a.UseTLS(&tlslink.Dialer{Holder: tlsH, ServerName: cfg.TLS.ServerName})
 		waitExpiry := tlslink.WatchExpiry(ctx, tlsH, 0, log.Slog())
 		defer func() { cancel(); waitExpiry() }()
-		// SIGHUP reloads the TLS files; the next connection uses them.
-		signal.Notify(hup, syscall.SIGHUP)
 	}
+	// SIGHUP reloads the TLS files; the next connection uses them. Taken
+	// with TLS off too, where there is nothing to reload, so that
+	// systemctl reload (ExecReload sends SIGHUP) never ends the agent.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	lost := make(chan error, 1) // why the agent stops other than by a signal
@@ -174,7 +176,11 @@ func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error
 		for {
 			select {
 			case <-hup:
-				tlslink.Reload(tlsH, log.Slog())
+				if tlsH == nil {
+					log.Info("SIGHUP: nothing to reload (UseTLS is off)")
+				} else {
+					tlslink.Reload(tlsH, log.Slog())
+				}
 				continue
 			case <-sig:
 				log.Info("shutting down")

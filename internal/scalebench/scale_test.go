@@ -94,6 +94,7 @@ func thisBinary(tb testing.TB) string {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printTable(os.Stdout)
+	printTLSTable(os.Stdout)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -111,6 +112,7 @@ type env struct {
 	ctrl   *bluechi.ControllerClient
 	names  []string // configured nodes
 	agents []*simAgent
+	fleet  *tlsFleet // UseTLS=yes: the agents' certificates; nil: plain TCP
 }
 
 // raiseFileLimit makes room for n more descriptors in this process.
@@ -156,8 +158,15 @@ func openFileLimit(tb testing.TB, pid int) int {
 // configured node names sim1..simN.
 func startEnv(tb testing.TB, bin string, configured int) *env {
 	tb.Helper()
+	return startEnvWith(tb, bin, configured, nil)
+}
+
+// startEnvWith is startEnv; with a fleet, the controller has UseTLS=yes
+// with the fleet's files and the agents dial over mutual TLS.
+func startEnvWith(tb testing.TB, bin string, configured int, fleet *tlsFleet) *env {
+	tb.Helper()
 	raiseFileLimit(tb, configured)
-	e := &env{tb: tb, dir: tb.TempDir()}
+	e := &env{tb: tb, dir: tb.TempDir(), fleet: fleet}
 	var err error
 	if e.bus, err = testbus.StartDaemon(e.dir); err != nil {
 		tb.Fatal(err)
@@ -170,6 +179,9 @@ func startEnv(tb testing.TB, bin string, configured int) *env {
 	// The node threshold is raised from 2.5 s so that a loaded machine
 	// does not drop simulated nodes whose heartbeats (every 2 s) queue up.
 	fmt.Fprintf(&conf, "[bluechi-controller]\nControllerPort=%d\nUseTCP=true\nUseUDS=false\nLogTarget=stderr\nLogLevel=WARN\nNodeHeartbeatThreshold=10000\n", e.port)
+	if fleet != nil {
+		conf.WriteString(fleet.controllerKeys())
+	}
 	for i := range configured {
 		name := fmt.Sprintf("sim%d", i+1)
 		e.names = append(e.names, name)
@@ -273,7 +285,7 @@ func (e *env) connect(n int) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			a, err := dialAgent(ctx, addr, e.names[i])
+			a, err := dialAgent(ctx, addr, e.names[i], e.fleet.dialer(e.names[i]))
 			if err != nil {
 				errs <- err
 				return

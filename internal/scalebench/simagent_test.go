@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bluechi-go/bluechi/internal/tlslink"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -55,8 +56,8 @@ var unitsBody = func() []byte {
 	return w.Buf
 }()
 
-// simAgent is one simulated agent: a TCP connection, a reader goroutine
-// and a heartbeat timer.
+// simAgent is one simulated agent: a TCP connection (over TLS with
+// UseTLS=yes), a reader goroutine and a heartbeat timer.
 type simAgent struct {
 	name string
 	nc   net.Conn
@@ -70,13 +71,22 @@ type simAgent struct {
 	err  error         // why the reader ended; read after done
 }
 
-// dialAgent connects to the controller at addr, authenticates, registers
-// as name and starts heartbeating. It returns once Register was answered.
-func dialAgent(ctx context.Context, addr, name string) (*simAgent, error) {
+// dialAgent connects to the controller at addr (with tlsd, over mutual
+// TLS as the real agent's dialer does it), authenticates, registers as
+// name and starts heartbeating. It returns once Register was answered.
+func dialAgent(ctx context.Context, addr, name string, tlsd *tlslink.Dialer) (*simAgent, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tlsd != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		tc, err := tlsd.Client(ctx, nc, host) // closes nc on error
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		nc = tc
 	}
 	a := &simAgent{name: name, nc: nc, done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {

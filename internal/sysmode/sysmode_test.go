@@ -102,6 +102,23 @@ func TestSystemMode(t *testing.T) {
 			}
 		}
 	})
+	t.Run("AgentReload", func(t *testing.T) {
+		c.t = t
+		// systemctl reload sends SIGHUP (ExecReload); with UseTLS off
+		// there is nothing to reload and the agent stays as it was.
+		pid := c.prop(ctx, "n2", "bluechi-agent.service", "MainPID")
+		c.run(ctx, "n2", "systemctl", "reload", "bluechi-agent.service")
+		waitFor(t, 10*time.Second, "the agent's SIGHUP record on n2", func() (bool, string) {
+			return hasRecord(c.journal(ctx, "n2", "bluechi-agent.service"), "SIGHUP: nothing to reload (UseTLS is off)", "PRIORITY", "6"), ""
+		})
+		if now := c.prop(ctx, "n2", "bluechi-agent.service", "MainPID"); now != pid {
+			t.Errorf("agent on n2: MainPID %s after systemctl reload (was %s)", now, pid)
+		}
+		if s := c.prop(ctx, "n2", "bluechi-agent.service", "ActiveState"); s != "active" {
+			t.Errorf("agent on n2 is %q after systemctl reload", s)
+		}
+		c.waitAllOnline(10 * time.Second)
+	})
 	t.Run("Proxy", func(t *testing.T) {
 		c.t = t
 		c.run(ctx, ctlNode, "bluechictl", "start", "n2", "sysmode-needs.service")
