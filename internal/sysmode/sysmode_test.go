@@ -119,6 +119,22 @@ func TestSystemMode(t *testing.T) {
 		}
 		c.waitAllOnline(10 * time.Second)
 	})
+	t.Run("ControllerReload", func(t *testing.T) {
+		c.t = t
+		// The same for the controller: no node drops.
+		pid := c.prop(ctx, ctlNode, "bluechi-controller.service", "MainPID")
+		c.run(ctx, ctlNode, "systemctl", "reload", "bluechi-controller.service")
+		waitFor(t, 10*time.Second, "the controller's SIGHUP record", func() (bool, string) {
+			return hasRecord(c.journal(ctx, ctlNode, "bluechi-controller.service"), "SIGHUP: nothing to reload (UseTLS is off)", "PRIORITY", "6"), ""
+		})
+		if now := c.prop(ctx, ctlNode, "bluechi-controller.service", "MainPID"); now != pid {
+			t.Errorf("controller: MainPID %s after systemctl reload (was %s)", now, pid)
+		}
+		if s := c.prop(ctx, ctlNode, "bluechi-controller.service", "ActiveState"); s != "active" {
+			t.Errorf("controller is %q after systemctl reload", s)
+		}
+		c.waitAllOnline(10 * time.Second)
+	})
 	t.Run("Proxy", func(t *testing.T) {
 		c.t = t
 		c.run(ctx, ctlNode, "bluechictl", "start", "n2", "sysmode-needs.service")
