@@ -167,53 +167,6 @@ func TestGodbusClient(t *testing.T) {
 	checkGodbusPeer(t, g, c, gch, sigs)
 }
 
-// TestGodbusServer: our Conn as the client of godbus served through
-// transport.Accept (the existing godbus-based peer link).
-func TestGodbusServer(t *testing.T) {
-	noLeaks(t)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	l := listen(t)
-	gc := make(chan *dbus.Conn, 1)
-	go func() {
-		nc, err := l.Accept()
-		if err != nil {
-			gc <- nil
-			return
-		}
-		g, err := transport.Accept(nc)
-		if err != nil {
-			t.Error(err)
-			gc <- nil
-			return
-		}
-		if err := g.Export(godbusEcho{}, testPath, testIface); err != nil {
-			t.Error(err)
-		}
-		gc <- g
-	}()
-	sigs := newSignalWaiter()
-	nc, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Client(context.Background(), nc, Options{Signal: sigs.handle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Export(testPath, echoIface(&wg))
-	c.Start()
-	defer func() { c.Close(); <-c.Done() }()
-	g := <-gc
-	if g == nil {
-		t.Fatal("godbus side failed")
-	}
-	defer g.Close()
-	gch := make(chan *dbus.Signal, 16)
-	g.Signal(gch)
-	checkGodbusPeer(t, g, c, gch, sigs)
-}
-
 // checkGodbusPeer runs calls and signals both ways between godbus g and
 // Conn c on one peer link.
 func checkGodbusPeer(t *testing.T, g *dbus.Conn, c *Conn, gch chan *dbus.Signal, sigs *signalWaiter) {
