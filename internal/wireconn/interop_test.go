@@ -5,7 +5,9 @@ package wireconn
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,9 +131,19 @@ func TestDBusDaemon(t *testing.T) {
 }
 
 // TestGodbusClient: godbus, through its public API only, as the client
-// of a Conn served over TCP (godbus's own ANONYMOUS handshake, BEGIN after
-// OK): calls both ways, error replies, signals both ways, Hello.
+// of a Conn served over TCP (godbus's own ANONYMOUS and EXTERNAL
+// handshakes, BEGIN after OK): calls both ways, error replies, signals
+// both ways, Hello.
 func TestGodbusClient(t *testing.T) {
+	for name, auth := range map[string]dbus.Auth{
+		"ANONYMOUS": dbus.AuthAnonymous(),
+		"EXTERNAL":  dbus.AuthExternal(strconv.Itoa(os.Geteuid())),
+	} {
+		t.Run(name, func(t *testing.T) { runGodbusClient(t, auth) })
+	}
+}
+
+func runGodbusClient(t *testing.T, auth dbus.Auth) {
 	noLeaks(t)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -148,7 +160,7 @@ func TestGodbusClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if err := g.Auth([]dbus.Auth{dbus.AuthAnonymous()}); err != nil {
+	if err := g.Auth([]dbus.Auth{auth}); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Hello(); err != nil {
