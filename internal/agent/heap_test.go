@@ -11,6 +11,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/leakcheck"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
+	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
 // maxLiveGrowth bounds what 1000 start/stop cycles may leave on the heap of
@@ -30,13 +31,16 @@ func TestNoHeapGrowthOverJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, conn := runAgent(t, sd)
-	ag := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
+	ag := conn.agentClient()
 	jobDone := make(chan uint32, 4)
-	s, err := ag.OnJobDone(ctx, func(s *daemonapi.InternalAgentJobDoneSignal) { jobDone <- s.ID })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	conn.onSignal(daemonapi.InternalAgentInterface, daemonapi.InternalAgentSignalJobDone, func(m *wire.Message) {
+		s, err := daemonapi.DecodeInternalAgentJobDone(m)
+		if err != nil {
+			t.Errorf("JobDone: %v", err)
+			return
+		}
+		jobDone <- s.ID
+	})
 	id := uint32(0)
 	cycles := func(n int) {
 		for range n {

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/agent"
 	"github.com/bluechi-go/bluechi/internal/busconn"
@@ -24,6 +22,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/testbus"
+	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
@@ -37,7 +36,7 @@ type proxyHarness struct {
 	sd     *fakeSystemd
 	pub    *bluechi.AgentClient
 	fc     *fakeController
-	conn   *dbus.Conn  // the current controller connection
+	conn   *ctlConn    // the current controller connection
 	events chan string // "new NODE UNIT PATH" and "removed NODE UNIT", all connections
 	stop   func()      // ends the agent (its SIGTERM path)
 }
@@ -89,22 +88,26 @@ func startProxyHarnessWith(t *testing.T, units []bluechi.UnitInfo) *proxyHarness
 }
 
 // watch subscribes to the proxy signals of a registering connection.
-func (h *proxyHarness) watch(conn *dbus.Conn) {
-	c := daemonapi.NewInternalAgentClient(conn, bluechi.AgentBusName, daemonapi.InternalAgentPath)
-	ctx := context.Background()
-	if _, err := c.OnProxyNew(ctx, func(s *daemonapi.InternalAgentProxyNewSignal) {
+func (h *proxyHarness) watch(conn *ctlConn) {
+	conn.onSignal(daemonapi.InternalAgentInterface, daemonapi.InternalAgentSignalProxyNew, func(m *wire.Message) {
+		s, err := daemonapi.DecodeInternalAgentProxyNew(m)
+		if err != nil {
+			h.t.Errorf("ProxyNew: %v", err)
+			return
+		}
 		h.events <- fmt.Sprintf("new %s %s %s", s.NodeName, s.UnitName, s.Proxy)
-	}); err != nil {
-		h.t.Error(err)
-	}
-	if _, err := c.OnProxyRemoved(ctx, func(s *daemonapi.InternalAgentProxyRemovedSignal) {
+	})
+	conn.onSignal(daemonapi.InternalAgentInterface, daemonapi.InternalAgentSignalProxyRemoved, func(m *wire.Message) {
+		s, err := daemonapi.DecodeInternalAgentProxyRemoved(m)
+		if err != nil {
+			h.t.Errorf("ProxyRemoved: %v", err)
+			return
+		}
 		h.events <- fmt.Sprintf("removed %s %s", s.NodeName, s.UnitName)
-	}); err != nil {
-		h.t.Error(err)
-	}
+	})
 }
 
-func (h *proxyHarness) registered() *dbus.Conn {
+func (h *proxyHarness) registered() *ctlConn {
 	h.t.Helper()
 	select {
 	case conn := <-h.fc.registered:
@@ -113,6 +116,20 @@ func (h *proxyHarness) registered() *dbus.Conn {
 		h.t.Fatal("agent did not register")
 		return nil
 	}
+}
+
+// proxyClient calls an internal Proxy object of the agent on the current
+// controller connection.
+type proxyClient struct {
+	*daemonapi.InternalProxyWireClient
+	path string
+}
+
+// Path is the object path of the proxy.
+func (p *proxyClient) Path() string { return p.path }
+
+func (h *proxyHarness) proxyClient(path string) *proxyClient {
+	return &proxyClient{daemonapi.NewInternalProxyWireClient(h.conn.Conn, bluechi.AgentBusName, path), path}
 }
 
 // create calls CreateProxy in the background; the answer arrives on the channel.
@@ -124,7 +141,7 @@ func (h *proxyHarness) create(service, node, unit string) <-chan error {
 
 // newProxy creates a proxy for node n2 and returns its answer channel and
 // the internal Proxy object announced by ProxyNew.
-func (h *proxyHarness) newProxy(unit string) (<-chan error, *daemonapi.InternalProxyClient) {
+func (h *proxyHarness) newProxy(unit string) (<-chan error, *proxyClient) {
 	h.t.Helper()
 	res := h.create("bluechi-proxy@n2_"+unit, "n2", unit)
 	ev := h.next()
@@ -135,7 +152,7 @@ func (h *proxyHarness) newProxy(unit string) (<-chan error, *daemonapi.InternalP
 	if !strings.HasPrefix(path, daemonapi.InternalProxyPathPrefix) {
 		h.t.Fatalf("proxy path %s", path)
 	}
-	return res, daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(path))
+	return res, h.proxyClient(path)
 }
 
 // next returns the next proxy signal.
@@ -253,17 +270,17 @@ func TestProxyActivationFailed(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string
-		fail func(*daemonapi.InternalProxyClient) error
+		fail func(*proxyClient) error
 		msg  string
 	}{
-		{"failed", func(px *daemonapi.InternalProxyClient) error {
+		{"failed", func(px *proxyClient) error {
 			return px.TargetStateChanged(ctx, "failed", "failed", "real")
 		}, ""},
-		{"inactive", func(px *daemonapi.InternalProxyClient) error {
+		{"inactive", func(px *proxyClient) error {
 			return px.TargetStateChanged(ctx, "inactive", "dead", "real")
 		}, ""},
-		{"removed", func(px *daemonapi.InternalProxyClient) error { return px.TargetRemoved(ctx, "real") }, ""},
-		{"error", func(px *daemonapi.InternalProxyClient) error { return px.Error(ctx, "No such node") }, "No such node"},
+		{"removed", func(px *proxyClient) error { return px.TargetRemoved(ctx, "real") }, ""},
+		{"error", func(px *proxyClient) error { return px.Error(ctx, "No such node") }, "No such node"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h.t = t
@@ -321,7 +338,7 @@ func TestProxyReconnect(t *testing.T) {
 		t.Fatalf("got %q, want %q", ev, want)
 	}
 	h.pending(res)
-	px = daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, px.Path())
+	px = h.proxyClient(px.Path())
 	call(t, px.TargetStateChanged(ctx, "active", "running", "real"))
 	call(t, h.answer(res))
 }
@@ -386,7 +403,7 @@ func TestProxyRestore(t *testing.T) {
 	// Ready: a duplicate is refused, virtual stops are ignored, a real one
 	// stops the unit.
 	wantError(t, h.pub.CreateProxy(ctx, "bluechi-proxy@n2_a.service", "n2", "a.service"), dbusrt.ErrAddressInUse)
-	px := daemonapi.NewInternalProxyClient(h.conn, bluechi.AgentBusName, dbus.ObjectPath(got["n2 a.service"]))
+	px := h.proxyClient(got["n2 a.service"])
 	call(t, px.TargetStateChanged(ctx, "inactive", "agent-offline", "virtual"))
 	h.noStop()
 	call(t, px.TargetStateChanged(ctx, "inactive", "dead", "real"))
@@ -426,7 +443,7 @@ func TestDepUnits(t *testing.T) {
 	}
 	t.Cleanup(func() { sd.Close() })
 	_, conn := runAgent(t, sd)
-	ag := daemonapi.NewInternalAgentClient(conn, bluechi.AgentBusName, daemonapi.InternalAgentPath)
+	ag := conn.agentClient()
 	depUnit := "bluechi-dep@" + sandbox.SimpleServiceName
 	state := func(unit, want string) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,8 +22,8 @@ import (
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/systemd"
-	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // fakeSystemd has a fixed unit list and an event stream the test feeds.
@@ -52,19 +53,61 @@ func (f *fakeSystemd) StopUnit(ctx context.Context, name, mode string, track fun
 	return dbus.ObjectPath(systemd.JobPathPrefix + "8"), nil
 }
 
-// fakeController accepts agent connections and hands out the registered ones.
-type fakeController struct {
-	daemonapi.UnimplementedInternalControllerServer
-	registered chan *dbus.Conn
-	onRegister func(*dbus.Conn) // runs before Register replies, if not nil
+// ctlConn is the fake controller's end of one agent connection: our own
+// connection type, as the real controller has, with the agent's signals
+// handed to the watchers added by onSignal.
+type ctlConn struct {
+	*wireconn.Conn
+
+	mu      sync.Mutex
+	signals []func(*wire.Message) // guarded by mu
 }
 
-func (f *fakeController) Register(ctx context.Context, name string) error {
-	conn := dbusrt.ConnFrom(ctx)
-	if f.onRegister != nil {
-		f.onRegister(conn)
+// onSignal calls fn, on the connection's reader, for every signal member
+// of iface the agent sends.
+func (c *ctlConn) onSignal(iface, member string, fn func(*wire.Message)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.signals = append(c.signals, func(m *wire.Message) {
+		if m.Interface == iface && m.Member == member {
+			fn(m)
+		}
+	})
+}
+
+func (c *ctlConn) signal(_ *wireconn.Conn, m *wire.Message) {
+	c.mu.Lock()
+	fns := slices.Clone(c.signals)
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn(m)
 	}
-	f.registered <- conn
+}
+
+// agentClient calls the agent's internal Agent object.
+func (c *ctlConn) agentClient() *daemonapi.InternalAgentWireClient {
+	return daemonapi.NewInternalAgentWireClient(c.Conn, bluechi.AgentBusName, string(daemonapi.InternalAgentPath))
+}
+
+// fakeController accepts agent connections and hands out the registered ones.
+type fakeController struct {
+	registered chan *ctlConn
+	onRegister func(*ctlConn) // runs before Register replies, if not nil
+}
+
+// ctlHandler serves the internal Controller object on one connection.
+type ctlHandler struct {
+	daemonapi.UnimplementedInternalControllerServer
+	fc   *fakeController
+	conn *ctlConn
+}
+
+func (h *ctlHandler) Register(ctx context.Context, name string) error {
+	h.conn.MarkRegistered()
+	if h.fc.onRegister != nil {
+		h.fc.onRegister(h.conn)
+	}
+	h.fc.registered <- h.conn
 	return nil
 }
 
@@ -74,31 +117,34 @@ func startFakeController(t *testing.T) (string, *fakeController) {
 
 // startFakeControllerHook is startFakeController with a hook that sees each
 // registering connection before its Register call is answered.
-func startFakeControllerHook(t *testing.T, onRegister func(*dbus.Conn)) (string, *fakeController) {
+func startFakeControllerHook(t *testing.T, onRegister func(*ctlConn)) (string, *fakeController) {
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	fc := &fakeController{registered: make(chan *dbus.Conn, 4), onRegister: onRegister}
+	fc := &fakeController{registered: make(chan *ctlConn, 4), onRegister: onRegister}
 	go func() {
 		for {
 			nc, err := l.Accept()
 			if err != nil {
 				return
 			}
+			cc := &ctlConn{}
 			srv := dbusrt.NewServer()
-			if _, err := daemonapi.ExportInternalControllerOn(srv, daemonapi.InternalControllerPath, fc, daemonapi.InternalControllerProperties{}); err != nil {
+			if _, err := daemonapi.ExportInternalControllerOn(srv, daemonapi.InternalControllerPath, &ctlHandler{fc: fc, conn: cc}, daemonapi.InternalControllerProperties{}); err != nil {
 				t.Error(err)
 				return
 			}
-			conn, err := transport.Accept(nc, srv.ConnOptions()...)
+			c, err := wireconn.Accept(context.Background(), nc, wireconn.Options{MethodCall: srv.ServeWire, Signal: cc.signal})
 			if err != nil {
 				continue
 			}
-			srv.Bind(conn)
-			t.Cleanup(func() { conn.Close() })
+			cc.Conn = c
+			srv.BindWire(c)
+			c.Start()
+			t.Cleanup(func() { c.Close() })
 		}
 	}()
 	return "unix:path=" + sock, fc
@@ -110,30 +156,47 @@ type agentEvents struct {
 	ch chan string
 }
 
-func watchAgent(t *testing.T, conn *dbus.Conn) *agentEvents {
+func watchAgent(t *testing.T, conn *ctlConn) *agentEvents {
 	e := &agentEvents{t: t, ch: make(chan string, 100)}
-	c := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
-	m := daemonapi.NewInternalAgentMetricsClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentMetricsPath)
-	ctx := context.Background()
-	add := func(s *dbusrt.Subscription, err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+	on := func(member string, decode func(*wire.Message) (string, error)) {
+		conn.onSignal(daemonapi.InternalAgentInterface, member, func(m *wire.Message) {
+			s, err := decode(m)
+			if err != nil {
+				t.Errorf("signal %s: %v", member, err)
+				return
+			}
+			e.ch <- s
+		})
 	}
-	add(c.OnUnitNew(ctx, func(s *daemonapi.InternalAgentUnitNewSignal) { e.ch <- "new " + s.Unit + " " + s.Reason }))
-	add(c.OnUnitRemoved(ctx, func(s *daemonapi.InternalAgentUnitRemovedSignal) { e.ch <- "removed " + s.Unit }))
-	add(c.OnUnitStateChanged(ctx, func(s *daemonapi.InternalAgentUnitStateChangedSignal) {
-		e.ch <- strings.Join([]string{"state", s.Unit, s.ActiveState, s.SubState, s.Reason}, " ")
-	}))
-	add(c.OnUnitPropertiesChanged(ctx, func(s *daemonapi.InternalAgentUnitPropertiesChangedSignal) {
-		e.ch <- "props " + s.Unit + " " + s.Interface
-	}))
-	add(c.OnJobDone(ctx, func(s *daemonapi.InternalAgentJobDoneSignal) { e.ch <- fmt.Sprintf("done %d %s", s.ID, s.Result) }))
-	add(m.OnAgentJobMetrics(ctx, func(s *daemonapi.InternalAgentMetricsAgentJobMetricsSignal) {
+	on(daemonapi.InternalAgentSignalUnitNew, func(m *wire.Message) (string, error) {
+		s, err := daemonapi.DecodeInternalAgentUnitNew(m)
+		return "new " + s.Unit + " " + s.Reason, err
+	})
+	on(daemonapi.InternalAgentSignalUnitRemoved, func(m *wire.Message) (string, error) {
+		s, err := daemonapi.DecodeInternalAgentUnitRemoved(m)
+		return "removed " + s.Unit, err
+	})
+	on(daemonapi.InternalAgentSignalUnitStateChanged, func(m *wire.Message) (string, error) {
+		s, err := daemonapi.DecodeInternalAgentUnitStateChanged(m)
+		return strings.Join([]string{"state", s.Unit, s.ActiveState, s.SubState, s.Reason}, " "), err
+	})
+	on(daemonapi.InternalAgentSignalUnitPropertiesChanged, func(m *wire.Message) (string, error) {
+		s, err := daemonapi.DecodeInternalAgentUnitPropertiesChanged(m)
+		return "props " + s.Unit + " " + s.Interface, err
+	})
+	on(daemonapi.InternalAgentSignalJobDone, func(m *wire.Message) (string, error) {
+		s, err := daemonapi.DecodeInternalAgentJobDone(m)
+		return fmt.Sprintf("done %d %s", s.ID, s.Result), err
+	})
+	conn.onSignal(daemonapi.InternalAgentMetricsInterface, daemonapi.InternalAgentMetricsSignalAgentJobMetrics, func(m *wire.Message) {
+		s, err := daemonapi.DecodeInternalAgentMetricsAgentJobMetrics(m)
+		if err != nil {
+			t.Errorf("signal AgentJobMetrics: %v", err)
+			return
+		}
 		plausible := s.SystemdJobTimeMicros > 0 && s.SystemdJobTimeMicros < 10_000_000
 		e.ch <- fmt.Sprintf("metrics %s %s %v", s.Unit, s.Method, plausible)
-	}))
+	})
 	return e
 }
 
@@ -169,7 +232,7 @@ func unitChange(unit, iface string, kv ...string) *systemd.PropertiesChanged {
 // runAgent runs an agent on sd (a fake, or a systemd.Client of a sandbox
 // node) against a fake controller until the end of the test and returns
 // the controller and the agent's registered connection.
-func runAgent(t *testing.T, sd agent.Systemd) (*fakeController, *dbus.Conn) {
+func runAgent(t *testing.T, sd agent.Systemd) (*fakeController, *ctlConn) {
 	t.Helper()
 	addr, fc := startFakeController(t)
 	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
@@ -202,7 +265,7 @@ func TestUnitEventsBeforeJobDone(t *testing.T) {
 	_, conn := runAgent(t, sd)
 	ctx := context.Background()
 	ev := watchAgent(t, conn)
-	c := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
+	c := conn.agentClient()
 	if err := c.Subscribe(ctx, "*"); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +294,7 @@ func TestUnitSubscriptions(t *testing.T) {
 	fc, conn := runAgent(t, sd)
 	ctx := context.Background()
 	ev := watchAgent(t, conn)
-	c := daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
+	c := conn.agentClient()
 	failed := func(err error, msg string) {
 		t.Helper()
 		if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != msg {
@@ -309,7 +372,7 @@ func TestUnitSubscriptions(t *testing.T) {
 		t.Fatal("agent did not register again")
 	}
 	ev = watchAgent(t, conn)
-	c = daemonapi.NewInternalAgentClient(conn, "org.eclipse.bluechi.Agent", daemonapi.InternalAgentPath)
+	c = conn.agentClient()
 	if err := c.Subscribe(ctx, "a.service"); err != nil {
 		t.Fatal(err)
 	}

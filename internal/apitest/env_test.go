@@ -4,8 +4,6 @@ package apitest
 
 import (
 	"fmt"
-	"net"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"testing"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
-	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 const testName = "org.eclipse.bluechi.Test"
@@ -27,18 +24,27 @@ type rtEnv struct {
 	server     *dbus.Conn // exports the objects
 	client     *dbus.Conn // calls them
 	dest       string     // bus name of the server side
-	clientName string     // unique name of the client ("" on peer connections)
+	clientName string     // unique name of the client
 }
 
-// newRoundTripEnvs returns a bus environment (private dbus-daemon) and a
-// peer-to-peer environment (unix socket, our SASL server and client).
+// newRoundTripEnvs returns the round-trip environments: two godbus
+// connections on a private dbus-daemon. (A peer-to-peer environment is
+// gone: godbus has only the client half of SASL, and the peer links run on
+// internal/wireconn, tested there and in internal/daemonapi.)
 func newRoundTripEnvs(t *testing.T) []*rtEnv {
-	return []*rtEnv{busEnv(t), peerEnv(t)}
+	return []*rtEnv{busEnv(t)}
 }
 
 func busEnv(t *testing.T) *rtEnv {
+	server, client := peerPair(t)
+	return &rtEnv{name: "bus", server: server, client: client, dest: testName, clientName: dbusrt.UniqueName(client)}
+}
+
+// peerPair connects two dbusrt-served godbus connections to a private
+// dbus-daemon; the server end, prepared by prepare, owns testName.
+func peerPair(t testing.TB, prepare ...func(*dbusrt.Server)) (server, client *dbus.Conn) {
 	bus := testbus.Start(t)
-	server, _, err := dbusrt.ConnectBus(bus.Address)
+	server, _, err := dbusrt.ConnectBus(bus.Address, prepare...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,63 +52,12 @@ func busEnv(t *testing.T) *rtEnv {
 	if err := dbusrt.RequestName(server, testName); err != nil {
 		t.Fatal(err)
 	}
-	client, _, err := dbusrt.ConnectBus(bus.Address)
+	client, _, err = dbusrt.ConnectBus(bus.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	return &rtEnv{name: "bus", server: server, client: client, dest: testName, clientName: dbusrt.UniqueName(client)}
-}
-
-func peerEnv(t *testing.T) *rtEnv {
-	server, client := peerPair(t)
-	return &rtEnv{name: "peer", server: server, client: client, dest: testName}
-}
-
-// peerPair connects two dbusrt-served connections over a unix socket.
-func peerPair(t testing.TB, prepare ...func(*dbusrt.Server)) (server, client *dbus.Conn) {
-	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "peer.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	type result struct {
-		conn *dbus.Conn
-		err  error
-	}
-	accepted := make(chan result, 1)
-	go func() {
-		nc, err := l.Accept()
-		if err != nil {
-			accepted <- result{nil, err}
-			return
-		}
-		srv := dbusrt.NewServer()
-		for _, p := range prepare {
-			p(srv)
-		}
-		c, err := transport.Accept(nc, srv.ConnOptions()...)
-		if err == nil {
-			srv.Bind(c)
-		}
-		accepted <- result{c, err}
-	}()
-	nc, err := net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := dbusrt.NewServer()
-	client, err = transport.DialNetConn(nc, cs.ConnOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.Bind(client)
-	r := <-accepted
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { client.Close(); r.conn.Close() })
-	return r.conn, client
+	return server, client
 }
 
 // recv waits for one value with a deadline.

@@ -5,17 +5,11 @@
 //
 // There is no bus daemon on these connections: the agent dials (SASL client),
 // the controller listens (SASL server), and once authentication is done both
-// ends exchange D-Bus messages directly. Nobody calls
-// org.freedesktop.DBus.Hello; godbus would otherwise drop method calls that
-// carry a destination name.
-//
-// godbus implements only the client half of SASL and starts its reader
-// goroutine only inside (*dbus.Conn).Auth. This package therefore runs the
-// real handshake itself (server half in Accept, a pipelined client half in
-// Dial) and then hands the socket to godbus through a wrapper that answers
-// godbus's own client handshake locally, so that none of it reaches the wire.
-// Every read after the handshake goes through the buffer the handshake was
-// read with, so message bytes that arrived together with BEGIN are not lost.
+// ends exchange D-Bus messages directly. This package holds what such a
+// connection needs below the message layer: D-Bus address parsing,
+// listeners (also socket-activated ones), socket options, peer queries and
+// both halves of the SASL handshake (ServerHandshake, ClientHandshake).
+// The connection itself is internal/wireconn's.
 //
 // The server accepts the EXTERNAL and ANONYMOUS mechanisms and, like
 // upstream's sd-bus server in anonymous mode, does not check the claimed uid

@@ -7,8 +7,8 @@ import (
 	"io"
 )
 
-// This file exports the SASL exchange for connections that do not hand the
-// stream to godbus afterwards (internal/wireconn).
+// This file exports the SASL exchange to the connections that run on it
+// (internal/wireconn).
 
 // NewGUID returns a fresh random 128-bit server GUID as 32 lowercase hex
 // digits.

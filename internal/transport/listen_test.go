@@ -3,18 +3,13 @@
 package transport
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
-
-	"github.com/godbus/dbus/v5"
 )
 
 func TestListenTCPDualStackServesIPv6(t *testing.T) {
@@ -140,6 +135,8 @@ func TestListenUnix(t *testing.T) {
 	}
 }
 
+// TestAbstractUnixSocket listens on an abstract socket and connects to it
+// through its D-Bus address.
 func TestAbstractUnixSocket(t *testing.T) {
 	checkGoroutines(t)
 	name := "bluechi-go-test-" + strconv.Itoa(os.Getpid())
@@ -147,88 +144,30 @@ func TestAbstractUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testContext(t)
-	srv := &Server{Handle: func(conn *dbus.Conn, _ net.Conn) { conn.Close() }}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, l) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	conn, err := Dial(ctx, "unix:abstract="+name)
-	if err != nil {
-		t.Fatalf("Dial abstract: %v", err)
-	}
-	<-conn.Context().Done() // the server closes it
-}
-
-func TestDialFallsBackAndFails(t *testing.T) {
-	checkGoroutines(t)
-	s := startServer(t, "unix", ServerConfig{})
-	ctx := testContext(t)
-	missing := "unix:path=" + filepath.Join(t.TempDir(), "nothing.sock")
-
-	conn, err := Dial(ctx, missing+";"+s.address)
-	if err != nil {
-		t.Fatalf("Dial with a dead first address: %v", err)
-	}
-	s.nextConn(t)
-	conn.Close()
-
-	if _, err := Dial(ctx, missing); err == nil || !strings.Contains(err.Error(), "nothing.sock") {
-		t.Errorf("Dial of a missing socket: %v", err)
-	}
-	if _, err := Dial(ctx, "tcp:host=127.0.0.1"); err == nil {
-		t.Errorf("Dial without port succeeded")
-	}
-}
-
-// TestDialHandshakeHonoursContext dials a server that never answers.
-func TestDialHandshakeHonoursContext(t *testing.T) {
-	checkGoroutines(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	addrs, err := ParseAddress("unix:abstract=" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	held := make(chan net.Conn, 1)
+	network, target, err := addrs[0].Network()
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan error, 1)
 	go func() {
 		nc, err := l.Accept()
 		if err == nil {
-			held <- nc
+			nc.Close()
 		}
-		close(held)
+		accepted <- err
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	_, err = Dial(ctx, "tcp:host=127.0.0.1,port="+port)
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("Dial to a mute server: %v, want a deadline error", err)
-	}
-	for nc := range held {
-		nc.Close()
-	}
-}
-
-func TestBeforeStartErrorClosesConnection(t *testing.T) {
-	checkGoroutines(t)
-	s := startServerWith(t, "tcp", ServerConfig{}, func(*dbus.Conn, net.Conn) error {
-		return errors.New("no thanks")
-	})
-	ctx := testContext(t)
-	conn, err := Dial(ctx, s.address)
+	var d net.Dialer
+	c, err := d.DialContext(testContext(t), network, target)
 	if err != nil {
-		t.Fatalf("Dial: %v", err)
+		t.Fatalf("dialing abstract socket %s %q: %v", network, target, err)
 	}
-	defer conn.Close()
-	if err := s.nextErr(t); !strings.Contains(err.Error(), "no thanks") {
-		t.Errorf("server error %v", err)
-	}
-	select {
-	case <-conn.Context().Done():
-	case <-ctx.Done():
-		t.Fatal("client connection not closed")
+	defer c.Close()
+	if err := <-accepted; err != nil {
+		t.Fatalf("Accept: %v", err)
 	}
 }

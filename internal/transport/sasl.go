@@ -19,7 +19,8 @@ import (
 // opposed to an I/O error or a timeout.
 var ErrHandshake = errors.New("transport: SASL handshake failed")
 
-// Defaults for ServerConfig and Dialer fields left zero.
+// Limits of a SASL handshake. The line limits apply to ServerHandshake and
+// ClientHandshake; the caller enforces the time limit (wireconn does).
 const (
 	// DefaultHandshakeTimeout bounds a whole SASL handshake.
 	DefaultHandshakeTimeout = 10 * time.Second

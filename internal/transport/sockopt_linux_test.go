@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,37 +76,20 @@ func TestSocketOptions(t *testing.T) {
 				accepted <- nc
 			}()
 
-			var dialed net.Conn
-			d := Dialer{
-				Socket: &custom,
-				BeforeStart: func(_ *dbus.Conn, nc net.Conn) error {
-					dialed = nc
-					return nil
-				},
+			nd := net.Dialer{KeepAlive: -1}
+			dialed, err := nd.DialContext(testContext(t), "tcp", net.JoinHostPort(dialHost, port))
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
 			}
-			type result struct {
-				conn *dbus.Conn
-				err  error
+			defer dialed.Close()
+			if err := ApplySocketOptions(dialed, custom); err != nil {
+				t.Fatalf("ApplySocketOptions: %v", err)
 			}
-			done := make(chan result, 1)
-			go func() {
-				conn, err := d.Dial(testContext(t), "tcp:host="+dialHost+",port="+port)
-				done <- result{conn, err}
-			}()
 			nc, ok := <-accepted
 			if !ok {
 				t.FailNow()
 			}
-			server, err := Accept(nc)
-			if err != nil {
-				t.Fatalf("Accept: %v", err)
-			}
-			defer server.Close()
-			res := <-done
-			if res.err != nil {
-				t.Fatalf("Dial: %v", res.err)
-			}
-			defer res.conn.Close()
+			defer nc.Close()
 
 			checkSockopts(t, "accepted", nc, wantOpts{1, 1, 1, 6, 1, 1})
 			checkSockopts(t, "dialed", dialed, wantOpts{1, 3, 2, 4, 1, 0})

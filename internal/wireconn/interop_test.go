@@ -5,7 +5,9 @@ package wireconn
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,9 +131,19 @@ func TestDBusDaemon(t *testing.T) {
 }
 
 // TestGodbusClient: godbus, through its public API only, as the client
-// of a Conn served over TCP (godbus's own ANONYMOUS handshake, BEGIN after
-// OK): calls both ways, error replies, signals both ways, Hello.
+// of a Conn served over TCP (godbus's own ANONYMOUS and EXTERNAL
+// handshakes, BEGIN after OK): calls both ways, error replies, signals
+// both ways, Hello.
 func TestGodbusClient(t *testing.T) {
+	for name, auth := range map[string]dbus.Auth{
+		"ANONYMOUS": dbus.AuthAnonymous(),
+		"EXTERNAL":  dbus.AuthExternal(strconv.Itoa(os.Geteuid())),
+	} {
+		t.Run(name, func(t *testing.T) { runGodbusClient(t, auth) })
+	}
+}
+
+func runGodbusClient(t *testing.T, auth dbus.Auth) {
 	noLeaks(t)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -148,7 +160,7 @@ func TestGodbusClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if err := g.Auth([]dbus.Auth{dbus.AuthAnonymous()}); err != nil {
+	if err := g.Auth([]dbus.Auth{auth}); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Hello(); err != nil {
@@ -164,53 +176,6 @@ func TestGodbusClient(t *testing.T) {
 		t.Fatal("handshake failed")
 	}
 	defer func() { c.Close(); <-c.Done() }()
-	checkGodbusPeer(t, g, c, gch, sigs)
-}
-
-// TestGodbusServer: our Conn as the client of godbus served through
-// transport.Accept (the existing godbus-based peer link).
-func TestGodbusServer(t *testing.T) {
-	noLeaks(t)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	l := listen(t)
-	gc := make(chan *dbus.Conn, 1)
-	go func() {
-		nc, err := l.Accept()
-		if err != nil {
-			gc <- nil
-			return
-		}
-		g, err := transport.Accept(nc)
-		if err != nil {
-			t.Error(err)
-			gc <- nil
-			return
-		}
-		if err := g.Export(godbusEcho{}, testPath, testIface); err != nil {
-			t.Error(err)
-		}
-		gc <- g
-	}()
-	sigs := newSignalWaiter()
-	nc, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Client(context.Background(), nc, Options{Signal: sigs.handle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Export(testPath, echoIface(&wg))
-	c.Start()
-	defer func() { c.Close(); <-c.Done() }()
-	g := <-gc
-	if g == nil {
-		t.Fatal("godbus side failed")
-	}
-	defer g.Close()
-	gch := make(chan *dbus.Signal, 16)
-	g.Signal(gch)
 	checkGodbusPeer(t, g, c, gch, sigs)
 }
 
