@@ -5,7 +5,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -25,36 +24,15 @@ import (
 // With tlsd, TCP connections run TLS (tlslink.Dialer) under D-Bus; the
 // unix socket stays plain.
 func dialController(ctx context.Context, address string, so transport.SocketOptions, tlsd *tlslink.Dialer, opts wireconn.Options) (*wireconn.Conn, *batchConn, error) {
-	addrs, err := transport.ParseAddress(address)
-	if err != nil {
-		return nil, nil, err
+	type link struct {
+		conn *wireconn.Conn
+		bc   *batchConn
 	}
-	var errs []error
-	for _, a := range addrs {
-		network, target, err := a.Network()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		nd := net.Dialer{KeepAlive: -1} // keep-alive as so says
-		nc, err := nd.DialContext(ctx, network, target)
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		if err := transport.ApplySocketOptions(nc, so); err != nil {
-			nc.Close()
-			errs = append(errs, err)
-			continue
-		}
+	l, err := transport.DialFirst(ctx, address, so, func(nc net.Conn, network string, a transport.Address) (link, error) {
 		if tlsd != nil && network != "unix" {
 			tc, err := tlsd.Client(ctx, nc, a.Params["host"])
 			if err != nil {
-				errs = append(errs, err)
-				continue
+				return link{}, err
 			}
 			nc = tc
 		}
@@ -69,13 +47,15 @@ func dialController(ctx context.Context, address string, so transport.SocketOpti
 		}
 		conn, err := wireconn.Client(ctx, bc, o)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return link{}, err
 		}
 		bc.armed = true
-		return conn, bc, nil
+		return link{conn, bc}, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("connecting to %q: %w", address, errors.Join(errs...))
+	return l.conn, l.bc, nil
 }
 
 // batchConn is the controller connection's socket. It holds back the

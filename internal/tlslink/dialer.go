@@ -39,43 +39,25 @@ type Dialer struct {
 // the TLS handshake; unix entries stay plain, as the controller's unix
 // socket is. The result is ready for wireconn.Client.
 func (d *Dialer) Dial(ctx context.Context, address string) (net.Conn, error) {
-	addrs, err := transport.ParseAddress(address)
-	if err != nil {
-		return nil, err
+	so := transport.DefaultSocketOptions()
+	if d.Socket != nil {
+		so = *d.Socket
 	}
-	var errs []error
-	for _, a := range addrs {
-		network, target, err := a.Network()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		nd := net.Dialer{KeepAlive: -1}
-		nc, err := nd.DialContext(ctx, network, target)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	nc, err := transport.DialFirst(ctx, address, so, func(nc net.Conn, network string, a transport.Address) (net.Conn, error) {
 		if network == "unix" {
-			return nc, nil
-		}
-		so := transport.DefaultSocketOptions()
-		if d.Socket != nil {
-			so = *d.Socket
-		}
-		if err := transport.ApplySocketOptions(nc, so); err != nil {
-			nc.Close()
-			errs = append(errs, err)
-			continue
+			return nc, nil // local peers stay plain
 		}
 		c, err := d.Client(ctx, nc, a.Params["host"])
 		if err != nil {
 			// A refused certificate is not cured by the next entry.
-			return nil, err
+			return nil, &transport.FinalError{Err: err}
 		}
 		return c, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tlslink: %w", err)
 	}
-	return nil, fmt.Errorf("tlslink: connecting to %q: %w", address, errors.Join(errs...))
+	return nc, nil
 }
 
 // Client runs the TLS handshake on nc, a TCP connection to the

@@ -264,31 +264,17 @@ func Client(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 // first address that answers wins), applies transport's default socket
 // options on TCP and runs Client.
 func Dial(ctx context.Context, address string, opts Options) (*Conn, error) {
-	addrs, err := transport.ParseAddress(address)
+	c, err := transport.DialFirst(ctx, address, transport.DefaultSocketOptions(), func(nc net.Conn, _ string, _ transport.Address) (*Conn, error) {
+		c, err := Client(ctx, nc, opts)
+		if err != nil {
+			return nil, &transport.FinalError{Err: err} // the peer answered: not the next entry's business
+		}
+		return c, nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wireconn: %w", err)
 	}
-	var errs []error
-	for _, a := range addrs {
-		network, target, err := a.Network()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		nd := net.Dialer{KeepAlive: -1}
-		nc, err := nd.DialContext(ctx, network, target)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := transport.ApplySocketOptions(nc, transport.DefaultSocketOptions()); err != nil {
-			nc.Close()
-			errs = append(errs, err)
-			continue
-		}
-		return Client(ctx, nc, opts)
-	}
-	return nil, fmt.Errorf("wireconn: connecting to %q: %w", address, errors.Join(errs...))
+	return c, nil
 }
 
 func (c *Conn) handshake(ctx context.Context, run func(*bufio.Reader) error) error {
