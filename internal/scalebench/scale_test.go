@@ -617,28 +617,39 @@ func fmtFigure(v float64) string {
 	}
 }
 
-// dropTenth closes the connections of every tenth agent at once and
-// returns the time until the API bus has carried a Status "offline"
-// PropertiesChanged for each of them.
-func (e *env) dropTenth() time.Duration {
+// nodeChanges returns the PropertiesChanged signals of the node objects
+// from a new bus client, with room for size of them, and closes the
+// client; the match is in place when it returns.
+func (e *env) nodeChanges(size int) (<-chan *dbus.Signal, func()) {
 	e.tb.Helper()
 	conn, _, err := dbusrt.ConnectBus(e.bus.Address)
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	defer conn.Close()
 	ns := dbus.ObjectPath(path.Dir(string(bluechi.NodePath("x"))))
-	if err := conn.AddMatchSignal(dbus.WithMatchInterface("org.freedesktop.DBus.Properties"),
+	if err := conn.AddMatchSignal(dbus.WithMatchInterface(dbusrt.PropertiesInterface),
 		dbus.WithMatchMember("PropertiesChanged"), dbus.WithMatchPathNamespace(ns),
 		dbus.WithMatchArg(0, bluechi.NodeInterface)); err != nil {
+		conn.Close()
 		e.tb.Fatal(err)
 	}
-	ch := make(chan *dbus.Signal, len(e.agents))
+	ch := make(chan *dbus.Signal, size)
 	conn.Signal(ch)
 	// A round trip through the bus makes sure the match is in place.
 	if _, err := e.ctrl.GetStatus(context.Background()); err != nil {
+		conn.Close()
 		e.tb.Fatal(err)
 	}
+	return ch, func() { conn.Close() }
+}
+
+// dropTenth closes the connections of every tenth agent at once and
+// returns the time until the API bus has carried a Status "offline"
+// PropertiesChanged for each of them.
+func (e *env) dropTenth() time.Duration {
+	e.tb.Helper()
+	ch, done := e.nodeChanges(len(e.agents))
+	defer done()
 	want := map[string]bool{}
 	var drop []*simAgent
 	for i, a := range e.agents {

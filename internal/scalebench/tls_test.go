@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,7 +20,6 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testcerts"
 	"github.com/bluechi-go/bluechi/internal/tlsconfig"
 	"github.com/bluechi-go/bluechi/internal/tlslink"
@@ -92,25 +90,10 @@ type stormResult struct {
 // has carried a Status "online" PropertiesChanged of every node.
 func (e *env) storm(n int) stormResult {
 	e.tb.Helper()
-	conn, _, err := dbusrt.ConnectBus(e.bus.Address)
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	defer conn.Close()
-	ns := dbus.ObjectPath(path.Dir(string(bluechi.NodePath("x"))))
-	if err := conn.AddMatchSignal(dbus.WithMatchInterface("org.freedesktop.DBus.Properties"),
-		dbus.WithMatchMember("PropertiesChanged"), dbus.WithMatchPathNamespace(ns),
-		dbus.WithMatchArg(0, bluechi.NodeInterface)); err != nil {
-		e.tb.Fatal(err)
-	}
-	ch := make(chan *dbus.Signal, 4*n+64)
-	conn.Signal(ch)
+	ch, done := e.nodeChanges(4*n + 64)
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// A round trip through the bus makes sure the match is in place.
-	if _, err := e.ctrl.GetStatus(ctx); err != nil {
-		e.tb.Fatal(err)
-	}
 	want := map[dbus.ObjectPath]bool{}
 	for _, name := range e.names[:n] {
 		want[bluechi.NodePath(name)] = true
