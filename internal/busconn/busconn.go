@@ -70,16 +70,18 @@ type watcher struct {
 // Dial connects to the bus at address (a D-Bus address string as
 // wireconn.Dial takes, e.g. "unix:path=/run/dbus/system_bus_socket"),
 // authenticates with EXTERNAL, starts the reader and calls Hello. opts are
-// passed to wireconn: its Mechanism is forced to EXTERNAL and BusShim off
-// (the real bus answers for itself); every signal goes to opts.Signal (if
-// set) after busconn has routed it to the name watches; opts.Closed is
-// called as wireconn calls it. ctx bounds the handshake and Hello. The
+// passed to wireconn: its Mechanism is forced to EXTERNAL, BusShim off
+// (the real bus answers for itself) and RefuseOverflow on (a client that
+// floods is refused, the others are not cut off); every signal goes to
+// opts.Signal (if set) after busconn has routed it to the name watches;
+// opts.Closed is called as wireconn calls it. ctx bounds the handshake and Hello. The
 // reader runs when Dial returns: export objects on Wire() before asking
 // for the name callers know them by.
 func Dial(ctx context.Context, address string, opts wireconn.Options) (*Conn, error) {
 	b := &Conn{signal: opts.Signal, watchers: map[string][]*watcher{}}
 	opts.Mechanism = transport.MechanismExternal
 	opts.BusShim = false
+	opts.RefuseOverflow = true
 	opts.Signal = b.route
 	wc, err := wireconn.Dial(ctx, address, opts)
 	if err != nil {

@@ -122,6 +122,11 @@ type Options struct {
 	// serves: an object server of its own (dbusrt) answers them.
 	// m.Body is valid only until it returns.
 	MethodCall func(c *Conn, m *wire.Message)
+	// RefuseOverflow answers a call that finds MaxQueuedCalls waiting
+	// with LimitsExceeded instead of closing the connection: on a
+	// message-bus connection the calls come from many clients, and one
+	// that floods must not cut the others off.
+	RefuseOverflow bool
 	// Sender, if set, is the SENDER field of every message sent.
 	Sender string
 	// BusShim answers org.freedesktop.DBus Hello (":1.0") and accepts

@@ -32,6 +32,7 @@ const (
 	ErrUnknownProperty  = "org.freedesktop.DBus.Error.UnknownProperty"
 	ErrInvalidArgs      = "org.freedesktop.DBus.Error.InvalidArgs"
 	ErrFailed           = "org.freedesktop.DBus.Error.Failed"
+	ErrLimitsExceeded   = "org.freedesktop.DBus.Error.LimitsExceeded"
 )
 
 // Export serves ifc on path, replacing an interface of the same name

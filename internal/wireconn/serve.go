@@ -96,11 +96,16 @@ type serveKey struct{}
 // ends; functions still queued then run with that cancelled ctx. Release
 // lets the next queued function start before fn returns. Queueing more
 // than MaxQueuedCalls closes the connection with a *QueueError and drops
-// fn.
+// fn (with Options.RefuseOverflow the call is answered LimitsExceeded
+// instead).
 func (c *Conn) Serve(call Call, fn func(ctx context.Context)) {
 	c.qmu.Lock()
 	if len(c.queue.items) >= MaxQueuedCalls {
 		c.qmu.Unlock()
+		if c.opts.RefuseOverflow {
+			_ = c.ErrorCall(call, ErrLimitsExceeded, "Too many calls waiting to be served")
+			return
+		}
 		c.closeWith(&QueueError{Max: MaxQueuedCalls})
 		return
 	}

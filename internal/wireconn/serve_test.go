@@ -191,6 +191,62 @@ func TestServeFloodClosesConnection(t *testing.T) {
 	close(unblock)
 }
 
+// TestServeFloodRefused: with RefuseOverflow the calls beyond the queue's
+// limit are answered LimitsExceeded, the connection stays and serves the
+// queued ones.
+func TestServeFloodRefused(t *testing.T) {
+	noLeaks(t)
+	unblock := make(chan struct{})
+	server, client := pair(t, Options{RefuseOverflow: true}, Options{}, func(s *Conn) {
+		s.Export(testPath, &Interface{Name: testIface, Methods: []string{"Hold"}, Call: func(c *Conn, m *wire.Message) {
+			c.Serve(CallOf(m), func(ctx context.Context) {
+				select {
+				case <-unblock:
+				case <-ctx.Done():
+				}
+				call, _ := CallFrom(ctx)
+				c.ReplyCall(call, "", nil)
+			})
+		}})
+	})
+	ctx := context.Background()
+	const calls = MaxQueuedCalls + 20
+	results := make(chan error, calls)
+	for i := 0; i < calls; i++ {
+		client.Go(ctx, &Request{Path: testPath, Interface: testIface, Member: "Hold"}, func(_ *wire.Message, err error) { results <- err })
+	}
+	// One call runs and MaxQueuedCalls wait (or MaxQueuedCalls+1 wait if
+	// the queue's goroutine had not taken the first yet): 19 or 20 are
+	// refused at once, the others answered once unblocked.
+	refused := 0
+	for refused < 19 {
+		select {
+		case err := <-results:
+			var e *Error
+			if !errors.As(err, &e) || e.Name != ErrLimitsExceeded {
+				t.Fatalf("a call beyond the limit: %v", err)
+			}
+			refused++
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d calls refused", refused)
+		}
+	}
+	close(unblock)
+	for i := refused; i < calls; i++ {
+		var e *Error
+		if err := <-results; err != nil && !(errors.As(err, &e) && e.Name == ErrLimitsExceeded && refused == 19) {
+			t.Fatalf("a queued call: %v", err)
+		} else if err != nil {
+			refused++
+		}
+	}
+	select {
+	case <-server.Done():
+		t.Fatalf("connection closed: %v", server.Err())
+	default:
+	}
+}
+
 func TestReplyCallAndErrorCall(t *testing.T) {
 	noLeaks(t)
 	_, client := pair(t, Options{}, Options{}, func(s *Conn) {
