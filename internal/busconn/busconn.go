@@ -54,11 +54,19 @@ type Conn struct {
 	unique string                              // set by Dial before it returns; read-only after
 	signal func(*wireconn.Conn, *wire.Message) // the caller's Options.Signal, or nil
 
-	// mu guards watchers. The slices are never changed in place
-	// (copy on write), so the reader goroutine iterates one it read
-	// under mu without holding it.
-	mu       sync.Mutex
-	watchers map[string][]*watcher // name -> its owner watches
+	// mu guards names and each entry's watchers. The slices are never
+	// changed in place (copy on write), so the reader goroutine iterates
+	// one it read under mu without holding it.
+	mu    sync.Mutex
+	names map[string]*nameWatch // name -> its owner watches
+}
+
+// nameWatch is the owner watches of one name, which share one match rule
+// on the bus (a bus bounds the rules of a connection: 512 by default).
+type nameWatch struct {
+	watchers []*watcher
+	ready    chan struct{} // closed once the rule's AddMatch was answered
+	err      error         // AddMatch's error; written before ready is closed
 }
 
 // watcher is one WatchNameOwner.
@@ -78,7 +86,7 @@ type watcher struct {
 // reader runs when Dial returns: export objects on Wire() before asking
 // for the name callers know them by.
 func Dial(ctx context.Context, address string, opts wireconn.Options) (*Conn, error) {
-	b := &Conn{signal: opts.Signal, watchers: map[string][]*watcher{}}
+	b := &Conn{signal: opts.Signal, names: map[string]*nameWatch{}}
 	opts.Mechanism = transport.MechanismExternal
 	opts.BusShim = false
 	opts.RefuseOverflow = true
@@ -208,11 +216,12 @@ func nameOwnerRule(name string) string {
 // and calls fn(oldOwner, newOwner) for each such signal from the bus
 // (sender org.freedesktop.DBus only; "" stands for no owner), in wire
 // order on the reader goroutine: fn must not block nor make blocking calls
-// on this connection. name must be a valid bus name. stop removes the
-// watch and its match rule (RemoveMatch, sent without waiting for the
-// reply); it may be called more than once and from fn. Once stop has
-// returned, fn is not called for signals read after that (a call in
-// progress on the reader goroutine may still finish).
+// on this connection. name must be a valid bus name. The watches of one
+// name share one rule. stop removes the watch, and the rule with the
+// name's last watch (RemoveMatch, sent without waiting for the reply); it
+// may be called more than once and from fn. Once stop has returned, fn is
+// not called for signals read after that (a call in progress on the
+// reader goroutine may still finish).
 func (b *Conn) WatchNameOwner(ctx context.Context, name string, fn func(oldOwner, newOwner string)) (stop func(), err error) {
 	if err := CheckBusName(name); err != nil {
 		return nil, fmt.Errorf("busconn: watch owner: %w", err)
@@ -221,52 +230,81 @@ func (b *Conn) WatchNameOwner(ctx context.Context, name string, fn func(oldOwner
 	rule := nameOwnerRule(name)
 	// The watch is in place before the rule reaches the bus, so that no
 	// signal the rule selects is missed.
-	b.addWatcher(name, w)
-	if err := b.bus.AddMatch(ctx, rule); err != nil {
-		b.removeWatcher(name, w)
+	nw, first := b.addWatcher(name, w)
+	if first {
+		err = b.bus.AddMatch(ctx, rule)
 		var refused *wireconn.Error
-		if !errors.As(err, &refused) {
+		if err != nil && !errors.As(err, &refused) {
 			// No answer (ctx ended): the bus may still add the rule.
 			_ = b.bus.SendRemoveMatch(rule)
 		}
+		b.mu.Lock()
+		nw.err = err
+		if err != nil && b.names[name] == nw {
+			delete(b.names, name) // every watch waiting for this rule fails with it
+		}
+		b.mu.Unlock()
+		close(nw.ready)
+	} else {
+		select {
+		case <-nw.ready:
+			err = nw.err
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		b.removeWatcher(name, nw, w)
 		return nil, fmt.Errorf("busconn: watch owner of %s: add match: %w", name, err)
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			b.removeWatcher(name, w)
-			// Without waiting: stop may run on the reader goroutine. A
-			// connection that has ended has no rules left to remove.
-			_ = b.bus.SendRemoveMatch(rule)
+			if b.removeWatcher(name, nw, w) {
+				// Without waiting: stop may run on the reader
+				// goroutine. A connection that has ended has no rules
+				// left to remove.
+				_ = b.bus.SendRemoveMatch(rule)
+			}
 		})
 	}, nil
 }
 
-func (b *Conn) addWatcher(name string, w *watcher) {
+// addWatcher adds w to the watches of name; first says its rule is to be
+// added.
+func (b *Conn) addWatcher(name string, w *watcher) (nw *nameWatch, first bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := b.watchers[name]
-	ws := make([]*watcher, len(old), len(old)+1)
-	copy(ws, old)
-	b.watchers[name] = append(ws, w)
+	nw = b.names[name]
+	if nw == nil {
+		nw = &nameWatch{ready: make(chan struct{})}
+		b.names[name] = nw
+		first = true
+	}
+	ws := make([]*watcher, len(nw.watchers), len(nw.watchers)+1)
+	copy(ws, nw.watchers)
+	nw.watchers = append(ws, w)
+	return nw, first
 }
 
-func (b *Conn) removeWatcher(name string, w *watcher) {
+// removeWatcher removes w from nw, the watches of name; last says nw had
+// no other watch and its rule is to be removed.
+func (b *Conn) removeWatcher(name string, nw *nameWatch, w *watcher) (last bool) {
 	w.stopped.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := b.watchers[name]
-	ws := make([]*watcher, 0, len(old))
-	for _, x := range old {
+	ws := make([]*watcher, 0, len(nw.watchers))
+	for _, x := range nw.watchers {
 		if x != w {
 			ws = append(ws, x)
 		}
 	}
-	if len(ws) == 0 {
-		delete(b.watchers, name)
-		return
+	nw.watchers = ws
+	if len(ws) > 0 || b.names[name] != nw {
+		return false
 	}
-	b.watchers[name] = ws
+	delete(b.names, name)
+	return true
 }
 
 // route is the connection's signal handler (reader goroutine): it hands
@@ -276,8 +314,11 @@ func (b *Conn) route(c *wireconn.Conn, m *wire.Message) {
 	if m.Sender == daemonapi.DBusBusName && m.Path == string(daemonapi.DBusPath) &&
 		m.Interface == daemonapi.DBusInterface && m.Member == daemonapi.DBusSignalNameOwnerChanged {
 		if s, err := daemonapi.DecodeDBusNameOwnerChanged(m); err == nil {
+			var ws []*watcher
 			b.mu.Lock()
-			ws := b.watchers[s.Name]
+			if nw := b.names[s.Name]; nw != nil {
+				ws = nw.watchers
+			}
 			b.mu.Unlock()
 			for _, w := range ws {
 				if !w.stopped.Load() {

@@ -359,7 +359,7 @@ func TestWatchStop(t *testing.T) {
 		t.Fatalf("stopped watch called %d times", n)
 	}
 	b.mu.Lock()
-	n := len(b.watchers[testName])
+	n := len(b.names[testName].watchers)
 	b.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d watches left, want 1", n)
@@ -413,8 +413,8 @@ func TestWatchBadName(t *testing.T) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.watchers) != 0 {
-		t.Fatalf("watches left: %v", b.watchers)
+	if len(b.names) != 0 {
+		t.Fatalf("watches left: %v", b.names)
 	}
 }
 
@@ -523,7 +523,7 @@ func TestWatchCancelled(t *testing.T) {
 		t.Fatalf("WatchNameOwner with a cancelled ctx: %v", err)
 	}
 	b.mu.Lock()
-	n := len(b.watchers)
+	n := len(b.names)
 	b.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d watches left", n)
@@ -546,5 +546,45 @@ func TestBusShimOff(t *testing.T) {
 	err := g.Object(b.UniqueName(), daemonapi.DBusPath).Call(daemonapi.DBusInterface+"."+daemonapi.DBusMethodHello, 0).Store(&name)
 	if err == nil {
 		t.Fatalf("our connection answered Hello with %q", name)
+	}
+}
+
+// TestWatchesShareRule: a thousand watches of one name cost the bus one
+// match rule (it allows 512 per connection), all see the change, and the
+// rule goes with the last.
+func TestWatchesShareRule(t *testing.T) {
+	checkGoroutines(t)
+	bus := testbus.Start(t)
+	b := dial(t, bus, wireconn.Options{})
+	ctx := testCtx(t)
+	got := newChanges()
+	var stops []func()
+	for range 1000 {
+		stop, err := b.WatchNameOwner(ctx, testName, got.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, stop)
+	}
+	g := godbusConn(t, bus)
+	if _, err := g.RequestName(testName, dbus.NameFlagDoNotQueue); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1000)
+	for _, stop := range stops[1:] {
+		stop()
+	}
+	rule := nameOwnerRule(testName)
+	// One rule is left for the last watch: removing it by hand works
+	// once; put it back.
+	if err := b.RemoveMatch(ctx, rule); err != nil {
+		t.Fatalf("the last watch's rule: %v", err)
+	}
+	if err := b.AddMatch(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	stops[0]()
+	if err := b.RemoveMatch(ctx, rule); dbusrt.ErrorName(err) != "org.freedesktop.DBus.Error.MatchRuleNotFound" {
+		t.Fatalf("RemoveMatch after the last stop: %v", err)
 	}
 }

@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/controller"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/transport"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
@@ -157,5 +160,42 @@ func TestRegisteredPeerHasNoStallTimeout(t *testing.T) {
 	}
 	if s, _ := c.node("n1").GetStatus(context.Background()); s != "online" {
 		t.Fatalf("n1 %s after a slow message", s)
+	}
+}
+
+// TestBusClientFlood: bus clients that pipeline thousands of calls that
+// hold the call queue (CreateMonitor asks the bus to watch its owner) get
+// answers or LimitsExceeded (from the controller, or from the bus, which
+// bounds the calls one client has pending); the controller's bus
+// connection, shared by every client, stays up. 20 clients are needed to
+// get past the bus's own limit per client.
+func TestBusClientFlood(t *testing.T) {
+	c := startCluster(t, "n1")
+	var calls []*dbus.Call
+	for range 20 {
+		conn, _, err := dbusrt.ConnectBus(c.busAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		obj := conn.Object(bluechi.ControllerBusName, bluechi.ControllerPath)
+		for range 250 {
+			calls = append(calls, obj.Go(bluechi.ControllerInterface+"."+bluechi.ControllerMethodCreateMonitor, 0, make(chan *dbus.Call, 1)))
+		}
+	}
+	refused := 0
+	for _, call := range calls {
+		<-call.Done
+		switch name := dbusrt.ErrorName(call.Err); {
+		case call.Err == nil:
+		case name == dbusrt.ErrLimitsExceeded:
+			refused++
+		default:
+			t.Fatalf("a flooded call: %v", call.Err)
+		}
+	}
+	t.Logf("%d of %d calls refused", refused, len(calls))
+	if _, err := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath).GetNode(context.Background(), "n1"); err != nil {
+		t.Fatalf("the controller after the flood: %v", err)
 	}
 }
