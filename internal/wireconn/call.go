@@ -111,9 +111,9 @@ func (c *Conn) HoldSignal(dest, path, iface, member, sig string, body []byte) er
 	h.serial = c.nextSerialLocked()
 	n := len(c.held)
 	c.held = appendMessage(c.held, &h, body)
-	if len(c.held)-n > wire.MaxMessageSize {
+	if size := len(c.held) - n; size > wire.MaxMessageSize {
 		c.held = c.held[:n]
-		return fmt.Errorf("wireconn: message of %d bytes is larger than D-Bus allows", len(c.held)-n)
+		return fmt.Errorf("wireconn: message of %d bytes is larger than D-Bus allows", size)
 	}
 	if len(c.held) >= maxHeld {
 		return c.writeLocked(c.held)
