@@ -1091,7 +1091,7 @@ func (c *InternalAgentClient) Destination() string { return c.dest }
 
 // StartUnit calls org.eclipse.bluechi.internal.Agent.StartUnit: Controller to agent: start a unit and track its systemd job.
 func (c *InternalAgentClient) StartUnit(ctx context.Context, name string, mode string, jobID uint32) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodStartUnit, "", name, mode, jobID)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodStartUnit, name, mode, jobID)
 	if err != nil {
 		return
 	}
@@ -1101,7 +1101,7 @@ func (c *InternalAgentClient) StartUnit(ctx context.Context, name string, mode s
 
 // StartTransientUnit calls org.eclipse.bluechi.internal.Agent.StartTransientUnit: Controller to agent: create and start a transient unit (job not tracked).
 func (c *InternalAgentClient) StartTransientUnit(ctx context.Context, name string, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodStartTransientUnit, "o", name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodStartTransientUnit, name, mode, dbusrt.FixVariants(props), dbusrt.FixVariants(aux))
 	if err != nil {
 		return
 	}
@@ -1111,7 +1111,7 @@ func (c *InternalAgentClient) StartTransientUnit(ctx context.Context, name strin
 
 // StopUnit calls org.eclipse.bluechi.internal.Agent.StopUnit: Controller to agent: stop a unit and track its systemd job.
 func (c *InternalAgentClient) StopUnit(ctx context.Context, name string, mode string, jobID uint32) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodStopUnit, "", name, mode, jobID)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodStopUnit, name, mode, jobID)
 	if err != nil {
 		return
 	}
@@ -1121,7 +1121,7 @@ func (c *InternalAgentClient) StopUnit(ctx context.Context, name string, mode st
 
 // FreezeUnit calls org.eclipse.bluechi.internal.Agent.FreezeUnit: Controller to agent: freeze the processes of a unit.
 func (c *InternalAgentClient) FreezeUnit(ctx context.Context, name string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodFreezeUnit, "", name)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodFreezeUnit, name)
 	if err != nil {
 		return
 	}
@@ -1131,7 +1131,7 @@ func (c *InternalAgentClient) FreezeUnit(ctx context.Context, name string) (err 
 
 // ThawUnit calls org.eclipse.bluechi.internal.Agent.ThawUnit: Controller to agent: thaw the processes of a unit.
 func (c *InternalAgentClient) ThawUnit(ctx context.Context, name string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodThawUnit, "", name)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodThawUnit, name)
 	if err != nil {
 		return
 	}
@@ -1141,7 +1141,7 @@ func (c *InternalAgentClient) ThawUnit(ctx context.Context, name string) (err er
 
 // ReloadUnit calls org.eclipse.bluechi.internal.Agent.ReloadUnit: Controller to agent: reload a unit and track its systemd job.
 func (c *InternalAgentClient) ReloadUnit(ctx context.Context, name string, mode string, jobID uint32) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodReloadUnit, "", name, mode, jobID)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodReloadUnit, name, mode, jobID)
 	if err != nil {
 		return
 	}
@@ -1151,7 +1151,7 @@ func (c *InternalAgentClient) ReloadUnit(ctx context.Context, name string, mode 
 
 // RestartUnit calls org.eclipse.bluechi.internal.Agent.RestartUnit: Controller to agent: restart a unit and track its systemd job.
 func (c *InternalAgentClient) RestartUnit(ctx context.Context, name string, mode string, jobID uint32) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodRestartUnit, "", name, mode, jobID)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodRestartUnit, name, mode, jobID)
 	if err != nil {
 		return
 	}
@@ -1161,7 +1161,7 @@ func (c *InternalAgentClient) RestartUnit(ctx context.Context, name string, mode
 
 // KillUnit calls org.eclipse.bluechi.internal.Agent.KillUnit: Controller to agent: signal processes of a unit.
 func (c *InternalAgentClient) KillUnit(ctx context.Context, name string, who string, signal int32) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodKillUnit, "", name, who, signal)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodKillUnit, name, who, signal)
 	if err != nil {
 		return
 	}
@@ -1171,7 +1171,7 @@ func (c *InternalAgentClient) KillUnit(ctx context.Context, name string, who str
 
 // GetUnitProperties calls org.eclipse.bluechi.internal.Agent.GetUnitProperties: Controller to agent: read all properties of a unit for one interface.
 func (c *InternalAgentClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodGetUnitProperties, "a{sv}", name, iface)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodGetUnitProperties, name, iface)
 	if err != nil {
 		return
 	}
@@ -1181,7 +1181,7 @@ func (c *InternalAgentClient) GetUnitProperties(ctx context.Context, name string
 
 // GetUnitProperty calls org.eclipse.bluechi.internal.Agent.GetUnitProperty: Controller to agent: read one property of a unit.
 func (c *InternalAgentClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodGetUnitProperty, "v", name, iface, property)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodGetUnitProperty, name, iface, property)
 	if err != nil {
 		return
 	}
@@ -1191,7 +1191,7 @@ func (c *InternalAgentClient) GetUnitProperty(ctx context.Context, name string, 
 
 // SetUnitProperties calls org.eclipse.bluechi.internal.Agent.SetUnitProperties: Controller to agent: change properties of a unit.
 func (c *InternalAgentClient) SetUnitProperties(ctx context.Context, name string, runtime bool, keyValues []bluechi.UnitProperty) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodSetUnitProperties, "", name, runtime, dbusrt.FixVariants(keyValues))
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodSetUnitProperties, name, runtime, dbusrt.FixVariants(keyValues))
 	if err != nil {
 		return
 	}
@@ -1201,7 +1201,7 @@ func (c *InternalAgentClient) SetUnitProperties(ctx context.Context, name string
 
 // EnableUnitFiles calls org.eclipse.bluechi.internal.Agent.EnableUnitFiles: Controller to agent: enable unit files.
 func (c *InternalAgentClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []bluechi.UnitFileChange, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodEnableUnitFiles, "ba(sss)", files, runtime, force)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodEnableUnitFiles, files, runtime, force)
 	if err != nil {
 		return
 	}
@@ -1211,7 +1211,7 @@ func (c *InternalAgentClient) EnableUnitFiles(ctx context.Context, files []strin
 
 // DisableUnitFiles calls org.eclipse.bluechi.internal.Agent.DisableUnitFiles: Controller to agent: disable unit files.
 func (c *InternalAgentClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []bluechi.UnitFileChange, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodDisableUnitFiles, "a(sss)", files, runtime)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodDisableUnitFiles, files, runtime)
 	if err != nil {
 		return
 	}
@@ -1221,7 +1221,7 @@ func (c *InternalAgentClient) DisableUnitFiles(ctx context.Context, files []stri
 
 // ListUnits calls org.eclipse.bluechi.internal.Agent.ListUnits: Controller to agent: list the units systemd has loaded.
 func (c *InternalAgentClient) ListUnits(ctx context.Context) (units []bluechi.UnitInfo, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodListUnits, "a(ssssssouso)")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodListUnits)
 	if err != nil {
 		return
 	}
@@ -1231,7 +1231,7 @@ func (c *InternalAgentClient) ListUnits(ctx context.Context) (units []bluechi.Un
 
 // ListUnitFiles calls org.eclipse.bluechi.internal.Agent.ListUnitFiles: Controller to agent: list the unit files systemd knows.
 func (c *InternalAgentClient) ListUnitFiles(ctx context.Context) (units []bluechi.UnitFileInfo, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodListUnitFiles, "a(ss)")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodListUnitFiles)
 	if err != nil {
 		return
 	}
@@ -1241,7 +1241,7 @@ func (c *InternalAgentClient) ListUnitFiles(ctx context.Context) (units []bluech
 
 // GetUnitFileState calls org.eclipse.bluechi.internal.Agent.GetUnitFileState: Controller to agent: tell the enablement state of one unit file.
 func (c *InternalAgentClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodGetUnitFileState, "s", file)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodGetUnitFileState, file)
 	if err != nil {
 		return
 	}
@@ -1251,7 +1251,7 @@ func (c *InternalAgentClient) GetUnitFileState(ctx context.Context, file string)
 
 // Subscribe calls org.eclipse.bluechi.internal.Agent.Subscribe: Controller to agent: report events for a unit, or for all units with `*`.
 func (c *InternalAgentClient) Subscribe(ctx context.Context, unit string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodSubscribe, "", unit)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodSubscribe, unit)
 	if err != nil {
 		return
 	}
@@ -1261,7 +1261,7 @@ func (c *InternalAgentClient) Subscribe(ctx context.Context, unit string) (err e
 
 // Unsubscribe calls org.eclipse.bluechi.internal.Agent.Unsubscribe: Controller to agent: stop reporting events for a unit or for `*`.
 func (c *InternalAgentClient) Unsubscribe(ctx context.Context, unit string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodUnsubscribe, "", unit)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodUnsubscribe, unit)
 	if err != nil {
 		return
 	}
@@ -1271,7 +1271,7 @@ func (c *InternalAgentClient) Unsubscribe(ctx context.Context, unit string) (err
 
 // EnableMetrics calls org.eclipse.bluechi.internal.Agent.EnableMetrics: Controller to agent: start timing jobs and export the metrics object.
 func (c *InternalAgentClient) EnableMetrics(ctx context.Context) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodEnableMetrics, "")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodEnableMetrics)
 	if err != nil {
 		return
 	}
@@ -1281,7 +1281,7 @@ func (c *InternalAgentClient) EnableMetrics(ctx context.Context) (err error) {
 
 // DisableMetrics calls org.eclipse.bluechi.internal.Agent.DisableMetrics: Controller to agent: stop timing jobs and remove the metrics object.
 func (c *InternalAgentClient) DisableMetrics(ctx context.Context) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodDisableMetrics, "")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodDisableMetrics)
 	if err != nil {
 		return
 	}
@@ -1291,7 +1291,7 @@ func (c *InternalAgentClient) DisableMetrics(ctx context.Context) (err error) {
 
 // StartDep calls org.eclipse.bluechi.internal.Agent.StartDep: Controller to agent: start `bluechi-dep@UNIT` for a cross-node dependency.
 func (c *InternalAgentClient) StartDep(ctx context.Context, unit string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodStartDep, "", unit)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodStartDep, unit)
 	if err != nil {
 		return
 	}
@@ -1301,7 +1301,7 @@ func (c *InternalAgentClient) StartDep(ctx context.Context, unit string) (err er
 
 // StopDep calls org.eclipse.bluechi.internal.Agent.StopDep: Controller to agent: stop `bluechi-dep@UNIT` once no dependency remains.
 func (c *InternalAgentClient) StopDep(ctx context.Context, unit string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodStopDep, "", unit)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodStopDep, unit)
 	if err != nil {
 		return
 	}
@@ -1311,7 +1311,7 @@ func (c *InternalAgentClient) StopDep(ctx context.Context, unit string) (err err
 
 // Reload calls org.eclipse.bluechi.internal.Agent.Reload: Controller to agent: make systemd reload its configuration.
 func (c *InternalAgentClient) Reload(ctx context.Context) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodReload, "")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodReload)
 	if err != nil {
 		return
 	}
@@ -1321,7 +1321,7 @@ func (c *InternalAgentClient) Reload(ctx context.Context) (err error) {
 
 // SetLogLevel calls org.eclipse.bluechi.internal.Agent.SetLogLevel: Controller to agent: change the agent's log level.
 func (c *InternalAgentClient) SetLogLevel(ctx context.Context, level string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodSetLogLevel, "", level)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodSetLogLevel, level)
 	if err != nil {
 		return
 	}
@@ -1331,7 +1331,7 @@ func (c *InternalAgentClient) SetLogLevel(ctx context.Context, level string) (er
 
 // ResetFailed calls org.eclipse.bluechi.internal.Agent.ResetFailed: Controller to agent: clear the failed state of all units.
 func (c *InternalAgentClient) ResetFailed(ctx context.Context) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodResetFailed, "")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodResetFailed)
 	if err != nil {
 		return
 	}
@@ -1341,7 +1341,7 @@ func (c *InternalAgentClient) ResetFailed(ctx context.Context) (err error) {
 
 // ResetFailedUnit calls org.eclipse.bluechi.internal.Agent.ResetFailedUnit: Controller to agent: clear the failed state of one unit.
 func (c *InternalAgentClient) ResetFailedUnit(ctx context.Context, name string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodResetFailedUnit, "", name)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodResetFailedUnit, name)
 	if err != nil {
 		return
 	}
@@ -1351,7 +1351,7 @@ func (c *InternalAgentClient) ResetFailedUnit(ctx context.Context, name string) 
 
 // GetDefaultTarget calls org.eclipse.bluechi.internal.Agent.GetDefaultTarget: Controller to agent: tell the default boot target.
 func (c *InternalAgentClient) GetDefaultTarget(ctx context.Context) (defaultTarget string, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodGetDefaultTarget, "s")
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodGetDefaultTarget)
 	if err != nil {
 		return
 	}
@@ -1361,7 +1361,7 @@ func (c *InternalAgentClient) GetDefaultTarget(ctx context.Context) (defaultTarg
 
 // SetDefaultTarget calls org.eclipse.bluechi.internal.Agent.SetDefaultTarget: Controller to agent: change the default boot target.
 func (c *InternalAgentClient) SetDefaultTarget(ctx context.Context, defaultTarget string, force bool) (out []bluechi.UnitFileChange, err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodSetDefaultTarget, "a(sss)", defaultTarget, force)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodSetDefaultTarget, defaultTarget, force)
 	if err != nil {
 		return
 	}
@@ -1371,7 +1371,7 @@ func (c *InternalAgentClient) SetDefaultTarget(ctx context.Context, defaultTarge
 
 // JobCancel calls org.eclipse.bluechi.internal.Agent.JobCancel: Controller to agent: cancel the systemd job tracked under a BlueChi id.
 func (c *InternalAgentClient) JobCancel(ctx context.Context, id uint32) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalAgentInterface, InternalAgentMethodJobCancel, "", id)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalAgentInterface, InternalAgentMethodJobCancel, id)
 	if err != nil {
 		return
 	}

@@ -177,7 +177,7 @@ func (c *InternalControllerClient) Destination() string { return c.dest }
 
 // Register calls org.eclipse.bluechi.internal.Controller.Register: Agent to controller: bind this connection to a configured node name.
 func (c *InternalControllerClient) Register(ctx context.Context, name string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalControllerInterface, InternalControllerMethodRegister, "", name)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalControllerInterface, InternalControllerMethodRegister, name)
 	if err != nil {
 		return
 	}

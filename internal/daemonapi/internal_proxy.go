@@ -203,7 +203,7 @@ func (c *InternalProxyClient) Destination() string { return c.dest }
 
 // Error calls org.eclipse.bluechi.internal.Proxy.Error: Controller to agent: the proxy cannot be set up.
 func (c *InternalProxyClient) Error(ctx context.Context, message string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, InternalProxyMethodError, "", message)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalProxyInterface, InternalProxyMethodError, message)
 	if err != nil {
 		return
 	}
@@ -213,7 +213,7 @@ func (c *InternalProxyClient) Error(ctx context.Context, message string) (err er
 
 // TargetNew calls org.eclipse.bluechi.internal.Proxy.TargetNew: Controller to agent: the target unit was loaded; informational only.
 func (c *InternalProxyClient) TargetNew(ctx context.Context, reason string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, InternalProxyMethodTargetNew, "", reason)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalProxyInterface, InternalProxyMethodTargetNew, reason)
 	if err != nil {
 		return
 	}
@@ -223,7 +223,7 @@ func (c *InternalProxyClient) TargetNew(ctx context.Context, reason string) (err
 
 // TargetStateChanged calls org.eclipse.bluechi.internal.Proxy.TargetStateChanged: Controller to agent: the target unit changed state.
 func (c *InternalProxyClient) TargetStateChanged(ctx context.Context, state string, subState string, reason string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, InternalProxyMethodTargetStateChanged, "", state, subState, reason)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalProxyInterface, InternalProxyMethodTargetStateChanged, state, subState, reason)
 	if err != nil {
 		return
 	}
@@ -233,7 +233,7 @@ func (c *InternalProxyClient) TargetStateChanged(ctx context.Context, state stri
 
 // TargetRemoved calls org.eclipse.bluechi.internal.Proxy.TargetRemoved: Controller to agent: the target unit was unloaded.
 func (c *InternalProxyClient) TargetRemoved(ctx context.Context, reason string) (err error) {
-	body, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, InternalProxyInterface, InternalProxyMethodTargetRemoved, "", reason)
+	body, err := dbusrt.Invoke(ctx, c.obj, InternalProxyInterface, InternalProxyMethodTargetRemoved, reason)
 	if err != nil {
 		return
 	}

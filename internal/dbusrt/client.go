@@ -53,10 +53,6 @@ func Decode(body []any, ptrs ...any) error {
 	return nil
 }
 
-// IsBus reports whether conn talks to a message bus (it has a unique name)
-// rather than directly to a peer.
-func IsBus(conn *dbus.Conn) bool { return UniqueName(conn) != "" }
-
 // UniqueName returns the connection's unique bus name, or "" on a
 // peer-to-peer connection.
 func UniqueName(conn *dbus.Conn) string {

@@ -11,7 +11,7 @@ import (
 // Invoke makes a generated client's method call through godbus and
 // returns the reply's body; Release(ctx) runs once the call is on the
 // wire.
-func Invoke(ctx context.Context, conn *dbus.Conn, obj dbus.BusObject, dest string, path dbus.ObjectPath, iface, member, outSig string, args ...any) ([]any, error) {
+func Invoke(ctx context.Context, obj dbus.BusObject, iface, member string, args ...any) ([]any, error) {
 	done := obj.GoWithContext(ctx, iface+"."+member, 0, make(chan *dbus.Call, 1), args...).Done
 	Release(ctx)
 	call := <-done

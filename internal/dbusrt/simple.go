@@ -71,23 +71,6 @@ func simpleBody(sig string, r *wire.Reader) (body []any, ok bool) {
 	return body, true
 }
 
-// simpleSignature reports whether sig has only the types simpleBody reads.
-func simpleSignature(sig string) bool {
-	for i := 0; i < len(sig); i++ {
-		switch sig[i] {
-		case 's', 'o', 'u', 'i', 'b':
-		case 'a':
-			if i+1 >= len(sig) || sig[i+1] != 's' {
-				return false
-			}
-			i++
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // maxSimpleBody is the largest body simpleArgs encodes: the hot calls and
 // replies are small, and godbus checks the protocol's size limits.
 const maxSimpleBody = 1 << 20

@@ -862,7 +862,7 @@ func (g *goGen) rtClient(b *buf, i *Interface, n string) {
 		comment(b, "", fmt.Sprintf("%s calls %s.%s: %s", id, i.Name, m.Name, sentence(m.Summary)), "")
 		b.p("func (c *%sClient) %s(ctx context.Context%s) %s {", n, id, prefixComma(params(t, in)), results(t, out))
 		args := strings.Join(fixedList("dbusrt.FixVariants", in, paramName), ", ")
-		b.p("\tbody, err := dbusrt.Invoke(ctx, c.conn, c.obj, c.dest, c.path, %sInterface, %s, %q%s)", n, constName(n, m), Sig(out), prefixComma(args))
+		b.p("\tbody, err := dbusrt.Invoke(ctx, c.obj, %sInterface, %s%s)", n, constName(n, m), prefixComma(args))
 		b.p("\tif err != nil {")
 		b.p("\t\treturn")
 		b.p("\t}")
