@@ -128,28 +128,46 @@ func busKind(user bool) string {
 func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sd, err := systemd.Connect(ctx, systemd.Options{System: !cfg.User})
-	if err != nil {
-		return fmt.Errorf("connect to systemd: %w", err)
-	}
-	defer sd.Close()
-	if err := sd.Subscribe(ctx); err != nil {
-		return fmt.Errorf("subscribe to systemd: %w", err)
-	}
 	address := busconn.SystemBusAddress()
 	if cfg.User {
+		var err error
 		if address, err = busconn.SessionBusAddress(); err != nil {
 			return err
 		}
 	}
 	// The bus connection is ours end to end (internal/wireconn), its
-	// calls served in wire order.
+	// calls served in wire order. It is dialed while systemd is: each
+	// waits on its daemon's answers, and the node is online sooner.
 	api := dbusrt.NewServer()
-	bus, err := busconn.Dial(ctx, address, wireconn.Options{MethodCall: api.ServeWire})
+	type dialed struct {
+		bus *busconn.Conn
+		err error
+	}
+	busc := make(chan dialed, 1)
+	go func() {
+		bus, err := busconn.Dial(ctx, address, wireconn.Options{MethodCall: api.ServeWire})
+		busc <- dialed{bus, err}
+	}()
+	sd, err := systemd.Connect(ctx, systemd.Options{System: !cfg.User})
+	if err == nil {
+		defer sd.Close()
+		if err = sd.Subscribe(ctx); err != nil {
+			err = fmt.Errorf("subscribe to systemd: %w", err)
+		}
+	} else {
+		err = fmt.Errorf("connect to systemd: %w", err)
+	}
+	d := <-busc
+	if d.err == nil {
+		defer d.bus.Close()
+	}
 	if err != nil {
 		return err
 	}
-	defer bus.Close()
+	if d.err != nil {
+		return d.err
+	}
+	bus := d.bus
 	api.BindWire(bus.Wire())
 	a, err := agent.New(cfg, log, sd, api)
 	if err != nil {
@@ -194,9 +212,9 @@ func serve(cfg *config.Agent, log *logging.Logger, tlsH *tlsconfig.Holder) error
 		cancel()
 	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	if err := memtrim.Start(ctx); err != nil {
+	memtrim.Start(ctx, func(err error) {
 		log.Debug("executable pages stay faulted in around each touch", logging.Err(err))
-	}
+	})
 	err = a.Run(ctx)
 	select {
 	case why := <-lost:

@@ -149,9 +149,9 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger, tlsH *tlsconf
 	}
 	wg.Go(func() { ctrl.Heartbeats(ctx) })
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	if err := memtrim.Start(ctx); err != nil {
+	memtrim.Start(ctx, func(err error) {
 		log.Debug("executable pages stay faulted in around each touch", logging.Err(err))
-	}
+	})
 	log.Info("controller started", logging.Attr{Key: "nodes", Value: logValue(len(cfg.Nodes))})
 
 	if tlsH != nil {

@@ -171,6 +171,20 @@ func (a *Agent) slog() *slog.Logger { return a.log.Slog() }
 // Run connects and reconnects to the controller until ctx ends. It never
 // returns because the controller is away.
 func (a *Agent) Run(ctx context.Context) error {
+	// The first dial goes on while the unit table is seeded: each waits
+	// on its peer's answers, and the node is online sooner.
+	a.mu.Lock()
+	firstSwitched := a.switched // taken before the dial, as in the loop
+	a.mu.Unlock()
+	first := make(chan dialed, 1)
+	go func() { sess, err := a.dial(ctx); first <- dialed{sess, err} }()
+	defer func() { // unless the loop took it
+		if first != nil {
+			if d := <-first; d.sess != nil {
+				d.sess.conn.Close()
+			}
+		}
+	}()
 	if err := a.seedUnits(ctx); err != nil {
 		return err
 	}
@@ -182,10 +196,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	var backoff time.Duration
 	failures := int64(0)
 	for ctx.Err() == nil {
-		a.mu.Lock()
-		switched := a.switched // a switch during connect must still end this session
-		a.mu.Unlock()
-		sess, err := a.connect(ctx)
+		var sess *session
+		var err error
+		var switched chan struct{}
+		if first != nil {
+			d := <-first
+			first, switched, sess, err = nil, firstSwitched, d.sess, d.err
+		} else {
+			a.mu.Lock()
+			switched = a.switched // a switch during connect must still end this session
+			a.mu.Unlock()
+			sess, err = a.dial(ctx)
+		}
+		if err == nil {
+			err = a.register(ctx, sess)
+		}
 		if err != nil {
 			failures++
 			if a.cfg.ConnectionRetryCountUntilQuiet > 0 && failures == a.cfg.ConnectionRetryCountUntilQuiet {
@@ -239,9 +264,15 @@ func (a *Agent) currentAddress() string {
 	return a.address
 }
 
-// connect dials the controller, exports the internal agent object and
-// registers the node.
-func (a *Agent) connect(ctx context.Context) (*session, error) {
+// dialed is the outcome of dial.
+type dialed struct {
+	sess *session
+	err  error
+}
+
+// dial opens a new session's connection to the controller; register
+// starts it.
+func (a *Agent) dial(ctx context.Context) (*session, error) {
 	so := transport.SocketOptions{
 		KeepAliveTime: time.Duration(a.cfg.KeepAlive.Time) * time.Second, KeepAliveInterval: time.Duration(a.cfg.KeepAlive.Interval) * time.Second,
 		KeepAliveCount: int(a.cfg.KeepAlive.Count), IPReceiveErrors: a.cfg.IPReceiveErrors,
@@ -256,6 +287,16 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	sess.conn, sess.out = conn, out
+	return sess, nil
+}
+
+// register exports the internal agent object on a dialed session, starts
+// its connection and registers the node; on an error the connection is
+// closed.
+func (a *Agent) register(ctx context.Context, sess *session) error {
+	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
+	defer cancel()
+	conn := sess.conn
 	// ListUnits passes systemd's answer on as bytes: decoding and encoding
 	// a few hundred units costs more than systemd takes to list them.
 	conn.Export(string(daemonapi.InternalAgentPath), daemonapi.InternalAgentWireInterface(&internalAPI{a: a, sess: sess},
@@ -264,10 +305,10 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	// go to this connection from now on.
 	a.setUnitSession(sess)
 	conn.Start()
-	fail := func(err error) (*session, error) {
+	fail := func(err error) error {
 		conn.Close()
 		a.endUnitSession(sess)
-		return nil, err
+		return err
 	}
 	// The session is current before Register returns: the controller may
 	// start jobs right after its reply, and their JobDone must not be lost.
@@ -291,7 +332,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	}
 	a.slog().Info("registered with controller", "node", a.cfg.NodeName, "address", a.currentAddress())
 	a.attachProxies(sess)
-	return sess, nil
+	return nil
 }
 
 // controllerSignal handles a signal from the controller (on the

@@ -15,7 +15,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -152,16 +151,19 @@ func OneProcessor() {
 // process that calls userfaultfd, and for comparing figures.
 func Disabled() bool { return os.Getenv("BLUECHI_MEMTRIM") == "off" }
 
-// Start is what a daemon calls once it is up, unless Disabled: it turns
-// fault-around off (NoFaultAround) and runs Run until ctx ends. The error
-// says why fault-around stays on, if it does; the rest runs regardless.
-func Start(ctx context.Context) error {
+// Start is what a daemon calls once it is up, unless Disabled: it runs the
+// trimming below until ctx ends, in a goroutine of its own, so that nothing of it delays
+// the daemon's first connections. Fault-around is turned off (NoFaultAround)
+// only after the start-up delay: until then the kernel's neighbours save
+// faults on the start-up path (each one costs tens of microseconds on a
+// small virtual machine), and the first trim drops them anyway. If
+// fault-around cannot be turned off, it calls unsupported with the reason
+// (when it is not nil) and trims regardless.
+func Start(ctx context.Context, unsupported func(error)) {
 	if Disabled() {
-		return nil
+		return
 	}
-	err := NoFaultAround()
-	go Run(ctx)
-	return err
+	go run(ctx, unsupported)
 }
 
 // Idle trimming: every idleCheck the daemon looks at what it allocated;
@@ -178,11 +180,11 @@ const (
 	trimAfter    = 256 << 10
 )
 
-// Run lowers the daemon's memory until ctx ends: after start-up it turns
+// run lowers the daemon's memory until ctx ends: after start-up it turns
 // fault-around off where the kernel allows (NoFaultAround) and drops the
 // executable's start-up pages (ExecutableMappings), then returns heap pages
 // to the system whenever the daemon falls idle after work.
-func Run(ctx context.Context) {
+func run(ctx context.Context, unsupported func(error)) {
 	t := time.NewTimer(startupDelay)
 	defer t.Stop()
 	select {
@@ -190,18 +192,17 @@ func Run(ctx context.Context) {
 		return
 	case <-t.C:
 	}
-	_ = NoFaultAround()
+	if err := NoFaultAround(); err != nil && unsupported != nil {
+		unsupported(err)
+	}
 	_, _ = ExecutableMappings()
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	// runtime.ReadMemStats stops the world for a few microseconds, once per
+	// idle check. (runtime/metrics would not, but its package set-up costs
+	// every daemon half a millisecond and 15 kB of heap at exec.)
+	var ms runtime.MemStats
 	read := func() (allocs, cycles uint64) {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			allocs = sample[0].Value.Uint64()
-		}
-		if sample[1].Value.Kind() == metrics.KindUint64 {
-			cycles = sample[1].Value.Uint64()
-		}
-		return allocs, cycles
+		runtime.ReadMemStats(&ms)
+		return ms.TotalAlloc, uint64(ms.NumGC)
 	}
 	last, dropped := read()
 	sinceTrim := uint64(0)
