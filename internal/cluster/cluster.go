@@ -203,6 +203,7 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	}
 	cmd := c.Manager().Command(context.Background(), "env", "DBUS_SESSION_BUS_ADDRESS="+c.BusAddress,
 		filepath.Join(c.opts.BinDir, "bluechi-controller"), "-u", "-c", conf)
+	cmd.Env = unitEnv()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
@@ -213,6 +214,16 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	c.controller = cmd
 	c.mu.Unlock()
 	return c.waitName(ctx, bluechi.ControllerBusName)
+}
+
+// unitEnv is the environment the daemons run with: this process's, and
+// what the installed units set (GOMAXPROCS=1) unless it is set here.
+func unitEnv() []string {
+	env := os.Environ()
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		env = append(env, "GOMAXPROCS=1")
+	}
+	return env
 }
 
 // Controller returns the controller process.
@@ -257,6 +268,7 @@ func (c *Cluster) StartAgent(name string, extra ...string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := n.Command(context.Background(), append(args, extra...)...)
+	cmd.Env = unitEnv()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
