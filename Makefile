@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Build, generate and test the Go BlueChi implementation.
 GO ?= go
-GENERATED := gen internal/daemonapi internal/apitest/roundtrip_gen_test.go doc/man install/completion
+GENERATED := gen internal/daemonapi internal/busnames internal/apitest/roundtrip_gen_test.go doc/man install/completion
 # Man pages: written in Markdown (doc/man/NAME.SECTION.md), converted to roff
 # by go-md2man (a tool dependency in go.mod) and committed, so that make
 # install needs neither the converter nor the network.

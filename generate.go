@@ -8,4 +8,4 @@
 // only feeds the daemons' generated clients in internal/daemonapi.
 package bluechi
 
-//go:generate go run ./tools/dbusgen -idl idl -out gen/bluechi -pkg bluechi -api internal/daemonapi -docs gen/docs/api.md -tests internal/apitest/roundtrip_gen_test.go -client-idl idl/systemd
+//go:generate go run ./tools/dbusgen -idl idl -out gen/bluechi -pkg bluechi -api internal/daemonapi -docs gen/docs/api.md -tests internal/apitest/roundtrip_gen_test.go -client-idl idl/systemd -names internal/busnames

@@ -30,7 +30,7 @@ import (
 )
 
 // controllerBusName is the destination used for calls to the controller.
-const controllerBusName = "org.eclipse.bluechi"
+const controllerBusName = bluechi.ControllerBusName
 
 // RegisterTimeout bounds one registration attempt.
 const RegisterTimeout = 10 * time.Second

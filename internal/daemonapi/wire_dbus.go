@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -26,35 +27,35 @@ var (
 // Names of org.freedesktop.DBus and its members.
 const (
 	// DBusInterface is the D-Bus interface name.
-	DBusInterface = "org.freedesktop.DBus"
+	DBusInterface = busnames.DBusInterface
 	// DBusBusName is the well-known bus name of the service that serves org.freedesktop.DBus.
-	DBusBusName = "org.freedesktop.DBus"
+	DBusBusName = busnames.DBusBusName
 	// DBusPath is the object path of the DBus object.
-	DBusPath dbus.ObjectPath = "/org/freedesktop/DBus"
+	DBusPath dbus.ObjectPath = busnames.DBusPath
 	// DBusMethodHello names method Hello.
-	DBusMethodHello = "Hello"
+	DBusMethodHello = busnames.DBusMethodHello
 	// DBusMethodRequestName names method RequestName.
-	DBusMethodRequestName = "RequestName"
+	DBusMethodRequestName = busnames.DBusMethodRequestName
 	// DBusMethodReleaseName names method ReleaseName.
-	DBusMethodReleaseName = "ReleaseName"
+	DBusMethodReleaseName = busnames.DBusMethodReleaseName
 	// DBusMethodGetNameOwner names method GetNameOwner.
-	DBusMethodGetNameOwner = "GetNameOwner"
+	DBusMethodGetNameOwner = busnames.DBusMethodGetNameOwner
 	// DBusMethodNameHasOwner names method NameHasOwner.
-	DBusMethodNameHasOwner = "NameHasOwner"
+	DBusMethodNameHasOwner = busnames.DBusMethodNameHasOwner
 	// DBusMethodAddMatch names method AddMatch.
-	DBusMethodAddMatch = "AddMatch"
+	DBusMethodAddMatch = busnames.DBusMethodAddMatch
 	// DBusMethodRemoveMatch names method RemoveMatch.
-	DBusMethodRemoveMatch = "RemoveMatch"
+	DBusMethodRemoveMatch = busnames.DBusMethodRemoveMatch
 	// DBusMethodGetConnectionUnixUser names method GetConnectionUnixUser.
-	DBusMethodGetConnectionUnixUser = "GetConnectionUnixUser"
+	DBusMethodGetConnectionUnixUser = busnames.DBusMethodGetConnectionUnixUser
 	// DBusMethodGetConnectionUnixProcessID names method GetConnectionUnixProcessID.
-	DBusMethodGetConnectionUnixProcessID = "GetConnectionUnixProcessID"
+	DBusMethodGetConnectionUnixProcessID = busnames.DBusMethodGetConnectionUnixProcessID
 	// DBusSignalNameOwnerChanged names signal NameOwnerChanged.
-	DBusSignalNameOwnerChanged = "NameOwnerChanged"
+	DBusSignalNameOwnerChanged = busnames.DBusSignalNameOwnerChanged
 	// DBusSignalNameAcquired names signal NameAcquired.
-	DBusSignalNameAcquired = "NameAcquired"
+	DBusSignalNameAcquired = busnames.DBusSignalNameAcquired
 	// DBusSignalNameLost names signal NameLost.
-	DBusSignalNameLost = "NameLost"
+	DBusSignalNameLost = busnames.DBusSignalNameLost
 )
 
 // DBusNameOwnerChangedSignal is the body of signal org.freedesktop.DBus.NameOwnerChanged: the owner of a name changed (sent to everyone who matches it).
@@ -119,47 +120,47 @@ func ParseDBusNameLost(sig *dbus.Signal) (*DBusNameLostSignal, error) {
 // their bodies itself.
 const (
 	// DBusHelloInSig is the signature of Hello's arguments.
-	DBusHelloInSig = ""
+	DBusHelloInSig = busnames.DBusHelloInSig
 	// DBusHelloOutSig is the signature of Hello's reply.
-	DBusHelloOutSig = "s"
+	DBusHelloOutSig = busnames.DBusHelloOutSig
 	// DBusRequestNameInSig is the signature of RequestName's arguments.
-	DBusRequestNameInSig = "su"
+	DBusRequestNameInSig = busnames.DBusRequestNameInSig
 	// DBusRequestNameOutSig is the signature of RequestName's reply.
-	DBusRequestNameOutSig = "u"
+	DBusRequestNameOutSig = busnames.DBusRequestNameOutSig
 	// DBusReleaseNameInSig is the signature of ReleaseName's arguments.
-	DBusReleaseNameInSig = "s"
+	DBusReleaseNameInSig = busnames.DBusReleaseNameInSig
 	// DBusReleaseNameOutSig is the signature of ReleaseName's reply.
-	DBusReleaseNameOutSig = "u"
+	DBusReleaseNameOutSig = busnames.DBusReleaseNameOutSig
 	// DBusGetNameOwnerInSig is the signature of GetNameOwner's arguments.
-	DBusGetNameOwnerInSig = "s"
+	DBusGetNameOwnerInSig = busnames.DBusGetNameOwnerInSig
 	// DBusGetNameOwnerOutSig is the signature of GetNameOwner's reply.
-	DBusGetNameOwnerOutSig = "s"
+	DBusGetNameOwnerOutSig = busnames.DBusGetNameOwnerOutSig
 	// DBusNameHasOwnerInSig is the signature of NameHasOwner's arguments.
-	DBusNameHasOwnerInSig = "s"
+	DBusNameHasOwnerInSig = busnames.DBusNameHasOwnerInSig
 	// DBusNameHasOwnerOutSig is the signature of NameHasOwner's reply.
-	DBusNameHasOwnerOutSig = "b"
+	DBusNameHasOwnerOutSig = busnames.DBusNameHasOwnerOutSig
 	// DBusAddMatchInSig is the signature of AddMatch's arguments.
-	DBusAddMatchInSig = "s"
+	DBusAddMatchInSig = busnames.DBusAddMatchInSig
 	// DBusAddMatchOutSig is the signature of AddMatch's reply.
-	DBusAddMatchOutSig = ""
+	DBusAddMatchOutSig = busnames.DBusAddMatchOutSig
 	// DBusRemoveMatchInSig is the signature of RemoveMatch's arguments.
-	DBusRemoveMatchInSig = "s"
+	DBusRemoveMatchInSig = busnames.DBusRemoveMatchInSig
 	// DBusRemoveMatchOutSig is the signature of RemoveMatch's reply.
-	DBusRemoveMatchOutSig = ""
+	DBusRemoveMatchOutSig = busnames.DBusRemoveMatchOutSig
 	// DBusGetConnectionUnixUserInSig is the signature of GetConnectionUnixUser's arguments.
-	DBusGetConnectionUnixUserInSig = "s"
+	DBusGetConnectionUnixUserInSig = busnames.DBusGetConnectionUnixUserInSig
 	// DBusGetConnectionUnixUserOutSig is the signature of GetConnectionUnixUser's reply.
-	DBusGetConnectionUnixUserOutSig = "u"
+	DBusGetConnectionUnixUserOutSig = busnames.DBusGetConnectionUnixUserOutSig
 	// DBusGetConnectionUnixProcessIDInSig is the signature of GetConnectionUnixProcessID's arguments.
-	DBusGetConnectionUnixProcessIDInSig = "s"
+	DBusGetConnectionUnixProcessIDInSig = busnames.DBusGetConnectionUnixProcessIDInSig
 	// DBusGetConnectionUnixProcessIDOutSig is the signature of GetConnectionUnixProcessID's reply.
-	DBusGetConnectionUnixProcessIDOutSig = "u"
+	DBusGetConnectionUnixProcessIDOutSig = busnames.DBusGetConnectionUnixProcessIDOutSig
 	// DBusNameOwnerChangedSig is the signature of signal NameOwnerChanged.
-	DBusNameOwnerChangedSig = "sss"
+	DBusNameOwnerChangedSig = busnames.DBusNameOwnerChangedSig
 	// DBusNameAcquiredSig is the signature of signal NameAcquired.
-	DBusNameAcquiredSig = "s"
+	DBusNameAcquiredSig = busnames.DBusNameAcquiredSig
 	// DBusNameLostSig is the signature of signal NameLost.
-	DBusNameLostSig = "s"
+	DBusNameLostSig = busnames.DBusNameLostSig
 )
 
 // wireEncodeDBusHelloIn returns the body of DBusHelloInSig.

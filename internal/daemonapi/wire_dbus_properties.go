@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -26,17 +27,17 @@ var (
 // Names of org.freedesktop.DBus.Properties and its members.
 const (
 	// DBusPropertiesInterface is the D-Bus interface name.
-	DBusPropertiesInterface = "org.freedesktop.DBus.Properties"
+	DBusPropertiesInterface = busnames.DBusPropertiesInterface
 	// DBusPropertiesPath is the object path of the DBusProperties object.
-	DBusPropertiesPath dbus.ObjectPath = "/org/freedesktop/systemd1"
+	DBusPropertiesPath dbus.ObjectPath = busnames.DBusPropertiesPath
 	// DBusPropertiesMethodGet names method Get.
-	DBusPropertiesMethodGet = "Get"
+	DBusPropertiesMethodGet = busnames.DBusPropertiesMethodGet
 	// DBusPropertiesMethodGetAll names method GetAll.
-	DBusPropertiesMethodGetAll = "GetAll"
+	DBusPropertiesMethodGetAll = busnames.DBusPropertiesMethodGetAll
 	// DBusPropertiesMethodSet names method Set.
-	DBusPropertiesMethodSet = "Set"
+	DBusPropertiesMethodSet = busnames.DBusPropertiesMethodSet
 	// DBusPropertiesSignalPropertiesChanged names signal PropertiesChanged.
-	DBusPropertiesSignalPropertiesChanged = "PropertiesChanged"
+	DBusPropertiesSignalPropertiesChanged = busnames.DBusPropertiesSignalPropertiesChanged
 )
 
 // DBusPropertiesPropertiesChangedSignal is the body of signal org.freedesktop.DBus.Properties.PropertiesChanged: properties of the object changed.
@@ -65,19 +66,19 @@ func ParseDBusPropertiesPropertiesChanged(sig *dbus.Signal) (*DBusPropertiesProp
 // their bodies itself.
 const (
 	// DBusPropertiesGetInSig is the signature of Get's arguments.
-	DBusPropertiesGetInSig = "ss"
+	DBusPropertiesGetInSig = busnames.DBusPropertiesGetInSig
 	// DBusPropertiesGetOutSig is the signature of Get's reply.
-	DBusPropertiesGetOutSig = "v"
+	DBusPropertiesGetOutSig = busnames.DBusPropertiesGetOutSig
 	// DBusPropertiesGetAllInSig is the signature of GetAll's arguments.
-	DBusPropertiesGetAllInSig = "s"
+	DBusPropertiesGetAllInSig = busnames.DBusPropertiesGetAllInSig
 	// DBusPropertiesGetAllOutSig is the signature of GetAll's reply.
-	DBusPropertiesGetAllOutSig = "a{sv}"
+	DBusPropertiesGetAllOutSig = busnames.DBusPropertiesGetAllOutSig
 	// DBusPropertiesSetInSig is the signature of Set's arguments.
-	DBusPropertiesSetInSig = "ssv"
+	DBusPropertiesSetInSig = busnames.DBusPropertiesSetInSig
 	// DBusPropertiesSetOutSig is the signature of Set's reply.
-	DBusPropertiesSetOutSig = ""
+	DBusPropertiesSetOutSig = busnames.DBusPropertiesSetOutSig
 	// DBusPropertiesPropertiesChangedSig is the signature of signal PropertiesChanged.
-	DBusPropertiesPropertiesChangedSig = "sa{sv}as"
+	DBusPropertiesPropertiesChangedSig = busnames.DBusPropertiesPropertiesChangedSig
 )
 
 // wireEncodeDBusPropertiesGetIn returns the body of DBusPropertiesGetInSig.

@@ -1331,6 +1331,44 @@ func TestWireCodecs(t *testing.T) {
 			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
 		}
 	})
+	t.Run("DBusIntrospectableIntrospectOut", func(t *testing.T) {
+		v0 := "str8-ü"
+		body, err := wireEncodeDBusIntrospectableIntrospectOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusIntrospectableIntrospectOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusIntrospectableIntrospectOut(godbusEncode(t, DBusIntrospectableIntrospectOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
+	t.Run("DBusPeerGetMachineIDOut", func(t *testing.T) {
+		v0 := "str12-ü"
+		body, err := wireEncodeDBusPeerGetMachineIDOut(v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			g0 string
+		)
+		godbusDecode(t, DBusPeerGetMachineIDOutSig, body, &g0)
+		checkSame(t, "godbus decoding ours", []any{g0}, []any{v0})
+		for _, big := range []bool{false, true} {
+			d0, err := wireDecodeDBusPeerGetMachineIDOut(godbusEncode(t, DBusPeerGetMachineIDOutSig, big, v0), big)
+			if err != nil {
+				t.Fatalf("big endian %v: %v", big, err)
+			}
+			checkSame(t, "ours decoding godbus", []any{d0}, []any{v0})
+		}
+	})
 	t.Run("DBusPropertiesGetIn", func(t *testing.T) {
 		v0 := "str14-ü"
 		v1 := "str23-ü"

@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -26,13 +27,13 @@ var (
 // Names of org.freedesktop.systemd1.Job and its members.
 const (
 	// Systemd1JobInterface is the D-Bus interface name.
-	Systemd1JobInterface = "org.freedesktop.systemd1.Job"
+	Systemd1JobInterface = busnames.Systemd1JobInterface
 	// Systemd1JobBusName is the well-known bus name of the service that serves org.freedesktop.systemd1.Job.
-	Systemd1JobBusName = "org.freedesktop.systemd1"
+	Systemd1JobBusName = busnames.Systemd1JobBusName
 	// Systemd1JobPathPrefix starts the object path of every Systemd1Job object.
-	Systemd1JobPathPrefix = "/org/freedesktop/systemd1/job/"
+	Systemd1JobPathPrefix = busnames.Systemd1JobPathPrefix
 	// Systemd1JobMethodCancel names method Cancel.
-	Systemd1JobMethodCancel = "Cancel"
+	Systemd1JobMethodCancel = busnames.Systemd1JobMethodCancel
 )
 
 // Systemd1JobPath returns the object path of the Systemd1Job with the given id.
@@ -44,9 +45,9 @@ func Systemd1JobPath(id uint32) dbus.ObjectPath {
 // their bodies itself.
 const (
 	// Systemd1JobCancelInSig is the signature of Cancel's arguments.
-	Systemd1JobCancelInSig = ""
+	Systemd1JobCancelInSig = busnames.Systemd1JobCancelInSig
 	// Systemd1JobCancelOutSig is the signature of Cancel's reply.
-	Systemd1JobCancelOutSig = ""
+	Systemd1JobCancelOutSig = busnames.Systemd1JobCancelOutSig
 )
 
 // wireEncodeSystemd1JobCancelIn returns the body of Systemd1JobCancelInSig.

@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -26,75 +27,75 @@ var (
 // Names of org.freedesktop.systemd1.Manager and its members.
 const (
 	// Systemd1ManagerInterface is the D-Bus interface name.
-	Systemd1ManagerInterface = "org.freedesktop.systemd1.Manager"
+	Systemd1ManagerInterface = busnames.Systemd1ManagerInterface
 	// Systemd1ManagerBusName is the well-known bus name of the service that serves org.freedesktop.systemd1.Manager.
-	Systemd1ManagerBusName = "org.freedesktop.systemd1"
+	Systemd1ManagerBusName = busnames.Systemd1ManagerBusName
 	// Systemd1ManagerPath is the object path of the Systemd1Manager object.
-	Systemd1ManagerPath dbus.ObjectPath = "/org/freedesktop/systemd1"
+	Systemd1ManagerPath dbus.ObjectPath = busnames.Systemd1ManagerPath
 	// Systemd1ManagerMethodGetUnit names method GetUnit.
-	Systemd1ManagerMethodGetUnit = "GetUnit"
+	Systemd1ManagerMethodGetUnit = busnames.Systemd1ManagerMethodGetUnit
 	// Systemd1ManagerMethodLoadUnit names method LoadUnit.
-	Systemd1ManagerMethodLoadUnit = "LoadUnit"
+	Systemd1ManagerMethodLoadUnit = busnames.Systemd1ManagerMethodLoadUnit
 	// Systemd1ManagerMethodStartUnit names method StartUnit.
-	Systemd1ManagerMethodStartUnit = "StartUnit"
+	Systemd1ManagerMethodStartUnit = busnames.Systemd1ManagerMethodStartUnit
 	// Systemd1ManagerMethodStopUnit names method StopUnit.
-	Systemd1ManagerMethodStopUnit = "StopUnit"
+	Systemd1ManagerMethodStopUnit = busnames.Systemd1ManagerMethodStopUnit
 	// Systemd1ManagerMethodRestartUnit names method RestartUnit.
-	Systemd1ManagerMethodRestartUnit = "RestartUnit"
+	Systemd1ManagerMethodRestartUnit = busnames.Systemd1ManagerMethodRestartUnit
 	// Systemd1ManagerMethodReloadUnit names method ReloadUnit.
-	Systemd1ManagerMethodReloadUnit = "ReloadUnit"
+	Systemd1ManagerMethodReloadUnit = busnames.Systemd1ManagerMethodReloadUnit
 	// Systemd1ManagerMethodTryRestartUnit names method TryRestartUnit.
-	Systemd1ManagerMethodTryRestartUnit = "TryRestartUnit"
+	Systemd1ManagerMethodTryRestartUnit = busnames.Systemd1ManagerMethodTryRestartUnit
 	// Systemd1ManagerMethodReloadOrRestartUnit names method ReloadOrRestartUnit.
-	Systemd1ManagerMethodReloadOrRestartUnit = "ReloadOrRestartUnit"
+	Systemd1ManagerMethodReloadOrRestartUnit = busnames.Systemd1ManagerMethodReloadOrRestartUnit
 	// Systemd1ManagerMethodReloadOrTryRestartUnit names method ReloadOrTryRestartUnit.
-	Systemd1ManagerMethodReloadOrTryRestartUnit = "ReloadOrTryRestartUnit"
+	Systemd1ManagerMethodReloadOrTryRestartUnit = busnames.Systemd1ManagerMethodReloadOrTryRestartUnit
 	// Systemd1ManagerMethodStartTransientUnit names method StartTransientUnit.
-	Systemd1ManagerMethodStartTransientUnit = "StartTransientUnit"
+	Systemd1ManagerMethodStartTransientUnit = busnames.Systemd1ManagerMethodStartTransientUnit
 	// Systemd1ManagerMethodKillUnit names method KillUnit.
-	Systemd1ManagerMethodKillUnit = "KillUnit"
+	Systemd1ManagerMethodKillUnit = busnames.Systemd1ManagerMethodKillUnit
 	// Systemd1ManagerMethodFreezeUnit names method FreezeUnit.
-	Systemd1ManagerMethodFreezeUnit = "FreezeUnit"
+	Systemd1ManagerMethodFreezeUnit = busnames.Systemd1ManagerMethodFreezeUnit
 	// Systemd1ManagerMethodThawUnit names method ThawUnit.
-	Systemd1ManagerMethodThawUnit = "ThawUnit"
+	Systemd1ManagerMethodThawUnit = busnames.Systemd1ManagerMethodThawUnit
 	// Systemd1ManagerMethodSetUnitProperties names method SetUnitProperties.
-	Systemd1ManagerMethodSetUnitProperties = "SetUnitProperties"
+	Systemd1ManagerMethodSetUnitProperties = busnames.Systemd1ManagerMethodSetUnitProperties
 	// Systemd1ManagerMethodResetFailed names method ResetFailed.
-	Systemd1ManagerMethodResetFailed = "ResetFailed"
+	Systemd1ManagerMethodResetFailed = busnames.Systemd1ManagerMethodResetFailed
 	// Systemd1ManagerMethodResetFailedUnit names method ResetFailedUnit.
-	Systemd1ManagerMethodResetFailedUnit = "ResetFailedUnit"
+	Systemd1ManagerMethodResetFailedUnit = busnames.Systemd1ManagerMethodResetFailedUnit
 	// Systemd1ManagerMethodCancelJob names method CancelJob.
-	Systemd1ManagerMethodCancelJob = "CancelJob"
+	Systemd1ManagerMethodCancelJob = busnames.Systemd1ManagerMethodCancelJob
 	// Systemd1ManagerMethodListUnits names method ListUnits.
-	Systemd1ManagerMethodListUnits = "ListUnits"
+	Systemd1ManagerMethodListUnits = busnames.Systemd1ManagerMethodListUnits
 	// Systemd1ManagerMethodListUnitFiles names method ListUnitFiles.
-	Systemd1ManagerMethodListUnitFiles = "ListUnitFiles"
+	Systemd1ManagerMethodListUnitFiles = busnames.Systemd1ManagerMethodListUnitFiles
 	// Systemd1ManagerMethodGetUnitFileState names method GetUnitFileState.
-	Systemd1ManagerMethodGetUnitFileState = "GetUnitFileState"
+	Systemd1ManagerMethodGetUnitFileState = busnames.Systemd1ManagerMethodGetUnitFileState
 	// Systemd1ManagerMethodEnableUnitFiles names method EnableUnitFiles.
-	Systemd1ManagerMethodEnableUnitFiles = "EnableUnitFiles"
+	Systemd1ManagerMethodEnableUnitFiles = busnames.Systemd1ManagerMethodEnableUnitFiles
 	// Systemd1ManagerMethodDisableUnitFiles names method DisableUnitFiles.
-	Systemd1ManagerMethodDisableUnitFiles = "DisableUnitFiles"
+	Systemd1ManagerMethodDisableUnitFiles = busnames.Systemd1ManagerMethodDisableUnitFiles
 	// Systemd1ManagerMethodGetDefaultTarget names method GetDefaultTarget.
-	Systemd1ManagerMethodGetDefaultTarget = "GetDefaultTarget"
+	Systemd1ManagerMethodGetDefaultTarget = busnames.Systemd1ManagerMethodGetDefaultTarget
 	// Systemd1ManagerMethodSetDefaultTarget names method SetDefaultTarget.
-	Systemd1ManagerMethodSetDefaultTarget = "SetDefaultTarget"
+	Systemd1ManagerMethodSetDefaultTarget = busnames.Systemd1ManagerMethodSetDefaultTarget
 	// Systemd1ManagerMethodReload names method Reload.
-	Systemd1ManagerMethodReload = "Reload"
+	Systemd1ManagerMethodReload = busnames.Systemd1ManagerMethodReload
 	// Systemd1ManagerMethodSubscribe names method Subscribe.
-	Systemd1ManagerMethodSubscribe = "Subscribe"
+	Systemd1ManagerMethodSubscribe = busnames.Systemd1ManagerMethodSubscribe
 	// Systemd1ManagerMethodUnsubscribe names method Unsubscribe.
-	Systemd1ManagerMethodUnsubscribe = "Unsubscribe"
+	Systemd1ManagerMethodUnsubscribe = busnames.Systemd1ManagerMethodUnsubscribe
 	// Systemd1ManagerSignalUnitNew names signal UnitNew.
-	Systemd1ManagerSignalUnitNew = "UnitNew"
+	Systemd1ManagerSignalUnitNew = busnames.Systemd1ManagerSignalUnitNew
 	// Systemd1ManagerSignalUnitRemoved names signal UnitRemoved.
-	Systemd1ManagerSignalUnitRemoved = "UnitRemoved"
+	Systemd1ManagerSignalUnitRemoved = busnames.Systemd1ManagerSignalUnitRemoved
 	// Systemd1ManagerSignalJobNew names signal JobNew.
-	Systemd1ManagerSignalJobNew = "JobNew"
+	Systemd1ManagerSignalJobNew = busnames.Systemd1ManagerSignalJobNew
 	// Systemd1ManagerSignalJobRemoved names signal JobRemoved.
-	Systemd1ManagerSignalJobRemoved = "JobRemoved"
+	Systemd1ManagerSignalJobRemoved = busnames.Systemd1ManagerSignalJobRemoved
 	// Systemd1ManagerSignalReloading names signal Reloading.
-	Systemd1ManagerSignalReloading = "Reloading"
+	Systemd1ManagerSignalReloading = busnames.Systemd1ManagerSignalReloading
 )
 
 // Systemd1ManagerUnitNewSignal is the body of signal org.freedesktop.systemd1.Manager.UnitNew: a unit was loaded into memory.
@@ -205,123 +206,123 @@ func ParseSystemd1ManagerReloading(sig *dbus.Signal) (*Systemd1ManagerReloadingS
 // their bodies itself.
 const (
 	// Systemd1ManagerGetUnitInSig is the signature of GetUnit's arguments.
-	Systemd1ManagerGetUnitInSig = "s"
+	Systemd1ManagerGetUnitInSig = busnames.Systemd1ManagerGetUnitInSig
 	// Systemd1ManagerGetUnitOutSig is the signature of GetUnit's reply.
-	Systemd1ManagerGetUnitOutSig = "o"
+	Systemd1ManagerGetUnitOutSig = busnames.Systemd1ManagerGetUnitOutSig
 	// Systemd1ManagerLoadUnitInSig is the signature of LoadUnit's arguments.
-	Systemd1ManagerLoadUnitInSig = "s"
+	Systemd1ManagerLoadUnitInSig = busnames.Systemd1ManagerLoadUnitInSig
 	// Systemd1ManagerLoadUnitOutSig is the signature of LoadUnit's reply.
-	Systemd1ManagerLoadUnitOutSig = "o"
+	Systemd1ManagerLoadUnitOutSig = busnames.Systemd1ManagerLoadUnitOutSig
 	// Systemd1ManagerStartUnitInSig is the signature of StartUnit's arguments.
-	Systemd1ManagerStartUnitInSig = "ss"
+	Systemd1ManagerStartUnitInSig = busnames.Systemd1ManagerStartUnitInSig
 	// Systemd1ManagerStartUnitOutSig is the signature of StartUnit's reply.
-	Systemd1ManagerStartUnitOutSig = "o"
+	Systemd1ManagerStartUnitOutSig = busnames.Systemd1ManagerStartUnitOutSig
 	// Systemd1ManagerStopUnitInSig is the signature of StopUnit's arguments.
-	Systemd1ManagerStopUnitInSig = "ss"
+	Systemd1ManagerStopUnitInSig = busnames.Systemd1ManagerStopUnitInSig
 	// Systemd1ManagerStopUnitOutSig is the signature of StopUnit's reply.
-	Systemd1ManagerStopUnitOutSig = "o"
+	Systemd1ManagerStopUnitOutSig = busnames.Systemd1ManagerStopUnitOutSig
 	// Systemd1ManagerRestartUnitInSig is the signature of RestartUnit's arguments.
-	Systemd1ManagerRestartUnitInSig = "ss"
+	Systemd1ManagerRestartUnitInSig = busnames.Systemd1ManagerRestartUnitInSig
 	// Systemd1ManagerRestartUnitOutSig is the signature of RestartUnit's reply.
-	Systemd1ManagerRestartUnitOutSig = "o"
+	Systemd1ManagerRestartUnitOutSig = busnames.Systemd1ManagerRestartUnitOutSig
 	// Systemd1ManagerReloadUnitInSig is the signature of ReloadUnit's arguments.
-	Systemd1ManagerReloadUnitInSig = "ss"
+	Systemd1ManagerReloadUnitInSig = busnames.Systemd1ManagerReloadUnitInSig
 	// Systemd1ManagerReloadUnitOutSig is the signature of ReloadUnit's reply.
-	Systemd1ManagerReloadUnitOutSig = "o"
+	Systemd1ManagerReloadUnitOutSig = busnames.Systemd1ManagerReloadUnitOutSig
 	// Systemd1ManagerTryRestartUnitInSig is the signature of TryRestartUnit's arguments.
-	Systemd1ManagerTryRestartUnitInSig = "ss"
+	Systemd1ManagerTryRestartUnitInSig = busnames.Systemd1ManagerTryRestartUnitInSig
 	// Systemd1ManagerTryRestartUnitOutSig is the signature of TryRestartUnit's reply.
-	Systemd1ManagerTryRestartUnitOutSig = "o"
+	Systemd1ManagerTryRestartUnitOutSig = busnames.Systemd1ManagerTryRestartUnitOutSig
 	// Systemd1ManagerReloadOrRestartUnitInSig is the signature of ReloadOrRestartUnit's arguments.
-	Systemd1ManagerReloadOrRestartUnitInSig = "ss"
+	Systemd1ManagerReloadOrRestartUnitInSig = busnames.Systemd1ManagerReloadOrRestartUnitInSig
 	// Systemd1ManagerReloadOrRestartUnitOutSig is the signature of ReloadOrRestartUnit's reply.
-	Systemd1ManagerReloadOrRestartUnitOutSig = "o"
+	Systemd1ManagerReloadOrRestartUnitOutSig = busnames.Systemd1ManagerReloadOrRestartUnitOutSig
 	// Systemd1ManagerReloadOrTryRestartUnitInSig is the signature of ReloadOrTryRestartUnit's arguments.
-	Systemd1ManagerReloadOrTryRestartUnitInSig = "ss"
+	Systemd1ManagerReloadOrTryRestartUnitInSig = busnames.Systemd1ManagerReloadOrTryRestartUnitInSig
 	// Systemd1ManagerReloadOrTryRestartUnitOutSig is the signature of ReloadOrTryRestartUnit's reply.
-	Systemd1ManagerReloadOrTryRestartUnitOutSig = "o"
+	Systemd1ManagerReloadOrTryRestartUnitOutSig = busnames.Systemd1ManagerReloadOrTryRestartUnitOutSig
 	// Systemd1ManagerStartTransientUnitInSig is the signature of StartTransientUnit's arguments.
-	Systemd1ManagerStartTransientUnitInSig = "ssa(sv)a(sa(sv))"
+	Systemd1ManagerStartTransientUnitInSig = busnames.Systemd1ManagerStartTransientUnitInSig
 	// Systemd1ManagerStartTransientUnitOutSig is the signature of StartTransientUnit's reply.
-	Systemd1ManagerStartTransientUnitOutSig = "o"
+	Systemd1ManagerStartTransientUnitOutSig = busnames.Systemd1ManagerStartTransientUnitOutSig
 	// Systemd1ManagerKillUnitInSig is the signature of KillUnit's arguments.
-	Systemd1ManagerKillUnitInSig = "ssi"
+	Systemd1ManagerKillUnitInSig = busnames.Systemd1ManagerKillUnitInSig
 	// Systemd1ManagerKillUnitOutSig is the signature of KillUnit's reply.
-	Systemd1ManagerKillUnitOutSig = ""
+	Systemd1ManagerKillUnitOutSig = busnames.Systemd1ManagerKillUnitOutSig
 	// Systemd1ManagerFreezeUnitInSig is the signature of FreezeUnit's arguments.
-	Systemd1ManagerFreezeUnitInSig = "s"
+	Systemd1ManagerFreezeUnitInSig = busnames.Systemd1ManagerFreezeUnitInSig
 	// Systemd1ManagerFreezeUnitOutSig is the signature of FreezeUnit's reply.
-	Systemd1ManagerFreezeUnitOutSig = ""
+	Systemd1ManagerFreezeUnitOutSig = busnames.Systemd1ManagerFreezeUnitOutSig
 	// Systemd1ManagerThawUnitInSig is the signature of ThawUnit's arguments.
-	Systemd1ManagerThawUnitInSig = "s"
+	Systemd1ManagerThawUnitInSig = busnames.Systemd1ManagerThawUnitInSig
 	// Systemd1ManagerThawUnitOutSig is the signature of ThawUnit's reply.
-	Systemd1ManagerThawUnitOutSig = ""
+	Systemd1ManagerThawUnitOutSig = busnames.Systemd1ManagerThawUnitOutSig
 	// Systemd1ManagerSetUnitPropertiesInSig is the signature of SetUnitProperties's arguments.
-	Systemd1ManagerSetUnitPropertiesInSig = "sba(sv)"
+	Systemd1ManagerSetUnitPropertiesInSig = busnames.Systemd1ManagerSetUnitPropertiesInSig
 	// Systemd1ManagerSetUnitPropertiesOutSig is the signature of SetUnitProperties's reply.
-	Systemd1ManagerSetUnitPropertiesOutSig = ""
+	Systemd1ManagerSetUnitPropertiesOutSig = busnames.Systemd1ManagerSetUnitPropertiesOutSig
 	// Systemd1ManagerResetFailedInSig is the signature of ResetFailed's arguments.
-	Systemd1ManagerResetFailedInSig = ""
+	Systemd1ManagerResetFailedInSig = busnames.Systemd1ManagerResetFailedInSig
 	// Systemd1ManagerResetFailedOutSig is the signature of ResetFailed's reply.
-	Systemd1ManagerResetFailedOutSig = ""
+	Systemd1ManagerResetFailedOutSig = busnames.Systemd1ManagerResetFailedOutSig
 	// Systemd1ManagerResetFailedUnitInSig is the signature of ResetFailedUnit's arguments.
-	Systemd1ManagerResetFailedUnitInSig = "s"
+	Systemd1ManagerResetFailedUnitInSig = busnames.Systemd1ManagerResetFailedUnitInSig
 	// Systemd1ManagerResetFailedUnitOutSig is the signature of ResetFailedUnit's reply.
-	Systemd1ManagerResetFailedUnitOutSig = ""
+	Systemd1ManagerResetFailedUnitOutSig = busnames.Systemd1ManagerResetFailedUnitOutSig
 	// Systemd1ManagerCancelJobInSig is the signature of CancelJob's arguments.
-	Systemd1ManagerCancelJobInSig = "u"
+	Systemd1ManagerCancelJobInSig = busnames.Systemd1ManagerCancelJobInSig
 	// Systemd1ManagerCancelJobOutSig is the signature of CancelJob's reply.
-	Systemd1ManagerCancelJobOutSig = ""
+	Systemd1ManagerCancelJobOutSig = busnames.Systemd1ManagerCancelJobOutSig
 	// Systemd1ManagerListUnitsInSig is the signature of ListUnits's arguments.
-	Systemd1ManagerListUnitsInSig = ""
+	Systemd1ManagerListUnitsInSig = busnames.Systemd1ManagerListUnitsInSig
 	// Systemd1ManagerListUnitsOutSig is the signature of ListUnits's reply.
-	Systemd1ManagerListUnitsOutSig = "a(ssssssouso)"
+	Systemd1ManagerListUnitsOutSig = busnames.Systemd1ManagerListUnitsOutSig
 	// Systemd1ManagerListUnitFilesInSig is the signature of ListUnitFiles's arguments.
-	Systemd1ManagerListUnitFilesInSig = ""
+	Systemd1ManagerListUnitFilesInSig = busnames.Systemd1ManagerListUnitFilesInSig
 	// Systemd1ManagerListUnitFilesOutSig is the signature of ListUnitFiles's reply.
-	Systemd1ManagerListUnitFilesOutSig = "a(ss)"
+	Systemd1ManagerListUnitFilesOutSig = busnames.Systemd1ManagerListUnitFilesOutSig
 	// Systemd1ManagerGetUnitFileStateInSig is the signature of GetUnitFileState's arguments.
-	Systemd1ManagerGetUnitFileStateInSig = "s"
+	Systemd1ManagerGetUnitFileStateInSig = busnames.Systemd1ManagerGetUnitFileStateInSig
 	// Systemd1ManagerGetUnitFileStateOutSig is the signature of GetUnitFileState's reply.
-	Systemd1ManagerGetUnitFileStateOutSig = "s"
+	Systemd1ManagerGetUnitFileStateOutSig = busnames.Systemd1ManagerGetUnitFileStateOutSig
 	// Systemd1ManagerEnableUnitFilesInSig is the signature of EnableUnitFiles's arguments.
-	Systemd1ManagerEnableUnitFilesInSig = "asbb"
+	Systemd1ManagerEnableUnitFilesInSig = busnames.Systemd1ManagerEnableUnitFilesInSig
 	// Systemd1ManagerEnableUnitFilesOutSig is the signature of EnableUnitFiles's reply.
-	Systemd1ManagerEnableUnitFilesOutSig = "ba(sss)"
+	Systemd1ManagerEnableUnitFilesOutSig = busnames.Systemd1ManagerEnableUnitFilesOutSig
 	// Systemd1ManagerDisableUnitFilesInSig is the signature of DisableUnitFiles's arguments.
-	Systemd1ManagerDisableUnitFilesInSig = "asb"
+	Systemd1ManagerDisableUnitFilesInSig = busnames.Systemd1ManagerDisableUnitFilesInSig
 	// Systemd1ManagerDisableUnitFilesOutSig is the signature of DisableUnitFiles's reply.
-	Systemd1ManagerDisableUnitFilesOutSig = "a(sss)"
+	Systemd1ManagerDisableUnitFilesOutSig = busnames.Systemd1ManagerDisableUnitFilesOutSig
 	// Systemd1ManagerGetDefaultTargetInSig is the signature of GetDefaultTarget's arguments.
-	Systemd1ManagerGetDefaultTargetInSig = ""
+	Systemd1ManagerGetDefaultTargetInSig = busnames.Systemd1ManagerGetDefaultTargetInSig
 	// Systemd1ManagerGetDefaultTargetOutSig is the signature of GetDefaultTarget's reply.
-	Systemd1ManagerGetDefaultTargetOutSig = "s"
+	Systemd1ManagerGetDefaultTargetOutSig = busnames.Systemd1ManagerGetDefaultTargetOutSig
 	// Systemd1ManagerSetDefaultTargetInSig is the signature of SetDefaultTarget's arguments.
-	Systemd1ManagerSetDefaultTargetInSig = "sb"
+	Systemd1ManagerSetDefaultTargetInSig = busnames.Systemd1ManagerSetDefaultTargetInSig
 	// Systemd1ManagerSetDefaultTargetOutSig is the signature of SetDefaultTarget's reply.
-	Systemd1ManagerSetDefaultTargetOutSig = "a(sss)"
+	Systemd1ManagerSetDefaultTargetOutSig = busnames.Systemd1ManagerSetDefaultTargetOutSig
 	// Systemd1ManagerReloadInSig is the signature of Reload's arguments.
-	Systemd1ManagerReloadInSig = ""
+	Systemd1ManagerReloadInSig = busnames.Systemd1ManagerReloadInSig
 	// Systemd1ManagerReloadOutSig is the signature of Reload's reply.
-	Systemd1ManagerReloadOutSig = ""
+	Systemd1ManagerReloadOutSig = busnames.Systemd1ManagerReloadOutSig
 	// Systemd1ManagerSubscribeInSig is the signature of Subscribe's arguments.
-	Systemd1ManagerSubscribeInSig = ""
+	Systemd1ManagerSubscribeInSig = busnames.Systemd1ManagerSubscribeInSig
 	// Systemd1ManagerSubscribeOutSig is the signature of Subscribe's reply.
-	Systemd1ManagerSubscribeOutSig = ""
+	Systemd1ManagerSubscribeOutSig = busnames.Systemd1ManagerSubscribeOutSig
 	// Systemd1ManagerUnsubscribeInSig is the signature of Unsubscribe's arguments.
-	Systemd1ManagerUnsubscribeInSig = ""
+	Systemd1ManagerUnsubscribeInSig = busnames.Systemd1ManagerUnsubscribeInSig
 	// Systemd1ManagerUnsubscribeOutSig is the signature of Unsubscribe's reply.
-	Systemd1ManagerUnsubscribeOutSig = ""
+	Systemd1ManagerUnsubscribeOutSig = busnames.Systemd1ManagerUnsubscribeOutSig
 	// Systemd1ManagerUnitNewSig is the signature of signal UnitNew.
-	Systemd1ManagerUnitNewSig = "so"
+	Systemd1ManagerUnitNewSig = busnames.Systemd1ManagerUnitNewSig
 	// Systemd1ManagerUnitRemovedSig is the signature of signal UnitRemoved.
-	Systemd1ManagerUnitRemovedSig = "so"
+	Systemd1ManagerUnitRemovedSig = busnames.Systemd1ManagerUnitRemovedSig
 	// Systemd1ManagerJobNewSig is the signature of signal JobNew.
-	Systemd1ManagerJobNewSig = "uos"
+	Systemd1ManagerJobNewSig = busnames.Systemd1ManagerJobNewSig
 	// Systemd1ManagerJobRemovedSig is the signature of signal JobRemoved.
-	Systemd1ManagerJobRemovedSig = "uoss"
+	Systemd1ManagerJobRemovedSig = busnames.Systemd1ManagerJobRemovedSig
 	// Systemd1ManagerReloadingSig is the signature of signal Reloading.
-	Systemd1ManagerReloadingSig = "b"
+	Systemd1ManagerReloadingSig = busnames.Systemd1ManagerReloadingSig
 )
 
 // wireEncodeSystemd1ManagerGetUnitIn returns the body of Systemd1ManagerGetUnitInSig.

@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wire"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -26,17 +27,17 @@ var (
 // Names of org.freedesktop.systemd1.Unit and its members.
 const (
 	// Systemd1UnitInterface is the D-Bus interface name.
-	Systemd1UnitInterface = "org.freedesktop.systemd1.Unit"
+	Systemd1UnitInterface = busnames.Systemd1UnitInterface
 	// Systemd1UnitBusName is the well-known bus name of the service that serves org.freedesktop.systemd1.Unit.
-	Systemd1UnitBusName = "org.freedesktop.systemd1"
+	Systemd1UnitBusName = busnames.Systemd1UnitBusName
 	// Systemd1UnitPathPrefix starts the object path of every Systemd1Unit object.
-	Systemd1UnitPathPrefix = "/org/freedesktop/systemd1/unit/"
+	Systemd1UnitPathPrefix = busnames.Systemd1UnitPathPrefix
 	// Systemd1UnitMethodFreeze names method Freeze.
-	Systemd1UnitMethodFreeze = "Freeze"
+	Systemd1UnitMethodFreeze = busnames.Systemd1UnitMethodFreeze
 	// Systemd1UnitMethodThaw names method Thaw.
-	Systemd1UnitMethodThaw = "Thaw"
+	Systemd1UnitMethodThaw = busnames.Systemd1UnitMethodThaw
 	// Systemd1UnitMethodSetProperties names method SetProperties.
-	Systemd1UnitMethodSetProperties = "SetProperties"
+	Systemd1UnitMethodSetProperties = busnames.Systemd1UnitMethodSetProperties
 )
 
 // Systemd1UnitPath returns the object path of the Systemd1Unit with the given name, escaped
@@ -49,17 +50,17 @@ func Systemd1UnitPath(name string) dbus.ObjectPath {
 // their bodies itself.
 const (
 	// Systemd1UnitFreezeInSig is the signature of Freeze's arguments.
-	Systemd1UnitFreezeInSig = ""
+	Systemd1UnitFreezeInSig = busnames.Systemd1UnitFreezeInSig
 	// Systemd1UnitFreezeOutSig is the signature of Freeze's reply.
-	Systemd1UnitFreezeOutSig = ""
+	Systemd1UnitFreezeOutSig = busnames.Systemd1UnitFreezeOutSig
 	// Systemd1UnitThawInSig is the signature of Thaw's arguments.
-	Systemd1UnitThawInSig = ""
+	Systemd1UnitThawInSig = busnames.Systemd1UnitThawInSig
 	// Systemd1UnitThawOutSig is the signature of Thaw's reply.
-	Systemd1UnitThawOutSig = ""
+	Systemd1UnitThawOutSig = busnames.Systemd1UnitThawOutSig
 	// Systemd1UnitSetPropertiesInSig is the signature of SetProperties's arguments.
-	Systemd1UnitSetPropertiesInSig = "ba(sv)"
+	Systemd1UnitSetPropertiesInSig = busnames.Systemd1UnitSetPropertiesInSig
 	// Systemd1UnitSetPropertiesOutSig is the signature of SetProperties's reply.
-	Systemd1UnitSetPropertiesOutSig = ""
+	Systemd1UnitSetPropertiesOutSig = busnames.Systemd1UnitSetPropertiesOutSig
 )
 
 // wireEncodeSystemd1UnitFreezeIn returns the body of Systemd1UnitFreezeInSig.

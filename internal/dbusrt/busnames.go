@@ -7,19 +7,21 @@ import (
 	"fmt"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/busnames"
 )
 
 // The message bus itself.
 const (
-	BusName      = "org.freedesktop.DBus"
-	BusPath      = dbus.ObjectPath("/org/freedesktop/DBus")
-	BusInterface = "org.freedesktop.DBus"
+	BusName      = busnames.DBusBusName
+	BusPath      = dbus.ObjectPath(busnames.DBusPath)
+	BusInterface = busnames.DBusInterface
 )
 
 // NameOwner returns the unique name owning name on conn's bus.
 func NameOwner(ctx context.Context, conn *dbus.Conn, name string) (string, error) {
 	var owner string
-	err := conn.Object(BusName, BusPath).CallWithContext(ctx, BusInterface+".GetNameOwner", 0, name).Store(&owner)
+	err := conn.Object(BusName, BusPath).CallWithContext(ctx, BusInterface+"."+busnames.DBusMethodGetNameOwner, 0, name).Store(&owner)
 	if err != nil {
 		return "", fmt.Errorf("owner of %s: %w", name, err)
 	}
@@ -29,7 +31,7 @@ func NameOwner(ctx context.Context, conn *dbus.Conn, name string) (string, error
 // NameHasOwner reports whether name has an owner on conn's bus.
 func NameHasOwner(ctx context.Context, conn *dbus.Conn, name string) (bool, error) {
 	var has bool
-	err := conn.Object(BusName, BusPath).CallWithContext(ctx, BusInterface+".NameHasOwner", 0, name).Store(&has)
+	err := conn.Object(BusName, BusPath).CallWithContext(ctx, BusInterface+"."+busnames.DBusMethodNameHasOwner, 0, name).Store(&has)
 	if err != nil {
 		return false, fmt.Errorf("has %s an owner: %w", name, err)
 	}
@@ -43,7 +45,7 @@ type OwnerChange struct {
 
 // WatchNameOwner calls fn for every owner change of name, in order.
 func WatchNameOwner(ctx context.Context, conn *dbus.Conn, name string, fn func(OwnerChange)) (*Subscription, error) {
-	m := Match{Sender: BusName, Path: BusPath, Interface: BusInterface, Member: "NameOwnerChanged", Arg0: name}
+	m := Match{Sender: BusName, Path: BusPath, Interface: BusInterface, Member: busnames.DBusSignalNameOwnerChanged, Arg0: name}
 	sub, err := Subscribe(ctx, conn, m, func(s *dbus.Signal) {
 		var c OwnerChange
 		if Decode(s.Body, &c.Name, &c.OldOwner, &c.NewOwner) == nil && c.Name == name {

@@ -15,16 +15,15 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // Standard interface names served for every exported object.
 const (
-	IntrospectableInterface = "org.freedesktop.DBus.Introspectable"
-	PropertiesInterface     = "org.freedesktop.DBus.Properties"
-	PeerInterface           = "org.freedesktop.DBus.Peer"
-	busInterface            = "org.freedesktop.DBus"
-	busPath                 = "/org/freedesktop/DBus"
+	IntrospectableInterface = busnames.DBusIntrospectableInterface
+	PropertiesInterface     = busnames.DBusPropertiesInterface
+	PeerInterface           = busnames.DBusPeerInterface
 )
 
 // EmitMode says what a property change sends, following the
@@ -283,7 +282,7 @@ func (i pathInterface) LookupMethod(member string) (dbus.Method, bool) {
 func (s *Server) resolve(path dbus.ObjectPath, iface, member string) (inSig string, fn MethodFunc, err error) {
 	s.mu.RLock()
 	obj := s.objects[path]
-	shim := obj == nil && s.busShim && path == busPath
+	shim := obj == nil && s.busShim && path == BusPath
 	if obj == nil && !shim && len(s.children(path)) > 0 {
 		obj = &serverObject{srv: s, path: path, intermediate: true}
 	}
@@ -299,7 +298,7 @@ func (s *Server) resolve(path dbus.ObjectPath, iface, member string) (inSig stri
 	}
 	switch iface {
 	case IntrospectableInterface:
-		if member != "Introspect" {
+		if member != busnames.DBusIntrospectableMethodIntrospect {
 			return unknown()
 		}
 		return "", obj.introspect, nil
@@ -308,16 +307,16 @@ func (s *Server) resolve(path dbus.ObjectPath, iface, member string) (inSig stri
 			return "", nil, NewError(ErrUnknownObject, "Unknown object '%s'.", path)
 		}
 		switch member {
-		case "Get":
-			return "ss", obj.propGet, nil
-		case "GetAll":
-			return "s", obj.propGetAll, nil
-		case "Set":
-			return "ssv", obj.propSet, nil
+		case busnames.DBusPropertiesMethodGet:
+			return busnames.DBusPropertiesGetInSig, obj.propGet, nil
+		case busnames.DBusPropertiesMethodGetAll:
+			return busnames.DBusPropertiesGetAllInSig, obj.propGetAll, nil
+		case busnames.DBusPropertiesMethodSet:
+			return busnames.DBusPropertiesSetInSig, obj.propSet, nil
 		}
 		return unknown()
 	case "":
-		if member == "Introspect" {
+		if member == busnames.DBusIntrospectableMethodIntrospect {
 			return "", obj.introspect, nil
 		}
 		for _, e := range obj.ifaces {
@@ -554,15 +553,15 @@ func (m errMethod) ReturnValue(int) any        { return nil }
 func resolveShim(iface, member string) (string, MethodFunc, error) {
 	ok := func(context.Context, []any) ([]any, error) { return nil, nil }
 	switch {
-	case iface == IntrospectableInterface && member == "Introspect":
+	case iface == IntrospectableInterface && member == busnames.DBusIntrospectableMethodIntrospect:
 		return "", func(context.Context, []any) ([]any, error) {
 			return []any{IntrospectHeader + "<node>\n" + peerXML + introspectableXML + busShimXML + "</node>\n"}, nil
 		}, nil
-	case iface != busInterface && iface != "":
-	case member == "Hello":
+	case iface != BusInterface && iface != "":
+	case member == busnames.DBusMethodHello:
 		return "", func(context.Context, []any) ([]any, error) { return []any{":1.0"}, nil }, nil
-	case member == "AddMatch" || member == "RemoveMatch":
-		return "s", ok, nil
+	case member == busnames.DBusMethodAddMatch || member == busnames.DBusMethodRemoveMatch:
+		return busnames.DBusAddMatchInSig, ok, nil
 	}
 	return "", nil, NewError(ErrUnknownMethod, "Unknown method '%s' or interface '%s'.", member, iface)
 }
@@ -686,7 +685,7 @@ func (e *Export) setProperty(name string, value any, queue bool) error {
 }
 
 func (e *Export) emitChanged(changed map[string]dbus.Variant, invalidated []string, hold bool) error {
-	return e.srv.emit("", e.path, PropertiesInterface, "PropertiesChanged", hold, e.iface.Name, changed, invalidated)
+	return e.srv.emit("", e.path, PropertiesInterface, busnames.DBusPropertiesSignalPropertiesChanged, hold, e.iface.Name, changed, invalidated)
 }
 
 // Emit broadcasts signal member of the exported interface from the path.

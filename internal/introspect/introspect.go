@@ -2,8 +2,12 @@
 
 // Package introspect holds the introspection XML of the standard D-Bus
 // interfaces that both of the project's object servers (dbusrt on godbus,
-// wireconn on our own connections) serve beside their own.
+// wireconn on our own connections) serve beside their own. The XML of
+// each interface is generated from idl/systemd into internal/busnames;
+// this package only puts the pieces together.
 package introspect
+
+import "github.com/bluechi-go/bluechi/internal/busnames"
 
 // Header starts every introspection document.
 const Header = `<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
@@ -11,57 +15,16 @@ const Header = `<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspe
 `
 
 // Peer describes org.freedesktop.DBus.Peer.
-const Peer = ` <interface name="org.freedesktop.DBus.Peer">
-  <method name="Ping"/>
-  <method name="GetMachineId">
-   <arg name="machine_uuid" type="s" direction="out"/>
-  </method>
- </interface>
-`
+const Peer = busnames.DBusPeerXML
 
 // Introspectable describes org.freedesktop.DBus.Introspectable.
-const Introspectable = ` <interface name="org.freedesktop.DBus.Introspectable">
-  <method name="Introspect">
-   <arg name="xml_data" type="s" direction="out"/>
-  </method>
- </interface>
-`
+const Introspectable = busnames.DBusIntrospectableXML
 
 // Properties describes org.freedesktop.DBus.Properties.
-const Properties = ` <interface name="org.freedesktop.DBus.Properties">
-  <method name="Get">
-   <arg name="interface_name" type="s" direction="in"/>
-   <arg name="property_name" type="s" direction="in"/>
-   <arg name="value" type="v" direction="out"/>
-  </method>
-  <method name="GetAll">
-   <arg name="interface_name" type="s" direction="in"/>
-   <arg name="props" type="a{sv}" direction="out"/>
-  </method>
-  <method name="Set">
-   <arg name="interface_name" type="s" direction="in"/>
-   <arg name="property_name" type="s" direction="in"/>
-   <arg name="value" type="v" direction="in"/>
-  </method>
-  <signal name="PropertiesChanged">
-   <arg name="interface_name" type="s"/>
-   <arg name="changed_properties" type="a{sv}"/>
-   <arg name="invalidated_properties" type="as"/>
-  </signal>
- </interface>
-`
+const Properties = busnames.DBusPropertiesXML
 
 // BusShim describes the part of org.freedesktop.DBus a peer link answers
 // (Hello, AddMatch, RemoveMatch), so bus clients can use it as a bus.
-const BusShim = ` <interface name="org.freedesktop.DBus">
-  <method name="Hello">
-   <arg name="unique_name" type="s" direction="out"/>
-  </method>
-  <method name="AddMatch">
-   <arg name="rule" type="s" direction="in"/>
-  </method>
-  <method name="RemoveMatch">
-   <arg name="rule" type="s" direction="in"/>
-  </method>
- </interface>
-`
+const BusShim = ` <interface name="` + busnames.DBusInterface + "\">\n" +
+	busnames.DBusHelloXML + busnames.DBusAddMatchXML + busnames.DBusRemoveMatchXML +
+	" </interface>\n"

@@ -45,10 +45,12 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/bluechi-go/bluechi/internal/busnames"
 )
 
 // SystemdBusName is the name the node's systemd owns on its bus once ready.
-const SystemdBusName = "org.freedesktop.systemd1"
+const SystemdBusName = busnames.Systemd1ManagerBusName
 
 // Options describe one node.
 type Options struct {
@@ -495,14 +497,14 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	ch := make(chan *dbus.Signal, 16)
 	conn.Signal(ch)
 	if err := conn.AddMatchSignalContext(ctx,
-		dbus.WithMatchSender("org.freedesktop.DBus"),
-		dbus.WithMatchInterface("org.freedesktop.DBus"),
-		dbus.WithMatchMember("NameOwnerChanged"),
+		dbus.WithMatchSender(busnames.DBusBusName),
+		dbus.WithMatchInterface(busnames.DBusInterface),
+		dbus.WithMatchMember(busnames.DBusSignalNameOwnerChanged),
 		dbus.WithMatchArg(0, SystemdBusName)); err != nil {
 		return fmt.Errorf("sandbox %s: add match: %w", n.Name, err)
 	}
 	var has bool
-	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, SystemdBusName).Store(&has); err != nil {
+	if err := conn.BusObject().CallWithContext(ctx, busnames.DBusInterface+"."+busnames.DBusMethodNameHasOwner, 0, SystemdBusName).Store(&has); err != nil {
 		return fmt.Errorf("sandbox %s: NameHasOwner: %w", n.Name, err)
 	}
 	for !has {
@@ -511,7 +513,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("sandbox %s: bus connection closed while waiting for systemd", n.Name)
 			}
-			if sig.Name == "org.freedesktop.DBus.NameOwnerChanged" && len(sig.Body) == 3 {
+			if sig.Name == busnames.DBusInterface+"."+busnames.DBusSignalNameOwnerChanged && len(sig.Body) == 3 {
 				if owner, _ := sig.Body[2].(string); owner != "" {
 					has = true
 				}

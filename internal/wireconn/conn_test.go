@@ -144,36 +144,36 @@ func TestStandardInterfaces(t *testing.T) {
 			t.Errorf("got %v, want %s", err, name)
 		}
 	}
-	if _, err := call(testPath, peerInterface, "Ping", "", nil); err != nil {
+	if _, err := call(testPath, "org.freedesktop.DBus.Peer", "Ping", "", nil); err != nil {
 		t.Error("Ping:", err)
 	}
-	if _, err := call("/any/where", peerInterface, "Ping", "", nil); err != nil {
+	if _, err := call("/any/where", "org.freedesktop.DBus.Peer", "Ping", "", nil); err != nil {
 		t.Error("Ping elsewhere:", err)
 	}
-	if id := str(call("/", peerInterface, "GetMachineId", "", nil)); id != machineID() || len(id) != 32 {
+	if id := str(call("/", "org.freedesktop.DBus.Peer", "GetMachineId", "", nil)); id != machineID() || len(id) != 32 {
 		t.Errorf("GetMachineId: %q", id)
 	}
-	if s := str(call(busPath, busInterface, "Hello", "", nil)); s != ":1.0" {
+	if s := str(call("/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", nil)); s != ":1.0" {
 		t.Errorf("Hello: %q", s)
 	}
-	if _, err := call(busPath, busInterface, "AddMatch", "s", strBody("type='signal'")); err != nil {
+	if _, err := call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", strBody("type='signal'")); err != nil {
 		t.Error("AddMatch:", err)
 	}
-	r, err := call(busPath, busInterface, "RequestName", "su", append(strBody("x.y"), 0, 0, 0, 0))
+	r, err := call("/org/freedesktop/DBus", "org.freedesktop.DBus", "RequestName", "su", append(strBody("x.y"), 0, 0, 0, 0))
 	wantErr(ErrUnknownMethod, r, err)
-	if x := str(call(busPath, introspectableInterface, "Introspect", "", nil)); !strings.Contains(x, `<method name="Hello">`) {
+	if x := str(call("/org/freedesktop/DBus", "org.freedesktop.DBus.Introspectable", "Introspect", "", nil)); !strings.Contains(x, `<method name="Hello">`) {
 		t.Errorf("shim introspection:\n%s", x)
 	}
-	x := str(call(testPath, introspectableInterface, "Introspect", "", nil))
-	for _, want := range []string{`<interface name="org.example.Test">`, peerInterface, propertiesInterface} {
+	x := str(call(testPath, "org.freedesktop.DBus.Introspectable", "Introspect", "", nil))
+	for _, want := range []string{`<interface name="org.example.Test">`, "org.freedesktop.DBus.Peer", "org.freedesktop.DBus.Properties"} {
 		if !strings.Contains(x, want) {
 			t.Errorf("object introspection lacks %s:\n%s", want, x)
 		}
 	}
-	if x := str(call("/org/example", introspectableInterface, "Introspect", "", nil)); !strings.Contains(x, `<node name="obj"/>`) {
+	if x := str(call("/org/example", "org.freedesktop.DBus.Introspectable", "Introspect", "", nil)); !strings.Contains(x, `<node name="obj"/>`) {
 		t.Errorf("parent introspection:\n%s", x)
 	}
-	r, err = call("/nothing", introspectableInterface, "Introspect", "", nil)
+	r, err = call("/nothing", "org.freedesktop.DBus.Introspectable", "Introspect", "", nil)
 	wantErr(ErrUnknownObject, r, err)
 	r, err = call("/nothing", testIface, "Echo", "s", strBody("x"))
 	wantErr(ErrUnknownObject, r, err)
@@ -184,7 +184,7 @@ func TestStandardInterfaces(t *testing.T) {
 	if s := str(call(testPath, "", "Echo", "s", strBody("no iface"))); s != "no iface" {
 		t.Errorf("call without interface: %q", s)
 	}
-	r, err = call(testPath, propertiesInterface, "GetAll", "s", strBody(testIface))
+	r, err = call(testPath, "org.freedesktop.DBus.Properties", "GetAll", "s", strBody(testIface))
 	if err != nil || r.Signature != "a{sv}" {
 		t.Errorf("GetAll: %v %v", r, err)
 	} else {
@@ -193,9 +193,9 @@ func TestStandardInterfaces(t *testing.T) {
 			t.Errorf("GetAll: %d bytes of properties", n)
 		}
 	}
-	r, err = call(testPath, propertiesInterface, "Get", "ss", strBody(testIface, "X"))
+	r, err = call(testPath, "org.freedesktop.DBus.Properties", "Get", "ss", strBody(testIface, "X"))
 	wantErr(ErrUnknownProperty, r, err)
-	r, err = call(testPath, propertiesInterface, "GetAll", "s", strBody("org.example.Other"))
+	r, err = call(testPath, "org.freedesktop.DBus.Properties", "GetAll", "s", strBody("org.example.Other"))
 	wantErr(ErrUnknownInterface, r, err)
 }
 

@@ -11,17 +11,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/introspect"
 	"github.com/bluechi-go/bluechi/internal/wire"
-)
-
-// Names of the standard interfaces a peer link serves.
-const (
-	peerInterface           = "org.freedesktop.DBus.Peer"
-	introspectableInterface = "org.freedesktop.DBus.Introspectable"
-	propertiesInterface     = "org.freedesktop.DBus.Properties"
-	busInterface            = "org.freedesktop.DBus"
-	busPath                 = "/org/freedesktop/DBus"
 )
 
 // Standard error names used in replies.
@@ -70,7 +62,7 @@ func (c *Conn) Unexport(path, name string) {
 // by the exported interfaces. The answers given here wait for the calls
 // queued before them (Serve), so that every reply leaves in wire order.
 func (c *Conn) serveCall(m *wire.Message) {
-	if c.opts.MethodCall != nil && m.Interface != peerInterface {
+	if c.opts.MethodCall != nil && m.Interface != busnames.DBusPeerInterface {
 		c.opts.MethodCall(c, m)
 		return
 	}
@@ -91,9 +83,9 @@ func (c *Conn) serveCall(m *wire.Message) {
 // the answer is the connection's own (a standard interface or an error).
 func (c *Conn) handlerOf(m *wire.Message) *Interface {
 	switch {
-	case m.Interface == peerInterface || m.Interface == introspectableInterface || m.Interface == propertiesInterface:
+	case m.Interface == busnames.DBusPeerInterface || m.Interface == busnames.DBusIntrospectableInterface || m.Interface == busnames.DBusPropertiesInterface:
 		return nil
-	case c.opts.BusShim && m.Path == busPath:
+	case c.opts.BusShim && m.Path == busnames.DBusPath:
 		return nil
 	}
 	c.mu.Lock()
@@ -127,36 +119,36 @@ func (c *Conn) queueBusy() bool {
 // for calls nothing serves.
 func (c *Conn) answer(m *wire.Message) {
 	switch {
-	case m.Interface == peerInterface:
+	case m.Interface == busnames.DBusPeerInterface:
 		switch m.Member {
-		case "Ping":
+		case busnames.DBusPeerMethodPing:
 			c.Reply(m, "", nil)
-		case "GetMachineId":
-			c.Reply(m, "s", stringBody(machineID()))
+		case busnames.DBusPeerMethodGetMachineID:
+			c.Reply(m, busnames.DBusPeerGetMachineIDOutSig, stringBody(machineID()))
 		default:
-			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+peerInterface)
+			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+busnames.DBusPeerInterface)
 		}
 		return
-	case c.opts.BusShim && m.Path == busPath && m.Interface != introspectableInterface:
-		if m.Interface == busInterface || m.Interface == "" {
+	case c.opts.BusShim && m.Path == busnames.DBusPath && m.Interface != busnames.DBusIntrospectableInterface:
+		if m.Interface == busnames.DBusInterface || m.Interface == "" {
 			switch m.Member {
-			case "Hello":
-				c.Reply(m, "s", stringBody(":1.0"))
+			case busnames.DBusMethodHello:
+				c.Reply(m, busnames.DBusHelloOutSig, stringBody(":1.0"))
 				return
-			case "AddMatch", "RemoveMatch":
+			case busnames.DBusMethodAddMatch, busnames.DBusMethodRemoveMatch:
 				c.Reply(m, "", nil)
 				return
 			}
 		}
 		c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"'")
 		return
-	case m.Interface == introspectableInterface:
-		if m.Member != "Introspect" {
-			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+introspectableInterface)
+	case m.Interface == busnames.DBusIntrospectableInterface:
+		if m.Member != busnames.DBusIntrospectableMethodIntrospect {
+			c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+busnames.DBusIntrospectableInterface)
 			return
 		}
 		if xml, ok := c.introspect(m.Path); ok {
-			c.Reply(m, "s", stringBody(xml))
+			c.Reply(m, busnames.DBusIntrospectableIntrospectOutSig, stringBody(xml))
 		} else {
 			c.ReplyError(m, ErrUnknownObject, "Unknown object '"+m.Path+"'")
 		}
@@ -169,7 +161,7 @@ func (c *Conn) answer(m *wire.Message) {
 		c.ReplyError(m, ErrUnknownObject, "Unknown object '"+m.Path+"'")
 		return
 	}
-	if m.Interface == propertiesInterface {
+	if m.Interface == busnames.DBusPropertiesInterface {
 		c.serveProperties(o, m)
 		return
 	}
@@ -204,17 +196,17 @@ func (c *Conn) serveProperties(o *object, m *wire.Message) {
 		return
 	}
 	known := iface == "" || slices.ContainsFunc(o.ifaces, func(i *Interface) bool { return i.Name == iface }) ||
-		iface == peerInterface || iface == introspectableInterface || iface == propertiesInterface
+		iface == busnames.DBusPeerInterface || iface == busnames.DBusIntrospectableInterface || iface == busnames.DBusPropertiesInterface
 	switch m.Member {
-	case "GetAll":
-		if m.Signature != "s" {
+	case busnames.DBusPropertiesMethodGetAll:
+		if m.Signature != busnames.DBusPropertiesGetAllInSig {
 			c.ReplyError(m, ErrInvalidArgs, "Invalid arguments for GetAll")
 		} else if !known {
 			c.ReplyError(m, ErrUnknownInterface, "Object does not implement the interface '"+iface+"'")
 		} else {
-			c.Reply(m, "a{sv}", make([]byte, 8)) // empty array, padded to its elements
+			c.Reply(m, busnames.DBusPropertiesGetAllOutSig, make([]byte, 8)) // empty array, padded to its elements
 		}
-	case "Get", "Set":
+	case busnames.DBusPropertiesMethodGet, busnames.DBusPropertiesMethodSet:
 		prop, _ := r.String()
 		if !known {
 			c.ReplyError(m, ErrUnknownInterface, "Object does not implement the interface '"+iface+"'")
@@ -222,7 +214,7 @@ func (c *Conn) serveProperties(o *object, m *wire.Message) {
 			c.ReplyError(m, ErrUnknownProperty, "Unknown property '"+prop+"'")
 		}
 	default:
-		c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+propertiesInterface)
+		c.ReplyError(m, ErrUnknownMethod, "Unknown method '"+m.Member+"' of "+busnames.DBusPropertiesInterface)
 	}
 }
 
@@ -240,7 +232,7 @@ func (c *Conn) introspect(path string) (string, bool) {
 		}
 	}
 	c.mu.Unlock()
-	shim := c.opts.BusShim && path == busPath
+	shim := c.opts.BusShim && path == busnames.DBusPath
 	if o == nil && len(kids) == 0 && !shim {
 		return "", false
 	}

@@ -86,11 +86,11 @@ func TestDBusDaemon(t *testing.T) {
 	c.Start()
 	defer func() { c.Close(); <-c.Done() }()
 	str := replyString(t)
-	unique := str(c.Call(ctx, &Request{Destination: "org.freedesktop.DBus", Path: busPath, Interface: busInterface, Member: "Hello"}))
+	unique := str(c.Call(ctx, &Request{Destination: "org.freedesktop.DBus", Path: "/org/freedesktop/DBus", Interface: "org.freedesktop.DBus", Member: "Hello"}))
 	if !strings.HasPrefix(unique, ":") {
 		t.Fatalf("Hello: %q", unique)
 	}
-	if _, err := c.Call(ctx, &Request{Destination: "org.freedesktop.DBus", Path: busPath, Interface: busInterface, Member: "AddMatch",
+	if _, err := c.Call(ctx, &Request{Destination: "org.freedesktop.DBus", Path: "/org/freedesktop/DBus", Interface: "org.freedesktop.DBus", Member: "AddMatch",
 		Signature: "s", Body: strBody("type='signal',interface='org.example.Test'")}); err != nil {
 		t.Fatal(err)
 	}
@@ -257,10 +257,10 @@ func TestBusctl(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := busctl("call", "org.freedesktop.DBus", busPath, busInterface, "Hello"); strings.TrimSpace(out) != `s ":1.0"` {
+	if out := busctl("call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello"); strings.TrimSpace(out) != `s ":1.0"` {
 		t.Errorf("Hello: %q", out)
 	}
-	if out := busctl("introspect", "org.freedesktop.DBus", busPath); !strings.Contains(out, ".Hello ") {
+	if out := busctl("introspect", "org.freedesktop.DBus", "/org/freedesktop/DBus"); !strings.Contains(out, ".Hello ") {
 		t.Errorf("shim introspection:\n%s", out)
 	}
 	if out := busctl("introspect", "org.eclipse.bluechi", testPath); !strings.Contains(out, ".Echo ") {

@@ -41,6 +41,9 @@ type goGen struct {
 
 	clientOnly map[string]bool // interfaces of -client-idl: all their names live in the daemons' package
 
+	namesPkg    string // package name of the client-only interfaces' leaf package (-names); "" for none
+	namesImport string // its import path
+
 	types    *typeMapper // struct types, unqualified (in the public package)
 	apiTypes *typeMapper // struct types qualified for the daemons' package
 }
@@ -376,7 +379,7 @@ func (g *goGen) pubFile(i *Interface) ([]byte, error) {
 	b.p("\t_ = fmt.Errorf")
 	b.p(")")
 	b.p("")
-	g.names(&b, i, n, "escapeLabel")
+	g.names(&b, i, n, "escapeLabel", "")
 	g.propsStruct(&b, i, n, g.types)
 	g.signalTypes(&b, i, n, g.types, "decode")
 	g.pubClient(&b, i, n)
@@ -411,7 +414,7 @@ func (g *goGen) apiFile(i *Interface) ([]byte, error) {
 	b.p(")")
 	b.p("")
 	if !g.public(i) {
-		g.names(&b, i, n, "dbusrt.EscapeLabel")
+		g.names(&b, i, n, "dbusrt.EscapeLabel", "")
 		g.propsStruct(&b, i, n, g.apiTypes)
 		g.signalTypes(&b, i, n, g.apiTypes, "dbusrt.Decode")
 	}
@@ -419,7 +422,7 @@ func (g *goGen) apiFile(i *Interface) ([]byte, error) {
 	b.p("")
 	if g.public(i) {
 		// The internal interfaces have theirs in their wire file.
-		g.wireSigs(&b, i, n)
+		g.wireSigs(&b, i, n, "")
 	}
 	g.server(&b, i, n)
 	g.emitters(&b, i, n)
@@ -429,30 +432,11 @@ func (g *goGen) apiFile(i *Interface) ([]byte, error) {
 	return gofmt(i.File, &b)
 }
 
-// names writes the constants of an interface and its path function.
-func (g *goGen) names(b *buf, i *Interface, n, escape string) {
-	b.p("// Names of %s and its members.", i.Name)
-	b.p("const (")
-	comment(b, "\t", fmt.Sprintf("%sInterface is the D-Bus interface name.", n), "")
-	b.p("\t%sInterface = %q", n, i.Name)
-	if i.Bus != "peer" {
-		comment(b, "\t", fmt.Sprintf("%sBusName is the well-known bus name of the service that serves %s.", n, i.Name), "")
-		b.p("\t%sBusName = %q", n, i.Bus)
-	}
-	prefix, placeholder := pathInfo(i.Path)
-	if placeholder != "" {
-		comment(b, "\t", fmt.Sprintf("%sPathPrefix starts the object path of every %s object.", n, n), "")
-		b.p("\t%sPathPrefix = %q", n, prefix)
-	} else {
-		comment(b, "\t", fmt.Sprintf("%sPath is the object path of the %s object.", n, n), "")
-		b.p("\t%sPath dbus.ObjectPath = %q", n, prefix)
-	}
-	for _, m := range i.Members {
-		comment(b, "\t", fmt.Sprintf("%s names %s %s.", constName(n, m), m.Kind, m.Name), "")
-		b.p("\t%s = %q", constName(n, m), m.Name)
-	}
-	b.p(")")
-	b.p("")
+// names writes the constants of an interface and its path function;
+// from is as in nameConsts.
+func (g *goGen) names(b *buf, i *Interface, n, escape, from string) {
+	g.nameConsts(b, i, n, from, "dbus.ObjectPath ")
+	_, placeholder := pathInfo(i.Path)
 	switch placeholder {
 	case "":
 	case "id":
@@ -478,6 +462,41 @@ func (g *goGen) names(b *buf, i *Interface, n, escape string) {
 			b.p("")
 		}
 	}
+}
+
+// nameConsts writes the name constants of an interface. With from set
+// (the leaf package's name), each constant takes its value from the one
+// of the same name there instead of spelling it; pathType is the type of
+// the path constant ("" for an untyped one).
+func (g *goGen) nameConsts(b *buf, i *Interface, n, from, pathType string) {
+	value := func(name, v string) string {
+		if from != "" {
+			return from + "." + name
+		}
+		return fmt.Sprintf("%q", v)
+	}
+	b.p("// Names of %s and its members.", i.Name)
+	b.p("const (")
+	comment(b, "\t", fmt.Sprintf("%sInterface is the D-Bus interface name.", n), "")
+	b.p("\t%sInterface = %s", n, value(n+"Interface", i.Name))
+	if i.Bus != "peer" {
+		comment(b, "\t", fmt.Sprintf("%sBusName is the well-known bus name of the service that serves %s.", n, i.Name), "")
+		b.p("\t%sBusName = %s", n, value(n+"BusName", i.Bus))
+	}
+	prefix, placeholder := pathInfo(i.Path)
+	if placeholder != "" {
+		comment(b, "\t", fmt.Sprintf("%sPathPrefix starts the object path of every %s object.", n, n), "")
+		b.p("\t%sPathPrefix = %s", n, value(n+"PathPrefix", prefix))
+	} else {
+		comment(b, "\t", fmt.Sprintf("%sPath is the object path of the %s object.", n, n), "")
+		b.p("\t%sPath %s= %s", n, pathType, value(n+"Path", prefix))
+	}
+	for _, m := range i.Members {
+		comment(b, "\t", fmt.Sprintf("%s names %s %s.", constName(n, m), m.Kind, m.Name), "")
+		b.p("\t%s = %s", constName(n, m), value(constName(n, m), m.Name))
+	}
+	b.p(")")
+	b.p("")
 }
 
 func (g *goGen) propsStruct(b *buf, i *Interface, n string, t *typeMapper) {

@@ -42,9 +42,10 @@ func main() {
 	tests := flag.String("tests", "", "round-trip test file to write (empty: none)")
 	module := flag.String("module", "github.com/bluechi-go/bluechi", "module path, to import the output packages")
 	clientIDL := flag.String("client-idl", "", "directory of interface XML files the daemons only call (idl/systemd): wire clients in the daemons' package, nothing else")
+	names := flag.String("names", "", "directory of the leaf package of the client-only interfaces' names and signatures (empty: none)")
 	flag.Parse()
 	o := options{idlDir: *idlDir, outDir: *outDir, pkg: *pkg, apiDir: *apiDir, apiPkg: *apiPkg, rt: *rt,
-		prefix: *prefix, docs: *docs, tests: *tests, module: *module, clientIDL: *clientIDL}
+		prefix: *prefix, docs: *docs, tests: *tests, module: *module, clientIDL: *clientIDL, names: *names}
 	if err := o.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "dbusgen:", err)
 		os.Exit(1)
@@ -53,11 +54,15 @@ func main() {
 
 type options struct {
 	idlDir, outDir, pkg, apiDir, apiPkg, rt, prefix, docs, tests, module string
-	clientIDL                                                            string
+	clientIDL, names                                                     string
 }
 
 func (o *options) gen() *goGen {
-	return newGoGen(o.pkg, o.module+"/"+filepath.ToSlash(o.outDir), o.apiPkg, o.rt, o.prefix)
+	g := newGoGen(o.pkg, o.module+"/"+filepath.ToSlash(o.outDir), o.apiPkg, o.rt, o.prefix)
+	if o.names != "" {
+		g.namesPkg, g.namesImport = filepath.Base(o.names), o.module+"/"+filepath.ToSlash(o.names)
+	}
+	return g
 }
 
 func (o *options) run() error {
@@ -78,6 +83,15 @@ func (o *options) run() error {
 	}
 	if err := g.clientOnlyFiles(clientIfs, api); err != nil {
 		return err
+	}
+	if g.namesPkg != "" {
+		data, err := g.namesFile(clientIfs, g.namesPkg)
+		if err != nil {
+			return err
+		}
+		if err := writeDir(o.names, map[string][]byte{"names.go": data}); err != nil {
+			return err
+		}
 	}
 	var wired []*Interface
 	for _, i := range ifs {

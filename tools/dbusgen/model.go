@@ -434,35 +434,42 @@ func (i *Interface) XML() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, " <interface name=%q>\n", i.Name)
 	for _, m := range i.Members {
-		switch m.Kind {
-		case "property":
-			fmt.Fprintf(&b, "  <property name=%q type=%q access=%q", m.Name, m.Type, m.Access)
-		default:
-			fmt.Fprintf(&b, "  <%s name=%q", m.Kind, m.Name)
-		}
-		var anns []Annotation
-		for _, a := range m.Annotations {
-			if !strings.HasPrefix(a.Name, ownAnnotations) {
-				anns = append(anns, a)
-			}
-		}
-		if len(m.Args) == 0 && len(anns) == 0 {
-			b.WriteString("/>\n")
-			continue
-		}
-		b.WriteString(">\n")
-		for _, a := range m.Args {
-			if a.Direction != "" {
-				fmt.Fprintf(&b, "   <arg name=%q type=%q direction=%q/>\n", a.Name, a.Type, a.Direction)
-			} else {
-				fmt.Fprintf(&b, "   <arg name=%q type=%q/>\n", a.Name, a.Type)
-			}
-		}
-		for _, a := range anns {
-			fmt.Fprintf(&b, "   <annotation name=%q value=%q/>\n", a.Name, a.Value)
-		}
-		fmt.Fprintf(&b, "  </%s>\n", m.Kind)
+		b.WriteString(m.XML())
 	}
 	b.WriteString(" </interface>\n")
+	return b.String()
+}
+
+// XML renders one member as Interface.XML does.
+func (m *Member) XML() string {
+	var b strings.Builder
+	switch m.Kind {
+	case "property":
+		fmt.Fprintf(&b, "  <property name=%q type=%q access=%q", m.Name, m.Type, m.Access)
+	default:
+		fmt.Fprintf(&b, "  <%s name=%q", m.Kind, m.Name)
+	}
+	var anns []Annotation
+	for _, a := range m.Annotations {
+		if !strings.HasPrefix(a.Name, ownAnnotations) {
+			anns = append(anns, a)
+		}
+	}
+	if len(m.Args) == 0 && len(anns) == 0 {
+		b.WriteString("/>\n")
+		return b.String()
+	}
+	b.WriteString(">\n")
+	for _, a := range m.Args {
+		if a.Direction != "" {
+			fmt.Fprintf(&b, "   <arg name=%q type=%q direction=%q/>\n", a.Name, a.Type, a.Direction)
+		} else {
+			fmt.Fprintf(&b, "   <arg name=%q type=%q/>\n", a.Name, a.Type)
+		}
+	}
+	for _, a := range anns {
+		fmt.Fprintf(&b, "   <annotation name=%q value=%q/>\n", a.Name, a.Value)
+	}
+	fmt.Fprintf(&b, "  </%s>\n", m.Kind)
 	return b.String()
 }

@@ -52,6 +52,9 @@ func (g *goGen) wireFile(i *Interface, server bool) ([]byte, error) {
 	b.p("")
 	b.p("\t%s %q", g.pubPkg, g.pubImport)
 	b.p("\t%q", g.rtImport)
+	if !server && g.namesPkg != "" {
+		b.p("\t%q", g.namesImport)
+	}
 	b.p("\t%q", wireImport)
 	b.p("\t%q", wireconnImport)
 	b.p(")")
@@ -67,10 +70,12 @@ func (g *goGen) wireFile(i *Interface, server bool) ([]byte, error) {
 	if !server {
 		// The client-only interfaces have no other file: their names
 		// and signal types live here.
-		g.names(&b, i, n, "dbusrt.EscapeLabel")
+		g.names(&b, i, n, "dbusrt.EscapeLabel", g.namesPkg)
 		g.signalTypes(&b, i, n, g.apiTypes, "dbusrt.Decode")
+		g.wireSigs(&b, i, n, g.namesPkg)
+	} else {
+		g.wireSigs(&b, i, n, "")
 	}
-	g.wireSigs(&b, i, n)
 	for _, m := range i.Methods() {
 		g.wireCodec(&b, n+goIdent(m.Name)+"In", n+goIdent(m.Name)+"InSig", m.In())
 		g.wireCodec(&b, n+goIdent(m.Name)+"Out", n+goIdent(m.Name)+"OutSig", m.Out())
@@ -86,8 +91,15 @@ func (g *goGen) wireFile(i *Interface, server bool) ([]byte, error) {
 	return gofmt(i.File+" (wire)", &b)
 }
 
-// wireSigs writes the signature constants.
-func (g *goGen) wireSigs(b *buf, i *Interface, n string) {
+// wireSigs writes the signature constants; with from set, as in
+// nameConsts, their values come from the leaf package.
+func (g *goGen) wireSigs(b *buf, i *Interface, n, from string) {
+	value := func(name, v string) string {
+		if from != "" {
+			return from + "." + name
+		}
+		return fmt.Sprintf("%q", v)
+	}
 	b.p("// Signatures of the members of %s, for code that reads or writes", i.Name)
 	b.p("// their bodies itself.")
 	b.p("const (")
@@ -96,16 +108,51 @@ func (g *goGen) wireSigs(b *buf, i *Interface, n string) {
 		switch m.Kind {
 		case "method":
 			b.p("\t// %sInSig is the signature of %s's arguments.", id, m.Name)
-			b.p("\t%sInSig = %q", id, Sig(m.In()))
+			b.p("\t%sInSig = %s", id, value(id+"InSig", Sig(m.In())))
 			b.p("\t// %sOutSig is the signature of %s's reply.", id, m.Name)
-			b.p("\t%sOutSig = %q", id, Sig(m.Out()))
+			b.p("\t%sOutSig = %s", id, value(id+"OutSig", Sig(m.Out())))
 		case "signal":
 			b.p("\t// %sSig is the signature of signal %s.", id, m.Name)
-			b.p("\t%sSig = %q", id, Sig(m.Args))
+			b.p("\t%sSig = %s", id, value(id+"Sig", Sig(m.Args)))
 		}
 	}
 	b.p(")")
 	b.p("")
+}
+
+// namesFile writes the leaf package of the client-only interfaces' names
+// and signatures (-names): it imports nothing, so that the packages the
+// daemons' package is built on (wireconn, dbusrt) can use the names of
+// the standard interfaces they serve.
+func (g *goGen) namesFile(ifs []*Interface, pkg string) ([]byte, error) {
+	var b buf
+	header(&b, "idl/systemd/*.xml")
+	b.p("// Package %s holds the names and signatures of the interfaces in", pkg)
+	b.p("// idl/systemd: the message bus's own, the standard ones every object")
+	b.p("// serves, and the part of systemd's API the agent calls. It imports")
+	b.p("// nothing, so that the packages below internal/daemonapi can use them;")
+	b.p("// internal/daemonapi's constants of the same names take their values")
+	b.p("// from here.")
+	b.p("package %s", pkg)
+	b.p("")
+	for _, i := range ifs {
+		n := g.goName(i.Name)
+		g.nameConsts(&b, i, n, "", "")
+		g.wireSigs(&b, i, n, "")
+		b.p("// Introspection XML of %s and of each of its members, as an", i.Name)
+		b.p("// object that serves it describes them.")
+		b.p("const (")
+		b.p("\t// %sXML describes the whole interface.", n)
+		b.p("\t%sXML = %q", n, i.XML())
+		for _, m := range i.Members {
+			id := n + goIdent(m.Name) + "XML"
+			b.p("\t// %s describes %s %s.", id, m.Kind, m.Name)
+			b.p("\t%s = %q", id, m.XML())
+		}
+		b.p(")")
+		b.p("")
+	}
+	return gofmt("names package", &b)
 }
 
 // bridged reports whether args are encoded through the codec bridge
