@@ -469,12 +469,7 @@ func (g *goGen) names(b *buf, i *Interface, n, escape, from string) {
 // of the same name there instead of spelling it; pathType is the type of
 // the path constant ("" for an untyped one).
 func (g *goGen) nameConsts(b *buf, i *Interface, n, from, pathType string) {
-	value := func(name, v string) string {
-		if from != "" {
-			return from + "." + name
-		}
-		return fmt.Sprintf("%q", v)
-	}
+	value := func(name, v string) string { return constValue(from, name, v) }
 	b.p("// Names of %s and its members.", i.Name)
 	b.p("const (")
 	comment(b, "\t", fmt.Sprintf("%sInterface is the D-Bus interface name.", n), "")
@@ -497,6 +492,16 @@ func (g *goGen) nameConsts(b *buf, i *Interface, n, from, pathType string) {
 	}
 	b.p(")")
 	b.p("")
+}
+
+// constValue is the value a generated constant name is given: v spelled
+// out, or with from set (the leaf package's name) the constant of the
+// same name there.
+func constValue(from, name, v string) string {
+	if from != "" {
+		return from + "." + name
+	}
+	return fmt.Sprintf("%q", v)
 }
 
 func (g *goGen) propsStruct(b *buf, i *Interface, n string, t *typeMapper) {

@@ -94,12 +94,7 @@ func (g *goGen) wireFile(i *Interface, server bool) ([]byte, error) {
 // wireSigs writes the signature constants; with from set, as in
 // nameConsts, their values come from the leaf package.
 func (g *goGen) wireSigs(b *buf, i *Interface, n, from string) {
-	value := func(name, v string) string {
-		if from != "" {
-			return from + "." + name
-		}
-		return fmt.Sprintf("%q", v)
-	}
+	value := func(name, v string) string { return constValue(from, name, v) }
 	b.p("// Signatures of the members of %s, for code that reads or writes", i.Name)
 	b.p("// their bodies itself.")
 	b.p("const (")
