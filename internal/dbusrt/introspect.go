@@ -2,14 +2,17 @@
 
 package dbusrt
 
-import "github.com/bluechi-go/bluechi/internal/introspect"
+import (
+	"github.com/bluechi-go/bluechi/internal/busnames"
+	"github.com/bluechi-go/bluechi/internal/introspect"
+)
 
 // IntrospectHeader starts every document served by Introspect.
 const IntrospectHeader = introspect.Header
 
 const (
-	peerXML           = introspect.Peer
-	introspectableXML = introspect.Introspectable
-	propertiesXML     = introspect.Properties
+	peerXML           = busnames.DBusPeerXML
+	introspectableXML = busnames.DBusIntrospectableXML
+	propertiesXML     = busnames.DBusPropertiesXML
 	busShimXML        = introspect.BusShim
 )

@@ -238,9 +238,9 @@ func (c *Conn) introspect(path string) (string, bool) {
 	}
 	var b strings.Builder
 	b.WriteString(introspect.Header + "<node>\n")
-	b.WriteString(introspect.Peer + introspect.Introspectable)
+	b.WriteString(busnames.DBusPeerXML + busnames.DBusIntrospectableXML)
 	if o != nil {
-		b.WriteString(introspect.Properties)
+		b.WriteString(busnames.DBusPropertiesXML)
 		for _, ifc := range o.ifaces {
 			b.WriteString(ifc.XML)
 		}
