@@ -20,14 +20,10 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// Names of the message bus and of the standard interface every object serves.
-const (
-	busName             = "org.freedesktop.DBus"
-	propertiesInterface = "org.freedesktop.DBus.Properties"
-	propertiesGet       = propertiesInterface + ".Get"
-	propertiesGetAll    = propertiesInterface + ".GetAll"
-	propertiesChanged   = "PropertiesChanged"
-)
+// The names of the message bus and of the Properties interface (busName,
+// propertiesInterface, propertiesGet, propertiesGetAll, propertiesChanged)
+// are at the end of the generated file: the generator writes them from the
+// IDL.
 
 // Error is an error reply of a D-Bus call: the error name and its message.
 // Every method and property call of the clients in this package returns its
@@ -853,3 +849,12 @@ func splitStructSig(sig string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Names of the message bus and of the standard interface every object serves.
+const (
+	busName             = "org.freedesktop.DBus"
+	propertiesInterface = "org.freedesktop.DBus.Properties"
+	propertiesGet       = propertiesInterface + ".Get"
+	propertiesGetAll    = propertiesInterface + ".GetAll"
+	propertiesChanged   = "PropertiesChanged"
+)

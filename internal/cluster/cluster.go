@@ -24,6 +24,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/testbus"
@@ -307,7 +308,7 @@ func (c *Cluster) waitName(ctx context.Context, name string) error {
 	defer conn.Close()
 	return poll(ctx, 20*time.Second, "controller on the bus", func() bool {
 		var has bool
-		conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)
+		conn.BusObject().CallWithContext(ctx, busnames.DBusInterface+"."+busnames.DBusMethodNameHasOwner, 0, name).Store(&has)
 		return has
 	})
 }

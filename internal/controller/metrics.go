@@ -10,12 +10,14 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 )
 
-// Unit properties read for StartUnitJobMetrics.
+// Unit properties read for StartUnitJobMetrics. They are systemd's: the IDL
+// declares no properties of systemd's interfaces (the agent reads them
+// through org.freedesktop.DBus.Properties), so they are named here.
 const (
-	unitInterface        = "org.freedesktop.systemd1.Unit"
 	propInactiveExitMono = "InactiveExitTimestampMonotonic"
 	propActiveEnterMono  = "ActiveEnterTimestampMonotonic"
 )
@@ -123,7 +125,7 @@ func (c *Controller) startJobMetrics(j *job, agent *daemonapi.InternalAgentWireC
 }
 
 func unitTimestamp(ctx context.Context, agent *daemonapi.InternalAgentWireClient, unit, prop string) (uint64, error) {
-	v, err := agent.GetUnitProperty(ctx, unit, unitInterface, prop)
+	v, err := agent.GetUnitProperty(ctx, unit, busnames.Systemd1UnitInterface, prop)
 	if err != nil {
 		return 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/monoclock"
@@ -22,8 +23,8 @@ import (
 )
 
 // agentBusName is the destination the controller addresses agents with, as
-// upstream does; agents do not filter on it.
-const agentBusName = "org.eclipse.bluechi.Agent"
+// upstream does (the agent's name on its bus); agents do not filter on it.
+const agentBusName = bluechi.AgentBusName
 
 // PeerWriteTimeout bounds each write to an agent: one that stops reading
 // until the kernel's buffers are full is cut off after this long instead

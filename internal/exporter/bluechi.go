@@ -16,16 +16,12 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/busnames"
 )
 
-// Names of the bus itself, for the owner of the controller's name.
-const (
-	busName           = "org.freedesktop.DBus"
-	busPath           = "/org/freedesktop/DBus"
-	busInterface      = "org.freedesktop.DBus"
-	propertiesIface   = "org.freedesktop.DBus.Properties"
-	errNameHasNoOwner = "org.freedesktop.DBus.Error.NameHasNoOwner"
-)
+// errNameHasNoOwner is the bus's error reply to GetNameOwner of a name
+// nobody owns.
+const errNameHasNoOwner = "org.freedesktop.DBus.Error.NameHasNoOwner"
 
 // connect wraps a new bus connection (godbus has authenticated it and said
 // Hello).
@@ -69,7 +65,8 @@ func (b *dbusBus) Close() error {
 }
 
 func (b *dbusBus) WatchOwner(ctx context.Context, fn func(string)) (string, error) {
-	m := bluechi.Match{Sender: busName, Path: busPath, Interface: busInterface, Member: "NameOwnerChanged", Arg0: bluechi.ControllerBusName}
+	m := bluechi.Match{Sender: busnames.DBusBusName, Path: busnames.DBusPath, Interface: busnames.DBusInterface,
+		Member: busnames.DBusSignalNameOwnerChanged, Arg0: bluechi.ControllerBusName}
 	sub, err := bluechi.Subscribe(ctx, b.conn, m, func(sig *dbus.Signal) {
 		var name, old, owner string
 		if dbus.Store(sig.Body, &name, &old, &owner) == nil && name == bluechi.ControllerBusName {
@@ -81,7 +78,7 @@ func (b *dbusBus) WatchOwner(ctx context.Context, fn func(string)) (string, erro
 	}
 	b.owner = sub
 	var owner string
-	err = b.conn.BusObject().CallWithContext(ctx, busInterface+".GetNameOwner", 0, bluechi.ControllerBusName).Store(&owner)
+	err = b.conn.BusObject().CallWithContext(ctx, busnames.DBusInterface+"."+busnames.DBusMethodGetNameOwner, 0, bluechi.ControllerBusName).Store(&owner)
 	var derr dbus.Error
 	if errors.As(err, &derr) && derr.Name == errNameHasNoOwner {
 		return "", nil
@@ -121,7 +118,7 @@ func (b *dbusBus) Open(ctx context.Context, h Handler) (_ Session, err error) {
 	// One match rule for every node (a bus limits rules per connection:
 	// 512 on the system bus by default).
 	m := bluechi.Match{Sender: dest, PathNamespace: dbus.ObjectPath(strings.TrimSuffix(bluechi.NodePathPrefix, "/")),
-		Interface: propertiesIface, Member: "PropertiesChanged", Arg0: bluechi.NodeInterface}
+		Interface: busnames.DBusPropertiesInterface, Member: busnames.DBusPropertiesSignalPropertiesChanged, Arg0: bluechi.NodeInterface}
 	if err := add(bluechi.Subscribe(ctx, b.conn, m, func(sig *dbus.Signal) {
 		p, err := bluechi.ParsePropertiesChanged(sig)
 		if err != nil {

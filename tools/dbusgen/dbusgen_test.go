@@ -33,7 +33,11 @@ func generateFrom(t *testing.T, dir, pubImport string) generated {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, api, err := Generate(ifs, newGoGen("bluechi", pubImport, "daemonapi", rtPath, "org.eclipse.bluechi."))
+	client, err := LoadDirAs(repoIDL+"/systemd", "idl/systemd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, api, err := Generate(ifs, client, newGoGen("bluechi", pubImport, "daemonapi", rtPath, "org.eclipse.bluechi."))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1031,13 +1031,55 @@ func (g *goGen) errorsFile(ifs []*Interface) ([]byte, error) {
 }
 
 // runtimeFile and docFile write the package's runtime and documentation.
-func (g *goGen) runtimeFile() ([]byte, error) {
+// The runtime's names of the message bus and of the Properties interface
+// come from the interfaces of the IDL (the client-only ones of idl/systemd).
+func (g *goGen) runtimeFile(ifs []*Interface) ([]byte, error) {
+	bus, err := findMembers(ifs, busIface)
+	if err != nil {
+		return nil, err
+	}
+	props, err := findMembers(ifs, propertiesIface, "Get", "GetAll", "PropertiesChanged")
+	if err != nil {
+		return nil, err
+	}
 	var b buf
 	header(&b, "tools/dbusgen/tmpl/runtime.go.tmpl")
 	b.p("package %s", g.pubPkg)
 	b.p("")
 	b.WriteString(runtimeTmpl)
+	b.p("")
+	b.p("// Names of the message bus and of the standard interface every object serves.")
+	b.p("const (")
+	b.p("	busName             = %q", bus.Name)
+	b.p("	propertiesInterface = %q", props.Name)
+	b.p("	propertiesGet       = propertiesInterface + %q", "."+props.member("Get").Name)
+	b.p("	propertiesGetAll    = propertiesInterface + %q", "."+props.member("GetAll").Name)
+	b.p("	propertiesChanged   = %q", props.member("PropertiesChanged").Name)
+	b.p(")")
 	return gofmt("runtime", &b)
+}
+
+// The standard interfaces the public package's runtime uses.
+const (
+	busIface        = "org.freedesktop.DBus"
+	propertiesIface = "org.freedesktop.DBus.Properties"
+)
+
+// findMembers returns the interface of ifs named name, after checking that
+// it declares the members named.
+func findMembers(ifs []*Interface, name string, members ...string) (*Interface, error) {
+	for _, i := range ifs {
+		if i.Name != name {
+			continue
+		}
+		for _, m := range members {
+			if i.member(m) == nil {
+				return nil, fmt.Errorf("%s: interface %s declares no member %s", i.File, name, m)
+			}
+		}
+		return i, nil
+	}
+	return nil, fmt.Errorf("no interface %s in the IDL (give its file with -client-idl)", name)
 }
 
 func (g *goGen) docFile() ([]byte, error) {

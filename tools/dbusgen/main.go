@@ -77,7 +77,7 @@ func (o *options) run() error {
 		}
 	}
 	g := o.gen()
-	pub, api, err := Generate(ifs, g)
+	pub, api, err := Generate(ifs, clientIfs, g)
 	if err != nil {
 		return err
 	}
@@ -162,8 +162,10 @@ func isGenerated(data []byte) bool {
 }
 
 // Generate returns the Go files (by base name) of the public package and of
-// the daemons' package.
-func Generate(ifs []*Interface, g *goGen) (pub, api map[string][]byte, err error) {
+// the daemons' package. client are the client-only interfaces (-client-idl):
+// the public package's runtime takes the standard interfaces' names from
+// them.
+func Generate(ifs, client []*Interface, g *goGen) (pub, api map[string][]byte, err error) {
 	pub, api = map[string][]byte{}, map[string][]byte{}
 	var srcs []string
 	seen := map[string]string{}
@@ -211,7 +213,7 @@ func Generate(ifs []*Interface, g *goGen) (pub, api map[string][]byte, err error
 	}{
 		{pub, "types.go", func() ([]byte, error) { return g.typesFile(srcs) }},
 		{pub, "errors.go", func() ([]byte, error) { return g.errorsFile(ifs) }},
-		{pub, "runtime.go", g.runtimeFile},
+		{pub, "runtime.go", func() ([]byte, error) { return g.runtimeFile(client) }},
 		{pub, "doc.go", g.docFile},
 		{api, "interfaces.go", func() ([]byte, error) { return g.registryFile(ifs) }},
 		{api, "wire.go", g.wireRuntimeFile},

@@ -62,6 +62,16 @@ func (i *Interface) Methods() []*Member    { return i.kind("method") }
 func (i *Interface) Signals() []*Member    { return i.kind("signal") }
 func (i *Interface) Properties() []*Member { return i.kind("property") }
 
+// member returns the member named name, nil if there is none.
+func (i *Interface) member(name string) *Member {
+	for _, m := range i.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
 func (i *Interface) kind(k string) []*Member {
 	var out []*Member
 	for _, m := range i.Members {

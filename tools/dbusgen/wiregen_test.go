@@ -22,7 +22,7 @@ func TestClientOnlyStaysOut(t *testing.T) {
 	}
 	plain := generateFrom(t, repoIDL, pubImport)
 	g := newGoGen("bluechi", pubImport, "daemonapi", rtPath, "org.eclipse.bluechi.")
-	pub, api, err := Generate(ifs, g)
+	pub, api, err := Generate(ifs, client, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestNamesLeaf(t *testing.T) {
 	}
 	g := newGoGen("bluechi", pubImport, "daemonapi", rtPath, "org.eclipse.bluechi.")
 	g.namesPkg, g.namesImport = "busnames", "example.com/m/internal/busnames"
-	_, api, err := Generate(ifs, g)
+	_, api, err := Generate(ifs, client, g)
 	if err != nil {
 		t.Fatal(err)
 	}
