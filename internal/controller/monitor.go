@@ -201,9 +201,18 @@ func (a *monitorAPI) gone() error {
 
 // ownerOnly refuses a call from anyone but the monitor's owner with
 // AccessDenied. Added peers are listeners (api.md §6.4): they receive the
-// monitor's signals but may not change it. m.owner never changes, so no
-// lock is needed.
+// monitor's signals but may not change it. A call that reaches a monitor
+// already closing gets UnknownObject first, whoever sent it: the object is
+// unexported only after PeerRemoved went out, so a peer that heard it may
+// still find the object exported.
 func (a *monitorAPI) ownerOnly(ctx context.Context, method string) error {
+	a.m.c.emu.Lock()
+	closed := a.m.closed
+	a.m.c.emu.Unlock()
+	if closed {
+		return a.gone()
+	}
+	// m.owner never changes, so it is read without the lock.
 	if sender := dbusrt.SenderFrom(ctx); sender != a.m.owner {
 		a.m.c.logger().Debug("monitor call refused", "path", a.m.path, "method", method, "caller", sender, "owner", a.m.owner)
 		return dbusrt.NewError(dbusrt.ErrAccessDenied, "Only the owner of monitor %s may call %s", a.m.path, method)
