@@ -325,7 +325,9 @@ func TestJobs(t *testing.T) {
 	if _, err := n.StartUnit(ctx, "missing.service", "replace"); dbusrt.ErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
 		t.Fatalf("systemd error not forwarded: %v", err)
 	}
-	for _, bad := range [][2]string{{"bad name", "replace"}, {"a.service", "sometimes"}, {"", "replace"}} {
+	// Bad names are refused here; job modes go to systemd unchanged (the
+	// e2e lifecycle test sees real systemd refuse an unknown one).
+	for _, bad := range [][2]string{{"bad name", "replace"}, {"", "replace"}} {
 		if _, err := n.StartUnit(ctx, bad[0], bad[1]); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
 			t.Fatalf("StartUnit(%q, %q): %v, want InvalidArgs", bad[0], bad[1], err)
 		}

@@ -36,7 +36,7 @@ func (c *Controller) lifecycle(ctx context.Context, n *node, kind, name, mode st
 	if err != nil {
 		return "", err
 	}
-	if err := checkUnitAndMode(name, mode); err != nil {
+	if err := checkUnit(name); err != nil { // the mode goes to systemd unchanged (api.md §2)
 		return "", err
 	}
 	c.mu.Lock()

@@ -157,7 +157,7 @@ func (a *nodeAPI) ReloadUnit(ctx context.Context, name, mode string) (dbus.Objec
 }
 
 func (a *nodeAPI) StartTransientUnit(ctx context.Context, name, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error) {
-	err = checkUnitAndMode(name, mode)
+	err = checkUnit(name) // the mode goes to systemd unchanged (api.md §2)
 	if err == nil {
 		err = checkProperties(props)
 	}
@@ -350,15 +350,6 @@ func checkUnit(name string) error {
 	return nil
 }
 
-func checkUnitAndMode(name, mode string) error {
-	if err := checkUnit(name); err != nil {
-		return err
-	}
-	if !unitname.ValidMode(mode) {
-		return invalid("Invalid job mode %q", mode)
-	}
-	return nil
-}
 
 // maxFiles bounds the unit file lists of Enable/DisableUnitFiles.
 const maxFiles = 1024

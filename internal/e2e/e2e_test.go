@@ -87,6 +87,11 @@ func TestLifecycle(t *testing.T) {
 	if _, err := a.StartUnit(ctx, "nope.service", "replace"); dbusrt.ErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
 		t.Fatalf("unknown unit: %v", err)
 	}
+	// The job mode goes to systemd unchanged (api.md §2): systemd, not the
+	// controller, refuses one it does not know, and its message says so.
+	if _, err := a.StartUnit(ctx, sandbox.SimpleServiceName, "no-such-mode"); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs || !strings.Contains(err.Error(), "no-such-mode") {
+		t.Fatalf("unknown job mode: %v", err)
+	}
 	// A unit on one node only.
 	if err := c.nodes["node-b"].WriteUnit("only-b.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n"); err != nil {
 		t.Fatal(err)

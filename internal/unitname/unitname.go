@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// Package unitname validates systemd unit names and job modes before they
-// are sent anywhere, with the rules systemd applies.
+// Package unitname validates systemd unit names before they are sent
+// anywhere, with the rules systemd applies. Job modes are not checked here:
+// they go to systemd unchanged, and systemd validates them.
 package unitname
 
 import (
@@ -57,11 +58,3 @@ func CheckFile(f string) error {
 	}
 	return Check(f)
 }
-
-var modes = map[string]bool{
-	"replace": true, "fail": true, "isolate": true, "ignore-dependencies": true, "ignore-requirements": true,
-	"replace-irreversibly": true, "flush": true, "triggering": true, "restart-dependencies": true,
-}
-
-// ValidMode reports whether mode is a systemd job mode.
-func ValidMode(mode string) bool { return modes[mode] }

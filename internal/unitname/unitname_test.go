@@ -21,7 +21,4 @@ func TestCheck(t *testing.T) {
 	if CheckFile("/etc/x") == nil {
 		t.Error("CheckFile accepted /etc/x")
 	}
-	if !ValidMode("replace") || ValidMode("bogus") {
-		t.Error("ValidMode")
-	}
 }
