@@ -36,11 +36,12 @@ const DefaultSystemBusAddress = "unix:path=/var/run/dbus/system_bus_socket"
 // RequestName's flags and replies (D-Bus specification, "Message Bus
 // Messages").
 const (
-	nameFlagDoNotQueue    = 4
-	nameReplyPrimaryOwner = 1
-	nameReplyInQueue      = 2
-	nameReplyExists       = 3
-	nameReplyAlreadyOwner = 4
+	nameFlagReplaceExisting = 2
+	nameFlagDoNotQueue      = 4
+	nameReplyPrimaryOwner   = 1
+	nameReplyInQueue        = 2
+	nameReplyExists         = 3
+	nameReplyAlreadyOwner   = 4
 )
 
 // ErrNameTaken is the error RequestName wraps when another connection owns
@@ -148,12 +149,14 @@ func (b *Conn) Close() error { return b.wc.Close() }
 // Done is closed when the connection has ended.
 func (b *Conn) Done() <-chan struct{} { return b.wc.Done() }
 
-// RequestName asks for name with DO_NOT_QUEUE. It returns nil when the
-// connection became the name's primary owner or already was; an error
-// wrapping ErrNameTaken when another connection owns it; the bus's error
-// (a *wireconn.Error) when the bus refused.
+// RequestName asks for name with REPLACE_EXISTING and DO_NOT_QUEUE (api.md
+// §1): it takes the name over from an owner that allowed replacement, and
+// never waits in the queue. It returns nil when the connection became the
+// name's primary owner or already was; an error wrapping ErrNameTaken when
+// another connection owns it and did not allow replacement; the bus's
+// error (a *wireconn.Error) when the bus refused.
 func (b *Conn) RequestName(ctx context.Context, name string) error {
-	r, err := b.bus.RequestName(ctx, name, nameFlagDoNotQueue)
+	r, err := b.bus.RequestName(ctx, name, nameFlagReplaceExisting|nameFlagDoNotQueue)
 	if err != nil {
 		return fmt.Errorf("busconn: request name %s: %w", name, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/bluechi-go/bluechi/internal/busnames"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/testbus"
@@ -164,6 +165,39 @@ func TestRequestName(t *testing.T) {
 	err = other.RequestName(ctx, ":1.1")
 	if n := dbusrt.ErrorName(err); n != wireconn.ErrInvalidArgs || !strings.Contains(err.Error(), ":1.1") {
 		t.Fatalf("RequestName of a unique name: %v (%s)", err, n)
+	}
+}
+
+// TestRequestNameReplaces checks REPLACE_EXISTING on a real bus: an owner
+// of another library that allowed replacement loses the name to us, and
+// hears NameLost.
+func TestRequestNameReplaces(t *testing.T) {
+	checkGoroutines(t)
+	bus := testbus.Start(t)
+	ctx := testCtx(t)
+	old := godbusConn(t, bus)
+	lost := make(chan *dbus.Signal, 4)
+	old.Signal(lost)
+	if r, err := old.RequestName(testName, dbus.NameFlagAllowReplacement|dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("godbus RequestName = %v, %v", r, err)
+	}
+	b := dial(t, bus, wireconn.Options{})
+	if err := b.RequestName(ctx, testName); err != nil {
+		t.Fatalf("taking over a replaceable name: %v", err)
+	}
+	owner, err := b.GetNameOwner(ctx, testName)
+	if err != nil || owner != b.UniqueName() {
+		t.Fatalf("GetNameOwner = %q, %v; want %q", owner, err, b.UniqueName())
+	}
+	for {
+		select {
+		case s := <-lost:
+			if s.Name == busnames.DBusInterface+"."+busnames.DBusSignalNameLost && len(s.Body) == 1 && s.Body[0] == testName {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the replaced owner never heard NameLost")
+		}
 	}
 }
 
