@@ -240,6 +240,7 @@ func (c *Controller) Close() {
 	for _, n := range c.nodes {
 		if n.peer != nil {
 			n.detachLocked()
+			n.offlineLocked()
 		}
 	}
 	c.updateStatusLocked()

@@ -202,6 +202,35 @@ func newRecorder(t *testing.T, conn *dbus.Conn, path dbus.ObjectPath) *recorder 
 	return r
 }
 
+// watchStatus sends the Status changes of node and of the controller to
+// ch, as "node-status S" and "controller-status S". A connection's
+// subscriptions are served in arrival order, so they interleave with a
+// recorder's signals on the same connection as the bus delivered them.
+func watchStatus(t *testing.T, conn *dbus.Conn, node string, ch chan<- string) []*dbusrt.Subscription {
+	t.Helper()
+	ctx := context.Background()
+	n := bluechi.NewNodeClient(conn, bluechi.ControllerBusName, bluechi.NodePath(node))
+	ns, err := n.OnPropertiesChanged(ctx, func(p *bluechi.NodePropertiesChanged) {
+		if st, ok := p.Status(); ok {
+			ch <- "node-status " + st
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
+	cs, err := ctl.OnPropertiesChanged(ctx, func(p *bluechi.ControllerPropertiesChanged) {
+		if st, ok := p.Status(); ok {
+			ch <- "controller-status " + st
+		}
+	})
+	if err != nil {
+		ns.Close()
+		t.Fatal(err)
+	}
+	return []*dbusrt.Subscription{ns, cs}
+}
+
 // expect reads the next len(want) signals and compares them in order.
 func (r *recorder) expect(want ...string) {
 	r.t.Helper()
@@ -333,13 +362,21 @@ func TestMonitorVirtualEvents(t *testing.T) {
 	waitCalls(t, a2, "Subscribe *")
 
 	// V4: n1 goes away: virtual inactive/agent-offline, then removed, for
-	// every loaded name, to every matching subscription.
+	// every loaded name, to every matching subscription. The second
+	// monitor's connection also hears the node's and the controller's
+	// Status, in one ordered stream with the monitor's signals: the
+	// virtual events come first (internal-protocol.md §10).
+	statusSubs := watchStatus(t, other, "n1", rec2.ch)
 	conn1.Close()
 	rec.expectSet(
 		"state n1 * inactive agent-offline virtual", "removed n1 * virtual",
 		"state n1 a.service inactive agent-offline virtual", "state n1 a.service inactive agent-offline virtual",
 		"removed n1 a.service virtual", "removed n1 a.service virtual")
-	rec2.expect("state n1 a.service inactive agent-offline virtual", "removed n1 a.service virtual")
+	rec2.expect("state n1 a.service inactive agent-offline virtual", "removed n1 a.service virtual",
+		"node-status offline", "controller-status degraded")
+	for _, sub := range statusSubs {
+		sub.Close()
+	}
 
 	// V5: n1 comes back; the agent gets every name again.
 	a1.mu.Lock()

@@ -59,11 +59,10 @@ func (n *node) attachLocked(p *peer) {
 }
 
 // detachLocked unbinds the node from its connection and returns its jobs.
+// The node's properties still say online: offlineLocked reports it.
 func (n *node) detachLocked() []*job {
 	n.units.invalidate()
 	n.peer, n.agent = nil, nil
-	n.obj.SetPeerIP("")
-	n.obj.SetStatus("offline")
 	var jobs []*job
 	for _, j := range n.c.jobs {
 		if j.node == n {
@@ -71,6 +70,12 @@ func (n *node) detachLocked() []*job {
 		}
 	}
 	return jobs
+}
+
+// offlineLocked clears the peer IP and reports the node offline.
+func (n *node) offlineLocked() {
+	n.obj.SetPeerIP("")
+	n.obj.SetStatus("offline")
 }
 
 // agentFor returns the node's agent client, or Offline.

@@ -323,15 +323,18 @@ func (c *Controller) disconnected(p *peer) {
 	p.gone.Do(func() { c.detachPeer(p) })
 }
 
+// detachPeer runs the steps of internal-protocol.md §10 in order: the
+// virtual monitor events and the node's proxy records (goneLocked), its
+// jobs, then the node's and the controller's Status.
 func (c *Controller) detachPeer(p *peer) {
 	c.emu.Lock()
 	c.mu.Lock()
 	delete(c.peers, p)
 	n := p.node
+	detached := n != nil && n.peer == p
 	var jobs []*job
-	if n != nil && n.peer == p {
+	if detached {
 		jobs = n.detachLocked()
-		c.updateStatusLocked()
 	}
 	c.mu.Unlock()
 	if n != nil {
@@ -341,9 +344,18 @@ func (c *Controller) detachPeer(p *peer) {
 	for _, j := range jobs {
 		c.finishJob(j, ResultDisconnected)
 	}
-	if n != nil {
-		c.logger().Info("node disconnected", "node", n.name)
+	if !detached {
+		return
 	}
+	c.mu.Lock()
+	// A new connection may have registered the node meanwhile: it is
+	// online again, and reporting offline now would be wrong.
+	if n.peer == nil {
+		n.offlineLocked()
+		c.updateStatusLocked()
+	}
+	c.mu.Unlock()
+	c.logger().Info("node disconnected", "node", n.name)
 }
 
 func touch(n *node) {
