@@ -355,7 +355,6 @@ func checkUnit(name string) error {
 	return nil
 }
 
-
 // maxFiles bounds the unit file lists of Enable/DisableUnitFiles.
 const maxFiles = 1024
 
