@@ -80,12 +80,18 @@ type Agent struct {
 	tlsd *tlslink.Dialer // UseTLS: set by UseTLS before Run, then read only
 
 	mu       sync.Mutex
-	address  string
 	sess     *session
 	jobs     map[dbus.ObjectPath][]*trackedJob // systemd merges requests: one path, several ids
 	byID     map[jobKey]*trackedJob
 	early    map[dbus.ObjectPath]string // JobRemoved results for jobs not tracked yet
 	switched chan struct{}              // closed by SwitchController to cut the connection
+	// address (under mu) is the controller address of the next connection
+	// attempt. resolveHost: it comes from ControllerHost and is resolved
+	// again before each attempt (until SwitchController sets one);
+	// freshAddress: it was resolved in New, and the first attempt uses it
+	// as it is.
+	address                   string
+	resolveHost, freshAddress bool
 
 	// unitMu guards the unit table and the subscriptions of the session
 	// that receives unit events; it is held while unit events are sent so
@@ -135,14 +141,6 @@ type jobKey struct {
 	id   uint32
 }
 
-// Address returns the D-Bus address of the controller from the configuration.
-func Address(cfg *config.Agent) string {
-	if cfg.ControllerAddress != "" {
-		return cfg.ControllerAddress
-	}
-	return fmt.Sprintf("tcp:host=%s,port=%d", cfg.ControllerHost, cfg.ControllerPort)
-}
-
 // UseTLS makes every TCP connection to the controller run over d (mutual
 // TLS); call it before Run.
 func (a *Agent) UseTLS(d *tlslink.Dialer) { a.tlsd = d }
@@ -151,7 +149,11 @@ func (a *Agent) UseTLS(d *tlslink.Dialer) { a.tlsd = d }
 // org.eclipse.bluechi.Agent object on the bus (the caller requests the
 // name).
 func New(cfg *config.Agent, log *logging.Logger, sd Systemd, api *dbusrt.Server) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, sd: sd, address: Address(cfg),
+	address, resolved, err := initialAddress(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: log, sd: sd, address: address, resolveHost: resolved, freshAddress: resolved,
 		jobs: map[dbus.ObjectPath][]*trackedJob{}, byID: map[jobKey]*trackedJob{}, early: map[dbus.ObjectPath]string{},
 		switched: make(chan struct{}), units: map[string]*unitState{}, proxies: map[proxyKey]*proxy{}}
 	if api != nil {
@@ -279,8 +281,12 @@ func (a *Agent) dial(ctx context.Context) (*session, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, RegisterTimeout)
 	defer cancel()
+	address, tlsName, err := a.dialAddress(dctx)
+	if err != nil {
+		return nil, err
+	}
 	sess := &session{subs: map[string]bool{}}
-	conn, out, err := dialController(dctx, a.currentAddress(), so, a.tlsd, wireconn.Options{
+	conn, out, err := dialController(dctx, address, tlsName, so, a.tlsd, wireconn.Options{
 		Signal: func(_ *wireconn.Conn, m *wire.Message) { a.controllerSignal(sess, m) },
 	})
 	if err != nil {
@@ -473,7 +479,7 @@ func (a *Agent) SwitchController(addr string) error {
 		a.mu.Unlock()
 		return dbusrt.NewError(dbusrt.ErrInvalidArgs, "Invalid controller address %q: %v", addr, err)
 	}
-	a.address = addr
+	a.address, a.resolveHost, a.freshAddress = addr, false, false
 	a.mu.Unlock()
 	// The new address is announced before the disconnect it causes:
 	// bluechi-is-online --switch-timeout tells a switch from a failure by

@@ -21,16 +21,22 @@ import (
 // ANONYMOUS on TCP. so applies to TCP sockets. The connection is not read
 // from yet (wireconn's Start).
 //
-// With tlsd, TCP connections run TLS (tlslink.Dialer) under D-Bus; the
-// unix socket stays plain.
-func dialController(ctx context.Context, address string, so transport.SocketOptions, tlsd *tlslink.Dialer, opts wireconn.Options) (*wireconn.Conn, *batchConn, error) {
+// With tlsd, TCP connections run TLS (tlslink.Dialer) under D-Bus,
+// verifying the controller as tlsName (the configured host name of a
+// resolved address) or, when empty, the address's host; the unix socket
+// stays plain.
+func dialController(ctx context.Context, address, tlsName string, so transport.SocketOptions, tlsd *tlslink.Dialer, opts wireconn.Options) (*wireconn.Conn, *batchConn, error) {
 	type link struct {
 		conn *wireconn.Conn
 		bc   *batchConn
 	}
 	l, err := transport.DialFirst(ctx, address, so, func(nc net.Conn, network string, a transport.Address) (link, error) {
 		if tlsd != nil && network != "unix" {
-			tc, err := tlsd.Client(ctx, nc, a.Params["host"])
+			name := tlsName
+			if name == "" {
+				name = a.Params["host"]
+			}
+			tc, err := tlsd.Client(ctx, nc, name)
 			if err != nil {
 				return link{}, err
 			}

@@ -229,6 +229,23 @@ func TestTLSNodesOnline(t *testing.T) {
 	}
 }
 
+// TestTLSHostName: an agent whose ControllerHost is a host name verifies
+// the controller against that name, not against the address it resolved
+// to: the controller's certificate carries only DNS:localhost.
+func TestTLSHostName(t *testing.T) {
+	certs, err := testcerts.New(t.TempDir(), []string{"localhost"}, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClusterWith(t, "LogLevel=DEBUG\n"+tlsKeys(certs.Controller), "n1")
+	c.startAgentConf("n1", tlsAgentBase+tlsKeys(certs.Nodes["n1"]), "-H", "localhost", "-p", fmt.Sprint(c.port))
+	c.waitStatus("n1", "online")
+	want := fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port)
+	if v, err := c.agentAPI("n1").GetControllerAddress(context.Background()); err != nil || v != want {
+		t.Errorf("ControllerAddress %q, %v; want %q", v, err, want)
+	}
+}
+
 // TestTLSRefused: the controller refuses, each with a log line, an agent
 // registering with another node's certificate (AccessDenied "Node name not
 // allowed"), a certificate of another CA, an expired certificate (the

@@ -329,3 +329,34 @@ func TestNodeBehaviours(t *testing.T) {
 }
 
 func dbusVariant(v any) dbus.Variant { return dbus.MakeVariant(v) }
+
+// TestAgentResolvesControllerHost follows upstream's
+// bluechi-agent-resolve-fqdn and config.md §4 step 3: a host name in
+// ControllerHost is resolved, the agent's ControllerAddress shows the
+// address it resolved to, and a host name that does not resolve is fatal
+// at start, with the name in the log.
+func TestAgentResolvesControllerHost(t *testing.T) {
+	c := newCluster(t, "n1", "n2")
+	ctx := context.Background()
+	c.startAgentConf("n1", fmt.Sprintf("[bluechi-agent]\nControllerHost=localhost\nControllerPort=%d\nLogTarget=stderr\nHeartbeatInterval=300\n", c.port))
+	c.waitStatus("n1", "online")
+	want := fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port)
+	if v, err := c.agentAPI("n1").GetControllerAddress(ctx); err != nil || v != want {
+		t.Errorf("ControllerAddress %q, %v; want %q", v, err, want)
+	}
+
+	bad := c.startAgentConf("n2", "[bluechi-agent]\nControllerHost=no-such-host.invalid\nLogTarget=stderr\n")
+	exited := make(chan error, 1)
+	go func() { exited <- bad.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Error("agent with an unresolvable ControllerHost exited 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent with an unresolvable ControllerHost still runs")
+	}
+	if !logContains(c, "agent-n2", "no-such-host.invalid") {
+		t.Errorf("the agent's log does not name the host:\n%s", readLog(c, "agent-n2"))
+	}
+}
