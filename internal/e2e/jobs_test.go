@@ -167,12 +167,23 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	if fmt.Sprint(props) != fmt.Sprint(want) {
 		t.Fatalf("job properties: %v, want %v", props, want)
 	}
+	jobID, err := jobc.GetID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := jobc.Cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
 	removed(job, "canceled")
 	if _, err := jobc.GetState(ctx); dbusrt.ErrorName(err) != dbusrt.ErrUnknownObject {
 		t.Fatalf("job object after JobRemoved: %v", err)
+	}
+	// The agent's public JobCancel of an id it does not track: Failed
+	// (internal-protocol.md §7.1), the ended job's id included.
+	for _, id := range []uint32{jobID, 4000000000} {
+		if err := c.agentAPI("n1").JobCancel(ctx, id); dbusrt.ErrorName(err) != dbusrt.ErrFailed {
+			t.Fatalf("agent JobCancel(%d) of an unknown job: %v", id, err)
+		}
 	}
 
 	// The agent dies while systemd runs a job: the job ends at once.
