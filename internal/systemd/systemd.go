@@ -169,11 +169,16 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	// private socket is an sd-bus server, and sd-bus 252 left a first call
 	// that arrived in one read with BEGIN unprocessed until more bytes
 	// came.
-	conn, err := wireconn.Dial(ctx, addr, wireconn.Options{
+	wopts := wireconn.Options{
 		Mechanism: transport.MechanismExternal,
 		Signal:    c.signal,
 		Closed:    func(*wireconn.Conn, error) { c.queue.close() },
-	})
+	}
+	dial := wireconn.Dial
+	if private {
+		dial = dialPrivate // checks the peer's uid first
+	}
+	conn, err := dial(ctx, addr, wopts)
 	if err != nil {
 		return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
 	}
