@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -821,5 +822,24 @@ func ctlOnTerminal(t *testing.T, bus string, args ...string) string {
 	case <-time.After(10 * time.Second):
 		t.Fatal("terminal output does not end")
 		return ""
+	}
+}
+
+// TestCtlListNodeOrder: list-units and list-unit-files over all nodes
+// print the nodes in the controller's order (cli.md §1.3), here the
+// configured node-b before node-a, not in name order.
+func TestCtlListNodeOrder(t *testing.T) {
+	c := newCluster(t, "node-b", "node-a")
+	c.startOnline("node-b", "node-a")
+	e := c.in(t)
+	for _, cmd := range []string{"list-units", "list-unit-files"} {
+		r := e.ctlOK(cmd, "--filter=*basic.target") // a unit name, a unit file path
+		var nodes []string
+		for _, l := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")[2:] {
+			nodes = append(nodes, strings.TrimSpace(strings.SplitN(l, " | ", 2)[0]))
+		}
+		if want := []string{"node-b", "node-a"}; !slices.Equal(nodes, want) {
+			t.Errorf("%s: nodes %q, want %q:\n%s", cmd, nodes, want, r.stdout)
+		}
 	}
 }

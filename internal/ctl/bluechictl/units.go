@@ -36,15 +36,33 @@ type UnitFileJSON struct {
 	State string `json:"state"`
 }
 
-// sortedNodes returns the keys of a per-node map in name order (the D-Bus
-// dictionary's order is not kept by the generated client).
-func sortedNodes[T any](m map[string]T) []string {
+// nodeOrder returns the keys of a per-node map in the controller's node
+// order (cli.md §1.3: rows in the order returned). The D-Bus dictionary
+// carries that order but the generated client's map does not keep it, so
+// it is taken from ListNodes, which answers in the same order. Names
+// ListNodes does not list (a node it could not report) follow in name
+// order, as all do if ListNodes fails.
+func nodeOrder[T any](a *app, m map[string]T) []string {
+	var nodes []bluechi.NodeInfo
+	_ = a.call(func(ctx context.Context) (err error) {
+		nodes, err = a.controller().ListNodes(ctx)
+		return
+	})
 	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
+	placed := make(map[string]bool, len(m))
+	for _, n := range nodes {
+		if _, ok := m[n.Name]; ok && !placed[n.Name] {
+			names, placed[n.Name] = append(names, n.Name), true
+		}
 	}
-	sort.Strings(names)
-	return names
+	var rest []string
+	for n := range m {
+		if !placed[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
 }
 
 // listUnits returns every unit of one node or, when node is "", of all.
@@ -62,7 +80,10 @@ func (a *app) listUnits(node string) (map[string][]bluechi.UnitInfo, []string, e
 		all, err = a.controller().ListUnits(ctx)
 		return
 	})
-	return all, sortedNodes(all), err
+	if err != nil {
+		return nil, nil, err
+	}
+	return all, nodeOrder(a, all), nil
 }
 
 func (a *app) listUnitFiles(node string) (map[string][]bluechi.UnitFileInfo, []string, error) {
@@ -79,7 +100,10 @@ func (a *app) listUnitFiles(node string) (map[string][]bluechi.UnitFileInfo, []s
 		all, err = a.controller().ListUnitFiles(ctx)
 		return
 	})
-	return all, sortedNodes(all), err
+	if err != nil {
+		return nil, nil, err
+	}
+	return all, nodeOrder(a, all), nil
 }
 
 func (a *app) optionalNode() string {
