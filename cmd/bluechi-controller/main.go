@@ -215,10 +215,15 @@ func listen(cfg *config.Controller, log *logging.Logger, tlsH *tlsconfig.Holder)
 	if cfg.UseTCP {
 		l, err := transport.Listen("tcp", fmt.Sprintf(":%d", cfg.Port), opts)
 		if err != nil {
-			if len(activated) == 0 {
+			// Only the passed socket holding this very port is forgiven
+			// (config.md §3.2); any other failure is fatal.
+			if !errors.Is(err, syscall.EADDRINUSE) || !slices.ContainsFunc(activated, func(a net.Listener) bool {
+				ta, ok := a.Addr().(*net.TCPAddr)
+				return ok && ta.Port == int(cfg.Port)
+			}) {
 				return nil, false, err
 			}
-			log.Warn("TCP listener not opened", logging.Err(err))
+			log.Warn("TCP listener not opened: the socket-activated listener holds the port", logging.Err(err))
 		} else {
 			out = append(out, l)
 		}
@@ -234,16 +239,14 @@ func listen(cfg *config.Controller, log *logging.Logger, tlsH *tlsconfig.Holder)
 		log.Info("unix socket path served by the socket-activated listener",
 			logging.Attr{Key: "path", Value: logValue(config.DefaultUnixSocketPath)})
 	default:
+		// A passed socket at this path was handled above: a failure here
+		// is fatal, whatever else systemd passed (config.md §3.2).
 		l, err := transport.Listen("unix", config.DefaultUnixSocketPath, opts)
 		if err != nil {
-			if len(activated) == 0 {
-				return nil, false, err
-			}
-			log.Warn("unix socket listener not opened", logging.Err(err))
-		} else {
-			out = append(out, l)
-			ownUDS = true
+			return nil, false, err
 		}
+		out = append(out, l)
+		ownUDS = true
 	}
 	if len(out) == 0 {
 		return nil, false, errors.New("No connection request handler configured")

@@ -5,11 +5,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -88,5 +90,49 @@ func TestSocketActivationUnixPath(t *testing.T) {
 	stop(cmd)
 	if out, err := c.nodes["n1"].Exec(context.Background(), "test", "-S", config.DefaultUnixSocketPath); err != nil {
 		t.Fatalf("the socket file is gone after the controller stopped: %v %s", err, out)
+	}
+}
+
+// TestSocketActivationListenerErrors follows config.md §3.2. With the
+// controller's own TCP port passed by systemd, the failed bind of its
+// TCP listener is only a warning, and an agent registers through the
+// passed socket. A TCP listener that fails on another port (here held by
+// someone else) is fatal, socket activation or not.
+func TestSocketActivationListenerErrors(t *testing.T) {
+	const conf = "[bluechi-controller]\nAllowedNodeNames=n1\nUseTCP=true\nControllerPort=%s\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n"
+	c, _ := activatedCluster(t, "", fmt.Sprintf(conf, "@PORT@"), false)
+	c.startAgent("n1") // its connection starts the controller
+	c.waitStatus("n1", "online")
+	if !logContains(c, "controller", "TCP listener not opened: the socket-activated listener holds the port") {
+		t.Errorf("no warning about the port held by the passed socket")
+	}
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	other := fmt.Sprint(taken.Addr().(*net.TCPAddr).Port)
+	c2, cmd := activatedCluster(t, "", fmt.Sprintf(conf, other), false)
+	// A connection starts the controller, once systemd-socket-activate listens.
+	c2.waitFor("systemd-socket-activate to listen", func() bool {
+		nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c2.port))
+		if err == nil {
+			nc.Close()
+		}
+		return err == nil
+	})
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Error("controller whose TCP port is taken by another process exited 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("controller whose TCP port is taken by another process still runs")
+	}
+	if !logContains(c2, "controller", "address already in use") {
+		t.Errorf("the controller's log does not say why:\n%s", readLog(c2, "controller"))
 	}
 }
