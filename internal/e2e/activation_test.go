@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
@@ -122,15 +121,8 @@ func TestSocketActivationListenerErrors(t *testing.T) {
 		}
 		return err == nil
 	})
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Error("controller whose TCP port is taken by another process exited 0")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller whose TCP port is taken by another process still runs")
+	if code := waitExit(t, cmd, "the controller whose TCP port another process holds"); code != 1 {
+		t.Errorf("controller whose TCP port another process holds: exit %d, want 1", code)
 	}
 	if !logContains(c2, "controller", "address already in use") {
 		t.Errorf("the controller's log does not say why:\n%s", readLog(c2, "controller"))

@@ -181,6 +181,21 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
+// waitExit waits up to 30 s for cmd, started by the test, to exit on its
+// own and returns its exit code; what names it in the failure.
+func waitExit(t *testing.T, cmd *exec.Cmd, what string) int {
+	t.Helper()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not exit", what)
+		return -1
+	}
+}
+
 // startAgent runs bluechi-agent inside the node, connecting over TCP.
 func (c *cluster) startAgent(name string, extra ...string) *exec.Cmd {
 	return c.startAgentWith(name, "[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\nHeartbeatInterval=500\n", extra...)

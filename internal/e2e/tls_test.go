@@ -289,16 +289,10 @@ func TestTLSRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := c.spareAgent("expired", "n2", tlsAgentBase+tlsKeys(expired))
-	exited := make(chan error, 1)
-	go func() { exited <- late.Wait() }()
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the agent with an expired certificate did not exit")
-	}
-	if late.ProcessState.ExitCode() != 1 || !logContains(c.cluster, "agent-spare-expired", "TLSCertificate "+expired.Certificate) ||
+	code := waitExit(t, late, "the agent with an expired certificate")
+	if code != 1 || !logContains(c.cluster, "agent-spare-expired", "TLSCertificate "+expired.Certificate) ||
 		!logContains(c.cluster, "agent-spare-expired", "expired on") {
-		t.Errorf("agent with an expired certificate: exit %d", late.ProcessState.ExitCode())
+		t.Errorf("agent with an expired certificate: exit %d", code)
 	}
 	// ... and the controller refuses a client that offers one anyway.
 	pair, err := tls.LoadX509KeyPair(expired.Certificate, expired.PrivateKey)

@@ -346,15 +346,8 @@ func TestAgentResolvesControllerHost(t *testing.T) {
 	}
 
 	bad := c.startAgentConf("n2", "[bluechi-agent]\nControllerHost=no-such-host.invalid\nLogTarget=stderr\n")
-	exited := make(chan error, 1)
-	go func() { exited <- bad.Wait() }()
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Error("agent with an unresolvable ControllerHost exited 0")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("agent with an unresolvable ControllerHost still runs")
+	if code := waitExit(t, bad, "the agent with an unresolvable ControllerHost"); code != 1 {
+		t.Errorf("agent with an unresolvable ControllerHost: exit %d, want 1", code)
 	}
 	if !logContains(c, "agent-n2", "no-such-host.invalid") {
 		t.Errorf("the agent's log does not name the host:\n%s", readLog(c, "agent-n2"))
