@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,6 +136,10 @@ func TestLifecycle(t *testing.T) {
 	if v, ok := props["ExecStart"]; !ok || v.Signature().String() != "a(sasbttttuii)" {
 		t.Fatalf("ExecStart through the controller: %v", props["ExecStart"])
 	}
+	// upstream's properties-get: values as systemd has them.
+	if props["Type"].Value() != "simple" || props["RemainAfterExit"].Value() != false {
+		t.Fatalf("Type %v, RemainAfterExit %v; want simple, false", props["Type"], props["RemainAfterExit"])
+	}
 	if err := b.ResetFailedUnit(ctx, sandbox.FailingServiceName); err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +175,13 @@ func TestLifecycle(t *testing.T) {
 	if v, err := a.GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Service", "CPUWeight"); err != nil || v.Value() != uint64(50) {
 		t.Fatalf("CPUWeight after SetUnitProperties: %v %v", v, err)
 	}
+	// upstream's property-set: a persistent change (runtime false).
+	if err := a.SetUnitProperties(ctx, sandbox.SimpleServiceName, false, []bluechi.UnitProperty{{Name: "Description", Value: dbus.MakeVariant("I changed")}}); err != nil {
+		t.Fatalf("SetUnitProperties(runtime=false): %v", err)
+	}
+	if v, err := a.GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Unit", "Description"); err != nil || v.Value() != "I changed" {
+		t.Fatalf("Description after SetUnitProperties: %v %v", v, err)
+	}
 	// who is systemd's to check; its error comes back unchanged.
 	if err := a.KillUnit(ctx, sandbox.SimpleServiceName, "nobody", int32(syscall.SIGTERM)); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
 		t.Fatalf("bad who: %v", err)
@@ -198,8 +210,17 @@ func TestNodeComesAndGoes(t *testing.T) {
 	c.waitStatus("n2", "online")
 	ctx := context.Background()
 
+	// The node's Status change is signalled (upstream's
+	// monitor-node-disconnect), not only readable.
+	var nodeStatus propLog
+	sub, err := c.node("n1").OnPropertiesChanged(ctx, func(pc *bluechi.NodePropertiesChanged) { nodeStatus.add(&pc.PropertiesChanged, "Status") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
 	agent.Process.Signal(syscall.SIGKILL)
 	agent.Wait()
+	c.waitFor("the node's Status signal offline", func() bool { return slices.Equal(nodeStatus.get(), []string{"offline"}) })
 	c.waitStatus("n1", "offline")
 	c.waitFor("controller degraded after agent kill", func() bool { s, _ := c.controller().GetStatus(ctx); return s == "degraded" })
 	if _, err := c.node("n1").ListUnits(ctx); dbusrt.ErrorName(err) != bluechi.ErrorNameOffline {

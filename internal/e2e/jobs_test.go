@@ -178,6 +178,11 @@ func TestJobsOnRealSystemd(t *testing.T) {
 	if _, err := jobc.GetState(ctx); dbusrt.ErrorName(err) != dbusrt.ErrUnknownObject {
 		t.Fatalf("job object after JobRemoved: %v", err)
 	}
+	// Cancelling does not stop a start already under way (upstream's
+	// bluechi-job-cancel): the unit is still activating.
+	if s := c.localState("n1", cancelled); s != "activating" {
+		t.Errorf("%s after its job was cancelled: %s, want activating", cancelled, s)
+	}
 	// The agent's public JobCancel of an id it does not track: Failed
 	// (internal-protocol.md §7.1), the ended job's id included.
 	for _, id := range []uint32{jobID, 4000000000} {

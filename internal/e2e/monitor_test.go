@@ -220,7 +220,8 @@ func TestMonitorSubscriptions(t *testing.T) {
 	allEv.wait(0, "removed node-a "+oneshot+" real")
 	oneEv.wait(0, "new node-a "+simple+" real", "state node-a "+simple+" active running real",
 		"props node-a "+simple+" org.freedesktop.systemd1.Service", "removed node-a "+simple+" real")
-	peerEv.wait(0, "new node-a "+simple+" real", "state node-a "+simple+" active running real", "removed node-a "+simple+" real")
+	peerEv.wait(0, "new node-a "+simple+" real", "state node-a "+simple+" active running real",
+		"props node-a "+simple+" org.freedesktop.systemd1.Service", "removed node-a "+simple+" real")
 	listEv.wait(0, "state node-a "+simple+" active running real", "removed node-a "+oneshot+" real")
 	for name, ev := range map[string]*monEvents{"specific": oneEv, "list": listEv} {
 		for _, s := range ev.all() {
@@ -320,6 +321,18 @@ func TestMonitorSubscriptions(t *testing.T) {
 			t.Fatalf("Close by the %s: %v, want AccessDenied", name, err)
 		}
 	}
+	// A peer removed with RemovePeer hears PeerRemoved with the reason,
+	// and nothing after it (upstream's monitor-listener-removed-as-peer).
+	removedPeer := c.busClient()
+	removedEv := watchMonitor(t, removedPeer, one.Path())
+	removedID, err := one.AddPeer(ctx, dbusrt.UniqueName(removedPeer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one.RemovePeer(ctx, removedID, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	removedEv.wait(0, "peer-removed bye")
 	n := oneEv.count("")
 	np := peerEv.count("")
 	if r := c.runJob(jobs, "node-a", "start", simple); r != "done" {
@@ -331,6 +344,9 @@ func TestMonitorSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	peerEv.wait(0, "peer-removed monitor closed")
+	if got := removedEv.all(); !slices.Equal(got, []string{"peer-removed bye"}) {
+		t.Fatalf("a removed peer received %q", got)
+	}
 	if _, err := one.Subscribe(ctx, "node-a", simple); dbusrt.ErrorName(err) != dbusrt.ErrUnknownObject {
 		t.Fatalf("Subscribe on a closed monitor: %v", err)
 	}
@@ -389,10 +405,23 @@ func TestMonitorReconnects(t *testing.T) {
 	defer nodeBus.Close()
 	pub := bluechi.NewAgentClient(nodeBus, bluechi.AgentBusName, bluechi.AgentPath)
 	mark = len(ev.all())
-	if err := pub.SwitchController(ctx, fmt.Sprintf("tcp:host=localhost,port=%d", c.port)); err != nil {
+	var addr propLog
+	asub, err := pub.OnPropertiesChanged(ctx, func(pc *bluechi.AgentPropertiesChanged) { addr.add(&pc.PropertiesChanged, "ControllerAddress") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asub.Close()
+	switched := fmt.Sprintf("tcp:host=localhost,port=%d", c.port)
+	if err := pub.SwitchController(ctx, switched); err != nil {
 		t.Fatal(err)
 	}
 	ev.wait(mark, "state n2 * inactive agent-offline virtual", "removed n2 * virtual", "new n2 * virtual")
+	// The switch is signalled and reads back (upstream's
+	// bluechi-agent-switch-controller).
+	c.waitFor("the ControllerAddress signal", func() bool { return slices.Equal(addr.get(), []string{switched}) })
+	if v, err := pub.GetControllerAddress(ctx); err != nil || v != switched {
+		t.Errorf("ControllerAddress after the switch: %q, %v; want %q", v, err, switched)
+	}
 
 	// Controller restart: the monitor is gone; a new one gets virtual
 	// events from agents that never restarted.

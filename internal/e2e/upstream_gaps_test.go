@@ -125,6 +125,12 @@ func TestControllerAddressAndStatus(t *testing.T) {
 	before := uint64(time.Now().UnixMicro())
 	stop(c.ctrlCmd)
 	c.waitFor("the agent's Status signal offline", func() bool { return slices.Contains(agentStatus.get(), "offline") })
+	// The controller, stopping with nodes online, said down exactly once
+	// (upstream's monitor-system-status-ctrl-stop).
+	c.waitFor("the controller's Status signal down", func() bool { return len(status.get()) >= 5 })
+	if got, want := status.get(), []string{"degraded", "down", "degraded", "up", "down"}; !slices.Equal(got, want) {
+		t.Errorf("controller Status signals %q, want %q", got, want)
+	}
 	if v, err := pub.GetDisconnectTimestamp(ctx); err != nil || v < before || v > uint64(time.Now().UnixMicro()) {
 		t.Errorf("DisconnectTimestamp after the controller stopped: %d %v, want between %d and now", v, err, before)
 	}
