@@ -218,15 +218,20 @@ loop.run()
 func TestConfigErrors(t *testing.T) {
 	bin := binaries(t)
 	dir := t.TempDir()
-	for name, tc := range map[string]struct{ conf, want string }{
-		"controller": {"[bluechi-controller]\nControllerPort=842O\n", "controller.conf:2"},
-		"agent":      {"[bluechi-agent]\nNodeName=x\nthis line is broken\n", "agent.conf:3"},
+	// Upstream's bluechi-*-cmd-line-c-invalid-config, bluechi-invalid-port
+	// and bluechi-agent-invalid-port-configuration.
+	for _, tc := range []struct{ daemon, conf, want string }{
+		{"controller", "[bluechi-controller]\nControllerPort=842O\n", "controller.conf:2"},
+		{"controller", "[bluechi-controller]\nControllerPort=65538\n", "controller.conf:2"},
+		{"controller", "[bluechi-controller]\nbroken line\n", "controller.conf:2"},
+		{"agent", "[bluechi-agent]\nNodeName=x\nthis line is broken\n", "agent.conf:3"},
+		{"agent", "[bluechi-agent]\nNodeName=x\nControllerPort=842O\n", "agent.conf:3"},
 	} {
-		file := filepath.Join(dir, name+".conf")
+		file := filepath.Join(dir, tc.daemon+".conf")
 		os.WriteFile(file, []byte(tc.conf), 0o644)
-		out, err := exec.Command(filepath.Join(bin, "bluechi-"+name), "-u", "-c", file).CombinedOutput()
+		out, err := exec.Command(filepath.Join(bin, "bluechi-"+tc.daemon), "-u", "-c", file).CombinedOutput()
 		if code := exitCode(err); code != 1 || !strings.Contains(string(out), tc.want) {
-			t.Errorf("%s with bad config: exit %d, output %q; want exit 1 naming %s", name, code, out, tc.want)
+			t.Errorf("%s with %q: exit %d, output %q; want exit 1 naming %s", tc.daemon, tc.conf, code, out, tc.want)
 		}
 	}
 	out, err := exec.Command(filepath.Join(bin, "bluechi-controller"), "--QWERTY").CombinedOutput()

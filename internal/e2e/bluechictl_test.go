@@ -395,6 +395,11 @@ func TestCtl(t *testing.T) {
 		if r := e.ctlOK("reload", "node-a", "bc-fixme.service"); r.stdout != "Unit bc-fixme.service ReloadUnit operation result: done\n" {
 			t.Errorf("reload: %v", r)
 		}
+		// ExecReload really ran (upstream's bluechi-reload-unit): systemd
+		// records its exit.
+		if out, _ := n.Exec(context.Background(), "systemctl", "--user", "show", "-P", "ExecReload", "bc-fixme.service"); !strings.Contains(string(out), "code=exited ; status=0") {
+			t.Errorf("ExecReload after reload: %s", out)
+		}
 		if r := e.ctl("daemon-reload", "nope"); r.code != 1 || !strings.Contains(r.stderr, "no node named 'nope'") {
 			t.Errorf("daemon-reload nope: %v", r)
 		}

@@ -186,10 +186,20 @@ func TestIsOnline(t *testing.T) {
 	expect("node offline", online(c.bus.Address, "node", "node-a"), 1, "org.eclipse.bluechi is offline\n")
 	expect("system degraded", online(c.bus.Address, "system"), 1, "org.eclipse.bluechi is offline\n")
 	expect("monitor offline", online(c.bus.Address, "node", "node-a", "--monitor"), 1, "org.eclipse.bluechi is offline\n")
-	start = time.Now()
-	expect("node --wait=500 offline", online(c.bus.Address, "node", "node-a", "--wait=500"), 1, "org.eclipse.bluechi is offline\n")
-	if d := time.Since(start); d < 500*time.Millisecond {
-		t.Errorf("--wait=500 gave up after %v", d)
+	for _, w := range []struct {
+		what, bus string
+		args      []string
+		stderr    string
+	}{
+		{"node --wait=500 offline", c.bus.Address, []string{"node", "node-a", "--wait=500"}, "org.eclipse.bluechi is offline\n"},
+		{"agent --wait=500 offline", nodeBus, []string{"agent", "--wait=500"}, "org.eclipse.bluechi.Agent is offline\n"},
+		{"system --wait=500 degraded", c.bus.Address, []string{"system", "--wait=500"}, "org.eclipse.bluechi is offline\n"},
+	} {
+		start = time.Now()
+		expect(w.what, online(w.bus, w.args...), 1, w.stderr)
+		if d := time.Since(start); d < 500*time.Millisecond {
+			t.Errorf("%s gave up after %v", w.what, d)
+		}
 	}
 
 	// Waiters succeed as soon as the agent is back.

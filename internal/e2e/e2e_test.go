@@ -249,6 +249,19 @@ func TestNodeComesAndGoes(t *testing.T) {
 		c.waitFor("refusal of "+name, func() bool { return logContains(c, "controller", want) })
 		stop(cmd)
 	}
+	// A refused name leaves no trace in the node list (upstream's
+	// bluechi-anonymous-node).
+	nodes, err := c.controller().ListNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	if !slices.Equal(names, []string{"n1", "n2"}) {
+		t.Errorf("ListNodes after refusals: %q, want n1, n2", names)
+	}
 	if s, _ := c.node("n2").GetStatus(ctx); s != "online" {
 		t.Fatalf("n2 after duplicate attempt: %s", s)
 	}
