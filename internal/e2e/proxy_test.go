@@ -152,6 +152,13 @@ func TestProxyServices(t *testing.T) {
 			t.Fatalf("start %s: %s", x[0], r)
 		}
 		c.waitFor(p+" to fail", func() bool { return c.unitState("node-a", p) == "failed" })
+		// The requester only Wants= its proxy: it runs on.
+		if s := c.unitState("node-a", x[0]); s != "active" {
+			t.Errorf("%s after its proxy failed: %s, want active", x[0], s)
+		}
+	}
+	if !logContains(c, "controller", "proxy refused: no such node") {
+		t.Errorf("no log line for the proxy to node-zz")
 	}
 	for _, u := range []string{typo, "bluechi-dep@" + typo} {
 		if s := c.unitState("node-b", u); s != "inactive" {
@@ -176,8 +183,16 @@ func TestProxyServices(t *testing.T) {
 		t.Fatalf("start needs-a-denied: %s", r)
 	}
 	c.waitFor("the denied proxy to fail", func() bool { return c.unitState("node-b", deniedProxy) == "failed" })
-	if s := c.unitState("node-a", other); s != "inactive" {
-		t.Errorf("%s on node-a after a denied proxy: %s", other, s)
+	for _, x := range [][2]string{{"node-a", other}, {"node-a", "bluechi-dep@" + other}} {
+		if s := c.unitState(x[0], x[1]); s != "inactive" {
+			t.Errorf("%s on %s after a denied proxy: %s, want inactive", x[1], x[0], s)
+		}
+	}
+	if s := c.unitState("node-b", "needs-a-denied.service"); s != "active" {
+		t.Errorf("needs-a-denied.service after its proxy was denied: %s, want active", s)
+	}
+	if !logContains(c, "controller", "proxy refused: not in AllowDependenciesOn") {
+		t.Errorf("no log line for the denied proxy")
 	}
 
 	// Requesters on two nodes share one dependency: a target that stops
@@ -250,6 +265,9 @@ func TestProxyServices(t *testing.T) {
 	c.waitFor("the bound requester to be down", func() bool {
 		return c.unitState("node-a", "bound-to-failing.service") != "active"
 	})
+	if s := c.unitState("node-b", failing); s != "failed" {
+		t.Errorf("%s on node-b: %s, want failed", failing, s)
+	}
 }
 
 // TestProxyPendingAcrossReconnects: a proxy whose target node is offline

@@ -311,6 +311,17 @@ func TestNodeBehaviours(t *testing.T) {
 			t.Fatalf("ThawUnit: %v", err)
 		}
 		c.waitFor("thawed", func() bool { return freezer() == "running" && strings.Contains(events(), "frozen 0") })
+		// The same through bluechictl (upstream's
+		// bluechi-freeze-and-thaw-service), with its messages.
+		e := c.in(t)
+		if r := e.ctlOK("freeze", "n2", sandbox.SimpleServiceName); r.stdout != "Unit "+sandbox.SimpleServiceName+" freeze operation done\n" {
+			t.Errorf("bluechictl freeze: %v", r)
+		}
+		c.waitFor("frozen by bluechictl", func() bool { return freezer() == "frozen" && strings.Contains(events(), "frozen 1") })
+		if r := e.ctlOK("thaw", "n2", sandbox.SimpleServiceName); r.stdout != "Unit "+sandbox.SimpleServiceName+" thaw operation done\n" {
+			t.Errorf("bluechictl thaw: %v", r)
+		}
+		c.waitFor("thawed by bluechictl", func() bool { return freezer() == "running" && strings.Contains(events(), "frozen 0") })
 	})
 
 	t.Run("ctl-start-during-shutdown", func(t *testing.T) {
