@@ -351,7 +351,8 @@ func dbusVariant(v any) dbus.Variant { return dbus.MakeVariant(v) }
 // bluechi-agent-resolve-fqdn and config.md §4 step 3: a host name in
 // ControllerHost is resolved, the agent's ControllerAddress shows the
 // address it resolved to, and a host name that does not resolve is fatal
-// at start, with the name in the log.
+// at start, with the name in the log. Invalid log settings on the way
+// are ignored.
 func TestAgentResolvesControllerHost(t *testing.T) {
 	c := newCluster(t, "n1", "n2")
 	ctx := context.Background()
@@ -361,6 +362,13 @@ func TestAgentResolvesControllerHost(t *testing.T) {
 	if v, err := c.agentAPI("n1").GetControllerAddress(ctx); err != nil || v != want {
 		t.Errorf("ControllerAddress %q, %v; want %q", v, err, want)
 	}
+
+	// Invalid log settings are ignored, not fatal (upstream's
+	// bluechi-agent-loglevel, -logtarget and -logisquiet).
+	stop(c.agents["n1"])
+	c.waitStatus("n1", "offline")
+	c.startAgentConf("n1", fmt.Sprintf("[bluechi-agent]\nControllerHost=localhost\nControllerPort=%d\nLogLevel=5\nLogTarget=1\nLogIsQuiet=garbage\n", c.port))
+	c.waitStatus("n1", "online")
 
 	bad := c.startAgentConf("n2", "[bluechi-agent]\nControllerHost=no-such-host.invalid\nLogTarget=stderr\n")
 	if code := waitExit(t, bad, "the agent with an unresolvable ControllerHost"); code != 1 {
