@@ -234,8 +234,11 @@ func (c *comparison) runGroup(g group, r *revision, round int) result {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	res := result{m: parse(&buf, c.procs), dur: time.Since(t0)}
-	if werr := os.WriteFile(logPath, buf.Bytes(), 0o644); werr != nil && err == nil {
+	out := buf.Bytes()
+	// parse reads from its own reader: reading buf would drain it, and the
+	// log would be empty.
+	res := result{m: parse(bytes.NewReader(out), c.procs), dur: time.Since(t0)}
+	if werr := os.WriteFile(logPath, out, 0o644); werr != nil && err == nil {
 		err = werr
 	}
 	if err != nil {
