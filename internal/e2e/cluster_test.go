@@ -141,12 +141,12 @@ func tail(s string, n int) string {
 	return s
 }
 
-func (c *cluster) startController() {
+func (c *cluster) startController(extra ...string) {
 	bin := c.ctrlBin
 	if bin == "" {
 		bin = filepath.Join(binDir, "bluechi-controller")
 	}
-	cmd := exec.Command(bin, "-u", "-c", filepath.Join(c.dir, "controller.conf"))
+	cmd := exec.Command(bin, append([]string{"-u", "-c", filepath.Join(c.dir, "controller.conf")}, extra...)...)
 	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+c.bus.Address)
 	log := c.logFile("controller")
 	cmd.Stdout, cmd.Stderr = log, log

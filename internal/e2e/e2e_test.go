@@ -266,11 +266,29 @@ func TestNodeComesAndGoes(t *testing.T) {
 		t.Fatalf("n2 after duplicate attempt: %s", s)
 	}
 
-	// The controller restarts; every agent comes back by itself.
+	// The controller restarts; every agent comes back by itself. Its
+	// file now names another port, and -p wins over it (upstream's
+	// bluechi-change-port-with-p-cmd-option).
 	stop(c.ctrlCmd)
-	c.startController()
+	file := filepath.Join(c.dir, "controller.conf")
+	conf, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, port := freePort(t), fmt.Sprintf("ControllerPort=%d", c.port)
+	if !strings.Contains(string(conf), port) {
+		t.Fatalf("controller.conf has no %s:\n%s", port, conf)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(string(conf), port, fmt.Sprintf("ControllerPort=%d", wrong), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.startController("-p", fmt.Sprint(c.port))
 	c.waitStatus("n1", "online")
 	c.waitStatus("n2", "online")
+	if nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", wrong)); err == nil {
+		nc.Close()
+		t.Errorf("the controller listens on the file's port %d as well", wrong)
+	}
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
