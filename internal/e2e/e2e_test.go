@@ -234,6 +234,13 @@ func TestNodeComesAndGoes(t *testing.T) {
 	if !logContains(c, "agent-n1", "configuration: HeartbeatInterval=700\n") {
 		t.Errorf("-i 700 not in the agent's configuration")
 	}
+	// -n, -H and -p win over a file that names another node, host and
+	// port (upstream's bluechi-agent-cmd-options).
+	stop(c.agents["n1"])
+	c.waitStatus("n1", "offline")
+	c.startAgentConf("n1", "[bluechi-agent]\nNodeName=wrong\nControllerHost=192.0.2.1\nControllerPort=1\nLogTarget=stderr\nLogLevel=DEBUG\n",
+		"-H", "127.0.0.1", "-p", fmt.Sprint(c.port))
+	c.waitStatus("n1", "online")
 
 	// Duplicate and unknown node names are refused (from a spare machine:
 	// each agent needs its own bus for org.eclipse.bluechi.Agent).
