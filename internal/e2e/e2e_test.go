@@ -355,14 +355,51 @@ func TestSilentPeers(t *testing.T) {
 	c.waitStatus("s1", "online")
 }
 
-// TestExplicitControllerThreshold: an agent whose ControllerHeartbeatThreshold
-// is configured drops a controller that sends no heartbeats (as upstream's
-// agent does), while the built-in default waits for a first heartbeat.
-func TestExplicitControllerThreshold(t *testing.T) {
-	c := newClusterWith(t, "HeartbeatInterval=0\n", "h1")
-	c.startAgentWith("h1", "[bluechi-agent]\nLogTarget=stderr\nControllerHeartbeatThreshold=1500\n")
-	c.waitFor("agent drops a silent controller", func() bool {
-		return logContains(c, "agent-h1", "controller heartbeat timeout")
+// TestHeartbeatThresholds follows upstream's bluechi-heartbeat-node-
+// disconnected and -agent-disconnected: an agent that sends no heartbeats
+// is dropped by the controller, and a controller that sends none is
+// dropped by an agent with a ControllerHeartbeatThreshold, each no sooner
+// than the threshold after the last sign of life it recorded.
+func TestHeartbeatThresholds(t *testing.T) {
+	// Long enough that reading the last-seen time right after
+	// registration always comes before the drop, on a loaded machine too.
+	const threshold = 3000 * time.Millisecond
+	ctx := context.Background()
+	t.Run("node", func(t *testing.T) {
+		c := newClusterWith(t, "HeartbeatInterval=200\nNodeHeartbeatThreshold=3000\n", "h1")
+		var status propLog
+		sub, err := c.node("h1").OnPropertiesChanged(ctx, func(pc *bluechi.NodePropertiesChanged) { status.add(&pc.PropertiesChanged, "Status") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		c.startAgentWith("h1", "[bluechi-agent]\nLogTarget=stderr\nHeartbeatInterval=0\n")
+		c.waitStatus("h1", "online")
+		// Without heartbeats it stays the registration's time (read now:
+		// the agent registers again after the drop).
+		last, err := c.node("h1").GetLastSeenTimestamp(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("h1 dropped", func() bool { return slices.Contains(status.get(), "offline") })
+		dropped := time.Now()
+		if silent := dropped.Sub(time.UnixMicro(int64(last))); silent < threshold {
+			t.Errorf("node dropped %v after it was last seen, before the threshold %v", silent, threshold)
+		}
+	})
+	t.Run("controller", func(t *testing.T) {
+		c := newClusterWith(t, "HeartbeatInterval=0\n", "h1")
+		c.startAgentWith("h1", "[bluechi-agent]\nLogTarget=stderr\nHeartbeatInterval=200\nControllerHeartbeatThreshold=3000\n")
+		c.waitStatus("h1", "online")
+		last, err := c.agentAPI("h1").GetLastSeenTimestamp(ctx) // the registration's: the controller sends no heartbeats
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("the agent to drop a silent controller", func() bool { return logContains(c, "agent-h1", "controller heartbeat timeout") })
+		dropped := time.Now()
+		if silent := dropped.Sub(time.UnixMicro(int64(last))); silent < threshold {
+			t.Errorf("controller dropped %v after it was last seen, before the threshold %v", silent, threshold)
+		}
 	})
 }
 
