@@ -181,18 +181,9 @@ func (c *Controller) jobStateChanged(n *node, id uint32, state string) {
 
 // finishJob emits JobRemoved and removes the job, once.
 func (c *Controller) finishJob(j *job, result string) {
-	c.mu.Lock()
-	if j.finished {
-		c.mu.Unlock()
+	obj, agent, doneAt, ok := c.retireJob(j, result)
+	if !ok {
 		return
-	}
-	j.finished, j.result = true, result
-	delete(c.jobs, j.id)
-	obj := j.obj
-	agent, doneAt := j.node.agent, j.doneAt
-	c.mu.Unlock()
-	if obj == nil {
-		return // the lifecycle call reports it
 	}
 	if j.kind == "start" && !doneAt.IsZero() && agent != nil && c.metricsOn() {
 		// The unit's timestamps are read before JobRemoved goes out, so a
@@ -205,6 +196,32 @@ func (c *Controller) finishJob(j *job, result string) {
 		}
 	}
 	c.jobRemoved(j, obj, result)
+}
+
+// retireJob marks j finished with result and forgets it. ok is false when
+// it was finished already or has no object yet (the lifecycle call that
+// creates it reports the end).
+func (c *Controller) retireJob(j *job, result string) (obj *daemonapi.JobObject, agent *daemonapi.InternalAgentWireClient, doneAt time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if j.finished {
+		return nil, nil, time.Time{}, false
+	}
+	j.finished, j.result = true, result
+	delete(c.jobs, j.id)
+	return j.obj, j.node.agent, j.doneAt, j.obj != nil
+}
+
+// dropJobs ends the jobs of a node whose connection is gone: JobRemoved
+// with result, and no StartUnitJobMetrics (the node cannot be asked for
+// the unit's timestamps). Unlike finishJob it never takes c.emu, so that
+// detachPeer runs it holding c.emu.
+func (c *Controller) dropJobs(jobs []*job, result string) {
+	for _, j := range jobs {
+		if obj, _, _, ok := c.retireJob(j, result); ok {
+			c.jobRemoved(j, obj, result)
+		}
+	}
 }
 
 // jobRemoved removes the job object and emits JobRemoved. The object goes

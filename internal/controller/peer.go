@@ -325,9 +325,12 @@ func (c *Controller) disconnected(p *peer) {
 
 // detachPeer runs the steps of internal-protocol.md §10 in order: the
 // virtual monitor events and the node's proxy records (goneLocked), its
-// jobs, then the node's and the controller's Status.
+// jobs, then the node's and the controller's Status. All of it holds
+// c.emu, which registration and shutdown take first: the node cannot
+// register again, nor the controller report down, halfway through.
 func (c *Controller) detachPeer(p *peer) {
 	c.emu.Lock()
+	defer c.emu.Unlock()
 	c.mu.Lock()
 	delete(c.peers, p)
 	n := p.node
@@ -340,20 +343,13 @@ func (c *Controller) detachPeer(p *peer) {
 	if n != nil {
 		c.goneLocked(n, p)
 	}
-	c.emu.Unlock()
-	for _, j := range jobs {
-		c.finishJob(j, ResultDisconnected)
-	}
 	if !detached {
 		return
 	}
+	c.dropJobs(jobs, ResultDisconnected)
 	c.mu.Lock()
-	// A new connection may have registered the node meanwhile: it is
-	// online again, and reporting offline now would be wrong.
-	if n.peer == nil {
-		n.offlineLocked()
-		c.updateStatusLocked()
-	}
+	n.offlineLocked()
+	c.updateStatusLocked()
 	c.mu.Unlock()
 	c.logger().Info("node disconnected", "node", n.name)
 }
