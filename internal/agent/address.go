@@ -34,7 +34,9 @@ func hostAddress(ctx context.Context, host string, port uint16) (string, error) 
 		}
 		ip = ips[0]
 	}
-	return fmt.Sprintf("tcp:host=%s,port=%d", ip.Unmap(), port), nil
+	// '%' starts an escape in D-Bus addresses: a zone (fe80::1%eth0) is
+	// written %25.
+	return fmt.Sprintf("tcp:host=%s,port=%d", strings.ReplaceAll(ip.Unmap().String(), "%", "%25"), port), nil
 }
 
 // initialAddress is the controller address at start: the configured
@@ -69,14 +71,22 @@ func (a *Agent) dialAddress(ctx context.Context) (address, tlsName string, err e
 	if err != nil {
 		return "", "", err
 	}
+	// Held from the check to the announcement, as SwitchController holds
+	// it: a switch cannot slip in between and be overwritten by this
+	// result. Not during the lookup, which may take seconds.
+	a.addrMu.Lock()
+	defer a.addrMu.Unlock()
 	a.mu.Lock()
-	changed := a.resolveHost && next != a.address // not if SwitchController came meanwhile
-	if changed {
-		a.address = next
+	if !a.resolveHost { // SwitchController came meanwhile: its address
+		address = a.address
+		a.mu.Unlock()
+		return address, "", nil
 	}
+	changed := next != a.address
+	a.address = next
 	a.mu.Unlock()
 	if !changed {
-		return address, tlsName, nil
+		return next, tlsName, nil
 	}
 	a.slog().Info("controller host resolves to a new address", "host", a.cfg.ControllerHost, "address", next, "was", address)
 	if a.pub != nil {

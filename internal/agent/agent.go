@@ -92,6 +92,10 @@ type Agent struct {
 	// as it is.
 	address                   string
 	resolveHost, freshAddress bool
+	// addrMu serialises changes of address with their announcement as
+	// ControllerAddress (SwitchController, a new resolution); taken
+	// before mu.
+	addrMu sync.Mutex
 
 	// unitMu guards the unit table and the subscriptions of the session
 	// that receives unit events; it is held while unit events are sent so
@@ -470,6 +474,8 @@ func (a *Agent) current() *session {
 
 // SwitchController makes the agent drop its connection and reconnect to addr.
 func (a *Agent) SwitchController(addr string) error {
+	a.addrMu.Lock()
+	defer a.addrMu.Unlock()
 	a.mu.Lock()
 	if addr == a.address {
 		a.mu.Unlock()
