@@ -193,6 +193,17 @@ func serve(cfg *config.Controller, user bool, log *logging.Logger, tlsH *tlsconf
 	return nil
 }
 
+// sameFile reports whether paths a and b name the same file, also through
+// a symbolic link (/var/run is one to /run).
+func sameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
 // listen opens the TCP and unix listeners and takes a socket-activated one.
 // ownUDS reports whether it bound the unix socket path itself (and so
 // removes it at shutdown).
@@ -232,7 +243,7 @@ func listen(cfg *config.Controller, log *logging.Logger, tlsH *tlsconfig.Holder)
 	switch {
 	case !cfg.UseUDS:
 	case slices.ContainsFunc(activated, func(l net.Listener) bool {
-		return l.Addr().Network() == "unix" && l.Addr().String() == config.DefaultUnixSocketPath
+		return l.Addr().Network() == "unix" && sameFile(l.Addr().String(), config.DefaultUnixSocketPath)
 	}):
 		// systemd serves the path and passed it on: not ours to bind or
 		// remove. The usual set-up (bluechi-controller.socket), so no warning.

@@ -191,6 +191,8 @@ func waitExit(t *testing.T, cmd *exec.Cmd, what string) int {
 	case <-exited:
 		return cmd.ProcessState.ExitCode()
 	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited // so that no other Wait races this one
 		t.Fatalf("%s did not exit", what)
 		return -1
 	}

@@ -240,7 +240,7 @@ func TestTLSHostName(t *testing.T) {
 	c := newClusterWith(t, "LogLevel=DEBUG\n"+tlsKeys(certs.Controller), "n1")
 	c.startAgentConf("n1", tlsAgentBase+tlsKeys(certs.Nodes["n1"]), "-H", "localhost", "-p", fmt.Sprint(c.port))
 	c.waitStatus("n1", "online")
-	want := fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port)
+	want := localhostAddress(t, c.port)
 	if v, err := c.agentAPI("n1").GetControllerAddress(context.Background()); err != nil || v != want {
 		t.Errorf("ControllerAddress %q, %v; want %q", v, err, want)
 	}

@@ -347,6 +347,18 @@ func TestNodeBehaviours(t *testing.T) {
 
 func dbusVariant(v any) dbus.Variant { return dbus.MakeVariant(v) }
 
+// localhostAddress is the controller address an agent resolves
+// ControllerHost=localhost to: the resolver's first address (127.0.0.1 or
+// ::1, by the host's configuration; the nodes share it).
+func localhostAddress(t *testing.T, port int) string {
+	t.Helper()
+	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("tcp:host=%s,port=%d", ips[0].Unmap(), port)
+}
+
 // TestAgentResolvesControllerHost follows upstream's
 // bluechi-agent-resolve-fqdn and config.md §4 step 3: a host name in
 // ControllerHost is resolved, the agent's ControllerAddress shows the
@@ -358,7 +370,7 @@ func TestAgentResolvesControllerHost(t *testing.T) {
 	ctx := context.Background()
 	c.startAgentConf("n1", fmt.Sprintf("[bluechi-agent]\nControllerHost=localhost\nControllerPort=%d\nLogTarget=stderr\nHeartbeatInterval=300\n", c.port))
 	c.waitStatus("n1", "online")
-	want := fmt.Sprintf("tcp:host=127.0.0.1,port=%d", c.port)
+	want := localhostAddress(t, c.port)
 	if v, err := c.agentAPI("n1").GetControllerAddress(ctx); err != nil || v != want {
 		t.Errorf("ControllerAddress %q, %v; want %q", v, err, want)
 	}
