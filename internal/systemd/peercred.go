@@ -3,40 +3,16 @@
 package systemd
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
 	"syscall"
-
-	"github.com/bluechi-go/bluechi/internal/transport"
-	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
-// dialPrivate connects to systemd's private socket at addr and, before a
-// byte is sent, checks who serves it (config.md §4.1): the peer must run
-// as root or as this process's user, as the manager does. Anything else
-// listening there is refused.
-func dialPrivate(ctx context.Context, addr string, opts wireconn.Options) (*wireconn.Conn, error) {
-	c, err := transport.DialFirst(ctx, addr, transport.DefaultSocketOptions(), func(nc net.Conn, network string, _ transport.Address) (*wireconn.Conn, error) {
-		if err := checkPeerUID(nc, network); err != nil {
-			nc.Close()
-			return nil, &transport.FinalError{Err: err}
-		}
-		c, err := wireconn.Client(ctx, nc, opts)
-		if err != nil {
-			return nil, &transport.FinalError{Err: err}
-		}
-		return c, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wireconn: %w", err)
-	}
-	return c, nil
-}
-
-// checkPeerUID refuses a unix socket whose peer (SO_PEERCRED) is neither
-// root nor this process's effective user, and any other kind of socket.
+// checkPeerUID is the check of systemd's private socket (config.md §4.1),
+// made before a byte is sent: it refuses a unix socket whose peer
+// (SO_PEERCRED) is neither root nor this process's effective user, as the
+// manager is, and any other kind of socket.
 func checkPeerUID(nc net.Conn, network string) error {
 	sc, ok := nc.(syscall.Conn)
 	if network != "unix" || !ok {

@@ -174,11 +174,10 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		Signal:    c.signal,
 		Closed:    func(*wireconn.Conn, error) { c.queue.close() },
 	}
-	dial := wireconn.Dial
 	if private {
-		dial = dialPrivate // checks the peer's uid first
+		wopts.VerifyPeer = checkPeerUID
 	}
-	conn, err := dial(ctx, addr, wopts)
+	conn, err := wireconn.Dial(ctx, addr, wopts)
 	if err != nil {
 		return nil, fmt.Errorf("systemd: connect %s: %w", addr, err)
 	}

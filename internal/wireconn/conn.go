@@ -147,6 +147,10 @@ type Options struct {
 	// "" is ANONYMOUS, EXTERNAL with UID "" claims the effective uid).
 	Mechanism transport.Mechanism
 	UID       string
+	// VerifyPeer, if set, is called by Dial with each socket it opened
+	// (network "unix" or "tcp"), before a byte is sent: an error refuses
+	// the peer and ends the Dial.
+	VerifyPeer func(nc net.Conn, network string) error
 }
 
 // Conn is one D-Bus connection. Its methods are safe for concurrent use.
@@ -269,7 +273,13 @@ func Client(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 // first address that answers wins), applies transport's default socket
 // options on TCP and runs Client.
 func Dial(ctx context.Context, address string, opts Options) (*Conn, error) {
-	c, err := transport.DialFirst(ctx, address, transport.DefaultSocketOptions(), func(nc net.Conn, _ string, _ transport.Address) (*Conn, error) {
+	c, err := transport.DialFirst(ctx, address, transport.DefaultSocketOptions(), func(nc net.Conn, network string, _ transport.Address) (*Conn, error) {
+		if opts.VerifyPeer != nil {
+			if err := opts.VerifyPeer(nc, network); err != nil {
+				nc.Close()
+				return nil, &transport.FinalError{Err: err}
+			}
+		}
 		c, err := Client(ctx, nc, opts)
 		if err != nil {
 			return nil, &transport.FinalError{Err: err} // the peer answered: not the next entry's business
