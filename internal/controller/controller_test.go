@@ -499,3 +499,21 @@ func TestRequiredSelinuxContext(t *testing.T) {
 		t.Fatalf("unknown name: %v", err)
 	}
 }
+
+// TestShutdownState: once the controller is shutting down, calls on a
+// node fail with Failed "Request not allowed: node is in shutdown state"
+// (api.md §4), whether the node was online or not.
+func TestShutdownState(t *testing.T) {
+	c := startCluster(t, "n1", "n2")
+	if _, err := c.connect("n1", newUnitAgent(nil)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c.ctrl.Close()
+	for _, name := range []string{"n1", "n2"} {
+		_, err := c.node(name).StartUnit(ctx, "a.service", "replace")
+		if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != "Request not allowed: node is in shutdown state" {
+			t.Errorf("%s: StartUnit during shutdown: %v", name, err)
+		}
+	}
+}
