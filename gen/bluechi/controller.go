@@ -139,12 +139,13 @@ func (c *ControllerClient) Destination() string { return c.dest }
 // ListUnits calls org.eclipse.bluechi.Controller.ListUnits: Collect the loaded units of every online node.
 //
 // Nodes are asked in parallel; offline nodes are simply missing from the result.
-// If one node errors or times out (30 s), the call fails with
+// A node that fails or does not answer within 10 s is left out too (and
+// logged), where upstream fails the whole call with
 // `org.freedesktop.DBus.Error.Failed`.
 // Each unit record is (name, description, load state, active state, sub state,
 // followed unit, unit object path, job id, job type, job object path).
 //
-//   - units: Node name mapped to the unit records of that node.
+//   - units: Node name mapped to the unit records of that node, in node order (that of ListNodes; a Go map does not keep it).
 func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]UnitInfo, err error) {
 	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodListUnits)
 	if err != nil {
@@ -159,7 +160,7 @@ func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]Un
 // Same fan-out and failure rules as ListUnits.
 // Each unit file record is (unit file path, enablement state).
 //
-//   - unitFiles: Node name mapped to the unit file records of that node.
+//   - unitFiles: Node name mapped to the unit file records of that node, in node order (that of ListNodes; a Go map does not keep it).
 func (c *ControllerClient) ListUnitFiles(ctx context.Context) (unitFiles map[string][]UnitFileInfo, err error) {
 	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodListUnitFiles)
 	if err != nil {

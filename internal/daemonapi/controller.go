@@ -67,7 +67,8 @@ const (
 type ControllerServer interface {
 	// ListUnits: Collect the loaded units of every online node.
 	// Nodes are asked in parallel; offline nodes are simply missing from the result.
-	// If one node errors or times out (30 s), the call fails with
+	// A node that fails or does not answer within 10 s is left out too (and
+	// logged), where upstream fails the whole call with
 	// `org.freedesktop.DBus.Error.Failed`.
 	// Each unit record is (name, description, load state, active state, sub state,
 	// followed unit, unit object path, job id, job type, job object path).
