@@ -135,7 +135,9 @@ func (c *AgentClient) RemoveProxy(ctx context.Context, localServiceName string, 
 
 // SwitchController calls org.eclipse.bluechi.Agent.SwitchController: Drop the controller connection and reconnect to another address.
 //
-// Fails with `org.freedesktop.DBus.Error.Failed` if the address is the current one.
+// Fails with `org.freedesktop.DBus.Error.Failed` if the address is the current one
+// and with `org.freedesktop.DBus.Error.InvalidArgs` if it is malformed.
+// ControllerAddress changes before Status turns `offline`.
 //
 //   - dbusAddress: D-Bus address, e.g. `tcp:host=10.0.0.1,port=842`.
 func (c *AgentClient) SwitchController(ctx context.Context, dbusAddress string) (err error) {

@@ -85,8 +85,12 @@ func ParseControllerJobNew(sig *dbus.Signal) (*ControllerJobNewSignal, error) {
 	return s, nil
 }
 
-// ControllerJobRemovedSignal is the body of signal org.eclipse.bluechi.Controller.JobRemoved: A job has ended; its object is unexported right after this signal.
-// Not emitted for jobs that vanish because their node disconnected.
+// ControllerJobRemovedSignal is the body of signal org.eclipse.bluechi.Controller.JobRemoved: A job has ended; its object is already unexported when this is sent.
+// The jobs of a node that disconnects end too, with result
+// `cancelled due to node disconnect`: after the monitors' virtual events, before
+// the node's Status turns `offline` (upstream drops them without a signal).
+// While metrics are enabled, a start job's JobRemoved follows its
+// StartUnitJobMetrics.
 type ControllerJobRemovedSignal struct {
 	// ID: Numeric job id.
 	ID uint32
@@ -96,7 +100,7 @@ type ControllerJobRemovedSignal struct {
 	Node string
 	// Unit: Unit the job acted on.
 	Unit string
-	// Result: systemd result (`done`, `canceled`, `failed`, ...) or `cancelled due to shutdown`.
+	// Result: systemd result (`done`, `canceled`, `failed`, ...), `cancelled due to shutdown` or `cancelled due to node disconnect`.
 	Result string
 }
 

@@ -35,7 +35,8 @@ type MetricsProperties struct {
 
 // MetricsStartUnitJobMetricsSignal is the body of signal org.eclipse.bluechi.Metrics.StartUnitJobMetrics: Timing of a BlueChi `start` job that has finished.
 // Unit timestamps are the CLOCK_MONOTONIC ones, read right after the job ended;
-// the signal is skipped if they cannot be read.
+// the signal is skipped if they cannot be read. It comes before the job's
+// JobRemoved, which waits for it.
 type MetricsStartUnitJobMetricsSignal struct {
 	// NodeName: Node that ran the job.
 	NodeName string

@@ -109,7 +109,8 @@ func ParseMonitorUnitStateChanged(sig *dbus.Signal) (*MonitorUnitStateChangedSig
 	return s, nil
 }
 
-// MonitorUnitNewSignal is the body of signal org.eclipse.bluechi.Monitor.UnitNew: A watched unit was loaded, or was found loaded when watching started.
+// MonitorUnitNewSignal is the body of signal org.eclipse.bluechi.Monitor.UnitNew: A watched unit was loaded, or was found loaded when watching started
+// or when its node registered again.
 // Unit `*` with reason `virtual` tells that a wildcard subscription became active
 // on the node.
 type MonitorUnitNewSignal struct {
@@ -207,7 +208,8 @@ func (c *MonitorClient) Close(ctx context.Context) (err error) {
 
 // Subscribe calls org.eclipse.bluechi.Monitor.Subscribe: Watch one unit, or every unit, on one node or on all nodes.
 //
-// Unknown node names are accepted; such a subscription never fires.
+// Unknown node names are accepted; such a subscription never fires. An invalid
+// unit name gets `org.freedesktop.DBus.Error.InvalidArgs`.
 //
 //   - node: Node name, or `*` for every configured node.
 //   - unit: Unit name, or `*` for every unit.
@@ -233,6 +235,9 @@ func (c *MonitorClient) Unsubscribe(ctx context.Context, id uint32) (err error) 
 
 // SubscribeList calls org.eclipse.bluechi.Monitor.SubscribeList: Watch several named units on a node with a single subscription.
 //
+// An empty list, more than 1024 names or an invalid name gets
+// `org.freedesktop.DBus.Error.InvalidArgs`; a name given twice counts once.
+//
 //   - node: Node name, or `*` for every configured node.
 //   - units: Unit names to watch.
 //   - id: Subscription id; treat it as opaque.
@@ -248,7 +253,7 @@ func (c *MonitorClient) SubscribeList(ctx context.Context, node string, units []
 // AddPeer calls org.eclipse.bluechi.Monitor.AddPeer: Let another bus client receive the signals of this monitor.
 //
 // Fails with `org.freedesktop.DBus.Error.InvalidArgs` for a malformed unique
-// name, for the owner itself, and for a name that was already added.
+// name, a name not on the bus, the owner itself, and a name that was already added.
 //
 //   - name: Unique bus name of the peer, e.g. `:1.42`.
 //   - id: Peer id to pass to RemovePeer.

@@ -98,7 +98,8 @@ type NodeProperties struct {
 	// Status: `online` while an agent is registered for the node, `offline` otherwise.
 	Status string
 	// PeerIP: Address of the connected agent; empty when offline or connected by Unix socket.
-	// IPv4 peers may show up in IPv4-mapped IPv6 form.
+	// IPv4 peers are shown as dotted IPv4, also on a dual-stack listener; link-local
+	// IPv6 addresses carry their `%zone`.
 	//
 	// Not in GetAll (as upstream): Properties leaves it zero; read it with GetPeerIP.
 	PeerIP string
@@ -139,7 +140,10 @@ func (c *NodeClient) Destination() string { return c.dest }
 
 // StartUnit calls org.eclipse.bluechi.Node.StartUnit: Queue a start job for a unit on this node's systemd.
 //
-// On success a BlueChi job object exists and JobNew was emitted before the reply.
+// JobNew is emitted before the reply. A job that ends at once may also have its
+// JobRemoved before the reply: subscribe first and match by path. If the node
+// disconnects during the call, it fails with `org.freedesktop.DBus.Error.Failed`
+// and no job is created. Stop, Restart and ReloadUnit work the same way.
 //
 //   - name: Unit name, e.g. `foo.service`.
 //   - mode: systemd job mode such as `replace` or `fail`.
@@ -231,7 +235,8 @@ func (c *NodeClient) RestartUnit(ctx context.Context, name string, mode string) 
 
 // KillUnit calls org.eclipse.bluechi.Node.KillUnit: Send a signal to processes of a unit.
 //
-// systemd validates the arguments and reports errors such as NoSuchProcess.
+// A signal outside 1-64 or a bad unit name gets `org.freedesktop.DBus.Error.InvalidArgs`;
+// systemd checks `who` and reports errors such as NoSuchProcess.
 //
 //   - name: Unit name.
 //   - who: Which processes: `main`, `control` or `all`.
@@ -432,7 +437,8 @@ func (c *NodeClient) GetStatus(ctx context.Context) (v string, err error) {
 }
 
 // GetPeerIP reads property PeerIp: Address of the connected agent; empty when offline or connected by Unix socket.
-// IPv4 peers may show up in IPv4-mapped IPv6 form.
+// IPv4 peers are shown as dotted IPv4, also on a dual-stack listener; link-local
+// IPv6 addresses carry their `%zone`.
 func (c *NodeClient) GetPeerIP(ctx context.Context) (v string, err error) {
 	err = getProperty(ctx, c.obj, NodeInterface, NodePropertyPeerIP, &v)
 	return

@@ -55,7 +55,9 @@ type AgentServer interface {
 	// Always succeeds, also when no such proxy exists.
 	RemoveProxy(ctx context.Context, localServiceName string, node string, unit string) (err error)
 	// SwitchController: Drop the controller connection and reconnect to another address.
-	// Fails with `org.freedesktop.DBus.Error.Failed` if the address is the current one.
+	// Fails with `org.freedesktop.DBus.Error.Failed` if the address is the current one
+	// and with `org.freedesktop.DBus.Error.InvalidArgs` if it is malformed.
+	// ControllerAddress changes before Status turns `offline`.
 	SwitchController(ctx context.Context, dbusAddress string) (err error)
 	// JobCancel: Cancel the systemd job tracked under a BlueChi job id.
 	// Absent from upstream's XML but served at run time; unknown ids fail with

@@ -299,22 +299,26 @@ const internalAgentXML = " <interface name=\"org.eclipse.bluechi.internal.Agent\
 // Embed UnimplementedInternalAgentServer so that methods added later answer UnknownMethod.
 type InternalAgentServer interface {
 	// StartUnit: Controller to agent: start a unit and track its systemd job.
-	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow.
+	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow
+	// (a JobDone may come first when systemd ended the job before answering).
 	StartUnit(ctx context.Context, name string, mode string, jobID uint32) (err error)
 	// StartTransientUnit: Controller to agent: create and start a transient unit (job not tracked).
 	StartTransientUnit(ctx context.Context, name string, mode string, props []bluechi.UnitProperty, aux []bluechi.AuxUnit) (job dbus.ObjectPath, err error)
 	// StopUnit: Controller to agent: stop a unit and track its systemd job.
-	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow.
+	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow
+	// (a JobDone may come first when systemd ended the job before answering).
 	StopUnit(ctx context.Context, name string, mode string, jobID uint32) (err error)
 	// FreezeUnit: Controller to agent: freeze the processes of a unit.
 	FreezeUnit(ctx context.Context, name string) (err error)
 	// ThawUnit: Controller to agent: thaw the processes of a unit.
 	ThawUnit(ctx context.Context, name string) (err error)
 	// ReloadUnit: Controller to agent: reload a unit and track its systemd job.
-	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow.
+	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow
+	// (a JobDone may come first when systemd ended the job before answering).
 	ReloadUnit(ctx context.Context, name string, mode string, jobID uint32) (err error)
 	// RestartUnit: Controller to agent: restart a unit and track its systemd job.
-	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow.
+	// Replies empty once systemd accepted the job; JobStateChanged and JobDone follow
+	// (a JobDone may come first when systemd ended the job before answering).
 	RestartUnit(ctx context.Context, name string, mode string, jobID uint32) (err error)
 	// KillUnit: Controller to agent: signal processes of a unit.
 	KillUnit(ctx context.Context, name string, who string, signal int32) (err error)

@@ -58,9 +58,11 @@ const internalControllerXML = " <interface name=\"org.eclipse.bluechi.internal.C
 // Embed UnimplementedInternalControllerServer so that methods added later answer UnknownMethod.
 type InternalControllerServer interface {
 	// Register: Agent to controller: bind this connection to a configured node name.
-	// Errors: AddressInUse (connection already registered, or node already
-	// connected), ServiceUnknown (name not configured), AccessDenied (SELinux
-	// context does not match). A refused connection stays open.
+	// Errors: AddressInUse (connection already registered, or node connected on a
+	// live socket; one whose socket is certainly closed is replaced), ServiceUnknown
+	// (name not configured), AccessDenied (SELinux type or TLS certificate does not
+	// match; the TLS case also closes the connection), Failed (controller shutting
+	// down). Another refused connection stays open until RegistrationTimeout.
 	Register(ctx context.Context, name string) (err error)
 	mustEmbedUnimplementedInternalControllerServer()
 }

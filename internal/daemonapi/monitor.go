@@ -67,16 +67,19 @@ type MonitorServer interface {
 	// Every peer receives PeerRemoved with reason `monitor closed`.
 	Close(ctx context.Context) (err error)
 	// Subscribe: Watch one unit, or every unit, on one node or on all nodes.
-	// Unknown node names are accepted; such a subscription never fires.
+	// Unknown node names are accepted; such a subscription never fires. An invalid
+	// unit name gets `org.freedesktop.DBus.Error.InvalidArgs`.
 	Subscribe(ctx context.Context, node string, unit string) (id uint32, err error)
 	// Unsubscribe: Remove one subscription of this monitor.
 	// An id this monitor does not hold fails with `org.freedesktop.DBus.Error.Failed`.
 	Unsubscribe(ctx context.Context, id uint32) (err error)
 	// SubscribeList: Watch several named units on a node with a single subscription.
+	// An empty list, more than 1024 names or an invalid name gets
+	// `org.freedesktop.DBus.Error.InvalidArgs`; a name given twice counts once.
 	SubscribeList(ctx context.Context, node string, units []string) (id uint32, err error)
 	// AddPeer: Let another bus client receive the signals of this monitor.
 	// Fails with `org.freedesktop.DBus.Error.InvalidArgs` for a malformed unique
-	// name, for the owner itself, and for a name that was already added.
+	// name, a name not on the bus, the owner itself, and a name that was already added.
 	AddPeer(ctx context.Context, name string) (id uint32, err error)
 	// RemovePeer: Stop sending signals to a peer.
 	// The peer receives one last PeerRemoved. An unknown id fails with

@@ -118,7 +118,10 @@ const (
 // Embed UnimplementedNodeServer so that methods added later answer UnknownMethod.
 type NodeServer interface {
 	// StartUnit: Queue a start job for a unit on this node's systemd.
-	// On success a BlueChi job object exists and JobNew was emitted before the reply.
+	// JobNew is emitted before the reply. A job that ends at once may also have its
+	// JobRemoved before the reply: subscribe first and match by path. If the node
+	// disconnects during the call, it fails with `org.freedesktop.DBus.Error.Failed`
+	// and no job is created. Stop, Restart and ReloadUnit work the same way.
 	StartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error)
 	// StartTransientUnit: Create and start a transient unit on this node.
 	// Not tracked as a BlueChi job: no JobNew or JobRemoved is emitted for it.
@@ -134,7 +137,8 @@ type NodeServer interface {
 	// RestartUnit: Queue a restart job for a unit on this node's systemd.
 	RestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error)
 	// KillUnit: Send a signal to processes of a unit.
-	// systemd validates the arguments and reports errors such as NoSuchProcess.
+	// A signal outside 1-64 or a bad unit name gets `org.freedesktop.DBus.Error.InvalidArgs`;
+	// systemd checks `who` and reports errors such as NoSuchProcess.
 	KillUnit(ctx context.Context, name string, who string, signal int32) (err error)
 	// GetUnitProperties: Read all properties of a unit for one interface.
 	// Reading an unloaded unit makes systemd load it for a short while.
