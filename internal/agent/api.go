@@ -10,6 +10,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
 // internalAPI serves org.eclipse.bluechi.internal.Agent on one controller connection.
@@ -116,7 +117,16 @@ func (s *internalAPI) SetLogLevel(ctx context.Context, level string) error {
 }
 
 func (s *internalAPI) Subscribe(ctx context.Context, unit string) error {
-	return s.a.subscribe(s.sess, unit)
+	if err := s.a.subscribe(s.sess, unit); err != nil {
+		return err
+	}
+	// The virtual events leave in front of the reply. A Subscribe without
+	// one (the controller sends them with NO_REPLY_EXPECTED) must not
+	// leave them waiting for the next message or heartbeat.
+	if call, ok := wireconn.CallFrom(ctx); ok && call.NoReply {
+		s.a.flushSession(s.sess)
+	}
+	return nil
 }
 
 func (s *internalAPI) Unsubscribe(ctx context.Context, unit string) error {

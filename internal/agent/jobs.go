@@ -62,7 +62,14 @@ func (a *Agent) flushUnitEvents() {
 	a.mu.Lock()
 	sess := a.sess
 	a.mu.Unlock()
-	if sess != nil && sess.queued.Swap(false) {
+	if sess != nil {
+		a.flushSession(sess)
+	}
+}
+
+// flushSession sends the unit events queued on sess.
+func (a *Agent) flushSession(sess *session) {
+	if sess.queued.Swap(false) {
 		if err := sess.out.Flush(); err != nil && sess.conn.Err() == nil {
 			a.slog().Warn("send unit events", "error", err)
 			sess.conn.Close()

@@ -234,12 +234,18 @@ func unitChange(unit, iface string, kv ...string) *systemd.PropertiesChanged {
 // the controller and the agent's registered connection.
 func runAgent(t *testing.T, sd agent.Systemd) (*fakeController, *ctlConn) {
 	t.Helper()
+	return runAgentWith(t, sd, 100)
+}
+
+// runAgentWith is runAgent with the agent's HeartbeatInterval in ms.
+func runAgentWith(t *testing.T, sd agent.Systemd, heartbeat int64) (*fakeController, *ctlConn) {
+	t.Helper()
 	addr, fc := startFakeController(t)
 	log, err := logging.New(logging.Options{Target: "stderr", Level: "WARN"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100}
+	cfg := &config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: heartbeat}
 	a, err := agent.New(cfg, log, sd, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +286,27 @@ func TestUnitEventsBeforeJobDone(t *testing.T) {
 	// Alone, unit events still leave by themselves.
 	sd.events <- unitChange("x.service", systemd.UnitInterface, "ActiveState", "inactive", "SubState", "dead")
 	ev.expect("state x.service inactive dead real", "props x.service org.freedesktop.systemd1.Unit")
+}
+
+// TestVirtualEventsWithoutReply: a Subscribe sent with NO_REPLY_EXPECTED
+// (as the controller sends them) gets its virtual events at once, not with
+// the next message: this agent sends no heartbeats and systemd is quiet.
+func TestVirtualEventsWithoutReply(t *testing.T) {
+	sd := &fakeSystemd{
+		units:  []bluechi.UnitInfo{{Name: "a.service", ActiveState: "active", SubState: "running"}},
+		events: make(chan systemd.Event, 16),
+	}
+	_, conn := runAgentWith(t, sd, 0)
+	ev := watchAgent(t, conn)
+	c := conn.agentClient()
+	if err := c.SendSubscribe("a.service"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new a.service virtual", "state a.service active running virtual")
+	if err := c.SendSubscribe("*"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new * virtual")
 }
 
 // TestUnitSubscriptions checks the agent's side of internal-protocol.md §8

@@ -85,7 +85,13 @@ func (e *monEvents) count(prefix string) int {
 // after the last match.
 func (e *monEvents) wait(from int, prefixes ...string) int {
 	e.t.Helper()
-	deadline := time.After(30 * time.Second)
+	return e.waitWithin(30*time.Second, from, prefixes...)
+}
+
+// waitWithin is wait, failing when the events take longer than d.
+func (e *monEvents) waitWithin(d time.Duration, from int, prefixes ...string) int {
+	e.t.Helper()
+	deadline := time.After(d)
 	for {
 		list := e.all()
 		i, k := from, 0
@@ -353,6 +359,39 @@ func TestMonitorSubscriptions(t *testing.T) {
 	if got := strangerEv.all(); len(got) != 0 {
 		t.Fatalf("a listener that is no peer received %q", got)
 	}
+}
+
+// TestMonitorVirtualEventsQuietAgents: the controller sends its Subscribe
+// calls to agents without asking for a reply, on a monitor's Subscribe
+// and when a node registers. The virtual events they answer with must
+// come at once, also from agents that send no heartbeats and whose
+// systemd is quiet: they took about 3 s when they waited for the next
+// message to carry them, 2 ms when sent at once. The bound (1 s) leaves
+// room for a loaded machine.
+func TestMonitorVirtualEventsQuietAgents(t *testing.T) {
+	c := newClusterWith(t, "NodeHeartbeatThreshold=0\n", "node-a", "node-b")
+	quiet := "[bluechi-agent]\nLogTarget=stderr\nHeartbeatInterval=0\n"
+	c.startAgentWith("node-a", quiet)
+	c.waitStatus("node-a", "online")
+	simple := sandbox.SimpleServiceName
+	if r := c.runJob(c.jobs(), "node-a", "start", simple); r != "done" {
+		t.Fatalf("start %s: %s", simple, r)
+	}
+	ctx := context.Background()
+	mon := newMonitor(t, c.client)
+	ev := watchMonitor(t, c.client, mon.Path())
+	// A monitor's Subscribe: the unit is loaded and active.
+	if _, err := mon.Subscribe(ctx, "node-a", simple); err != nil {
+		t.Fatal(err)
+	}
+	ev.waitWithin(time.Second, 0, "new node-a "+simple+" virtual", "state node-a "+simple+" active running virtual")
+	// A node that registers later gets the subscription replayed.
+	if _, err := mon.Subscribe(ctx, "node-b", "*"); err != nil {
+		t.Fatal(err)
+	}
+	c.startAgentWith("node-b", quiet)
+	c.waitStatus("node-b", "online")
+	ev.waitWithin(time.Second, 0, "new node-b * virtual")
 }
 
 // TestMonitorReconnects checks the virtual events around connection loss:
