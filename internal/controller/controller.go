@@ -77,15 +77,14 @@ type Controller struct {
 	// as seen by them (node.ev). It is held while monitor and metrics
 	// signals are sent, so that they leave in the order their causes
 	// happened. Lock order: emu before mu.
-	emu          sync.Mutex
-	monitors     map[uint32]*monitor
-	nextMonitor  uint32
-	nextSub      uint32
-	nextPeer     uint32
-	nextProxySub uint32                   // ids of proxies' subscriptions (proxies.go)
-	metrics      *daemonapi.MetricsObject // nil while metrics are off
-	evClosed     bool
-	scratch      []*subscription
+	emu         sync.Mutex
+	monitors    map[uint32]*monitor
+	nextMonitor uint32
+	nextSub     uint32 // subscription ids, of monitors and proxies alike (api.md §6.2)
+	nextPeer    uint32
+	metrics     *daemonapi.MetricsObject // nil while metrics are off
+	evClosed    bool
+	scratch     []*subscription
 
 	// The fast path (fastpath.go): the bus connection, and a buffer
 	// reused under emu.

@@ -139,16 +139,29 @@ type peerAgent struct {
 
 	mu      sync.Mutex
 	signals []func(*wire.Message) // guarded by mu
+	dests   map[string]string     // DESTINATION of the last call per path; guarded by mu
+}
+
+// destination returns the DESTINATION of the last call on path.
+func (p *peerAgent) destination(path string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dests[path]
 }
 
 // dialPeerAgent connects to addr and lets export put the fake agent's
 // objects on the connection before it reads its first message.
 func dialPeerAgent(t testing.TB, addr string, export func(*peerAgent) error) *peerAgent {
 	t.Helper()
-	p := &peerAgent{srv: dbusrt.NewServer()}
+	p := &peerAgent{srv: dbusrt.NewServer(), dests: map[string]string{}}
 	wc, err := wireconn.Dial(context.Background(), addr, wireconn.Options{
-		Mechanism:  transport.MechanismExternal,
-		MethodCall: p.srv.ServeWire,
+		Mechanism: transport.MechanismExternal,
+		MethodCall: func(c *wireconn.Conn, m *wire.Message) {
+			p.mu.Lock()
+			p.dests[m.Path] = m.Destination
+			p.mu.Unlock()
+			p.srv.ServeWire(c, m)
+		},
 		Signal: func(_ *wireconn.Conn, m *wire.Message) {
 			p.mu.Lock()
 			fns := slices.Clone(p.signals)

@@ -22,9 +22,13 @@ import (
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
-// agentBusName is the destination the controller addresses agents with, as
-// upstream does (the agent's name on its bus); agents do not filter on it.
-const agentBusName = bluechi.AgentBusName
+// agentBusName is the destination of the controller's calls on the agent
+// object, proxyBusName that of its calls on proxy objects, as upstream
+// sends them (internal-protocol.md §2.3); agents do not filter on them.
+const (
+	agentBusName = bluechi.AgentBusName
+	proxyBusName = bluechi.ControllerBusName
+)
 
 // PeerWriteTimeout bounds each write to an agent: one that stops reading
 // until the kernel's buffers are full is cut off after this long instead

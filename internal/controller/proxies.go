@@ -37,7 +37,7 @@ func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyN
 	if r.ev != p || !s.Proxy.IsValid() {
 		return
 	}
-	proxy := daemonapi.NewInternalProxyWireClient(p.conn, agentBusName, string(s.Proxy))
+	proxy := daemonapi.NewInternalProxyWireClient(p.conn, proxyBusName, string(s.Proxy))
 	t := c.byName[s.NodeName]
 	switch {
 	case t == nil:
@@ -61,8 +61,8 @@ func (c *Controller) proxyNew(r *node, p *peer, s *daemonapi.InternalAgentProxyN
 	// and systemd's signals concurrently. Spec §9.2 lists the steps the
 	// other way round; an agent gets the same calls either way.
 	fwd := &monitor{c: c, subs: map[uint32]*subscription{}, fwd: rec.forward}
-	c.nextProxySub++
-	rec.sub = &subscription{id: c.nextProxySub, mon: fwd, node: t.name, units: []string{s.UnitName}, names: map[string]bool{s.UnitName: true}}
+	c.nextSub++
+	rec.sub = &subscription{id: c.nextSub, mon: fwd, node: t.name, units: []string{s.UnitName}, names: map[string]bool{s.UnitName: true}}
 	r.proxies[key] = rec
 	c.addSubLocked(rec.sub)
 	t.deps[s.UnitName]++

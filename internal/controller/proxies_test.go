@@ -178,6 +178,13 @@ func TestProxies(t *testing.T) {
 	}
 	waitCallsOf(t, r, "proxy1 Error No such node", "proxy2 Error Proxy on node not allowed",
 		"proxy3 TargetNew virtual", "proxy3 TargetStateChanged active running real", "proxy3 TargetRemoved real")
+	// The destinations upstream's controller uses (internal-protocol.md §2.3).
+	if got := r.conn.destination("/org/eclipse/bluechi/internal/proxy/3"); got != "org.eclipse.bluechi" {
+		t.Errorf("calls on a proxy object carry DESTINATION %q, want org.eclipse.bluechi", got)
+	}
+	if got := tgt.conn.destination("/org/eclipse/bluechi/internal/agent"); got != "org.eclipse.bluechi.Agent" {
+		t.Errorf("calls on the agent object carry DESTINATION %q, want org.eclipse.bluechi.Agent", got)
+	}
 
 	// A second proxy on the same unit: StartDep again, no second Subscribe;
 	// StopDep only when the last one goes.
@@ -186,6 +193,12 @@ func TestProxies(t *testing.T) {
 	r.proxyRemoved(t, "t", "u.service")
 	r2.proxyNew(t, "t", "v.service", 2)
 	waitCallsOf(t, tgt, "Subscribe u.service", "StartDep u.service", "StartDep u.service", "Subscribe v.service", "StartDep v.service")
+
+	// Monitors and proxies take their subscription ids from one counter
+	// (api.md §6.2): three proxies subscribed so far.
+	if id, err := c.monitor(c.client).Subscribe(context.Background(), "x", "w.service"); err != nil || id != 4 {
+		t.Fatalf("a monitor's first subscription after three proxies got id %d (%v), want 4", id, err)
+	}
 
 	// The target comes back: every held dependency is started again.
 	tgt.conn.Close()
