@@ -136,11 +136,17 @@ func onWire(ctx context.Context, start func(done func(error))) error {
 }
 
 // fromAgent turns an agent's error reply into the D-Bus error the API
-// answers with (same name and message); other errors pass unchanged.
+// answers with (same name and message), and a call the agent's connection
+// took down with it (the controller shutting down, the node going away)
+// into Failed "Request cancelled" (behaviours.md §9); other errors pass
+// unchanged.
 func fromAgent(err error) error {
 	var we *wireconn.Error
 	if errors.As(err, &we) {
 		return dbusrt.NewError(we.Name, "%s", we.Message)
+	}
+	if errors.Is(err, wireconn.ErrClosed) {
+		return dbusrt.NewError(dbusrt.ErrFailed, "Request cancelled")
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
+	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
 )
 
@@ -209,5 +210,41 @@ func TestJobNewWithoutReply(t *testing.T) {
 	case <-got:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no JobNew for a StartUnit that expects no reply")
+	}
+}
+
+// stuckAgent never answers GetUnitProperties: the call waits until the
+// connection ends.
+type stuckAgent struct {
+	daemonapi.UnimplementedInternalAgentServer
+	called chan struct{}
+}
+
+func (a *stuckAgent) GetUnitProperties(ctx context.Context, name, iface string) (map[string]dbus.Variant, error) {
+	close(a.called)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestShutdownCancelsRequests: a Node call still waiting for its agent
+// when the controller shuts down fails with Failed "Request cancelled"
+// (behaviours.md §9).
+func TestShutdownCancelsRequests(t *testing.T) {
+	c := startCluster(t, "a")
+	a := &stuckAgent{called: make(chan struct{})}
+	c.dialAgent("a", func(p *peerAgent) error {
+		_, err := daemonapi.ExportInternalAgentOn(p.srv, daemonapi.InternalAgentPath, a, daemonapi.InternalAgentProperties{})
+		return err
+	})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.node("a").GetUnitProperties(context.Background(), "x.service", "")
+		errc <- err
+	}()
+	<-a.called
+	c.ctrl.Close()
+	err := <-errc
+	if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != "Request cancelled" {
+		t.Fatalf("pending call ended with %v, want Failed \"Request cancelled\"", err)
 	}
 }
