@@ -268,9 +268,12 @@ func unescapeLabel(s string) string {
 	return b.String()
 }
 
-// Match selects signals for Subscribe. Empty fields match anything. Sender
-// is compared locally only when it is a unique name (":1.5"); a well-known
-// name is left to the bus's match rule.
+// Match selects signals for Subscribe. Empty fields match anything. On a
+// bus, a Sender that is a well-known name ("org.eclipse.bluechi") matches
+// only signals of the name's current owner: the subscription follows the
+// owner (GetNameOwner, then NameOwnerChanged), because the bus's match rule
+// does not stop another client from sending a signal to this connection
+// directly under any path and interface.
 type Match struct {
 	Sender        string
 	Path          dbus.ObjectPath
@@ -280,10 +283,22 @@ type Match struct {
 	Arg0          string
 }
 
-func (m *Match) matches(s *dbus.Signal) bool {
+// wellKnown reports whether sender is a well-known name other than the
+// bus's own: one whose owner a subscription on a bus follows.
+func wellKnown(sender string) bool {
+	return sender != "" && !strings.HasPrefix(sender, ":") && sender != busName
+}
+
+// matches reports whether m selects s; owner is the unique name that owns
+// m.Sender when that is a well-known name on a bus ("" for no owner), and
+// is not looked at otherwise.
+func (m *Match) matches(s *dbus.Signal, bus bool, owner string) bool {
 	// The bus always sends under its own name, so that is compared too
 	// (anyone could send a unicast NameOwnerChanged).
 	if m.Sender != "" && (strings.HasPrefix(m.Sender, ":") || m.Sender == busName) && s.Sender != m.Sender {
+		return false
+	}
+	if bus && wellKnown(m.Sender) && (owner == "" || s.Sender != owner) {
 		return false
 	}
 	if m.Path != "" && s.Path != m.Path {
@@ -368,6 +383,14 @@ func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Sign
 		}
 	}
 	r := routerFor(conn)
+	if bus && wellKnown(m.Sender) {
+		if err := r.follow(ctx, m.Sender); err != nil {
+			if e := conn.RemoveMatchSignal(m.options()...); e != nil {
+				err = errors.Join(err, e)
+			}
+			return nil, err
+		}
+	}
 	s := &Subscription{r: r, match: m, fn: fn, bus: bus}
 	r.add(s)
 	return s, nil
@@ -390,9 +413,93 @@ func (s *Subscription) Close() error {
 type router struct {
 	conn *dbus.Conn
 	ch   chan *dbus.Signal
-	mu   sync.RWMutex // guards subs and next
+	mu   sync.RWMutex // guards subs, next and owners
 	subs map[uint64]*Subscription
 	next uint64
+	// owners holds the owner of every well-known name a subscription
+	// follows, for the connection's life (a name costs one match rule).
+	owners map[string]*nameOwner
+	// followMu serialises follow, so that a name is looked up once.
+	followMu sync.Mutex
+}
+
+// nameOwner is the owner of a followed well-known name.
+type nameOwner struct {
+	unique string // "" while nobody owns the name
+	// heard is set once a NameOwnerChanged of the name arrived: from then
+	// on it is the truth, and a GetNameOwner answer still on its way,
+	// which the bus gave before that change, is not.
+	heard bool
+}
+
+// follow makes the router track the owner of the well-known name: a match
+// rule for the bus's NameOwnerChanged of name, then GetNameOwner. It
+// returns once the owner is known, so that a signal the owner sends after
+// Subscribe returned is never taken for a stranger's.
+func (r *router) follow(ctx context.Context, name string) error {
+	r.followMu.Lock()
+	defer r.followMu.Unlock()
+	r.mu.RLock()
+	_, ok := r.owners[name]
+	r.mu.RUnlock()
+	if ok {
+		return nil
+	}
+	rule := []dbus.MatchOption{dbus.WithMatchSender(busName), dbus.WithMatchInterface(busName),
+		dbus.WithMatchMember(busNameOwnerChanged), dbus.WithMatchArg(0, name)}
+	if err := r.conn.AddMatchSignalContext(ctx, rule...); err != nil {
+		return fmt.Errorf("follow the owner of %s: %w", name, replyError(err))
+	}
+	o := &nameOwner{}
+	r.mu.Lock()
+	r.owners[name] = o
+	r.mu.Unlock()
+	var unique string
+	err := r.conn.BusObject().CallWithContext(ctx, busGetNameOwner, 0, name).Store(&unique)
+	var de dbus.Error
+	if errors.As(err, &de) && de.Name == busErrorNameHasNoOwner {
+		err, unique = nil, ""
+	}
+	if err != nil {
+		r.mu.Lock()
+		delete(r.owners, name)
+		r.mu.Unlock()
+		if e := r.conn.RemoveMatchSignal(rule...); e != nil {
+			err = errors.Join(err, e)
+		}
+		return fmt.Errorf("owner of %s: %w", name, replyError(err))
+	}
+	r.mu.Lock()
+	if !o.heard {
+		o.unique = unique
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// ownerChanged applies the bus's NameOwnerChanged to a followed name.
+func (r *router) ownerChanged(sig *dbus.Signal) {
+	if sig.Sender != busName || sig.Name != busName+"."+busNameOwnerChanged || len(sig.Body) != 3 {
+		return
+	}
+	name, _ := sig.Body[0].(string)
+	unique, ok := sig.Body[2].(string)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	if o := r.owners[name]; o != nil {
+		o.unique, o.heard = unique, true
+	}
+	r.mu.Unlock()
+}
+
+// ownerOf returns the owner of a followed name; call with mu held.
+func (r *router) ownerOf(name string) string {
+	if o := r.owners[name]; o != nil {
+		return o.unique
+	}
+	return ""
 }
 
 var (
@@ -406,7 +513,7 @@ func routerFor(conn *dbus.Conn) *router {
 	if r := routers[conn]; r != nil {
 		return r
 	}
-	r := &router{conn: conn, ch: make(chan *dbus.Signal, 256), subs: map[uint64]*Subscription{}}
+	r := &router{conn: conn, ch: make(chan *dbus.Signal, 256), subs: map[uint64]*Subscription{}, owners: map[string]*nameOwner{}}
 	routers[conn] = r
 	conn.Signal(r.ch)
 	go r.loop()
@@ -446,10 +553,11 @@ func (r *router) loop() {
 		if !ok {
 			return
 		}
+		r.ownerChanged(sig)
 		batch = batch[:0]
 		r.mu.RLock()
 		for _, s := range r.subs {
-			if s.match.matches(sig) {
+			if s.match.matches(sig, s.bus, r.ownerOf(s.match.Sender)) {
 				batch = append(batch, s)
 			}
 		}
@@ -853,8 +961,12 @@ func splitStructSig(sig string) ([]string, error) {
 // Names of the message bus and of the standard interface every object serves.
 const (
 	busName             = "org.freedesktop.DBus"
-	propertiesInterface = "org.freedesktop.DBus.Properties"
-	propertiesGet       = propertiesInterface + ".Get"
-	propertiesGetAll    = propertiesInterface + ".GetAll"
-	propertiesChanged   = "PropertiesChanged"
+	busGetNameOwner     = busName + ".GetNameOwner"
+	busNameOwnerChanged = "NameOwnerChanged"
+	// busErrorNameHasNoOwner is the bus's answer to GetNameOwner of a name nobody owns.
+	busErrorNameHasNoOwner = "org.freedesktop.DBus.Error.NameHasNoOwner"
+	propertiesInterface    = "org.freedesktop.DBus.Properties"
+	propertiesGet          = propertiesInterface + ".Get"
+	propertiesGetAll       = propertiesInterface + ".GetAll"
+	propertiesChanged      = "PropertiesChanged"
 )

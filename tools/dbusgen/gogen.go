@@ -1034,7 +1034,7 @@ func (g *goGen) errorsFile(ifs []*Interface) ([]byte, error) {
 // The runtime's names of the message bus and of the Properties interface
 // come from the interfaces of the IDL (the client-only ones of idl/systemd).
 func (g *goGen) runtimeFile(ifs []*Interface) ([]byte, error) {
-	bus, err := findMembers(ifs, busIface)
+	bus, err := findMembers(ifs, busIface, "GetNameOwner", "NameOwnerChanged")
 	if err != nil {
 		return nil, err
 	}
@@ -1051,6 +1051,10 @@ func (g *goGen) runtimeFile(ifs []*Interface) ([]byte, error) {
 	b.p("// Names of the message bus and of the standard interface every object serves.")
 	b.p("const (")
 	b.p("	busName             = %q", bus.Name)
+	b.p("	busGetNameOwner     = busName + %q", "."+bus.member("GetNameOwner").Name)
+	b.p("	busNameOwnerChanged = %q", bus.member("NameOwnerChanged").Name)
+	b.p("	// busErrorNameHasNoOwner is the bus's answer to GetNameOwner of a name nobody owns.")
+	b.p("	busErrorNameHasNoOwner = %q", "org.freedesktop.DBus.Error.NameHasNoOwner")
 	b.p("	propertiesInterface = %q", props.Name)
 	b.p("	propertiesGet       = propertiesInterface + %q", "."+props.member("Get").Name)
 	b.p("	propertiesGetAll    = propertiesInterface + %q", "."+props.member("GetAll").Name)
