@@ -44,12 +44,24 @@ func (s *Server) Wire() *wireconn.Conn {
 	return s.wc
 }
 
+// MaxCallBody bounds the arguments of a call ServeWire takes (1 MiB):
+// bigger ones are answered LimitsExceeded before they are decoded. No
+// call of the daemons' APIs needs more (1024 unit files of full paths
+// fit), while a 24 MB property value cost the controller and its agent
+// seconds of CPU each, enough to miss heartbeats, and a 20 MB
+// Description made systemd abort.
+const MaxCallBody = 1 << 20
+
 // ServeWire serves one method call of c; it is c's Options.MethodCall
 // and runs on c's reader goroutine.
 func (s *Server) ServeWire(c *wireconn.Conn, m *wire.Message) {
 	call := wireconn.CallOf(m)
 	inSig, fn, err := s.resolve(dbus.ObjectPath(m.Path), m.Interface, m.Member)
 	var args []any
+	if err == nil && len(m.Body) > MaxCallBody {
+		err = NewError(ErrLimitsExceeded, "Arguments of %d bytes to %s.%s(): at most %d are taken",
+			len(m.Body), m.Interface, m.Member, MaxCallBody)
+	}
 	if err == nil {
 		if m.Signature != inSig {
 			err = NewError(ErrInvalidArgs, "Invalid arguments '%s' to call %s.%s(), expecting '%s'.",

@@ -182,6 +182,15 @@ func TestLifecycle(t *testing.T) {
 	if v, err := a.GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Unit", "Description"); err != nil || v.Value() != "I changed" {
 		t.Fatalf("Description after SetUnitProperties: %v %v", v, err)
 	}
+	// Arguments over 1 MiB are refused before they are decoded or passed
+	// on (a 20 MB Description made systemd abort); the node stays online.
+	huge := []bluechi.UnitProperty{{Name: "Description", Value: dbus.MakeVariant(strings.Repeat("x", 2<<20))}}
+	if err := a.SetUnitProperties(ctx, sandbox.SimpleServiceName, true, huge); dbusrt.ErrorName(err) != dbusrt.ErrLimitsExceeded {
+		t.Fatalf("SetUnitProperties of 2 MiB: %v, want LimitsExceeded", err)
+	}
+	if v, err := a.GetUnitProperty(ctx, sandbox.SimpleServiceName, "org.freedesktop.systemd1.Unit", "Description"); err != nil || v.Value() != "I changed" {
+		t.Fatalf("Description after a refused SetUnitProperties: %v %v", v, err)
+	}
 	// who is systemd's to check; its error comes back unchanged.
 	if err := a.KillUnit(ctx, sandbox.SimpleServiceName, "nobody", int32(syscall.SIGTERM)); dbusrt.ErrorName(err) != dbusrt.ErrInvalidArgs {
 		t.Fatalf("bad who: %v", err)
