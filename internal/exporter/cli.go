@@ -141,7 +141,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		dial = DialAddress(cfg.BusAddress)
 	}
 	e := New(dial, cfg.Options)
-	srv := &http.Server{Handler: HTTPHandler(e, cfg.TelemetryPath), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(HTTPHandler(e, cfg.TelemetryPath), defaultLimits)
 	log := cfg.Options.Logger
 	log.Info("serving metrics", "address", ln.Addr().String(), "path", cfg.TelemetryPath, "version", version.Version)
 	ctx, cancel := context.WithCancel(ctx)
@@ -149,7 +149,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runDone := make(chan struct{})
 	go func() { e.Run(ctx); close(runDone) }()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(limitListener(ln, defaultLimits.maxConns)) }()
 	code = 0
 	select {
 	case <-ctx.Done():

@@ -39,6 +39,9 @@ type Options struct {
 	Logger      *slog.Logger
 }
 
+// defaultCallTimeout is the default of Options.CallTimeout.
+const defaultCallTimeout = 30 * time.Second
+
 // maxTrackedJobs bounds the jobs waiting for their JobRemoved.
 const maxTrackedJobs = 1 << 16
 
@@ -92,7 +95,7 @@ func New(dial Dialer, opts Options) *Exporter {
 		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
 	}
 	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 30 * time.Second
+		opts.CallTimeout = defaultCallTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
