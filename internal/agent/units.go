@@ -33,6 +33,17 @@ func orInvalid(s string) string {
 	return s
 }
 
+// activeOrInvalid returns an active state as BlueChi reports it: one of
+// the states api.md §2 lists, "invalid" for any other (a later systemd's
+// new states, such as "refreshing", included), as upstream's agent does.
+func activeOrInvalid(s string) string {
+	switch s {
+	case "active", "reloading", "inactive", "failed", "activating", "deactivating", "maintenance":
+		return s
+	}
+	return "invalid"
+}
+
 // seedUnits fills the unit table from systemd's ListUnits (internal-protocol
 // §11). Events queued meanwhile are applied afterwards, in order.
 func (a *Agent) seedUnits(ctx context.Context) error {
@@ -93,7 +104,7 @@ func (a *Agent) subscribe(sess *session, unit string) error {
 	if u := a.units[unit]; u != nil {
 		a.send(sess, "UnitNew", sess.emitUnitNew(unit, reasonVirtual))
 		if u.active != "" {
-			a.send(sess, "UnitStateChanged", sess.emitUnitStateChanged(unit, u.active, orInvalid(u.sub), reasonVirtual))
+			a.send(sess, "UnitStateChanged", sess.emitUnitStateChanged(unit, activeOrInvalid(u.active), orInvalid(u.sub), reasonVirtual))
 		}
 	}
 	return nil
@@ -195,7 +206,7 @@ func (a *Agent) unitChanged(e *systemd.PropertiesChanged) {
 			}
 			u.active, u.sub = active, sub
 			if s != nil {
-				a.send(s, "UnitStateChanged", s.emitUnitStateChanged(e.Unit, orInvalid(active), orInvalid(sub), reasonReal))
+				a.send(s, "UnitStateChanged", s.emitUnitStateChanged(e.Unit, activeOrInvalid(active), orInvalid(sub), reasonReal))
 			}
 		}
 	}

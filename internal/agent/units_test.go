@@ -309,6 +309,27 @@ func TestVirtualEventsWithoutReply(t *testing.T) {
 	ev.expect("new * virtual")
 }
 
+// TestUnknownActiveState: an active state outside api.md §2's list (here
+// systemd 256's "refreshing") is reported as "invalid"; the sub state is
+// passed on.
+func TestUnknownActiveState(t *testing.T) {
+	sd := &fakeSystemd{
+		units:  []bluechi.UnitInfo{{Name: "a.service", ActiveState: "refreshing", SubState: "refresh"}},
+		events: make(chan systemd.Event, 16),
+	}
+	_, conn := runAgent(t, sd)
+	ev := watchAgent(t, conn)
+	c := conn.agentClient()
+	if err := c.Subscribe(context.Background(), "a.service"); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("new a.service virtual", "state a.service invalid refresh virtual")
+	sd.events <- unitChange("a.service", systemd.UnitInterface, "ActiveState", "active", "SubState", "running")
+	sd.events <- unitChange("a.service", systemd.UnitInterface, "ActiveState", "refreshing", "SubState", "refresh")
+	ev.expect("state a.service active running real", "props a.service org.freedesktop.systemd1.Unit",
+		"state a.service invalid refresh real", "props a.service org.freedesktop.systemd1.Unit")
+}
+
 // TestUnitSubscriptions checks the agent's side of internal-protocol.md §8
 // and §12: virtual events on Subscribe, real events from systemd's signals
 // for interesting units only, the errors of duplicate calls, metrics before
