@@ -220,18 +220,28 @@ func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	// Upstream's bluechi-*-cmd-line-c-invalid-config, bluechi-invalid-port
 	// and bluechi-agent-invalid-port-configuration.
-	for _, tc := range []struct{ daemon, conf, want string }{
-		{"controller", "[bluechi-controller]\nControllerPort=842O\n", "controller.conf:2"},
-		{"controller", "[bluechi-controller]\nControllerPort=65538\n", "controller.conf:2"},
-		{"controller", "[bluechi-controller]\nbroken line\n", "controller.conf:2"},
-		{"agent", "[bluechi-agent]\nNodeName=x\nthis line is broken\n", "agent.conf:3"},
-		{"agent", "[bluechi-agent]\nNodeName=x\nControllerPort=842O\n", "agent.conf:3"},
+	for _, tc := range []struct {
+		daemon, conf, want string
+		args               []string
+	}{
+		{"controller", "[bluechi-controller]\nControllerPort=842O\n", "controller.conf:2", nil},
+		{"controller", "[bluechi-controller]\nControllerPort=65538\n", "controller.conf:2", nil},
+		{"controller", "[bluechi-controller]\nbroken line\n", "controller.conf:2", nil},
+		{"agent", "[bluechi-agent]\nNodeName=x\nthis line is broken\n", "agent.conf:3", nil},
+		{"agent", "[bluechi-agent]\nNodeName=x\nControllerPort=842O\n", "agent.conf:3", nil},
+		// Node names that are not valid UTF-8 (not a D-Bus string).
+		{"controller", "[bluechi-controller]\nAllowedNodeNames=good,\xff\xfebad\n", `controller.conf:2: invalid AllowedNodeNames "\xff\xfebad"`, nil},
+		{"controller", "[bluechi-controller]\nAllowedNodeNames=good\n[node good]\nAllowDependenciesOn=\xfe\n", "controller.conf:4", nil},
+		{"agent", "[bluechi-agent]\nNodeName=\xffbad\n", `agent.conf:2: invalid NodeName "\xffbad"`, nil},
+		{"agent", "[bluechi-agent]\nNodeName=x\n", `command line: invalid NodeName "\xffbad"`, []string{"-n", "\xffbad"}},
 	} {
 		file := filepath.Join(dir, tc.daemon+".conf")
 		os.WriteFile(file, []byte(tc.conf), 0o644)
-		out, err := exec.Command(filepath.Join(bin, "bluechi-"+tc.daemon), "-u", "-c", file).CombinedOutput()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, filepath.Join(bin, "bluechi-"+tc.daemon), append([]string{"-u", "-c", file}, tc.args...)...).CombinedOutput()
+		cancel()
 		if code := exitCode(err); code != 1 || !strings.Contains(string(out), tc.want) {
-			t.Errorf("%s with %q: exit %d, output %q; want exit 1 naming %s", tc.daemon, tc.conf, code, out, tc.want)
+			t.Errorf("%s %q with %q: exit %d, output %q; want exit 1 naming %s", tc.daemon, tc.args, tc.conf, code, out, tc.want)
 		}
 	}
 	out, err := exec.Command(filepath.Join(bin, "bluechi-controller"), "--QWERTY").CombinedOutput()

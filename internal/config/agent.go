@@ -91,7 +91,7 @@ func LoadAgent(opts Options) (*Agent, error) {
 func NewAgent(s *Settings) (*Agent, error) {
 	r := &reader{s: s, section: SectionAgent}
 	a := &Agent{
-		NodeName:                       r.str(KeyNodeName),
+		NodeName:                       r.agentNodeName(),
 		ControllerHost:                 r.str(KeyControllerHost),
 		ControllerPort:                 r.port(KeyControllerPort),
 		ControllerAddress:              r.str(KeyControllerAddress),
@@ -108,6 +108,16 @@ func NewAgent(s *Settings) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// agentNodeName returns NodeName, checked with CheckNodeName unless it is
+// the built-in default (the host name): -n may still replace that one, so
+// Check tests it after the flags are applied.
+func (r *reader) agentNodeName() string {
+	if v, ok := r.lookup(KeyNodeName); ok && v.Source.Origin == OriginDefault {
+		return v.Text
+	}
+	return r.nodeName(KeyNodeName)
 }
 
 // SetPort applies -p/--port (overrides ControllerPort). An invalid value
@@ -129,8 +139,16 @@ func (a *Agent) SetHost(s string) { a.ControllerHost = s }
 // host/port.
 func (a *Agent) SetAddress(s string) { a.ControllerAddress = s }
 
-// SetName applies -n/--name (overrides NodeName).
-func (a *Agent) SetName(s string) { a.NodeName = s }
+// SetName applies -n/--name (overrides NodeName). A name that fails
+// CheckNodeName returns a *ValueError (the daemon exits with status 1) and
+// leaves NodeName as it was; the empty name is left to Check.
+func (a *Agent) SetName(s string) error {
+	if err := CheckNodeName(s); err != nil {
+		return &ValueError{Key: KeyNodeName, Value: s, Source: Source{Origin: OriginCommandLine}, Err: err}
+	}
+	a.NodeName = s
+	return nil
+}
 
 // SetHeartbeatInterval applies -i/--interval (milliseconds). An invalid
 // value returns a *ValueError (the daemon exits with status 1).
@@ -159,7 +177,9 @@ func (a *Agent) ApplyFlags(f AgentFlags) error {
 		a.SetAddress(*f.Address)
 	}
 	if f.Name != nil {
-		a.SetName(*f.Name)
+		if err := a.SetName(*f.Name); err != nil {
+			return err
+		}
 	}
 	if f.Interval != nil {
 		if err := a.SetHeartbeatInterval(*f.Interval); err != nil {
@@ -172,9 +192,23 @@ func (a *Agent) ApplyFlags(f AgentFlags) error {
 // Check performs the start-up checks that upstream does after flags were
 // applied: a node name is required (ErrNoAgentName), and without a
 // controller address a controller host is required (ErrNoControllerHost).
+// A node name that fails CheckNodeName (only the host name default can get
+// this far) is a *ValueError.
 func (a *Agent) Check() error {
 	if a.NodeName == "" {
 		return ErrNoAgentName
+	}
+	if err := CheckNodeName(a.NodeName); err != nil {
+		var src Source
+		if a.Settings != nil {
+			if v, ok := a.Settings.Lookup(SectionAgent, KeyNodeName); ok && v.Text == a.NodeName {
+				src = v.Source
+				if src.Origin == OriginDefault {
+					src.Origin += " (host name)"
+				}
+			}
+		}
+		return &ValueError{Key: KeyNodeName, Value: a.NodeName, Source: src, Err: err}
 	}
 	if a.ControllerAddress == "" && a.ControllerHost == "" {
 		return ErrNoControllerHost

@@ -89,7 +89,7 @@ func NewController(s *Settings) (*Controller, error) {
 		Port:                   r.port(KeyControllerPort),
 		UseTCP:                 r.bool(KeyUseTCP),
 		UseUDS:                 r.bool(KeyUseUDS),
-		AllowedNodeNames:       r.list(KeyAllowedNodeNames),
+		AllowedNodeNames:       r.nodeNames(KeyAllowedNodeNames),
 		HeartbeatInterval:      r.unrestricted(KeyHeartbeatInterval),
 		NodeHeartbeatThreshold: r.unrestricted(KeyNodeHeartbeatThreshold),
 		RegistrationTimeout:    r.long(KeyRegistrationTimeout, 0, math.MaxInt32),
@@ -100,15 +100,20 @@ func NewController(s *Settings) (*Controller, error) {
 		TLS:                    r.tls(false),
 		Settings:               s,
 	}
+	c.Nodes = controllerNodes(r, c.AllowedNodeNames)
 	if err := r.err(); err != nil {
 		return nil, err
 	}
-	c.Nodes = controllerNodes(s, c.AllowedNodeNames)
 	return c, nil
 }
 
-// controllerNodes computes the configured nodes in API order.
-func controllerNodes(s *Settings, allowed []string) []Node {
+// controllerNodes computes the configured nodes in API order. Node names
+// that fail CheckNodeName are recorded as errors on r: the name of a
+// [node NAME] section with Allowed=true (at the line of Allowed, which
+// made it a node) and AllowDependenciesOn items of configured nodes.
+// Sections that do not configure a node are ignored, names included.
+func controllerNodes(r *reader, allowed []string) []Node {
+	s := r.s
 	var nodes []Node
 	listed := map[string]bool{}
 	for _, name := range allowed {
@@ -121,15 +126,19 @@ func controllerNodes(s *Settings, allowed []string) []Node {
 		if !ok || name == "" || listed[name] {
 			continue
 		}
-		if ParseBool(s.Get(sec, KeyAllowed)) {
+		if v, _ := s.Lookup(sec, KeyAllowed); ParseBool(v.Text) {
+			if err := CheckNodeName(name); err != nil {
+				r.errs = append(r.errs, &ValueError{Key: "section", Value: sec, Source: v.Source, Err: err})
+			}
 			listed[name] = true
 			nodes = append(nodes, Node{Name: name})
 		}
 	}
 	for i := range nodes {
-		sec := NodeSectionPrefix + nodes[i].Name
-		nodes[i].RequiredSelinuxContext = s.Get(sec, KeyRequiredSelinuxContext)
-		nodes[i].AllowDependenciesOn = SplitList(s.Get(sec, KeyAllowDependenciesOn))
+		nr := &reader{s: s, section: NodeSectionPrefix + nodes[i].Name}
+		nodes[i].RequiredSelinuxContext = nr.str(KeyRequiredSelinuxContext)
+		nodes[i].AllowDependenciesOn = nr.nodeNames(KeyAllowDependenciesOn)
+		r.errs = append(r.errs, nr.errs...)
 	}
 	return nodes
 }

@@ -283,6 +283,35 @@ func (r *reader) port(key string) uint16 {
 // dropping empty items.
 func (r *reader) list(key string) []string { return SplitList(r.str(key)) }
 
+// nodeNames is list for a list of node names: every item must pass
+// CheckNodeName, else a ValueError naming the item and the line of the
+// key is recorded.
+func (r *reader) nodeNames(key string) []string {
+	v, ok := r.lookup(key)
+	if !ok {
+		return nil
+	}
+	items := SplitList(v.Text)
+	for _, item := range items {
+		if err := CheckNodeName(item); err != nil {
+			r.errs = append(r.errs, &ValueError{Key: key, Value: item, Source: v.Source, Err: err})
+		}
+	}
+	return items
+}
+
+// nodeName is str for a single node name (see nodeNames).
+func (r *reader) nodeName(key string) string {
+	v, ok := r.lookup(key)
+	if !ok {
+		return ""
+	}
+	if err := CheckNodeName(v.Text); err != nil {
+		r.errs = append(r.errs, &ValueError{Key: key, Value: v.Text, Source: v.Source, Err: err})
+	}
+	return v.Text
+}
+
 func (r *reader) logging() Logging {
 	l := Logging{Level: DefaultLogLevel, Target: DefaultLogTarget}
 	if v := r.str(KeyLogLevel); IsValidLogLevel(v) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Log levels accepted in LogLevel (exact case).
@@ -29,6 +31,12 @@ var (
 	ErrNotANumber = errors.New("not a number")
 	// ErrOutOfRange means the number does not fit the allowed range.
 	ErrOutOfRange = errors.New("out of range")
+	// ErrNodeNameNotUTF8 means a node name is not valid UTF-8 (it could
+	// not be sent as a D-Bus string).
+	ErrNodeNameNotUTF8 = errors.New("node name is not valid UTF-8")
+	// ErrNodeNameControl means a node name contains NUL or another control
+	// character (Unicode category Cc); it is wrapped with the code point.
+	ErrNodeNameControl = errors.New("node name contains a control character")
 )
 
 // ValueError is a fatal validation error of one configuration value. Its
@@ -39,7 +47,7 @@ type ValueError struct {
 	Key    string
 	Value  string
 	Source Source
-	Err    error // ErrNotANumber or ErrOutOfRange, possibly wrapped
+	Err    error // ErrNotANumber, ErrOutOfRange or an ErrNodeName* error, possibly wrapped
 }
 
 // Error formats the error as documented on ValueError.
@@ -97,6 +105,23 @@ func ParseRange(s string, min, max int64) (int64, error) {
 func ParsePort(s string) (uint16, error) {
 	n, err := ParseRange(s, 0, 65535)
 	return uint16(n), err
+}
+
+// CheckNodeName reports whether s may be used as a node name: it must be
+// valid UTF-8 (a D-Bus string) and contain no control character, NUL
+// included. It returns nil, ErrNodeNameNotUTF8 or an error wrapping
+// ErrNodeNameControl. The empty name passes (callers treat it as unset);
+// there is no length limit.
+func CheckNodeName(s string) error {
+	if !utf8.ValidString(s) {
+		return ErrNodeNameNotUTF8
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w (U+%04X)", ErrNodeNameControl, r)
+		}
+	}
+	return nil
 }
 
 // IsValidLogLevel reports whether s is one of DEBUG, INFO, WARN, ERROR

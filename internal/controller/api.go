@@ -38,16 +38,29 @@ func (a *controllerAPI) listNodesRaw(ctx context.Context, _ []any) ([]any, error
 	defer c.mu.Unlock()
 	if !a.nodesCurrentLocked() || a.body == nil {
 		a.refreshNodesLocked()
-		a.body = encodeNodeList(a.nodes)
+		var skipped int
+		a.body, skipped = encodeNodeList(a.nodes)
+		if skipped > 0 {
+			c.logger().Error("ListNodes: nodes left out, a name or address is not a valid D-Bus string", "count", skipped)
+		}
 	}
 	return []any{dbusrt.RawReply{Signature: sigListNodes, Body: a.body}}, nil
 }
 
 // encodeNodeList encodes nodes as the body of signature sigListNodes.
-func encodeNodeList(nodes []bluechi.NodeInfo) []byte {
+// A node with a string that is not a valid D-Bus string (configuration
+// loading refuses such names, so only a hand-built configuration can have
+// one) is left out, lest the bus drop the connection over the reply;
+// skipped counts them. The check runs when the cache is rebuilt, not per
+// call.
+func encodeNodeList(nodes []bluechi.NodeInfo) (body []byte, skipped int) {
 	w := wire.Writer{Buf: make([]byte, 0, 64*len(nodes)+8)}
 	m := w.BeginArray(8)
 	for _, n := range nodes {
+		if !wire.ValidString(n.Name) || !wire.ValidObjectPath(string(n.Path)) || !wire.ValidString(n.Status) || !wire.ValidString(n.PeerIP) {
+			skipped++
+			continue
+		}
 		w.BeginStruct()
 		w.String(n.Name)
 		w.ObjectPath(string(n.Path))
@@ -55,7 +68,7 @@ func encodeNodeList(nodes []bluechi.NodeInfo) []byte {
 		w.String(n.PeerIP)
 	}
 	w.EndArray(m)
-	return w.Buf
+	return w.Buf, skipped
 }
 
 // ListNodes answers from the cached list while no node's status or

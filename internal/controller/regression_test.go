@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
+	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/wireconn"
@@ -246,5 +247,28 @@ func TestShutdownCancelsRequests(t *testing.T) {
 	err := <-errc
 	if dbusrt.ErrorName(err) != dbusrt.ErrFailed || dbusrt.ErrorMessage(err) != "Request cancelled" {
 		t.Fatalf("pending call ended with %v, want Failed \"Request cancelled\"", err)
+	}
+}
+
+// TestListNodesWithInvalidNodeName: a hand-built configuration with a node
+// name that is not valid UTF-8 (configuration loading refuses one) does
+// not make ListNodes write an invalid string, after which the bus would
+// drop the controller: the node is left out and the controller stays on
+// the bus.
+func TestListNodesWithInvalidNodeName(t *testing.T) {
+	c := startClusterConfig(t, &config.Controller{Nodes: []config.Node{{Name: "good"}, {Name: "\xff\xfebad"}}})
+	ctrl := bluechi.NewControllerClient(c.client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	ctx := context.Background()
+	for range 2 {
+		nodes, err := ctrl.ListNodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 1 || nodes[0].Name != "good" {
+			t.Fatalf("ListNodes = %+v, want only good", nodes)
+		}
+	}
+	if p, err := ctrl.GetNode(ctx, "good"); err != nil || p != bluechi.NodePath("good") {
+		t.Fatalf("GetNode after ListNodes = %q, %v", p, err)
 	}
 }
