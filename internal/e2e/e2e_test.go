@@ -123,6 +123,13 @@ func TestLifecycle(t *testing.T) {
 	if st, err := a.GetUnitFileState(ctx, sandbox.SimpleServiceName); err != nil || st != "disabled" {
 		t.Fatalf("GetUnitFileState: %q %v", st, err)
 	}
+	// An empty list is systemd's to answer: no changes (api.md §4).
+	if info, changes, err := a.EnableUnitFiles(ctx, []string{}, false, false); err != nil || info || len(changes) != 0 {
+		t.Fatalf("EnableUnitFiles of no files: %v %v %v", info, changes, err)
+	}
+	if changes, err := a.DisableUnitFiles(ctx, []string{}, false); err != nil || len(changes) != 0 {
+		t.Fatalf("DisableUnitFiles of no files: %v %v", changes, err)
+	}
 	if _, changes, err := a.EnableUnitFiles(ctx, []string{sandbox.SimpleServiceName}, false, false); err != nil || len(changes) == 0 {
 		t.Fatalf("EnableUnitFiles: %v %v", changes, err)
 	}
