@@ -219,7 +219,8 @@ func (req *Request) create(ctx context.Context, conn *dbus.Conn, stderr io.Write
 	}
 	defer sub.Close()
 	owner, _ := w.get()
-	if owner == "" {
+	absent := owner == "" // no agent on the bus yet
+	if absent {
 		owner = bluechi.AgentBusName // fails with the bus's own error
 	}
 	for {
@@ -230,7 +231,12 @@ func (req *Request) create(ctx context.Context, conn *dbus.Conn, stderr io.Write
 		if _, gone := w.await(ctx, AgentGoneWait, func(o string) bool { return o != owner }); !gone {
 			return err
 		}
-		fmt.Fprintf(stderr, "%s: the agent went away (%s); asking the next one\n", Prog, errorText(err))
+		if absent {
+			fmt.Fprintf(stderr, "%s: no agent on the bus (%s); waiting for one\n", Prog, errorText(err))
+			absent = false
+		} else {
+			fmt.Fprintf(stderr, "%s: the agent went away (%s); asking the next one\n", Prog, errorText(err))
+		}
 		next, ok := w.await(ctx, SuccessorWait, func(o string) bool { return o != "" && o != owner })
 		if !ok {
 			return err

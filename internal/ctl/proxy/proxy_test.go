@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,6 +204,67 @@ func TestCreateAcrossAgentRestart(t *testing.T) {
 		t.Fatalf("second agent got %q", c)
 	}
 	if !strings.Contains(errb.String(), "the agent went away") {
+		t.Errorf("stderr %q", errb.String())
+	}
+}
+
+// syncBuffer is a strings.Builder safe for one writer and other readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder // guarded by mu
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestCreateWaitsForAgent: with no agent on the bus yet, bluechi-proxy says
+// so and asks the agent that takes the name.
+func TestCreateWaitsForAgent(t *testing.T) {
+	bus := testbus.Start(t)
+	var errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), cmdline.Env{Prog: Prog, Args: []string{"-u", "create", "n2_a.service"}, Stdout: io.Discard, Stderr: &errb,
+			Connect: func(bool) (*dbus.Conn, error) { c, _, err := dbusrt.ConnectBus(bus.Address); return c, err }})
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(errb.String(), "no agent on the bus"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr %q", errb.String())
+		}
+	}
+	conn, _, err := dbusrt.ConnectBus(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	agent := &fakeAgent{calls: make(chan string, 1)}
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, agent, bluechi.AgentProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bluechi-proxy did not finish")
+	}
+	if c := <-agent.calls; c != "create bluechi-proxy@n2_a.service n2 a.service" {
+		t.Fatalf("agent got %q", c)
+	}
+	if strings.Contains(errb.String(), "went away") {
 		t.Errorf("stderr %q", errb.String())
 	}
 }
