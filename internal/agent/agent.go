@@ -235,9 +235,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if failures >= a.cfg.ConnectionRetryCountUntilQuiet {
-			a.log.SetQuiet(a.cfg.Log.IsQuiet)
-		}
 		failures, backoff = 0, 0
 		a.serve(ctx, sess, switched)
 		// Connection lost: retry at once (backoff 0 for the first attempt).
@@ -335,6 +332,9 @@ func (a *Agent) register(ctx context.Context, sess *session) error {
 		return fail(fmt.Errorf("register as %q: %w", a.cfg.NodeName, err))
 	}
 	a.touch()
+	// Logging silenced after failed attempts (ConnectionRetryCountUntilQuiet)
+	// is restored first, so that the registration itself is logged.
+	a.log.SetQuiet(a.cfg.Log.IsQuiet)
 	if a.pub != nil {
 		a.pub.SetDisconnectTimestamp(0)
 		a.pub.SetDisconnectTimestampMonotonic(0)
