@@ -5,7 +5,8 @@
 // from its interface definitions. It needs nothing but the standard library
 // and godbus: connect with godbus, make a client, call.
 //
-//	conn, err := dbus.ConnectSystemBus() // or dbus.ConnectSessionBus()
+//	conn, err := dbus.ConnectSystemBus( // or dbus.ConnectSessionBus(
+//		dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 //	ctrl := bluechi.NewControllerClient(conn, bluechi.ControllerBusName, bluechi.ControllerPath)
 //	nodes, err := ctrl.ListNodes(ctx)
 //
@@ -30,7 +31,12 @@
 // (NodePropertiesChanged.Status returns the new status, if the signal
 // carries it). Each returns a *Subscription; Close it when done. All
 // callbacks of one connection run in arrival order on one goroutine, so a
-// callback must not block: send what it needs to a channel.
+// callback must not block: send what it needs to a channel. Arrival order
+// needs godbus's sequential signal handler, as in the example above: its
+// default handler may reorder signals once a connection falls behind, and
+// then a subscription can take a name's old owner for its new one and drop
+// signals (subscriptions take signals of a well-known name only from its
+// current owner).
 //
 // Error replies are *Error values that carry the D-Bus error name and
 // message; match them with errors.Is against the sentinels (ErrOffline for a

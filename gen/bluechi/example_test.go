@@ -20,7 +20,7 @@ import (
 // List the configured nodes with their status.
 func Example_listNodes() {
 	ctx := context.Background()
-	conn, err := dbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus(dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func Example_listNodes() {
 func ExampleNodeClient_StartUnit() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := dbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus(dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func ExampleNodeClient_StartUnit() {
 // Watch the connection status of a node.
 func ExampleNodeClient_OnPropertiesChanged() {
 	ctx := context.Background()
-	conn, err := dbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus(dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func ExampleNodeClient_OnPropertiesChanged() {
 // Follow the state of one unit on every node through a monitor.
 func ExampleMonitorClient_OnUnitStateChanged() {
 	ctx := context.Background()
-	conn, err := dbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus(dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func ExampleMonitorClient_OnUnitStateChanged() {
 // Set a unit property, here CPUWeight, until the next reboot.
 func ExampleNodeClient_SetUnitProperties() {
 	ctx := context.Background()
-	conn, err := dbus.ConnectSystemBus()
+	conn, err := dbus.ConnectSystemBus(dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -369,8 +369,9 @@ type Subscription struct {
 }
 
 // Subscribe calls fn for every signal on conn that m selects. All
-// subscriptions of one connection are served in arrival order by one
-// goroutine, so fn must not block for long (hand work to another goroutine)
+// subscriptions of one connection are served in arrival order (when conn
+// was made with godbus's sequential signal handler, see the package
+// documentation) by one goroutine, so fn must not block for long (hand work to another goroutine)
 // and must not wait for a later signal. On a bus connection Subscribe also
 // adds the bus match rule; on a peer-to-peer connection every signal
 // arrives anyway.
@@ -419,7 +420,8 @@ type router struct {
 	// owners holds the owner of every well-known name a subscription
 	// follows, for the connection's life (a name costs one match rule).
 	owners map[string]*nameOwner
-	// followMu serialises follow, so that a name is looked up once.
+	// followMu serialises follow's first lookup of a name, so that it
+	// is made once; a followed name needs only mu.
 	followMu sync.Mutex
 }
 
@@ -437,17 +439,21 @@ type nameOwner struct {
 // returns once the owner is known, so that a signal the owner sends after
 // Subscribe returned is never taken for a stranger's.
 func (r *router) follow(ctx context.Context, name string) error {
+	if r.following(name) {
+		return nil
+	}
 	r.followMu.Lock()
 	defer r.followMu.Unlock()
-	r.mu.RLock()
-	_, ok := r.owners[name]
-	r.mu.RUnlock()
-	if ok {
+	if r.following(name) {
 		return nil
 	}
 	rule := []dbus.MatchOption{dbus.WithMatchSender(busName), dbus.WithMatchInterface(busName),
 		dbus.WithMatchMember(busNameOwnerChanged), dbus.WithMatchArg(0, name)}
 	if err := r.conn.AddMatchSignalContext(ctx, rule...); err != nil {
+		if ctx.Err() != nil {
+			// The bus may have added the rule before ctx ended.
+			_ = r.conn.RemoveMatchSignal(rule...)
+		}
 		return fmt.Errorf("follow the owner of %s: %w", name, replyError(err))
 	}
 	o := &nameOwner{}
@@ -475,6 +481,14 @@ func (r *router) follow(ctx context.Context, name string) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// following reports whether the router follows the owner of name.
+func (r *router) following(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.owners[name]
+	return ok
 }
 
 // ownerChanged applies the bus's NameOwnerChanged to a followed name.

@@ -37,16 +37,24 @@ func connect(conn *dbus.Conn, err error) (Bus, error) {
 func DialBus(user bool) Dialer {
 	return func(ctx context.Context) (Bus, error) {
 		if user {
-			return connect(dbus.ConnectSessionBus(dbus.WithContext(ctx)))
+			return connect(dbus.ConnectSessionBus(connOptions(ctx)...))
 		}
-		return connect(dbus.ConnectSystemBus(dbus.WithContext(ctx)))
+		return connect(dbus.ConnectSystemBus(connOptions(ctx)...))
 	}
+}
+
+// connOptions are the options of the exporter's bus connections: godbus's
+// sequential signal handler keeps signals in arrival order when the
+// exporter falls behind (the default one may reorder them, and the client
+// would then drop the signals of a controller that just took its name).
+func connOptions(ctx context.Context) []dbus.ConnOption {
+	return []dbus.ConnOption{dbus.WithContext(ctx), dbus.WithSignalHandler(dbus.NewSequentialSignalHandler())}
 }
 
 // DialAddress returns a Dialer for the bus at a D-Bus address.
 func DialAddress(address string) Dialer {
 	return func(ctx context.Context) (Bus, error) {
-		return connect(dbus.Connect(address, dbus.WithContext(ctx)))
+		return connect(dbus.Connect(address, connOptions(ctx)...))
 	}
 }
 
