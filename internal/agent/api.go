@@ -124,7 +124,7 @@ func (s *internalAPI) Subscribe(ctx context.Context, unit string) error {
 	// one (the controller sends them with NO_REPLY_EXPECTED) must not
 	// leave them waiting for the next message or heartbeat.
 	if call, ok := wireconn.CallFrom(ctx); ok && call.NoReply {
-		s.a.flushSession(s.sess)
+		s.a.flushHeld(s.sess)
 	}
 	return nil
 }

@@ -70,10 +70,17 @@ func (a *Agent) flushUnitEvents() {
 // flushSession sends the unit events queued on sess.
 func (a *Agent) flushSession(sess *session) {
 	if sess.queued.Swap(false) {
-		if err := sess.out.Flush(); err != nil && sess.conn.Err() == nil {
-			a.slog().Warn("send unit events", "error", err)
-			sess.conn.Close()
-		}
+		a.flushHeld(sess)
+	}
+}
+
+// flushHeld writes what sess's socket holds back. It leaves sess.queued to
+// the events loop: an event queued meanwhile (queued is set before the
+// message is written) still gets the loop's flush.
+func (a *Agent) flushHeld(sess *session) {
+	if err := sess.out.Flush(); err != nil && sess.conn.Err() == nil {
+		a.slog().Warn("send unit events", "error", err)
+		sess.conn.Close()
 	}
 }
 
