@@ -45,11 +45,14 @@ func (s *Server) Wire() *wireconn.Conn {
 }
 
 // MaxCallBody bounds the arguments of a call ServeWire takes (1 MiB):
-// bigger ones are answered LimitsExceeded before they are decoded. No
-// call of the daemons' APIs needs more (1024 unit files of full paths
-// fit), while a 24 MB property value cost the controller and its agent
-// seconds of CPU each, enough to miss heartbeats, and a 20 MB
-// Description made systemd abort.
+// bigger ones are answered LimitsExceeded before they are decoded. That
+// is room for 1024 unit files of paths up to 1 kB, or for unit properties
+// of nearly 1 MiB together (systemd's largest credential, 1 MiB, does not
+// fit with the rest of a call). A 24 MB property value cost the
+// controller and its agent seconds of CPU each, enough to miss
+// heartbeats, and a 20 MB Description made systemd abort (it copies a
+// unit setting it writes onto its stack, and asserts a bound on that
+// copy).
 const MaxCallBody = 1 << 20
 
 // ServeWire serves one method call of c; it is c's Options.MethodCall
