@@ -25,6 +25,9 @@ func TestCheckNodeName(t *testing.T) {
 		{"a\tb", ErrNodeNameControl, "node name contains a control character (U+0009)"},
 		{"a\x7f", ErrNodeNameControl, "node name contains a control character (U+007F)"},
 		{"a\u0085", ErrNodeNameControl, "node name contains a control character (U+0085)"},
+		{"a\uFFFE", ErrNodeNameNoncharacter, "node name contains a Unicode noncharacter (U+FFFE)"},
+		{"a\uFDD0b", ErrNodeNameNoncharacter, "node name contains a Unicode noncharacter (U+FDD0)"},
+		{"\U0010FFFF", ErrNodeNameNoncharacter, "node name contains a Unicode noncharacter (U+10FFFF)"},
 	} {
 		err := CheckNodeName(tt.name)
 		if !errors.Is(err, tt.want) || err.Error() != tt.text {

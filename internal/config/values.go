@@ -37,6 +37,11 @@ var (
 	// ErrNodeNameControl means a node name contains NUL or another control
 	// character (Unicode category Cc); it is wrapped with the code point.
 	ErrNodeNameControl = errors.New("node name contains a control character")
+	// ErrNodeNameNoncharacter: a node name holds a Unicode noncharacter
+	// (U+FDD0..U+FDEF, U+FFFE, U+FFFF and their like in every plane). The
+	// D-Bus specification allows them, but sd-bus refuses such strings, so
+	// upstream's C tools could not read a ListNodes that carried one.
+	ErrNodeNameNoncharacter = errors.New("node name contains a Unicode noncharacter")
 )
 
 // ValueError is a fatal validation error of one configuration value. Its
@@ -109,8 +114,9 @@ func ParsePort(s string) (uint16, error) {
 
 // CheckNodeName reports whether s may be used as a node name: it must be
 // valid UTF-8 (a D-Bus string) and contain no control character, NUL
-// included. It returns nil, ErrNodeNameNotUTF8 or an error wrapping
-// ErrNodeNameControl. The empty name passes (callers treat it as unset);
+// included, and no Unicode noncharacter. It returns nil,
+// ErrNodeNameNotUTF8 or an error wrapping ErrNodeNameControl or
+// ErrNodeNameNoncharacter. The empty name passes (callers treat it as unset);
 // there is no length limit.
 func CheckNodeName(s string) error {
 	if !utf8.ValidString(s) {
@@ -119,6 +125,9 @@ func CheckNodeName(s string) error {
 	for _, r := range s {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("%w (U+%04X)", ErrNodeNameControl, r)
+		}
+		if (r >= 0xFDD0 && r <= 0xFDEF) || r&0xFFFE == 0xFFFE {
+			return fmt.Errorf("%w (U+%04X)", ErrNodeNameNoncharacter, r)
 		}
 	}
 	return nil
