@@ -191,7 +191,9 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if _, err := c.br.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection: read %v, want EOF (closed by the server)", err)
 	}
-	if d := time.Since(start); d < idle/2 {
+	// The server's idle clock starts before the client reads the
+	// response: the bound leaves room for a slow reader.
+	if d := time.Since(start); d < idle/4 {
 		t.Fatalf("idle connection closed after %v, IdleTimeout is %v", d, idle)
 	}
 
