@@ -94,21 +94,29 @@ func (f *fakeAgent) RemoveProxy(ctx context.Context, service, node, unit string)
 	return nil
 }
 
-// TestMainCalls runs the command against a fake agent on a private bus.
-func TestMainCalls(t *testing.T) {
-	bus := testbus.Start(t)
-	conn, _, err := dbusrt.ConnectBus(bus.Address)
+// serveAgent puts srv on the bus at address as the agent (its object, its
+// name) on a connection closed when the test ends.
+func serveAgent(t *testing.T, address string, srv daemonapi.AgentServer) *dbus.Conn {
+	t.Helper()
+	conn, _, err := dbusrt.ConnectBus(address)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	fa := &fakeAgent{calls: make(chan string, 4)}
-	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, fa, bluechi.AgentProperties{}); err != nil {
+	t.Cleanup(func() { conn.Close() })
+	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, srv, bluechi.AgentProperties{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// TestMainCalls runs the command against a fake agent on a private bus.
+func TestMainCalls(t *testing.T) {
+	bus := testbus.Start(t)
+	fa := &fakeAgent{calls: make(chan string, 4)}
+	serveAgent(t, bus.Address, fa)
 	run := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
 		var user bool
@@ -162,22 +170,8 @@ func (f *blockingAgent) CreateProxy(ctx context.Context, service, node, unit str
 // is pending; bluechi-proxy asks the agent that takes the name next.
 func TestCreateAcrossAgentRestart(t *testing.T) {
 	bus := testbus.Start(t)
-	serve := func(srv daemonapi.AgentServer) *dbus.Conn {
-		conn, _, err := dbusrt.ConnectBus(bus.Address)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, srv, bluechi.AgentProperties{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
-			t.Fatal(err)
-		}
-		return conn
-	}
 	first := &blockingAgent{calls: make(chan string, 1)}
-	firstConn := serve(first)
+	firstConn := serveAgent(t, bus.Address, first)
 	var errb strings.Builder
 	done := make(chan int, 1)
 	go func() {
@@ -191,7 +185,7 @@ func TestCreateAcrossAgentRestart(t *testing.T) {
 	}
 	firstConn.Close()
 	second := &fakeAgent{calls: make(chan string, 1)}
-	serve(second)
+	serveAgent(t, bus.Address, second)
 	select {
 	case code := <-done:
 		if code != 0 {
@@ -241,18 +235,8 @@ func TestCreateWaitsForAgent(t *testing.T) {
 			t.Fatalf("stderr %q", errb.String())
 		}
 	}
-	conn, _, err := dbusrt.ConnectBus(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	agent := &fakeAgent{calls: make(chan string, 1)}
-	if _, err := daemonapi.ExportAgent(conn, bluechi.AgentPath, agent, bluechi.AgentProperties{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dbusrt.RequestName(conn, bluechi.AgentBusName); err != nil {
-		t.Fatal(err)
-	}
+	serveAgent(t, bus.Address, agent)
 	select {
 	case code := <-done:
 		if code != 0 {
