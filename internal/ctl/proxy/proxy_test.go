@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -112,6 +113,23 @@ func serveAgent(t *testing.T, address string, srv daemonapi.AgentServer) *dbus.C
 	return conn
 }
 
+// waitCreated waits until `create n2_a.service` exited 0 (its code comes on
+// done) and checks that agent was asked for the proxy.
+func waitCreated(t *testing.T, done <-chan int, stderr fmt.Stringer, agent *fakeAgent) {
+	t.Helper()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bluechi-proxy did not finish")
+	}
+	if c := <-agent.calls; c != "create bluechi-proxy@n2_a.service n2 a.service" {
+		t.Fatalf("agent got %q", c)
+	}
+}
+
 // TestMainCalls runs the command against a fake agent on a private bus.
 func TestMainCalls(t *testing.T) {
 	bus := testbus.Start(t)
@@ -186,17 +204,7 @@ func TestCreateAcrossAgentRestart(t *testing.T) {
 	firstConn.Close()
 	second := &fakeAgent{calls: make(chan string, 1)}
 	serveAgent(t, bus.Address, second)
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errb.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("bluechi-proxy did not finish")
-	}
-	if c := <-second.calls; c != "create bluechi-proxy@n2_a.service n2 a.service" {
-		t.Fatalf("second agent got %q", c)
-	}
+	waitCreated(t, done, &errb, second)
 	if !strings.Contains(errb.String(), "the agent went away") {
 		t.Errorf("stderr %q", errb.String())
 	}
@@ -237,17 +245,7 @@ func TestCreateWaitsForAgent(t *testing.T) {
 	}
 	agent := &fakeAgent{calls: make(chan string, 1)}
 	serveAgent(t, bus.Address, agent)
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errb.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("bluechi-proxy did not finish")
-	}
-	if c := <-agent.calls; c != "create bluechi-proxy@n2_a.service n2 a.service" {
-		t.Fatalf("agent got %q", c)
-	}
+	waitCreated(t, done, &errb, agent)
 	if strings.Contains(errb.String(), "went away") {
 		t.Errorf("stderr %q", errb.String())
 	}
