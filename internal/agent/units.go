@@ -135,10 +135,11 @@ func (a *Agent) send(sess *session, what string, err error) {
 	}
 }
 
-// Unit events: virtual ones answer a Subscribe and leave before its
-// reply (at once when it expects none); real ones are held back by the connection's socket (batchConn)
-// until the next other message or the events loop's flush, so that the
-// events of one unit change leave together (unitEventWindow).
+// Unit events: virtual ones answer a Subscribe and leave before its reply
+// (at once when it expects none); real ones are held back by the
+// connection's socket (batchConn) until the next other message or the
+// events loop's flush, so that the events of one unit change leave
+// together (unitEventWindow).
 
 func (s *session) emitUnitNew(unit, reason string) error {
 	s.queued.Store(true)
