@@ -371,8 +371,8 @@ type Subscription struct {
 // Subscribe calls fn for every signal on conn that m selects. All
 // subscriptions of one connection are served in arrival order (when conn
 // was made with godbus's sequential signal handler, see the package
-// documentation) by one goroutine, so fn must not block for long (hand work to another goroutine)
-// and must not wait for a later signal. On a bus connection Subscribe also
+// documentation) by one goroutine, so fn must not block for long (hand
+// work to another goroutine) and must not wait for a later signal. On a bus connection Subscribe also
 // adds the bus match rule; on a peer-to-peer connection every signal
 // arrives anyway.
 func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Signal)) (*Subscription, error) {
