@@ -141,7 +141,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		dial = DialAddress(cfg.BusAddress)
 	}
 	e := New(dial, cfg.Options)
-	srv := newServer(HTTPHandler(e, cfg.TelemetryPath), defaultLimits)
+	ll := limitListener(ln, defaultLimits.maxConns)
+	srv := newServer(HTTPHandler(e, cfg.TelemetryPath), defaultLimits, ll)
 	log := cfg.Options.Logger
 	log.Info("serving metrics", "address", ln.Addr().String(), "path", cfg.TelemetryPath, "version", version.Version)
 	ctx, cancel := context.WithCancel(ctx)
@@ -149,7 +150,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runDone := make(chan struct{})
 	go func() { e.Run(ctx); close(runDone) }()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(limitListener(ln, defaultLimits.maxConns)) }()
+	go func() { serveErr <- srv.Serve(ll) }()
 	code = 0
 	select {
 	case <-ctx.Done():

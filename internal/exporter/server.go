@@ -16,12 +16,14 @@ const (
 	// MaxConnections is the number of connections served at once. A
 	// Prometheus server keeps one connection per target, so a few HA
 	// replicas, a dashboard and someone with curl fit easily; 64
-	// connections cost about 3 MB. Further connections are not accepted:
-	// they wait in the kernel's listen backlog, which costs the exporter
-	// nothing, and are served in arrival order as soon as a connection
-	// closes: at the latest when the timeouts below close one. Waiting,
-	// not refusing, means a scrape that arrives during a burst is late
-	// rather than failed, and memory stays bounded either way.
+	// connections cost about 3 MB. A connection that comes while all are
+	// taken closes the one idle the longest (a kept-alive connection
+	// between requests), so idle connections cannot keep a scrape out;
+	// when none is idle it waits, with the ones behind it in the kernel's
+	// listen backlog, until a connection closes: at the latest when the
+	// timeouts below close one. Waiting, not refusing, means a scrape that
+	// arrives during a burst is late rather than failed, and memory stays
+	// bounded either way.
 	MaxConnections = 64
 
 	// IdleTimeout closes a keep-alive connection that has carried no
@@ -62,57 +64,107 @@ var defaultLimits = serverLimits{
 	write:      WriteTimeout,
 }
 
-// newServer returns an HTTP server for h with the timeouts of lim; serve it
-// on limitListener(ln, lim.maxConns).
-func newServer(h http.Handler, lim serverLimits) *http.Server {
+// newServer returns an HTTP server for h with the timeouts of lim, to be
+// served on ll (limitListener(ln, lim.maxConns)): it tells ll which of its
+// connections are idle.
+func newServer(h http.Handler, lim serverLimits, ll *connLimitListener) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: lim.readHeader,
 		ReadTimeout:       lim.read,
 		WriteTimeout:      lim.write,
 		IdleTimeout:       lim.idle,
+		ConnState:         ll.connState,
 	}
 }
 
-// connLimitListener accepts at most cap(slots) connections at a time: Accept
-// takes a slot before it accepts, and closing the connection gives it back.
-// While every slot is taken, Accept waits and new connections stay in the
-// kernel's backlog.
+// connLimitListener serves at most cap(slots) connections at a time: a
+// connection takes a slot when it is accepted and gives it back when it is
+// closed. A connection accepted while every slot is taken closes the
+// connection idle the longest, if there is one, and waits for a slot; the
+// connections behind it stay in the kernel's backlog meanwhile.
 type connLimitListener struct {
 	net.Listener
 	slots     chan struct{}
 	closed    chan struct{}
 	closeOnce sync.Once
-	onFull    func() // tests: called when Accept finds every slot taken
+	onFull    func() // tests: called when a connection finds every slot taken
+
+	mu   sync.Mutex                 // guards idle
+	idle map[*limitedConn]time.Time // connections between requests, since when
 }
 
 // limitListener returns ln limited to n connections at a time.
 func limitListener(ln net.Listener, n int) *connLimitListener {
-	return &connLimitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{})}
+	return &connLimitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{}),
+		idle: map[*limitedConn]time.Time{}}
 }
 
 func (l *connLimitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case l.slots <- struct{}{}:
 	default:
 		if l.onFull != nil {
 			l.onFull()
 		}
+		l.closeOldestIdle()
 		select {
 		case l.slots <- struct{}{}:
 		case <-l.closed:
+			c.Close()
 			return nil, net.ErrClosed
 		}
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
+	lc := &limitedConn{Conn: c}
+	lc.release = func() {
+		l.setIdle(lc, false)
 		<-l.slots
-		return nil, err
 	}
-	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+	return lc, nil
 }
 
-// Close closes the listener and ends a waiting Accept.
+// connState is the server's ConnState hook: it keeps track of the idle
+// connections.
+func (l *connLimitListener) connState(c net.Conn, st http.ConnState) {
+	if lc, ok := c.(*limitedConn); ok {
+		l.setIdle(lc, st == http.StateIdle)
+	}
+}
+
+func (l *connLimitListener) setIdle(c *limitedConn, idle bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if idle {
+		l.idle[c] = time.Now()
+	} else {
+		delete(l.idle, c)
+	}
+}
+
+// closeOldestIdle closes the connection idle the longest, if any: its slot
+// comes free. (A request that arrives on it at that moment fails; an HTTP
+// client sends it again on a new connection.)
+func (l *connLimitListener) closeOldestIdle() {
+	l.mu.Lock()
+	var oldest *limitedConn
+	var since time.Time
+	for c, t := range l.idle {
+		if oldest == nil || t.Before(since) {
+			oldest, since = c, t
+		}
+	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	if oldest != nil {
+		oldest.Close()
+	}
+}
+
+// Close closes the listener and ends an Accept waiting for a slot.
 func (l *connLimitListener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
 	return l.Listener.Close()

@@ -75,7 +75,7 @@ func startServer(t *testing.T, lim serverLimits, onFull func()) (*http.Server, *
 	srv := newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.add("request")
 		io.WriteString(w, "ok\n")
-	}), lim)
+	}), lim, ll)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ll) }()
 	t.Cleanup(func() { srv.Close() })
@@ -122,7 +122,7 @@ func (c *client) response(t *testing.T, d time.Duration) {
 func TestConnectionLimitQueuesExtraConnections(t *testing.T) {
 	lim := serverLimits{maxConns: 2, idle: time.Minute, readHeader: 10 * time.Second, read: 10 * time.Second, write: 10 * time.Second}
 	full := make(chan struct{}, 16)
-	srv, ll, log, served := startServer(t, lim, func() {
+	_, ll, log, _ := startServer(t, lim, func() {
 		select {
 		case full <- struct{}{}:
 		default:
@@ -130,23 +130,25 @@ func TestConnectionLimitQueuesExtraConnections(t *testing.T) {
 	})
 	addr := ll.Addr()
 
-	// Two kept-alive connections take both slots.
+	// Two connections that have not sent a request yet (not idle) take
+	// both slots.
 	c1 := dial(t, addr)
-	c1.send(t)
-	c1.response(t, 10*time.Second)
 	c2 := dial(t, addr)
-	c2.send(t)
-	c2.response(t, 10*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); len(log.get()) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("two connections not accepted")
+		}
+	}
+
+	// A third one waits for a slot: its request gets no answer while the
+	// other two stay open.
+	c3 := dial(t, addr)
+	c3.send(t)
 	select {
 	case <-full:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Accept did not wait for a slot with the cap reached")
+		t.Fatal("the third connection did not find the cap reached")
 	}
-
-	// A third one is connected by the kernel but not accepted: its request
-	// gets no answer while the other two stay open.
-	c3 := dial(t, addr)
-	c3.send(t)
 	c3.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if _, err := c3.br.Peek(1); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("third connection answered while the cap was reached: %v", err)
@@ -155,15 +157,30 @@ func TestConnectionLimitQueuesExtraConnections(t *testing.T) {
 	// Closing the first frees its slot; then the third is served.
 	c1.Close()
 	c3.response(t, 10*time.Second)
-	if got, want := log.get(), []string{"accept", "request", "accept", "request", "close", "accept", "request"}; !slices.Equal(got, want) {
+	c2.send(t)
+	c2.response(t, 10*time.Second)
+	if got, want := log.get(), []string{"accept", "accept", "accept", "close", "request", "request"}; !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
+}
 
-	// Shutdown ends an Accept waiting for a slot and gives every slot back.
+// TestShutdownWhileFull: Shutdown ends an Accept waiting for a slot and
+// gives every slot back.
+func TestShutdownWhileFull(t *testing.T) {
+	lim := serverLimits{maxConns: 1, idle: time.Minute, readHeader: 10 * time.Second, read: 10 * time.Second, write: 10 * time.Second}
+	full := make(chan struct{}, 1)
+	srv, ll, _, served := startServer(t, lim, func() {
+		select {
+		case full <- struct{}{}:
+		default:
+		}
+	})
+	dial(t, ll.Addr()) // silent: holds the slot
+	c2 := dial(t, ll.Addr())
 	select {
 	case <-full:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Accept did not wait for a slot with the cap reached again")
+		t.Fatal("Accept did not wait for a slot with the cap reached")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -175,6 +192,38 @@ func TestConnectionLimitQueuesExtraConnections(t *testing.T) {
 	}
 	if n := len(ll.slots); n != 0 {
 		t.Fatalf("%d slots in use after Shutdown", n)
+	}
+	// The connection that waited was closed, not served.
+	c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c2.br.ReadByte(); err != io.EOF {
+		t.Fatalf("waiting connection: read %v, want EOF", err)
+	}
+}
+
+// TestFullServerClosesOldestIdle: a connection that finds every slot
+// taken closes the one idle the longest, and is served at once.
+func TestFullServerClosesOldestIdle(t *testing.T) {
+	lim := serverLimits{maxConns: 2, idle: time.Minute, readHeader: 10 * time.Second, read: 10 * time.Second, write: 10 * time.Second}
+	_, ll, log, _ := startServer(t, lim, nil)
+	addr := ll.Addr()
+	c1 := dial(t, addr)
+	c1.send(t)
+	c1.response(t, 10*time.Second)
+	c2 := dial(t, addr)
+	c2.send(t)
+	c2.response(t, 10*time.Second)
+	c3 := dial(t, addr)
+	c3.send(t)
+	c3.response(t, 10*time.Second)
+	c1.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c1.br.ReadByte(); err != io.EOF {
+		t.Fatalf("oldest idle connection: read %v, want EOF (closed for the new one)", err)
+	}
+	// The other idle one was kept.
+	c2.send(t)
+	c2.response(t, 10*time.Second)
+	if got, want := log.get(), []string{"accept", "request", "accept", "request", "accept", "close", "request", "request"}; !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
 	}
 }
 
@@ -221,13 +270,13 @@ func TestSilentConnectionClosed(t *testing.T) {
 		t.Fatalf("silent connection: read %v, want EOF (closed by the server)", err)
 	}
 	c2.response(t, 10*time.Second)
-	if got, want := log.get(), []string{"accept", "close", "accept", "request"}; !slices.Equal(got, want) {
+	if got, want := log.get(), []string{"accept", "accept", "close", "request"}; !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
 }
 
 func TestDefaultLimits(t *testing.T) {
-	srv := newServer(http.NotFoundHandler(), defaultLimits)
+	srv := newServer(http.NotFoundHandler(), defaultLimits, limitListener(nil, 1))
 	if srv.IdleTimeout != IdleTimeout || srv.ReadTimeout != ReadTimeout || srv.ReadHeaderTimeout != ReadHeaderTimeout || srv.WriteTimeout != WriteTimeout {
 		t.Fatalf("server timeouts %+v", srv)
 	}
