@@ -146,7 +146,7 @@ CONTROLLERDATADIR ?= $(DATADIR)/bluechi/config
 AGENTDATADIR ?= $(DATADIR)/bluechi-agent/config
 GRAFANADIR ?= $(DATADIR)/bluechi/grafana
 
-DAEMONS := bluechi-controller bluechi-agent bluechi-proxy
+DAEMONS := bluechi-controller bluechi-agent bluechi-proxy bluechi-exporter
 TOOLS := bluechictl bluechi-is-online
 SYSTEM_UNITS := $(notdir $(wildcard install/systemd/system/*))
 USER_UNITS := $(notdir $(wildcard install/systemd/user/*))
