@@ -154,8 +154,10 @@ DBUS_POLICIES := $(notdir $(wildcard install/dbus/*.conf))
 SYSUSERS := $(notdir $(wildcard install/sysusers/*.conf))
 INTERFACES := Controller Node Job Monitor Metrics Agent
 # Unit files name the binaries as @LIBEXECDIR@/... or /usr/libexec/...:
-# both become the installed LIBEXECDIR.
-SUBST_UNIT = sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|/usr/libexec/|$(LIBEXECDIR)/|g'
+# both become the installed LIBEXECDIR. /usr/libexec/ is turned into the
+# placeholder first, so that a LIBEXECDIR that itself contains /usr/libexec/
+# (/usr/libexec/bluechi, say) is not substituted twice.
+SUBST_UNIT = sed -e 's|/usr/libexec/|@LIBEXECDIR@/|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g'
 
 ## install: binaries, units, sysusers entry, D-Bus policy, default configs
 ## under DESTDIR (no network: everything installed is built or committed).
