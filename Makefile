@@ -12,10 +12,20 @@ MAN_PAGES := $(MAN_SOURCES:.md=)
 
 all: build
 
-## build: compile every command in cmd/ into bin/
+## build: compile every command in cmd/ into bin/ (BUILDDIR). For packages:
+## VERSION=1.3.0-go.1 sets what the binaries' --version prints (default: the
+## one in internal/version, no git needed), GOBUILDFLAGS replaces -trimpath
+## (e.g. "-trimpath -buildmode=pie"), GOLDFLAGS adds linker flags and
+## CGO_ENABLED=1 builds with cgo.
+VERSION ?=
+GOBUILDFLAGS ?= -trimpath
+GOLDFLAGS ?=
+CGO_ENABLED ?= 0
+BUILDDIR ?= bin
+ALL_LDFLAGS = $(strip $(GOLDFLAGS) $(if $(VERSION),-X github.com/bluechi-go/bluechi/internal/version.Version=$(VERSION)))
 build:
-	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+	@mkdir -p $(BUILDDIR)
+	CGO_ENABLED=$(CGO_ENABLED) $(GO) build $(GOBUILDFLAGS) $(if $(ALL_LDFLAGS),-ldflags '$(ALL_LDFLAGS)') -o $(BUILDDIR)/ ./cmd/...
 
 ## deps: install the Debian packages the daemons and tests need (as root)
 deps:
@@ -168,8 +178,8 @@ install: build
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(DBUSINTERFACESDIR) \
 		$(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(AGENTDATADIR) \
 		$(DESTDIR)$(SYSCONFDIR)/bluechi/controller.conf.d $(DESTDIR)$(SYSCONFDIR)/bluechi/agent.conf.d
-	for b in $(DAEMONS); do install -m 0755 bin/$$b $(DESTDIR)$(LIBEXECDIR)/; done
-	for b in $(TOOLS); do install -m 0755 bin/$$b $(DESTDIR)$(BINDIR)/; done
+	for b in $(DAEMONS); do install -m 0755 $(BUILDDIR)/$$b $(DESTDIR)$(LIBEXECDIR)/; done
+	for b in $(TOOLS); do install -m 0755 $(BUILDDIR)/$$b $(DESTDIR)$(BINDIR)/; done
 	for u in $(SYSTEM_UNITS); do $(SUBST_UNIT) install/systemd/system/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	for u in $(USER_UNITS); do $(SUBST_UNIT) install/systemd/user/$$u > $(DESTDIR)$(USERUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(USERUNITDIR)/$$u; done
 	install -m 0644 $(addprefix install/sysusers/,$(SYSUSERS)) $(DESTDIR)$(SYSUSERSDIR)/
@@ -205,4 +215,4 @@ check-units:
 	systemd-analyze security --offline=true --threshold=50 install/systemd/system/bluechi-agent.service
 
 clean:
-	rm -rf bin
+	rm -rf $(BUILDDIR)
