@@ -8,7 +8,7 @@ GENERATED := gen internal/daemonapi internal/busnames internal/apitest/roundtrip
 MAN_SOURCES := $(wildcard doc/man/*.md)
 MAN_PAGES := $(MAN_SOURCES:.md=)
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-tls bench-compare clean run deps install uninstall check-units
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx check-install bench bench-cluster bench-scale bench-tls bench-compare clean run deps install uninstall check-units
 
 all: build
 
@@ -85,8 +85,9 @@ fuzz-smoke:
 		fi; \
 	done
 
-## lint: gofmt, go vet, man pages (groff -man -ww) and the units' exposure
-lint: check-spdx check-man check-units
+## lint: gofmt, go vet, man pages (groff -man -ww), the units' exposure and
+## what make install installs
+lint: check-spdx check-man check-units check-install
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
 	$(GO) vet ./...
 
@@ -137,7 +138,7 @@ bench-scale:
 bench-tls:
 	$(GO) test -run XXX -bench TLSRegistration -benchtime 1x -timeout 30m ./internal/scalebench
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx bench bench-cluster bench-scale bench-tls bench-compare clean run deps install uninstall check-units
+.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx check-install bench bench-cluster bench-scale bench-tls bench-compare clean run deps install uninstall check-units
 DESTDIR ?=
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
@@ -213,6 +214,14 @@ check-man:
 check-units:
 	systemd-analyze security --offline=true --threshold=30 install/systemd/system/bluechi-controller.service
 	systemd-analyze security --offline=true --threshold=50 install/systemd/system/bluechi-agent.service
+
+## check-install: make install into a scratch folder with other directories
+## and a VERSION: every command installed and reporting it, file modes,
+## systemd-analyze verify of every unit, the D-Bus policies' XML (Debian
+## package libxml2-utils), a rerun changing nothing, make uninstall
+## removing everything (tools/check-install.sh)
+check-install:
+	MAKE='$(MAKE)' sh tools/check-install.sh
 
 clean:
 	rm -rf $(BUILDDIR)
