@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -366,6 +367,8 @@ type Subscription struct {
 	fn    func(*dbus.Signal)
 	bus   bool
 	once  sync.Once
+	// closed is set by Close; the router calls fn only while it is unset.
+	closed atomic.Bool
 }
 
 // Subscribe calls fn for every signal on conn that m selects. All
@@ -398,10 +401,12 @@ func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Sign
 }
 
 // Close ends the subscription and removes its bus match rule. fn is not
-// called after Close returns, unless a call was already running.
+// called after Close returns, unless a call was already running; Close may
+// be called from fn and more than once.
 func (s *Subscription) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.closed.Store(true)
 		s.r.remove(s)
 		if s.bus && s.r.conn.Context().Err() == nil {
 			err = s.r.conn.RemoveMatchSignal(s.match.options()...)
@@ -583,8 +588,16 @@ func (r *router) loop() {
 			}
 		}
 		for _, s := range batch {
-			s.fn(sig)
+			s.deliver(sig)
 		}
+	}
+}
+
+// deliver calls fn unless the subscription was closed, also by a callback
+// of this signal that ran before.
+func (s *Subscription) deliver(sig *dbus.Signal) {
+	if !s.closed.Load() {
+		s.fn(sig)
 	}
 }
 
