@@ -29,9 +29,12 @@
 // MonitorClient.OnUnitStateChanged and the other On* methods, and
 // OnPropertiesChanged with a typed value per interface
 // (NodePropertiesChanged.Status returns the new status, if the signal
-// carries it). Each returns a *Subscription; Close it when done. All
-// callbacks of one connection run in arrival order on one goroutine, so a
-// callback must not block: send what it needs to a channel. Arrival order
+// carries it). Each returns a *Subscription; Close it when done. Its Done
+// channel is closed once it has ended and its callback no longer runs,
+// also when the connection closes or the bus goes away (then Err returns
+// ErrConnectionClosed). All callbacks of one connection run in arrival
+// order on one goroutine, so a callback must not block: send what it
+// needs to a channel. Arrival order
 // needs godbus's sequential signal handler, as in the example above: its
 // default handler may reorder signals once a connection falls behind, and
 // then a subscription can take a name's old owner for its new one and drop

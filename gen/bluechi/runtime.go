@@ -359,7 +359,8 @@ func (m *Match) options() []dbus.MatchOption {
 
 // Subscription is one signal subscription, made by Subscribe or by a
 // client's On* method. Close ends it; it may be stored and closed from any
-// goroutine.
+// goroutine. It also ends when its connection closes (conn.Close, or the
+// bus went away): Done and Err report that.
 type Subscription struct {
 	r     *router
 	id    uint64
@@ -369,7 +370,18 @@ type Subscription struct {
 	once  sync.Once
 	// closed is set by Close; the router calls fn only while it is unset.
 	closed atomic.Bool
+	// calling is held by the router while it looks at closed and calls
+	// fn, so that the end is reported only once no call is running.
+	calling  sync.Mutex
+	done     chan struct{}
+	doneOnce sync.Once
+	err      error // why it ended; written before done is closed
 }
+
+// ErrConnectionClosed is what Subscription.Err returns when the
+// subscription ended because its connection closed. It is not a D-Bus
+// error reply.
+var ErrConnectionClosed = errors.New("bluechi: connection closed")
 
 // Subscribe calls fn for every signal on conn that m selects. All
 // subscriptions of one connection are served in arrival order (when conn
@@ -395,7 +407,7 @@ func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Sign
 			return nil, err
 		}
 	}
-	s := &Subscription{r: r, match: m, fn: fn, bus: bus}
+	s := &Subscription{r: r, match: m, fn: fn, bus: bus, done: make(chan struct{})}
 	r.add(s)
 	return s, nil
 }
@@ -411,17 +423,48 @@ func (s *Subscription) Close() error {
 		if s.bus && s.r.conn.Context().Err() == nil {
 			err = s.r.conn.RemoveMatchSignal(s.match.options()...)
 		}
+		if s.calling.TryLock() {
+			s.calling.Unlock()
+			s.finish(nil)
+		} // else the router finishes once the running call returns
 	})
 	return err
+}
+
+// Done returns a channel that is closed once the subscription has ended,
+// by Close or because its connection closed, and its callback is neither
+// running nor called again. After Close (called outside the callback),
+// receive from Done before releasing what the callback uses, e.g. closing
+// the channel it sends to.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns ErrConnectionClosed once Done is closed because the
+// connection closed before Close was called, nil otherwise.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// finish records why the subscription ended and closes done, once.
+func (s *Subscription) finish(err error) {
+	s.doneOnce.Do(func() {
+		s.err = err
+		close(s.done)
+	})
 }
 
 // router hands the signals of one connection to its subscriptions.
 type router struct {
 	conn *dbus.Conn
 	ch   chan *dbus.Signal
-	mu   sync.RWMutex // guards subs, next and owners
+	mu   sync.RWMutex // guards subs, next, dead and owners
 	subs map[uint64]*Subscription
 	next uint64
+	dead bool // the connection closed; the router has stopped
 	// owners holds the owner of every well-known name a subscription
 	// follows, for the connection's life (a name costs one match rule).
 	owners map[string]*nameOwner
@@ -541,6 +584,12 @@ func routerFor(conn *dbus.Conn) *router {
 
 func (r *router) add(s *Subscription) {
 	r.mu.Lock()
+	if r.dead {
+		r.mu.Unlock()
+		s.closed.Store(true)
+		s.finish(ErrConnectionClosed)
+		return
+	}
 	r.next++
 	s.id = r.next
 	r.subs[s.id] = s
@@ -555,9 +604,18 @@ func (r *router) remove(s *Subscription) {
 
 func (r *router) loop() {
 	defer func() {
+		r.mu.Lock()
+		r.dead = true
+		subs := r.subs
+		r.subs = map[uint64]*Subscription{}
+		r.mu.Unlock()
 		routersMu.Lock()
 		delete(routers, r.conn)
 		routersMu.Unlock()
+		for _, s := range subs { // no callback runs: this is the router
+			s.closed.Store(true)
+			s.finish(ErrConnectionClosed)
+		}
 	}()
 	var batch []*Subscription
 	for {
@@ -596,8 +654,13 @@ func (r *router) loop() {
 // deliver calls fn unless the subscription was closed, also by a callback
 // of this signal that ran before.
 func (s *Subscription) deliver(sig *dbus.Signal) {
+	s.calling.Lock()
 	if !s.closed.Load() {
 		s.fn(sig)
+	}
+	s.calling.Unlock()
+	if s.closed.Load() {
+		s.finish(nil) // Close found this call running
 	}
 }
 

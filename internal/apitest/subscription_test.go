@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,5 +68,101 @@ func TestNoCallbackAfterClose(t *testing.T) {
 	}
 	if calledAfter.Load() {
 		t.Fatal("callback ran after its subscription's Close returned")
+	}
+}
+
+// TestSubscriptionDone: Done closes after Close only once a running call of
+// the callback has returned (Close does not wait, so a callback may call
+// it), and Err is nil after Close.
+func TestSubscriptionDone(t *testing.T) {
+	bus := testbus.Start(t)
+	emitter, client := connectPlain(t, bus.Address), connectPlain(t, bus.Address)
+	m := bluechi.Match{Path: "/test", Interface: "org.example.Test", Member: "Ping"}
+	entered, release := make(chan struct{}), make(chan struct{})
+	sub, err := bluechi.Subscribe(context.Background(), client, m, func(*dbus.Signal) {
+		entered <- struct{}{}
+		<-release
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := emitter.Emit("/test", "org.example.Test.Ping"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("signal not delivered")
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Done():
+		t.Fatal("Done closed while the callback runs")
+	default:
+	}
+	close(release)
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after the callback returned")
+	}
+	if err := sub.Err(); err != nil {
+		t.Fatalf("Err after Close: %v", err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	// Closed from its own callback.
+	var self *bluechi.Subscription
+	ready := make(chan struct{})
+	self, err = bluechi.Subscribe(context.Background(), client, m, func(*dbus.Signal) {
+		<-ready
+		self.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	if err := emitter.Emit("/test", "org.example.Test.Ping"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-self.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after Close from the callback")
+	}
+}
+
+// TestSubscriptionEndsWithTheBus: a bus that goes away ends every
+// subscription of the connection: Done closes and Err says why.
+func TestSubscriptionEndsWithTheBus(t *testing.T) {
+	bus := testbus.Start(t)
+	client := connectPlain(t, bus.Address)
+	ctx := context.Background()
+	ctrl := bluechi.NewControllerClient(client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	sub, err := ctrl.OnJobRemoved(ctx, func(*bluechi.ControllerJobRemovedSignal) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Err(); err != nil {
+		t.Fatalf("Err while active: %v", err)
+	}
+	bus.Stop()
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription did not end with the bus")
+	}
+	if err := sub.Err(); !errors.Is(err, bluechi.ErrConnectionClosed) {
+		t.Fatalf("Err = %v, want ErrConnectionClosed", err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatalf("Close after the bus went away: %v", err)
+	}
+	if err := sub.Err(); !errors.Is(err, bluechi.ErrConnectionClosed) {
+		t.Fatalf("Err after Close = %v", err)
 	}
 }
