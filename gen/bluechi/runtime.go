@@ -394,7 +394,7 @@ func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Sign
 	names := conn.Names() // a unique name: a bus, not a peer
 	bus := len(names) > 0 && names[0] != ""
 	if bus {
-		if err := conn.AddMatchSignalContext(ctx, m.options()...); err != nil {
+		if err := addMatch(ctx, conn, m.options()); err != nil {
 			return nil, fmt.Errorf("add match: %w", replyError(err))
 		}
 	}
@@ -410,6 +410,36 @@ func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Sign
 	s := &Subscription{r: r, match: m, fn: fn, bus: bus, done: make(chan struct{})}
 	r.add(s)
 	return s, nil
+}
+
+// addMatch adds a bus match rule for signals. When ctx ends first it
+// returns ctx's error at once, and the rule, which the bus may have added
+// or may still add, is removed once the bus has answered: a Subscribe that
+// gave up leaves no rule behind (a bus allows a connection only so many).
+// The call itself never carries ctx: godbus would then not send it at all
+// when ctx has just ended, and the removal would take away someone
+// else's equal rule.
+func addMatch(ctx context.Context, conn *dbus.Conn, opts []dbus.MatchOption) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	res := make(chan error) // unbuffered: taken, or the caller gave up
+	go func() {
+		err := conn.AddMatchSignalContext(context.WithoutCancel(ctx), opts...)
+		select {
+		case res <- err:
+		case <-ctx.Done():
+			if err == nil {
+				_ = conn.RemoveMatchSignal(opts...)
+			}
+		}
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close ends the subscription and removes its bus match rule. fn is not
@@ -497,11 +527,7 @@ func (r *router) follow(ctx context.Context, name string) error {
 	}
 	rule := []dbus.MatchOption{dbus.WithMatchSender(busName), dbus.WithMatchInterface(busName),
 		dbus.WithMatchMember(busNameOwnerChanged), dbus.WithMatchArg(0, name)}
-	if err := r.conn.AddMatchSignalContext(ctx, rule...); err != nil {
-		if ctx.Err() != nil {
-			// The bus may have added the rule before ctx ended.
-			_ = r.conn.RemoveMatchSignal(rule...)
-		}
+	if err := addMatch(ctx, r.conn, rule); err != nil {
 		return fmt.Errorf("follow the owner of %s: %w", name, replyError(err))
 	}
 	o := &nameOwner{}

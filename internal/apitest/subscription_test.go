@@ -5,6 +5,7 @@ package apitest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,5 +165,57 @@ func TestSubscriptionEndsWithTheBus(t *testing.T) {
 	}
 	if err := sub.Err(); !errors.Is(err, bluechi.ErrConnectionClosed) {
 		t.Fatalf("Err after Close = %v", err)
+	}
+}
+
+// TestCancelledSubscribeLeavesNoRule: Subscribe calls whose context ends
+// while the bus adds the match rule leave no rule on the bus (a connection
+// may hold only so many), and return the context's error.
+func TestCancelledSubscribeLeavesNoRule(t *testing.T) {
+	bus := testbus.Start(t)
+	client := connectPlain(t, bus.Address)
+	ctrl := bluechi.NewControllerClient(client, bluechi.ControllerBusName, bluechi.ControllerPath)
+	stats := client.Object("org.freedesktop.DBus", "/org/freedesktop/DBus")
+	jobRules := func() int {
+		t.Helper()
+		var all map[string][]string
+		if err := stats.Call("org.freedesktop.DBus.Debug.Stats.GetAllMatchRules", 0).Store(&all); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range all[client.Names()[0]] {
+			if strings.Contains(r, bluechi.ControllerSignalJobRemoved) {
+				n++
+			}
+		}
+		return n
+	}
+	failed := 0
+	for i := range 300 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%100)*time.Microsecond)
+		sub, err := ctrl.OnJobRemoved(ctx, func(*bluechi.ControllerJobRemovedSignal) {})
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Subscribe: %v", err)
+			}
+			failed++
+			continue
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no Subscribe was cut short; the test proves nothing")
+	}
+	// The removals of rules added after their Subscribe gave up are on
+	// their way: poll.
+	deadline := time.Now().Add(10 * time.Second)
+	for n := jobRules(); n != 0; n = jobRules() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d JobRemoved match rules left after %d cut-short Subscribes", n, failed)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
