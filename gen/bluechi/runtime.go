@@ -276,12 +276,20 @@ func unescapeLabel(s string) string {
 // does not stop another client from sending a signal to this connection
 // directly under any path and interface.
 type Match struct {
-	Sender        string
-	Path          dbus.ObjectPath
+	// Sender is the sending bus name: unique (":1.42"), well-known
+	// (followed to its owner, see above) or the bus's own.
+	Sender string
+	// Path is the exact object path of the signal.
+	Path dbus.ObjectPath
+	// PathNamespace matches the path and every path below it.
 	PathNamespace dbus.ObjectPath
-	Interface     string
-	Member        string
-	Arg0          string
+	// Interface is the interface of the signal.
+	Interface string
+	// Member is the signal's name within Interface.
+	Member string
+	// Arg0 is the value of the signal's first argument, which must be a
+	// string.
+	Arg0 string
 }
 
 // wellKnown reports whether sender is a well-known name other than the
