@@ -75,6 +75,8 @@ func ExampleNodeClient_StartUnit() {
 				fmt.Println("job ended:", s.Result)
 				return
 			}
+		case <-sub.Done(): // the bus went away
+			log.Fatal(sub.Err())
 		case <-ctx.Done():
 			log.Fatal(ctx.Err())
 		}
