@@ -405,13 +405,13 @@ func (c *Conn) closeWith(err error) {
 		return
 	}
 	c.closing, c.cause = true, err
+	// A connection not started yet is ended here, and Start must not
+	// start a reader that would end it a second time.
 	started := c.started
+	c.started = true
 	c.mu.Unlock()
 	c.nc.Close()
 	if !started {
-		c.mu.Lock()
-		c.started = true
-		c.mu.Unlock()
 		c.shutdown(err)
 	}
 }
