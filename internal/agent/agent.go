@@ -398,6 +398,12 @@ func (a *Agent) serve(ctx context.Context, sess *session, sw <-chan struct{}) {
 		a.slog().Warn("lost controller connection", "reason", why)
 	}
 	var lastSent time.Duration
+	// A heartbeat is written on a goroutine of its own, one at a time: a
+	// write that blocks (a controller that stopped reading, its socket
+	// buffers full) must not stop the liveness check, which closes the
+	// connection and so ends the write.
+	sent := make(chan error, 1)
+	sending := false
 loop:
 	for {
 		select {
@@ -409,6 +415,12 @@ loop:
 		case <-sess.conn.Done():
 			lost("connection closed")
 			break loop
+		case err := <-sent:
+			sending = false
+			if err != nil {
+				lost(err.Error())
+				break loop
+			}
 		case <-tick:
 			now := monoclock.Now()
 			// The default threshold is armed only once the controller sends
@@ -418,12 +430,11 @@ loop:
 				lost("controller heartbeat timeout")
 				break loop
 			}
-			if now-lastSent >= interval {
-				lastSent = now
-				if err := daemonapi.EmitInternalAgentHeartbeatWire(sess.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentHeartbeatSignal{}); err != nil {
-					lost(err.Error())
-					break loop
-				}
+			if !sending && now-lastSent >= interval {
+				lastSent, sending = now, true
+				go func() {
+					sent <- daemonapi.EmitInternalAgentHeartbeatWire(sess.conn, string(daemonapi.InternalAgentPath), daemonapi.InternalAgentHeartbeatSignal{})
+				}()
 			}
 		}
 	}
