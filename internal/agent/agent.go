@@ -79,6 +79,8 @@ type Agent struct {
 
 	tlsd *tlslink.Dialer // UseTLS: set by UseTLS before Run, then read only
 
+	// mu guards sess, jobs, byID, early, switched, address, resolveHost,
+	// freshAddress and each session's metrics.
 	mu       sync.Mutex
 	sess     *session
 	jobs     map[dbus.ObjectPath][]*trackedJob // systemd merges requests: one path, several ids

@@ -60,6 +60,9 @@ type Controller struct {
 	bus Bus
 	obj *daemonapi.ControllerObject
 
+	// mu guards the nodes' connection fields (node.peer, agent,
+	// lastSeenMono), peer.node, jobs, nextJob, peers and closed; nodes
+	// and byName are fixed after New.
 	mu      sync.Mutex
 	nodes   []*node
 	byName  map[string]*node

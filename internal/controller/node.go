@@ -23,6 +23,8 @@ type node struct {
 	path dbus.ObjectPath
 	obj  *daemonapi.NodeObject
 
+	// Guarded by c.mu: the registered connection, its agent client and
+	// when it was last heard of.
 	peer         *peer
 	agent        *daemonapi.InternalAgentWireClient // peer's agent
 	lastSeenMono time.Duration
@@ -37,7 +39,7 @@ type node struct {
 	proxies   map[proxyKey]*proxyRec
 	deps      map[string]int
 	allowDeps map[string]bool // AllowDependenciesOn; set in New
-	depCheck  *time.Timer     // the pending checkDeps of the connection
+	depCheck  *time.Timer     // the pending checkDeps of the connection; guarded by c.emu
 
 	// selinuxType is the RequiredSelinuxContext a registering peer's
 	// SELinux type must equal; empty: any peer.

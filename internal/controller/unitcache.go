@@ -39,10 +39,10 @@ const sigListUnits = daemonapi.ControllerListUnitsOutSig
 
 // unitList is one node's cache entry.
 type unitList struct {
-	mu    sync.Mutex
-	gen   uint64 // bumped by every unit signal and connection change
-	valid bool   // elems were listed at gen
-	elems []byte // the array's elements, encoded from an 8-aligned offset
+	mu    sync.Mutex // guards gen, valid and elems
+	gen   uint64     // bumped by every unit signal and connection change
+	valid bool       // elems were listed at gen
+	elems []byte     // the array's elements, encoded from an 8-aligned offset
 }
 
 // invalidate drops the entry: something changed on the node.

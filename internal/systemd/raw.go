@@ -33,7 +33,7 @@ type rawEvent struct {
 // without ever blocking the reader (a job call's reply must get through
 // while dispatch waits at a gate).
 type eventQueue struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // guards items and closed
 	items  []rawEvent
 	ready  chan struct{} // signalled when items were added or the queue closed
 	closed bool
