@@ -30,9 +30,9 @@ const (
 	proxyBusName = bluechi.ControllerBusName
 )
 
-// PeerWriteTimeout bounds each write to an agent: one that stops reading
-// until the kernel's buffers are full is cut off after this long instead
-// of holding up every sender to it (the event relay among them).
+// PeerWriteTimeout bounds how long the writes to an agent that stopped
+// reading may wait in its queue (wireconn's QueueWrites) before it is cut
+// off; a queue that passes its bound cuts it off at once.
 const PeerWriteTimeout = 10 * time.Second
 
 // UnregisteredLimits bound what a peer may send before it registers
@@ -151,6 +151,10 @@ func (c *Controller) ServeConn(ctx context.Context, nc net.Conn) {
 		BusShim:      true,
 		Limits:       &limits,
 		WriteTimeout: PeerWriteTimeout,
+		// Writes to a peer that stopped reading are queued, not waited
+		// for: the controller writes to its agents with its locks held,
+		// and one such peer must not stall the others.
+		QueueWrites: true,
 	}
 	if a.timeout > 0 {
 		opts.HandshakeTimeout = min(a.timeout, transport.DefaultHandshakeTimeout)
@@ -308,6 +312,9 @@ func (r *registrar) register(ctx context.Context, name string) (*peer, error) {
 		// leave the node online on a dead connection.
 		return nil, failed("Connection closed during registration")
 	}
+	// The registered limits before the subscription replay: it may pass
+	// the few kB a peer gets queued before it registers.
+	conn.SetLimits(wireconn.RegisteredLimits)
 	n.attachLocked(p)
 	c.registeredLocked(n, p)
 	// Registered connections are not asked to register again.

@@ -261,3 +261,50 @@ func TestPeerLimits(t *testing.T) {
 		t.Errorf("controller RSS reached %.1f MB, want under %d MB", float64(rss.max.Load())/(1<<20), maxControllerRSS>>20)
 	}
 }
+
+// TestPeerThatStopsReading: a peer that registers as a node, then keeps
+// calling (Introspect) without reading a reply, is cut off once the
+// replies queued for it pass their bound, with a log line. Meanwhile the
+// controller's writes to everyone else go on: its heartbeats reach the
+// other node, whose agent drops a controller silent for 1.5 s, so that
+// node stays online, and the API answers. (When writes to a peer waited,
+// up to PeerWriteTimeout, 10 s, the heartbeat loop waited with them.)
+func TestPeerThatStopsReading(t *testing.T) {
+	c := newClusterBin(t, plainController(t), "HeartbeatInterval=200\nNodeHeartbeatThreshold=60000\n", nil, "r1", "r2")
+	c.startAgentWith("r1", "[bluechi-agent]\nLogTarget=stderr\nHeartbeatInterval=200\nControllerHeartbeatThreshold=1500\n")
+	c.waitStatus("r1", "online")
+
+	nc := c.hostile(t, true)
+	var w wire.Writer
+	w.String("r2")
+	reg := wire.AppendCall(nil, 1, "org.eclipse.bluechi", "/org/eclipse/bluechi/internal", "org.eclipse.bluechi.internal.Controller", "Register", "s", w.Buf)
+	nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := nc.Write(reg); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStatus("r2", "online")
+	// Batches of calls, each answered as it is read (fewer at once than
+	// the calls a peer may have waiting), until the controller gives up.
+	start := time.Now()
+	serial := uint32(1)
+	for sent := 0; sent < 400000; sent += 200 {
+		var batch []byte
+		for range 200 {
+			serial++
+			batch = wire.AppendCall(batch, serial, "org.eclipse.bluechi", "/org/eclipse/bluechi/internal", "org.freedesktop.DBus.Introspectable", "Introspect", "", nil)
+		}
+		if _, err := nc.Write(batch); err != nil {
+			t.Logf("writing calls after %d: %v", sent, err)
+			break
+		}
+	}
+	if !closedWithin(nc, 30*time.Second) {
+		t.Fatal("a peer that reads nothing is still connected after 30 s")
+	}
+	t.Logf("peer cut off after %v", time.Since(start).Round(time.Millisecond))
+	c.waitFor("log line", func() bool { return c.logCount("peer does not read") >= 1 })
+	if logContains(c, "agent-r1", "lost controller connection") {
+		t.Error("the agent of r1 lost the controller while the peer was cut off")
+	}
+	c.checkNode(t, "r1")
+}

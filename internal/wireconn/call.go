@@ -86,6 +86,13 @@ func (c *Conn) writeLocked(p []byte) error {
 	if cap(c.held) > maxPooledWrite {
 		c.held = nil // a burst's buffer is not kept
 	}
+	if c.wq != nil {
+		if err := c.writeQueued(p); err != nil {
+			c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
+			return fmt.Errorf("wireconn: writing: %w", err)
+		}
+		return nil
+	}
 	if c.opts.WriteTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	}

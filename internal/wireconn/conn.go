@@ -44,13 +44,20 @@ type Limits struct {
 	// StallTimeout closes the connection when a message has not arrived
 	// whole this long after its first byte; 0 disables.
 	StallTimeout time.Duration
+	// MaxWriteQueue bounds what a connection with Options.QueueWrites
+	// keeps for a peer that does not read: more than one message beyond
+	// this many bytes closes the connection (0: DefaultMaxWriteQueue).
+	MaxWriteQueue int
 }
 
 // The limits of the peer-link boundary (issue 13): strict until the peer
-// has registered, the D-Bus maximum afterwards.
+// has registered, the D-Bus maximum afterwards. A peer that does not read
+// costs at most 4 kB of queued replies beyond one message before it
+// registers, 4 MiB after (room for the subscription replay of some 25,000
+// units: see the controller's registration).
 var (
-	UnregisteredLimits = Limits{MaxMessageSize: 64 << 10, StallTimeout: 10 * time.Second}
-	RegisteredLimits   = Limits{MaxMessageSize: wire.MaxMessageSize}
+	UnregisteredLimits = Limits{MaxMessageSize: 64 << 10, StallTimeout: 10 * time.Second, MaxWriteQueue: 4 << 10}
+	RegisteredLimits   = Limits{MaxMessageSize: wire.MaxMessageSize, MaxWriteQueue: 4 << 20}
 )
 
 // Errors that end a connection.
@@ -137,6 +144,14 @@ type Options struct {
 	// (the peer is not trusted yet: see MarkRegistered) and
 	// RegisteredLimits for Client.
 	Limits *Limits
+	// QueueWrites makes writes on a plain socket never wait: what the
+	// kernel does not take at once is queued (at most one message beyond
+	// Limits.MaxWriteQueue bytes) and written by a goroutine of its own,
+	// each batch within WriteTimeout; a peer that lets the queue pass its
+	// bound is cut off. Senders that hold locks other peers need (the
+	// controller relaying to its agents) then never wait for one peer.
+	// On other connections (TLS) writes wait as without it.
+	QueueWrites bool
 	// WriteTimeout, if set, bounds each write: a peer that stops reading
 	// until the kernel's buffers are full is cut off after this long
 	// instead of holding up every sender.
@@ -165,8 +180,9 @@ type Conn struct {
 	// wmu serialises writes: each message goes out whole, serials in
 	// wire order. It is taken before mu, never after.
 	wmu    sync.Mutex
-	serial uint32 // last serial used; guarded by wmu
-	held   []byte // messages Hold encoded, written with the next write; guarded by wmu
+	serial uint32      // last serial used; guarded by wmu
+	held   []byte      // messages Hold encoded, written with the next write; guarded by wmu
+	wq     *writeQueue // QueueWrites on a plain socket, else nil
 
 	mu         sync.Mutex // guards the fields below
 	objects    map[string]*object
@@ -213,15 +229,18 @@ type pending struct {
 func newConn(nc net.Conn, opts Options, limits Limits) *Conn {
 	c := &Conn{nc: nc, opts: opts, objects: map[string]*object{}, pending: map[uint32]*pending{}, done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if opts.Limits != nil {
-		limits = *opts.Limits
-	}
-	c.SetLimits(limits)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 		}
 	}
+	if c.rc != nil && queues(nc, opts) {
+		c.wq = &writeQueue{}
+	}
+	if opts.Limits != nil {
+		limits = *opts.Limits
+	}
+	c.SetLimits(limits)
 	return c
 }
 
@@ -350,6 +369,14 @@ func (c *Conn) SetLimits(l Limits) {
 		l.MaxMessageSize = wire.MaxMessageSize
 	}
 	c.maxSize.Store(int64(l.MaxMessageSize))
+	if c.wq != nil {
+		if l.MaxWriteQueue <= 0 {
+			l.MaxWriteQueue = DefaultMaxWriteQueue
+		}
+		c.wq.mu.Lock()
+		c.wq.max = l.MaxWriteQueue
+		c.wq.mu.Unlock()
+	}
 	old := c.stall.Swap(int64(l.StallTimeout))
 	if old > 0 && l.StallTimeout <= 0 {
 		// Lift a stall deadline the reader may have set.
