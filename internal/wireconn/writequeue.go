@@ -24,6 +24,7 @@ type writeQueue struct {
 	mu       sync.Mutex
 	buf      []byte // bytes not written yet, in wire order; guarded by mu
 	flushing bool   // the flusher runs (buf may be empty while it writes); guarded by mu
+	writing  int    // bytes the flusher took from buf and writes now; guarded by mu
 	err      error  // why writing stopped; guarded by mu
 	max      int    // bytes buf may hold beyond one message (Limits.MaxWriteQueue); guarded by mu
 }
@@ -63,8 +64,8 @@ func (c *Conn) writeQueued(p []byte) error {
 		}
 		p = p[n:]
 	}
-	if len(q.buf) > 0 && len(q.buf)+len(p) > q.max {
-		q.err = fmt.Errorf("peer does not read: %d bytes wait to be written", len(q.buf)+len(p))
+	if waiting := len(q.buf) + q.writing; waiting > 0 && waiting+len(p) > q.max {
+		q.err = fmt.Errorf("peer does not read: %d bytes wait to be written", waiting+len(p))
 		return q.err
 	}
 	q.buf = append(q.buf, p...)
@@ -82,7 +83,7 @@ func (c *Conn) flushQueue() {
 	for {
 		q.mu.Lock()
 		p := q.buf
-		q.buf = nil
+		q.buf, q.writing = nil, len(p)
 		if len(p) == 0 || q.err != nil {
 			q.flushing = false
 			q.mu.Unlock()
@@ -94,7 +95,7 @@ func (c *Conn) flushQueue() {
 		}
 		if _, err := WriteRaw(c.rc, p); err != nil {
 			q.mu.Lock()
-			q.err, q.flushing = err, false
+			q.err, q.flushing, q.writing = err, false, 0
 			q.mu.Unlock()
 			c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
 			return
