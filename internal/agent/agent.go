@@ -76,6 +76,9 @@ type Agent struct {
 	log *logging.Logger
 	sd  Systemd
 	pub *daemonapi.AgentObject // nil when not published on a bus
+	// seen is when the controller was last heard of (monoclock, ns): set
+	// by touch, read by the liveness check.
+	seen atomic.Int64
 
 	tlsd *tlslink.Dialer // UseTLS: set by UseTLS before Run, then read only
 
@@ -462,7 +465,10 @@ func (a *Agent) setOffline() {
 	a.pub.SetStatus("offline")
 }
 
+// touch records that the controller was heard of: for the liveness check
+// and, when published, in the LastSeenTimestamp properties.
 func (a *Agent) touch() {
+	a.seen.Store(int64(monoclock.Now()))
 	if a.pub == nil {
 		return
 	}
@@ -471,12 +477,7 @@ func (a *Agent) touch() {
 }
 
 // lastSeen returns when the controller was last heard of (monotonic).
-func (a *Agent) lastSeen() time.Duration {
-	if a.pub == nil {
-		return monoclock.Now()
-	}
-	return time.Duration(a.pub.LastSeenTimestampMonotonic()) * time.Microsecond
-}
+func (a *Agent) lastSeen() time.Duration { return time.Duration(a.seen.Load()) }
 
 // current returns the registered session, or nil.
 func (a *Agent) current() *session {

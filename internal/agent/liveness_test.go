@@ -12,7 +12,6 @@ import (
 	"github.com/bluechi-go/bluechi/internal/agent"
 	"github.com/bluechi-go/bluechi/internal/config"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
-	"github.com/bluechi-go/bluechi/internal/dbusrt"
 	"github.com/bluechi-go/bluechi/internal/logging"
 	"github.com/bluechi-go/bluechi/internal/systemd"
 	"github.com/bluechi-go/bluechi/internal/wire"
@@ -46,7 +45,8 @@ func TestLivenessWhileWritesBlock(t *testing.T) {
 		events: make(chan systemd.Event),
 	}
 	cfg := &config.Agent{NodeName: "n1", ControllerAddress: addr, HeartbeatInterval: 100, ControllerHeartbeatThreshold: 500}
-	a, err := agent.New(cfg, log, sd, dbusrt.NewServer())
+	// No public object (nil): the liveness check needs none.
+	a, err := agent.New(cfg, log, sd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
