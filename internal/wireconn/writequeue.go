@@ -21,6 +21,8 @@ const DefaultMaxWriteQueue = 256 << 10
 // lock others need (the controller's, while it relays to its agents) so
 // never waits for one peer that stopped reading.
 type writeQueue struct {
+	// mu is taken with or without Conn.wmu held (senders hold it, the
+	// flusher does not); no other lock is taken while mu is held.
 	mu       sync.Mutex
 	buf      []byte // bytes not written yet, in wire order; guarded by mu
 	flushing bool   // the flusher runs (buf may be empty while it writes); guarded by mu
