@@ -140,9 +140,19 @@ func (p *exporterProc) logText() string {
 	return p.log.String()
 }
 
-// body fetches the exposition text.
+// scrapeAccept is the Accept header of a Prometheus 2 scrape: it asks for
+// OpenMetrics first.
+const scrapeAccept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+// body fetches the exposition as a Prometheus server does; it must come in
+// the text format, the one bluechi-exporter(1) documents.
 func (p *exporterProc) body() (string, error) {
-	resp, err := http.Get(p.url)
+	req, err := http.NewRequest(http.MethodGet, p.url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", scrapeAccept)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -150,6 +160,9 @@ func (p *exporterProc) body() (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		return "", fmt.Errorf("Content-Type %q, want the text format", ct)
 	}
 	return string(b), err
 }
