@@ -290,7 +290,11 @@ func (e *Exporter) applySnapshot(gen uint64, sess Session, status string, nodes 
 	}
 	for name := range e.nodes {
 		if !seen[name] && !e.touched[name] {
+			// No longer configured: its counters and histograms go
+			// with its gauges, or they would be served unchanged until
+			// the exporter restarts.
 			delete(e.nodes, name)
+			e.m.forgetNode(name)
 		}
 	}
 	if len(e.opts.Units) > 0 {

@@ -4,6 +4,7 @@ package exporter
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -258,4 +259,54 @@ func TestHungController(t *testing.T) {
 	b.hung, b.openErr = false, nil
 	b.mu.Unlock()
 	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1, `bluechi_exporter_controller_sessions_total`: 2})
+}
+
+// A node that is no longer configured when the controller comes back loses
+// all its series, counters and histograms included; the others keep theirs.
+func TestRemovedNodeSeriesDropped(t *testing.T) {
+	b := newFakeBus(threeNodes()...)
+	b.jobs["/j/1"] = [2]string{"n3", "start"}
+	b.jobs["/j/2"] = [2]string{"n1", "start"}
+	_, reg := run(t, Options{}, b)
+	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1})
+	h := b.handler(t)
+	for id, n := range map[uint32]string{1: "n3", 2: "n1"} {
+		h.JobNew(id, fmt.Sprintf("/j/%d", id))
+		h.JobRemoved(id, fmt.Sprintf("/j/%d", id), n, "u.service", "done")
+		h.UnitStateChanged(n, "u.service", "active", "running", false)
+		h.AgentJob(n, "u.service", "StartUnit", time.Second)
+		h.StartUnitJob(n, "u.service", time.Second)
+	}
+	series := func(n string) []string {
+		return []string{
+			`bluechi_node_online{node="` + n + `"}`,
+			`bluechi_jobs_total{job_type="start",node="` + n + `",result="done"}`,
+			`bluechi_job_duration_seconds_count{job_type="start",node="` + n + `"}`,
+			`bluechi_unit_state_changes_total{node="` + n + `"}`,
+			`bluechi_agent_job_seconds_count{method="StartUnit",node="` + n + `"}`,
+			`bluechi_start_unit_job_seconds_count{node="` + n + `"}`,
+		}
+	}
+	all := map[string]float64{}
+	for _, k := range append(series("n1"), series("n3")...) {
+		all[k] = 1
+	}
+	all[`bluechi_node_online{node="n3"}`] = 0
+	waitMetrics(t, reg, all)
+
+	// The controller restarts with n3 gone from its configuration.
+	b.setOwner("")
+	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 0})
+	b.mu.Lock()
+	b.nodes = threeNodes()[:2]
+	b.mu.Unlock()
+	b.setOwner(":1.9")
+	want := map[string]float64{`bluechi_up`: 1, `bluechi_exporter_controller_sessions_total`: 2}
+	for _, k := range series("n1")[1:] {
+		want[k] = 1
+	}
+	for _, k := range series("n3") {
+		want[k] = -1
+	}
+	waitMetrics(t, reg, want)
 }

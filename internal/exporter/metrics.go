@@ -86,6 +86,16 @@ func (m *metrics) jobDone(j *jobState) {
 	m.jobDuration.WithLabelValues(j.node, j.typ).Observe(j.end.Sub(j.start).Seconds())
 }
 
+// forgetNode drops every series of a node that left the configuration.
+func (m *metrics) forgetNode(node string) {
+	l := prometheus.Labels{"node": node}
+	m.jobsTotal.DeletePartialMatch(l)
+	m.jobDuration.DeletePartialMatch(l)
+	m.stateChanges.DeletePartialMatch(l)
+	m.agentJob.DeletePartialMatch(l)
+	m.startUnitJob.DeletePartialMatch(l)
+}
+
 // stateCollector turns the kept state into gauges at scrape time: O(series),
 // no calls to the controller.
 type stateCollector struct{ e *Exporter }
