@@ -138,7 +138,6 @@ bench-scale:
 bench-tls:
 	$(GO) test -run XXX -bench TLSRegistration -benchtime 1x -timeout 30m ./internal/scalebench
 
-.PHONY: all build generate man check-man check-generate test fuzz-smoke lint check-spdx check-install bench bench-cluster bench-scale bench-tls bench-compare clean run deps install uninstall check-units
 DESTDIR ?=
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
