@@ -270,11 +270,24 @@ func TestPeerLimits(t *testing.T) {
 // node stays online, and the API answers. (When writes to a peer waited,
 // up to PeerWriteTimeout, 10 s, the heartbeat loop waited with them.)
 func TestPeerThatStopsReading(t *testing.T) {
-	c := newClusterBin(t, plainController(t), "HeartbeatInterval=200\nNodeHeartbeatThreshold=60000\n", nil, "r1", "r2")
-	c.startAgentWith("r1", "[bluechi-agent]\nLogTarget=stderr\nHeartbeatInterval=200\nControllerHeartbeatThreshold=1500\n")
+	c := newClusterBin(t, plainController(t), stopReadingController, nil, "r1", "r2")
+	c.startAgentWith("r1", "[bluechi-agent]\nLogTarget=stderr\n"+stopReadingAgent)
 	c.waitStatus("r1", "online")
+	peerStopsReading(t, c, c.hostile(t, true))
+}
 
-	nc := c.hostile(t, true)
+// The heartbeat settings of TestPeerThatStopsReading: the controller's
+// heartbeats every 200 ms, an agent that drops it after 1.5 s of silence.
+const (
+	stopReadingController = "HeartbeatInterval=200\nNodeHeartbeatThreshold=60000\n"
+	stopReadingAgent      = "HeartbeatInterval=200\nControllerHeartbeatThreshold=1500\n"
+)
+
+// peerStopsReading registers the authenticated connection nc as node r2,
+// calls without reading until the controller cuts it off, and checks that
+// the agent of r1 never lost the controller meanwhile.
+func peerStopsReading(t *testing.T, c *cluster, nc net.Conn) {
+	t.Helper()
 	var w wire.Writer
 	w.String("r2")
 	reg := wire.AppendCall(nil, 1, "org.eclipse.bluechi", "/org/eclipse/bluechi/internal", "org.eclipse.bluechi.internal.Controller", "Register", "s", w.Buf)

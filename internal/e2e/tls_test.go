@@ -13,6 +13,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/sandbox"
 	"github.com/bluechi-go/bluechi/internal/testcerts"
 	"github.com/bluechi-go/bluechi/internal/tlsconfig"
+	"github.com/bluechi-go/bluechi/internal/transport"
 )
 
 // tlsCluster is a cluster whose controller has UseTLS=yes, with the
@@ -52,12 +54,18 @@ func tlsKeys(f tlsconfig.Files) string {
 const tlsAgentBase = "[bluechi-agent]\nLogTarget=stderr\nLogLevel=DEBUG\nHeartbeatInterval=500\n"
 
 func newTLSCluster(t *testing.T, names ...string) *tlsCluster {
+	return newTLSClusterBin(t, "", "", names...)
+}
+
+// newTLSClusterBin is newTLSCluster with the controller binary bin ("":
+// the one built with -race) and extra lines in its configuration.
+func newTLSClusterBin(t *testing.T, bin, extra string, names ...string) *tlsCluster {
 	t.Helper()
 	certs, err := testcerts.New(t.TempDir(), []string{"localhost", "127.0.0.1"}, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClusterWith(t, "LogLevel=DEBUG\n"+tlsKeys(certs.Controller), names...)
+	c := newClusterBin(t, bin, "LogLevel=DEBUG\n"+tlsKeys(certs.Controller)+extra, nil, names...)
 	return &tlsCluster{cluster: c, certs: certs}
 }
 
@@ -404,4 +412,30 @@ func TestTLSRotation(t *testing.T) {
 	if logContains(c.cluster, "controller", "TLS: handshake failed") {
 		t.Errorf("the controller refused a TLS handshake")
 	}
+}
+
+// TestTLSPeerThatStopsReading is TestPeerThatStopsReading over mutual
+// TLS, where no write can be tried without waiting: a peer with node r2's
+// certificate that calls without reading is cut off once its queue passes
+// its bound, and the agent of r1 never loses the controller meanwhile.
+func TestTLSPeerThatStopsReading(t *testing.T) {
+	c := newTLSClusterBin(t, plainController(t), stopReadingController, "r1", "r2")
+	c.startAgentWith("r1", "[bluechi-agent]\nLogTarget=stderr\n"+stopReadingAgent+tlsKeys(c.certs.Nodes["r1"]))
+	c.waitStatus("r1", "online")
+	h, _, err := tlsconfig.NewHolder(c.certs.Nodes["r2"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := net.Dialer{Timeout: 10 * time.Second}
+	tc, err := tls.DialWithDialer(&d, "tcp", fmt.Sprintf("127.0.0.1:%d", c.port), h.ClientConfig("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := transport.ClientHandshake(bufio.NewReader(tc), tc, transport.MechanismAnonymous, ""); err != nil {
+		t.Fatal(err)
+	}
+	tc.SetDeadline(time.Time{})
+	peerStopsReading(t, c.cluster, tc)
 }

@@ -4,10 +4,12 @@ package wireconn
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -45,6 +47,68 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkQueuedRoundTrip is one method call and its reply, the server
+// with and without QueueWrites, on a plain socket and over TLS (where a
+// queued reply is written by the queue's goroutine): what queueing costs
+// a link whose peer reads.
+func BenchmarkQueuedRoundTrip(b *testing.B) {
+	ctx := context.Background()
+	for _, useTLS := range []bool{false, true} {
+		for _, queued := range []bool{false, true} {
+			name := map[bool]string{false: "plain", true: "tls"}[useTLS] + "/" + map[bool]string{false: "direct", true: "queued"}[queued]
+			b.Run(name, func(b *testing.B) {
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				client := queuedPair(b, useTLS, Options{QueueWrites: queued, WriteTimeout: time.Minute}, echoIface(&wg))
+				req := &Request{Path: testPath, Interface: testIface, Member: "Echo", Signature: "s", Body: strBody("ping")}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := client.Call(ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// queuedPair connects a client Conn to a registered server Conn with
+// sopts that serves iface, over loopback TCP or TLS.
+func queuedPair(b *testing.B, useTLS bool, sopts Options, iface *Interface) *Conn {
+	l := listen(b)
+	exp := func(c *Conn) {
+		c.Export(testPath, iface)
+		c.MarkRegistered()
+	}
+	var ch <-chan *Conn
+	var ccfg *tls.Config
+	if useTLS {
+		var scfg *tls.Config
+		scfg, ccfg = tlsConfigs(b)
+		ch = acceptTLS(l, scfg, sopts, nil, exp)
+	} else {
+		ch = acceptOne(b, l, sopts, exp)
+	}
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if useTLS {
+		nc = tls.Client(nc, ccfg)
+	}
+	client, err := Client(context.Background(), nc, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	client.Start()
+	s := <-ch
+	if s == nil {
+		b.Fatal("server side failed")
+	}
+	b.Cleanup(func() { client.Close(); s.Close(); <-client.Done(); <-s.Done() })
+	return client
 }
 
 // godbusClient returns a godbus connection authenticated (ANONYMOUS, no

@@ -144,13 +144,14 @@ type Options struct {
 	// (the peer is not trusted yet: see MarkRegistered) and
 	// RegisteredLimits for Client.
 	Limits *Limits
-	// QueueWrites makes writes on a plain socket never wait: what the
-	// kernel does not take at once is queued (at most one message beyond
+	// QueueWrites makes writes never wait: what the socket does not take
+	// at once (on TLS, every write) is queued (at most one message beyond
 	// Limits.MaxWriteQueue bytes) and written by a goroutine of its own,
 	// each batch within WriteTimeout; a peer that lets the queue pass its
 	// bound is cut off. Senders that hold locks other peers need (the
 	// controller relaying to its agents) then never wait for one peer.
-	// On other connections (TLS) writes wait as without it.
+	// Close with bytes queued stops reading and lets them go out first,
+	// within WriteTimeout (DefaultLinger when 0).
 	QueueWrites bool
 	// WriteTimeout, if set, bounds each write: a peer that stops reading
 	// until the kernel's buffers are full is cut off after this long
@@ -182,7 +183,7 @@ type Conn struct {
 	wmu    sync.Mutex
 	serial uint32      // last serial used; guarded by wmu
 	held   []byte      // messages Hold encoded, written with the next write; guarded by wmu
-	wq     *writeQueue // QueueWrites on a plain socket, else nil
+	wq     *writeQueue // with QueueWrites, else nil
 
 	mu         sync.Mutex // guards the fields below
 	objects    map[string]*object
@@ -193,6 +194,10 @@ type Conn struct {
 	release    func() // gives back an Admission slot; nil if none
 	started    bool
 	ended      bool // shutdown ran
+
+	// stopRead is set when the connection is closed: the reader stops
+	// after the read it is in (the socket may linger, see writeQueue).
+	stopRead atomic.Bool
 
 	done chan struct{} // closed when the connection has ended
 	err  error         // the reason; written before done is closed
@@ -234,8 +239,8 @@ func newConn(nc net.Conn, opts Options, limits Limits) *Conn {
 			c.rc = rc
 		}
 	}
-	if c.rc != nil && queues(nc, opts) {
-		c.wq = &writeQueue{}
+	if opts.QueueWrites {
+		c.wq = newWriteQueue(nc, c.rc)
 	}
 	if opts.Limits != nil {
 		limits = *opts.Limits
@@ -437,7 +442,8 @@ func (c *Conn) closeWith(err error) {
 	started := c.started
 	c.started = true
 	c.mu.Unlock()
-	c.nc.Close()
+	c.stopRead.Store(true)
+	c.closeSocket()
 	if !started {
 		c.shutdown(err)
 	}
@@ -455,7 +461,7 @@ func (c *Conn) shutdown(err error) {
 	release := c.release
 	c.release = nil
 	c.mu.Unlock()
-	c.nc.Close()
+	c.closeSocket()
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 		err = io.EOF
 	}

@@ -87,6 +87,9 @@ func (c *Conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		if c.stopRead.Load() {
+			return ErrClosed
+		}
 		if err := c.watchStall(); err != nil {
 			return err
 		}
@@ -117,6 +120,9 @@ func (c *Conn) readPlain() error {
 		if n > 0 {
 			if ferr := c.feed(b[:n]); ferr != nil {
 				return ferr
+			}
+			if c.stopRead.Load() {
+				return ErrClosed
 			}
 		}
 		switch {

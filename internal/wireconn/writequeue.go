@@ -15,33 +15,45 @@ import (
 // DefaultMaxWriteQueue is the Limits.MaxWriteQueue used when it is 0.
 const DefaultMaxWriteQueue = 256 << 10
 
-// writeQueue keeps what the kernel did not take at once on a connection
+// DefaultLinger bounds, when WriteTimeout is 0, how long a connection
+// closed with bytes still queued goes on writing them.
+const DefaultLinger = 10 * time.Second
+
+// writeQueue keeps what the socket did not take at once on a connection
 // whose writes never wait (Options.QueueWrites): a goroutine of its own
 // writes it, within WriteTimeout, while senders go on. A sender holding a
 // lock others need (the controller's, while it relays to its agents) so
-// never waits for one peer that stopped reading.
+// never waits for one peer that stopped reading. On a plain socket a
+// write goes straight to the kernel while nothing waits; on anything else
+// (TLS, which cannot write without waiting) every write goes through the
+// queue.
+//
+// A connection closed with bytes queued (a reply, then Close) stops
+// reading at once but lingers: the queue's goroutine writes the rest,
+// within WriteTimeout from the close, and then closes the socket.
 type writeQueue struct {
+	direct bool // writes may try the socket first (a plain socket); set once
+
 	// mu is taken with or without Conn.wmu held (senders hold it, the
 	// flusher does not); no other lock is taken while mu is held.
-	mu       sync.Mutex
-	buf      []byte // bytes not written yet, in wire order; guarded by mu
-	flushing bool   // the flusher runs (buf may be empty while it writes); guarded by mu
-	writing  int    // bytes the flusher took from buf and writes now; guarded by mu
-	err      error  // why writing stopped; guarded by mu
-	max      int    // bytes buf may hold beyond one message (Limits.MaxWriteQueue); guarded by mu
+	mu          sync.Mutex
+	buf         []byte    // bytes not written yet, in wire order; guarded by mu
+	flushing    bool      // the flusher runs (buf may be empty while it writes); guarded by mu
+	writing     int       // bytes the flusher took from buf and writes now; guarded by mu
+	err         error     // why writing stopped; guarded by mu
+	max         int       // bytes buf may hold beyond one message (Limits.MaxWriteQueue); guarded by mu
+	closing     bool      // the connection ended; the flusher closes the socket when it stops; guarded by mu
+	lingerUntil time.Time // the write deadline once closing; guarded by mu
 }
 
-// queues reports whether c's writes go through a writeQueue: asked for,
-// and a plain socket that can be written without waiting.
-func queues(nc net.Conn, opts Options) bool {
-	if !opts.QueueWrites {
-		return false
-	}
+// newWriteQueue returns the queue of a connection with Options.QueueWrites.
+func newWriteQueue(nc net.Conn, rc syscall.RawConn) *writeQueue {
+	q := &writeQueue{}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
-		return true
+		q.direct = rc != nil
 	}
-	return false
+	return q
 }
 
 // writeQueued writes p (whole messages) as far as the socket takes it now
@@ -55,7 +67,10 @@ func (c *Conn) writeQueued(p []byte) error {
 	if q.err != nil {
 		return q.err
 	}
-	if !q.flushing {
+	if q.closing {
+		return ErrClosed
+	}
+	if !q.flushing && q.direct {
 		n, err := tryWriteRaw(c.rc, p)
 		if err != nil {
 			q.err = err
@@ -79,7 +94,8 @@ func (c *Conn) writeQueued(p []byte) error {
 }
 
 // flushQueue writes the queue until it is empty, each batch within
-// WriteTimeout; a failure ends the connection.
+// WriteTimeout (after Close, within the linger deadline); a failure ends
+// the connection. Once closing, it closes the socket when it stops.
 func (c *Conn) flushQueue() {
 	q := c.wq
 	for {
@@ -87,22 +103,119 @@ func (c *Conn) flushQueue() {
 		p := q.buf
 		q.buf, q.writing = nil, len(p)
 		if len(p) == 0 || q.err != nil {
-			q.flushing = false
+			q.flushing, q.writing = false, 0
+			closing, failed := q.closing, q.err != nil
 			q.mu.Unlock()
+			if closing {
+				c.closeSocketNow(failed)
+			}
 			return
 		}
-		q.mu.Unlock()
-		if c.opts.WriteTimeout > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		var deadline time.Time
+		switch {
+		case q.closing:
+			deadline = q.lingerUntil
+		case c.opts.WriteTimeout > 0:
+			deadline = time.Now().Add(c.opts.WriteTimeout)
 		}
-		if _, err := WriteRaw(c.rc, p); err != nil {
+		q.mu.Unlock()
+		if !deadline.IsZero() {
+			_ = c.nc.SetWriteDeadline(deadline)
+		}
+		if _, err := c.write(p); err != nil {
 			q.mu.Lock()
 			q.err, q.flushing, q.writing = err, false, 0
+			closing := q.closing
 			q.mu.Unlock()
-			c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
+			if closing {
+				c.closeSocketNow(true)
+			} else {
+				c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
+			}
 			return
 		}
 	}
+}
+
+// closeSocket closes the socket of a connection that ended. With bytes
+// still queued and a socket whose read side can be shut on its own, it
+// stops reading at once and leaves the closing to the flusher, which
+// writes the rest first; a queue that failed is dropped.
+func (c *Conn) closeSocket() {
+	q := c.wq
+	if q == nil {
+		c.nc.Close()
+		return
+	}
+	q.mu.Lock()
+	if q.closing {
+		q.mu.Unlock()
+		return
+	}
+	q.closing = true
+	switch {
+	case !q.flushing && q.direct:
+		q.mu.Unlock()
+		c.nc.Close()
+		return
+	case !q.flushing:
+		// Closing TLS writes an alert, which may wait for the socket:
+		// the flusher does it.
+		q.flushing = true
+		q.mu.Unlock()
+		go c.flushQueue()
+		return
+	case q.err == nil && shutRead(c.nc):
+		linger := c.opts.WriteTimeout
+		if linger <= 0 {
+			linger = DefaultLinger
+		}
+		q.lingerUntil = time.Now().Add(linger)
+		q.mu.Unlock()
+		return
+	}
+	if q.err == nil {
+		q.err = ErrClosed
+	}
+	q.mu.Unlock()
+	c.closeSocketNow(true)
+}
+
+// closeSocketNow closes the socket: in an orderly way (TLS's close alert)
+// unless writing failed or was cut short, then the bare socket under TLS.
+func (c *Conn) closeSocketNow(failed bool) {
+	if failed && closeBare(c.nc) {
+		return
+	}
+	c.nc.Close()
+}
+
+// socketOf returns the socket under nc: what a TLS connection runs on, or
+// nc itself.
+func socketOf(nc net.Conn) net.Conn {
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		return t.NetConn()
+	}
+	return nc
+}
+
+// shutRead shuts the read side of nc's socket (its reader then sees the
+// end of the stream); false if it has none to shut.
+func shutRead(nc net.Conn) bool {
+	r, ok := socketOf(nc).(interface{ CloseRead() error })
+	return ok && r.CloseRead() == nil
+}
+
+// closeBare closes the socket under a TLS connection, without the close
+// alert that could wait for a peer that does not read; false if nc runs
+// on no other connection.
+func closeBare(nc net.Conn) bool {
+	t, ok := nc.(interface{ NetConn() net.Conn })
+	if !ok {
+		return false
+	}
+	t.NetConn().Close()
+	return true
 }
 
 // tryWriteRaw writes as much of p (not empty) as the socket of rc takes

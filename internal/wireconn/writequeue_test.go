@@ -3,13 +3,18 @@
 package wireconn
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bluechi-go/bluechi/internal/testcerts"
 	"github.com/bluechi-go/bluechi/internal/wire"
 )
 
@@ -152,5 +157,194 @@ func TestQueuedWriteTimeout(t *testing.T) {
 	}
 	if err := c.Err(); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("connection ended with %v, want a write timeout", err)
+	}
+}
+
+// tlsConfigs returns a server and a client TLS configuration that trust
+// each other (the server's certificate for 127.0.0.1).
+func tlsConfigs(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	ca, err := testcerts.NewCA("wireconn test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(testcerts.Leaf{CN: "server", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13},
+		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
+}
+
+// acceptTLS accepts one connection on l, runs the TLS handshake with cfg
+// on it (prep sees the socket first) and then Accept with opts; nil on
+// failure.
+func acceptTLS(l net.Listener, cfg *tls.Config, opts Options, prep func(*net.TCPConn), exp func(*Conn)) <-chan *Conn {
+	ch := make(chan *Conn, 1)
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			ch <- nil
+			return
+		}
+		if prep != nil {
+			prep(nc.(*net.TCPConn))
+		}
+		tc := tls.Server(nc, cfg)
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			ch <- nil
+			return
+		}
+		c, err := Accept(context.Background(), tc, opts)
+		if err != nil {
+			ch <- nil
+			return
+		}
+		if exp != nil {
+			exp(c)
+		}
+		c.Start()
+		ch <- c
+	}()
+	return ch
+}
+
+// tlsQueuedServer is queuedServer over TLS: the server's writes go through
+// crypto/tls on a socket with a small send buffer, the client reads
+// nothing until the test does.
+func tlsQueuedServer(t *testing.T, opts Options) (*Conn, *tls.Conn, *rawReader) {
+	t.Helper()
+	scfg, ccfg := tlsConfigs(t)
+	l := listen(t)
+	opts.QueueWrites = true
+	ch := acceptTLS(l, scfg, opts, func(nc *net.TCPConn) { _ = nc.SetWriteBuffer(16 << 10) }, nil)
+	raw := rawDial(t, l)
+	if err := raw.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(raw, ccfg)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	r := rawAuth(t, tc)
+	c := <-ch
+	if c == nil {
+		t.Fatal("server side of the TLS connection failed")
+	}
+	t.Cleanup(func() { c.Close(); <-c.Done() })
+	return c, tc, r
+}
+
+// TestQueuedTLSWritesNeverWait: over TLS, where no write can be tried
+// without waiting, every write goes through the queue: against a peer
+// that reads nothing, writes return at once until the queue passes its
+// bound, and the peer is cut off with the reason.
+func TestQueuedTLSWritesNeverWait(t *testing.T) {
+	noLeaks(t)
+	c, _, _ := tlsQueuedServer(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 64 << 10}})
+	body := strBody(strings.Repeat("x", 1000))
+	start := time.Now()
+	var err error
+	sent := 0
+	for ; sent < 100000 && err == nil; sent++ {
+		err = c.Emit(testPath, testIface, "Tick", "s", body)
+	}
+	if err == nil {
+		t.Fatalf("%d signals of 1 kB queued to a peer that reads nothing", sent)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("writes waited: %v until the queue was full", took)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection not closed after the queue overflowed")
+	}
+	if cerr := c.Err(); cerr == nil || !strings.Contains(cerr.Error(), "does not read") {
+		t.Fatalf("connection ended with %v, want the queue's reason", cerr)
+	}
+	t.Logf("%d signals sent before the queue overflowed", sent)
+}
+
+// TestCloseWritesQueueFirst: Close with messages still queued (an answer,
+// then Close, to a peer slower than the answer) ends the connection at
+// once, yet the peer gets every message, in order, before the end of the
+// stream: on a plain socket and over TLS.
+func TestCloseWritesQueueFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*testing.T, Options) (*Conn, net.Conn, *rawReader)
+	}{
+		{"plain", queuedServer},
+		{"tls", func(t *testing.T, o Options) (*Conn, net.Conn, *rawReader) { return tlsQueuedServer(t, o) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			c, nc, r := tc.setup(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 8 << 20}})
+			const n = 300 // 2.4 MB: far more than the kernel's buffers hold
+			for i := range n {
+				if err := c.Emit(testPath, testIface, "Pad", "us", append(u32Body(uint32(i)), strBody(strings.Repeat("p", 8000))[4:]...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.wq.mu.Lock()
+			queued := len(c.wq.buf) + c.wq.writing
+			c.wq.mu.Unlock()
+			if queued == 0 {
+				t.Fatal("nothing queued: the kernel took it all")
+			}
+			c.Close()
+			select {
+			case <-c.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close with a queue did not end the connection")
+			}
+			if err := c.Emit(testPath, testIface, "Late", "", nil); err == nil {
+				t.Error("a write after Close succeeded")
+			}
+			for i := range n {
+				m := r.message(t)
+				rd := wire.NewReader(m.Body, m.BigEndian)
+				if v, err := rd.Uint32(); err != nil || v != uint32(i) || m.Member != "Pad" {
+					t.Fatalf("message %d: %s %d %v", i, m.Member, v, err)
+				}
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := r.r.ReadByte(); !errors.Is(err, io.EOF) {
+				t.Fatalf("after the queue: %v, want the end of the stream", err)
+			}
+		})
+	}
+}
+
+// TestCloseLingerBounded: a closed connection whose peer never reads its
+// queue lets go of it after WriteTimeout: the socket is closed and no
+// goroutine is left.
+func TestCloseLingerBounded(t *testing.T) {
+	noLeaks(t)
+	c, _, _ := queuedServer(t, Options{WriteTimeout: 300 * time.Millisecond, Limits: &Limits{MaxWriteQueue: 8 << 20}})
+	for range 300 {
+		if err := c.Emit(testPath, testIface, "Pad", "s", strBody(strings.Repeat("p", 8000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c.wq.mu.Lock()
+		flushing := c.wq.flushing
+		c.wq.mu.Unlock()
+		if !flushing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queue of a closed connection still written to after 10 s")
+		}
 	}
 }
