@@ -88,7 +88,7 @@ func (c *Conn) writeLocked(p []byte) error {
 	}
 	if c.wq != nil {
 		if err := c.writeQueued(p); err != nil {
-			c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
+			c.failWrite(fmt.Errorf("wireconn: writing: %w", err))
 			return fmt.Errorf("wireconn: writing: %w", err)
 		}
 		return nil
@@ -97,7 +97,7 @@ func (c *Conn) writeLocked(p []byte) error {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	}
 	if _, err := c.write(p); err != nil {
-		c.closeWith(fmt.Errorf("wireconn: writing: %w", err))
+		c.failWrite(fmt.Errorf("wireconn: writing: %w", err))
 		return fmt.Errorf("wireconn: writing: %w", err)
 	}
 	return nil

@@ -430,7 +430,15 @@ func (c *Conn) Close() error {
 }
 
 // closeWith ends the connection for reason err (the first reason wins).
-func (c *Conn) closeWith(err error) {
+func (c *Conn) closeWith(err error) { c.end(err, false) }
+
+// failWrite is closeWith for a write that failed, with wmu held: a
+// connection not started yet is then ended on a goroutine of its own, so
+// that its callbacks (Closed, pending calls) may write, or wait for a
+// write, without the lock.
+func (c *Conn) failWrite(err error) { c.end(err, true) }
+
+func (c *Conn) end(err error, wmuHeld bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -444,7 +452,11 @@ func (c *Conn) closeWith(err error) {
 	c.mu.Unlock()
 	c.stopRead.Store(true)
 	c.closeSocket()
-	if !started {
+	switch {
+	case started:
+	case wmuHeld:
+		go c.shutdown(err)
+	default:
 		c.shutdown(err)
 	}
 }

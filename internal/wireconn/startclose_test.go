@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Close racing Start must end the connection once: either the reader
@@ -26,4 +27,31 @@ func TestCloseRacingStart(t *testing.T) {
 		<-c.Done()
 		b.Close()
 	}
+}
+
+// A write that fails before Start ends the connection without its write
+// lock held: a Closed callback that writes does not deadlock.
+func TestWriteFailureBeforeStart(t *testing.T) {
+	noLeaks(t)
+	a, b := net.Pipe()
+	b.Close()
+	closed := make(chan error, 1)
+	c := newConn(a, Options{Closed: func(c *Conn, err error) {
+		_ = c.Emit(testPath, testIface, "Bye", "", nil) // takes the write lock
+		closed <- err
+	}}, RegisteredLimits)
+	emitted := make(chan error, 1)
+	go func() { emitted <- c.Emit(testPath, testIface, "Tick", "", nil) }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Error("Closed called without a reason")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Closed did not run (deadlocked on the write lock?)")
+	}
+	if err := <-emitted; err == nil {
+		t.Error("a write to a closed pipe succeeded")
+	}
+	<-c.Done()
 }
