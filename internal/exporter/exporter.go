@@ -117,14 +117,28 @@ func (e *Exporter) Run(ctx context.Context) {
 	e.ctx = ctx
 	defer e.wg.Wait()
 	backoff := e.opts.MinBackoff
+	var lastErr string // the failure last logged as a warning
+	failed := 0        // dials failed in a row
 	for ctx.Err() == nil {
 		bus, err := e.dial(ctx)
 		if err != nil {
-			e.log.Warn("cannot connect to the bus", "error", err, "retry_in", backoff)
+			// The first failure is a warning, the same failure again,
+			// every MaxBackoff while the bus is gone, only a debug line.
+			failed++
+			level := slog.LevelWarn
+			if err.Error() == lastErr {
+				level = slog.LevelDebug
+			}
+			lastErr = err.Error()
+			e.log.Log(ctx, level, "cannot connect to the bus", "error", err, "retry_in", backoff, "attempt", failed)
 			if !sleep(ctx, &backoff, e.opts.MaxBackoff) {
 				return
 			}
 			continue
+		}
+		if failed > 0 {
+			e.log.Info("connected to the bus", "failed_attempts", failed)
+			failed, lastErr = 0, ""
 		}
 		e.runBus(ctx, bus, &backoff)
 		bus.Close()

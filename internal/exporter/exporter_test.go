@@ -3,11 +3,19 @@
 package exporter
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var seen = time.Unix(1700000000, 500000000)
@@ -309,4 +317,57 @@ func TestRemovedNodeSeriesDropped(t *testing.T) {
 		want[k] = -1
 	}
 	waitMetrics(t, reg, want)
+}
+
+// TestBusDialFailuresLoggedOnce: while the bus stays away with the same
+// error, the exporter warns once and logs each further attempt at debug
+// level; once connected it says after how many failures.
+func TestBusDialFailuresLoggedOnce(t *testing.T) {
+	var logMu sync.Mutex
+	var logBuf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b := newFakeBus(threeNodes()...)
+	var mu sync.Mutex
+	dials := 0
+	dial := func(ctx context.Context) (Bus, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		dials++
+		if dials <= 5 {
+			return nil, errors.New("dial unix /run/dbus/system_bus_socket: connect: no such file or directory")
+		}
+		return b, nil
+	}
+	e := New(dial, Options{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Logger: logger})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.Collectors()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1})
+	logMu.Lock()
+	out := logBuf.String()
+	logMu.Unlock()
+	if n := strings.Count(out, `level=WARN msg="cannot connect to the bus"`); n != 1 {
+		t.Errorf("%d warnings for 5 failed dials, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, `level=DEBUG msg="cannot connect to the bus"`); n != 4 {
+		t.Errorf("%d debug lines for the 4 repeated failures, want 4:\n%s", n, out)
+	}
+	if !strings.Contains(out, `msg="connected to the bus" failed_attempts=5`) {
+		t.Errorf("no line on connecting after the failures:\n%s", out)
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
