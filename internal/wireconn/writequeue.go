@@ -111,17 +111,15 @@ func (c *Conn) flushQueue() {
 			}
 			return
 		}
-		var deadline time.Time
+		// The deadline is set under mu, so that it cannot undo the
+		// linger deadline closeSocket sets for the write in flight.
 		switch {
 		case q.closing:
-			deadline = q.lingerUntil
+			_ = c.nc.SetWriteDeadline(q.lingerUntil)
 		case c.opts.WriteTimeout > 0:
-			deadline = time.Now().Add(c.opts.WriteTimeout)
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 		}
 		q.mu.Unlock()
-		if !deadline.IsZero() {
-			_ = c.nc.SetWriteDeadline(deadline)
-		}
 		if _, err := c.write(p); err != nil {
 			q.mu.Lock()
 			q.err, q.flushing, q.writing = err, false, 0
@@ -171,6 +169,9 @@ func (c *Conn) closeSocket() {
 			linger = DefaultLinger
 		}
 		q.lingerUntil = time.Now().Add(linger)
+		// The write in flight may have no deadline (WriteTimeout 0) or
+		// a later one: the linger bounds it too.
+		_ = c.nc.SetWriteDeadline(q.lingerUntil)
 		q.mu.Unlock()
 		return
 	}
