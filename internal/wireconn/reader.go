@@ -82,6 +82,12 @@ func (c *Conn) readLoop() error {
 			chunks.Put(buf)
 			return io.EOF
 		}
+		if c.stopRead.Load() {
+			// Closed while this read waited (its read side shut): what
+			// came since is not served.
+			chunks.Put(buf)
+			return ErrClosed
+		}
 		err = c.feed((*buf)[:n])
 		chunks.Put(buf)
 		if err != nil {
@@ -118,6 +124,9 @@ func (c *Conn) readPlain() error {
 		}
 		n, err := c.nc.Read(b)
 		if n > 0 {
+			if c.stopRead.Load() {
+				return ErrClosed
+			}
 			if ferr := c.feed(b[:n]); ferr != nil {
 				return ferr
 			}

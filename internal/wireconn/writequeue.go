@@ -136,9 +136,10 @@ func (c *Conn) flushQueue() {
 }
 
 // closeSocket closes the socket of a connection that ended. With bytes
-// still queued and a socket whose read side can be shut on its own, it
-// stops reading at once and leaves the closing to the flusher, which
-// writes the rest first; a queue that failed is dropped.
+// still queued, or on TLS (whose close alert may wait for the socket),
+// and a socket whose read side can be shut on its own, it stops reading
+// at once and leaves the closing to the flusher, which writes the rest
+// first; a queue that failed is dropped.
 func (c *Conn) closeSocket() {
 	q := c.wq
 	if q == nil {
@@ -156,13 +157,6 @@ func (c *Conn) closeSocket() {
 		q.mu.Unlock()
 		c.nc.Close()
 		return
-	case !q.flushing:
-		// Closing TLS writes an alert, which may wait for the socket:
-		// the flusher does it.
-		q.flushing = true
-		q.mu.Unlock()
-		go c.flushQueue()
-		return
 	case q.err == nil && shutRead(c.nc):
 		linger := c.opts.WriteTimeout
 		if linger <= 0 {
@@ -172,7 +166,20 @@ func (c *Conn) closeSocket() {
 		// The write in flight may have no deadline (WriteTimeout 0) or
 		// a later one: the linger bounds it too.
 		_ = c.nc.SetWriteDeadline(q.lingerUntil)
+		if !q.flushing {
+			// Nothing queued, but closing TLS writes an alert: the
+			// flusher does it.
+			q.flushing = true
+			go c.flushQueue()
+		}
 		q.mu.Unlock()
+		return
+	case !q.flushing:
+		// No read side of its own to shut (or the queue failed): the
+		// flusher closes it, with TLS's alert unless writing failed.
+		q.flushing = true
+		q.mu.Unlock()
+		go c.flushQueue()
 		return
 	}
 	if q.err == nil {
@@ -182,11 +189,38 @@ func (c *Conn) closeSocket() {
 	c.closeSocketNow(true)
 }
 
-// closeSocketNow closes the socket: in an orderly way (TLS's close alert)
-// unless writing failed or was cut short, then the bare socket under TLS.
+// closeSocketNow closes the socket. After a failure (or with the queue cut
+// short) at once, the bare socket under TLS: no close alert that could
+// wait for a peer that does not read. Otherwise in an orderly way: after a
+// linger (the read side shut) the end of the stream follows the queue
+// (TLS: the close alert), and the socket is closed once the peer has
+// acknowledged every byte, or at the linger deadline: Linux resets a
+// connection closed with input unread (a peer that went on sending),
+// dropping what the send buffer still holds.
 func (c *Conn) closeSocketNow(failed bool) {
-	if failed && closeBare(c.nc) {
+	if failed {
+		if !closeBare(c.nc) {
+			c.nc.Close()
+		}
 		return
+	}
+	q := c.wq
+	q.mu.Lock()
+	until := q.lingerUntil
+	q.mu.Unlock()
+	if !until.IsZero() {
+		if w, ok := c.nc.(interface {
+			NetConn() net.Conn
+			CloseWrite() error
+		}); ok {
+			// TLS: the close alert (the socket stays open). Not the
+			// socket's own CloseWrite: Linux resets a connection whose
+			// both sides are shut as soon as the peer sends anything.
+			_ = w.CloseWrite()
+		}
+		sock := socketOf(c.nc)
+		awaitAcked(sock, until)
+		discardInput(sock)
 	}
 	c.nc.Close()
 }
