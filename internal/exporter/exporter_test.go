@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -323,9 +322,8 @@ func TestRemovedNodeSeriesDropped(t *testing.T) {
 // error, the exporter warns once and logs each further attempt at debug
 // level; once connected it says after how many failures.
 func TestBusDialFailuresLoggedOnce(t *testing.T) {
-	var logMu sync.Mutex
-	var logBuf bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var sink logSink
+	logger := slog.New(slog.NewTextHandler(&sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := newFakeBus(threeNodes()...)
 	var mu sync.Mutex
 	dials := 0
@@ -346,9 +344,7 @@ func TestBusDialFailuresLoggedOnce(t *testing.T) {
 	go func() { e.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	waitMetrics(t, reg, map[string]float64{`bluechi_up`: 1})
-	logMu.Lock()
-	out := logBuf.String()
-	logMu.Unlock()
+	out := sink.String()
 	if n := strings.Count(out, `level=WARN msg="cannot connect to the bus"`); n != 1 {
 		t.Errorf("%d warnings for 5 failed dials, want 1:\n%s", n, out)
 	}
@@ -360,14 +356,20 @@ func TestBusDialFailuresLoggedOnce(t *testing.T) {
 	}
 }
 
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+// logSink keeps a log's lines for a test.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }

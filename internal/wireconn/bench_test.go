@@ -87,7 +87,7 @@ func queuedPair(b *testing.B, useTLS bool, sopts Options, iface *Interface) *Con
 	if useTLS {
 		var scfg *tls.Config
 		scfg, ccfg = tlsConfigs(b)
-		ch = acceptTLS(l, scfg, sopts, nil, exp)
+		ch = acceptOne(b, tls.NewListener(l, scfg), sopts, exp)
 	} else {
 		ch = acceptOne(b, l, sopts, exp)
 	}

@@ -96,13 +96,7 @@ func TestCloseLingerWithoutWriteTimeout(t *testing.T) {
 // gets the whole queue. Closing the socket with the peer's bytes unread
 // made Linux reset the connection and drop what the send buffer held.
 func TestCloseLingerPeerKeepsSending(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		setup func(*testing.T, Options) (*Conn, net.Conn, *rawReader)
-	}{
-		{"plain", queuedServer},
-		{"tls", func(t *testing.T, o Options) (*Conn, net.Conn, *rawReader) { return tlsQueuedServer(t, o) }},
-	} {
+	for _, tc := range queuedSetups {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
 			c, nc, r := tc.setup(t, Options{WriteTimeout: 20 * time.Second, Limits: &Limits{MaxWriteQueue: 8 << 20}})

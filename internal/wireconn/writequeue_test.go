@@ -3,7 +3,6 @@
 package wireconn
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -43,32 +42,46 @@ func queuedServer(t *testing.T, opts Options) (*Conn, net.Conn, *rawReader) {
 // TestQueuedWritesNeverWait: against a peer that stops reading, writes
 // return at once until the queue passes its bound; then the connection is
 // cut off with the reason, long before WriteTimeout would have ended a
-// waiting write.
+// waiting write. Over TLS, where no write can be tried without waiting,
+// every write goes through the queue, with the same outcome.
 func TestQueuedWritesNeverWait(t *testing.T) {
-	noLeaks(t)
-	c, _, _ := queuedServer(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 64 << 10}})
-	body := strBody(strings.Repeat("x", 1000))
-	start := time.Now()
-	var err error
-	sent := 0
-	for ; sent < 100000 && err == nil; sent++ {
-		err = c.Emit(testPath, testIface, "Tick", "s", body)
+	for _, tc := range queuedSetups {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			c, _, _ := tc.setup(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 64 << 10}})
+			body := strBody(strings.Repeat("x", 1000))
+			start := time.Now()
+			var err error
+			sent := 0
+			for ; sent < 100000 && err == nil; sent++ {
+				err = c.Emit(testPath, testIface, "Tick", "s", body)
+			}
+			if err == nil {
+				t.Fatalf("%d signals of 1 kB queued to a peer that reads nothing", sent)
+			}
+			if took := time.Since(start); took > 20*time.Second {
+				t.Fatalf("writes waited: %v until the queue was full", took)
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("connection not closed after the queue overflowed")
+			}
+			if cerr := c.Err(); cerr == nil || !strings.Contains(cerr.Error(), "does not read") {
+				t.Fatalf("connection ended with %v, want the queue's reason", cerr)
+			}
+			t.Logf("%d signals sent before the queue overflowed", sent)
+		})
 	}
-	if err == nil {
-		t.Fatalf("%d signals of 1 kB queued to a peer that reads nothing", sent)
-	}
-	if took := time.Since(start); took > 20*time.Second {
-		t.Fatalf("writes waited: %v until the queue was full", took)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("connection not closed after the queue overflowed")
-	}
-	if cerr := c.Err(); cerr == nil || !strings.Contains(cerr.Error(), "does not read") {
-		t.Fatalf("connection ended with %v, want the queue's reason", cerr)
-	}
-	t.Logf("%d signals sent before the queue overflowed", sent)
+}
+
+// queuedSetups are the two kinds of connection a queue serves.
+var queuedSetups = []struct {
+	name  string
+	setup func(*testing.T, Options) (*Conn, net.Conn, *rawReader)
+}{
+	{"plain", queuedServer},
+	{"tls", func(t *testing.T, o Options) (*Conn, net.Conn, *rawReader) { return tlsQueuedServer(t, o) }},
 }
 
 // TestQueuedWritesInOrder: what a slow peer could not take at once reaches
@@ -182,40 +195,6 @@ func tlsConfigs(t testing.TB) (server, client *tls.Config) {
 		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
 }
 
-// acceptTLS accepts one connection on l, runs the TLS handshake with cfg
-// on it (prep sees the socket first) and then Accept with opts; nil on
-// failure.
-func acceptTLS(l net.Listener, cfg *tls.Config, opts Options, prep func(*net.TCPConn), exp func(*Conn)) <-chan *Conn {
-	ch := make(chan *Conn, 1)
-	go func() {
-		nc, err := l.Accept()
-		if err != nil {
-			ch <- nil
-			return
-		}
-		if prep != nil {
-			prep(nc.(*net.TCPConn))
-		}
-		tc := tls.Server(nc, cfg)
-		if err := tc.Handshake(); err != nil {
-			nc.Close()
-			ch <- nil
-			return
-		}
-		c, err := Accept(context.Background(), tc, opts)
-		if err != nil {
-			ch <- nil
-			return
-		}
-		if exp != nil {
-			exp(c)
-		}
-		c.Start()
-		ch <- c
-	}()
-	return ch
-}
-
 // tlsQueuedServer is queuedServer over TLS: the server's writes go through
 // crypto/tls on a socket with a small send buffer, the client reads
 // nothing until the test does.
@@ -224,7 +203,11 @@ func tlsQueuedServer(t *testing.T, opts Options) (*Conn, *tls.Conn, *rawReader) 
 	scfg, ccfg := tlsConfigs(t)
 	l := listen(t)
 	opts.QueueWrites = true
-	ch := acceptTLS(l, scfg, opts, func(nc *net.TCPConn) { _ = nc.SetWriteBuffer(16 << 10) }, nil)
+	ch := acceptOne(t, tls.NewListener(l, scfg), opts, func(c *Conn) {
+		if err := c.nc.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
+			t.Error(err)
+		}
+	})
 	raw := rawDial(t, l)
 	if err := raw.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
 		t.Fatal(err)
@@ -242,49 +225,12 @@ func tlsQueuedServer(t *testing.T, opts Options) (*Conn, *tls.Conn, *rawReader) 
 	return c, tc, r
 }
 
-// TestQueuedTLSWritesNeverWait: over TLS, where no write can be tried
-// without waiting, every write goes through the queue: against a peer
-// that reads nothing, writes return at once until the queue passes its
-// bound, and the peer is cut off with the reason.
-func TestQueuedTLSWritesNeverWait(t *testing.T) {
-	noLeaks(t)
-	c, _, _ := tlsQueuedServer(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 64 << 10}})
-	body := strBody(strings.Repeat("x", 1000))
-	start := time.Now()
-	var err error
-	sent := 0
-	for ; sent < 100000 && err == nil; sent++ {
-		err = c.Emit(testPath, testIface, "Tick", "s", body)
-	}
-	if err == nil {
-		t.Fatalf("%d signals of 1 kB queued to a peer that reads nothing", sent)
-	}
-	if took := time.Since(start); took > 20*time.Second {
-		t.Fatalf("writes waited: %v until the queue was full", took)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("connection not closed after the queue overflowed")
-	}
-	if cerr := c.Err(); cerr == nil || !strings.Contains(cerr.Error(), "does not read") {
-		t.Fatalf("connection ended with %v, want the queue's reason", cerr)
-	}
-	t.Logf("%d signals sent before the queue overflowed", sent)
-}
-
 // TestCloseWritesQueueFirst: Close with messages still queued (an answer,
 // then Close, to a peer slower than the answer) ends the connection at
 // once, yet the peer gets every message, in order, before the end of the
 // stream: on a plain socket and over TLS.
 func TestCloseWritesQueueFirst(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		setup func(*testing.T, Options) (*Conn, net.Conn, *rawReader)
-	}{
-		{"plain", queuedServer},
-		{"tls", func(t *testing.T, o Options) (*Conn, net.Conn, *rawReader) { return tlsQueuedServer(t, o) }},
-	} {
+	for _, tc := range queuedSetups {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
 			c, nc, r := tc.setup(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 8 << 20}})
