@@ -235,17 +235,7 @@ func TestCloseWritesQueueFirst(t *testing.T) {
 			noLeaks(t)
 			c, nc, r := tc.setup(t, Options{WriteTimeout: time.Minute, Limits: &Limits{MaxWriteQueue: 8 << 20}})
 			const n = 300 // 2.4 MB: far more than the kernel's buffers hold
-			for i := range n {
-				if err := c.Emit(testPath, testIface, "Pad", "us", append(u32Body(uint32(i)), strBody(strings.Repeat("p", 8000))[4:]...)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c.wq.mu.Lock()
-			queued := len(c.wq.buf) + c.wq.writing
-			c.wq.mu.Unlock()
-			if queued == 0 {
-				t.Fatal("nothing queued: the kernel took it all")
-			}
+			fillQueue(t, c, n)
 			c.Close()
 			select {
 			case <-c.Done():
@@ -255,12 +245,8 @@ func TestCloseWritesQueueFirst(t *testing.T) {
 			if err := c.Emit(testPath, testIface, "Late", "", nil); err == nil {
 				t.Error("a write after Close succeeded")
 			}
-			for i := range n {
-				m := r.message(t)
-				rd := wire.NewReader(m.Body, m.BigEndian)
-				if v, err := rd.Uint32(); err != nil || v != uint32(i) || m.Member != "Pad" {
-					t.Fatalf("message %d: %s %d %v", i, m.Member, v, err)
-				}
+			if got, err := readPads(r, n, 0); got != n {
+				t.Fatalf("the peer got %d of %d queued messages: %v", got, n, err)
 			}
 			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if _, err := r.r.ReadByte(); !errors.Is(err, io.EOF) {
