@@ -117,7 +117,7 @@ func (e *Exporter) Run(ctx context.Context) {
 	e.ctx = ctx
 	defer e.wg.Wait()
 	backoff := e.opts.MinBackoff
-	var lastErr string // the failure last logged as a warning
+	var lastErr string // the last dial failure logged
 	failed := 0        // dials failed in a row
 	for ctx.Err() == nil {
 		bus, err := e.dial(ctx)

@@ -195,8 +195,8 @@ type Conn struct {
 	started    bool
 	ended      bool // shutdown ran
 
-	// stopRead is set when the connection is closed: the reader stops
-	// after the read it is in (the socket may linger, see writeQueue).
+	// stopRead is set when the connection is closed: the reader serves
+	// nothing it reads after that (the socket may linger, see writeQueue).
 	stopRead atomic.Bool
 
 	done chan struct{} // closed when the connection has ended

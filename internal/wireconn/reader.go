@@ -93,9 +93,6 @@ func (c *Conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if c.stopRead.Load() {
-			return ErrClosed
-		}
 		if err := c.watchStall(); err != nil {
 			return err
 		}
@@ -129,9 +126,6 @@ func (c *Conn) readPlain() error {
 			}
 			if ferr := c.feed(b[:n]); ferr != nil {
 				return ferr
-			}
-			if c.stopRead.Load() {
-				return ErrClosed
 			}
 		}
 		switch {
