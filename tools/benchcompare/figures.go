@@ -115,6 +115,8 @@ func groups(scaleLo, scaleHi int) []group {
 				{label: "idle RSS 3 nodes, controller kB", bench: "BenchmarkMemory", metric: "controller-idle-kB", target: "<= 5120"},
 				{label: "idle RSS 3 nodes, agent kB", bench: "BenchmarkMemory", metric: "agent-idle-kB", target: "<= 5120"},
 				{label: "controller RSS right after 1000 start/stop, kB", bench: "BenchmarkMemory", metric: "controller-after-kB", target: "<= 4096 (upstream 3.3 MB)"},
+				{label: "  of which RssAnon (heap, stacks, runtime metadata)", bench: "BenchmarkMemory", metric: "controller-after-anon-kB", target: "-"},
+				{label: "  of which RssFile (executable pages the work touched)", bench: "BenchmarkMemory", metric: "controller-after-file-kB", target: "-"},
 				{label: "controller RSS settled after the cycles, kB", bench: "BenchmarkMemory", metric: "controller-end-kB", target: "no regression"},
 				{label: "agent RSS settled after the cycles, kB", bench: "BenchmarkMemory", metric: "agent-end-kB", target: "no worse"},
 				{label: "agent RSS growth over 1000 cycles, kB", bench: "BenchmarkMemory", metric: "agent-growth-kB", target: "no worse"},
