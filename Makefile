@@ -22,7 +22,13 @@ GOBUILDFLAGS ?= -trimpath
 GOLDFLAGS ?=
 CGO_ENABLED ?= 0
 BUILDDIR ?= bin
-ALL_LDFLAGS = $(strip $(GOLDFLAGS) $(if $(VERSION),-X github.com/bluechi-go/bluechi/internal/version.Version=$(VERSION)))
+# The daemons read their configuration under DATADIR and SYSCONFDIR (below):
+# a build for other folders than upstream's /usr/share and /etc has them
+# written into internal/config.
+CONFIGPKG = github.com/bluechi-go/bluechi/internal/config
+ALL_LDFLAGS = $(strip $(GOLDFLAGS) $(if $(VERSION),-X github.com/bluechi-go/bluechi/internal/version.Version=$(VERSION)) \
+	$(if $(filter-out /usr/share,$(DATADIR)),-X $(CONFIGPKG).DataDir=$(DATADIR)) \
+	$(if $(filter-out /etc,$(SYSCONFDIR)),-X $(CONFIGPKG).SysconfDir=$(SYSCONFDIR)))
 build:
 	@mkdir -p $(BUILDDIR)
 	CGO_ENABLED=$(CGO_ENABLED) $(GO) build $(GOBUILDFLAGS) $(if $(ALL_LDFLAGS),-ldflags '$(ALL_LDFLAGS)') -o $(BUILDDIR)/ ./cmd/...
@@ -147,7 +153,10 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
-DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
+# dbus-daemon reads system bus policies from /usr/share/dbus-1/system.d and
+# /etc/dbus-1/system.d only: with another DATADIR (PREFIX=/usr/local, say)
+# the policy goes under SYSCONFDIR.
+DBUSPOLICYDIR ?= $(if $(filter /usr/share,$(DATADIR)),$(DATADIR),$(SYSCONFDIR))/dbus-1/system.d
 DBUSINTERFACESDIR ?= $(DATADIR)/dbus-1/interfaces
 MANDIR ?= $(DATADIR)/man
 BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions

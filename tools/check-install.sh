@@ -11,7 +11,10 @@
 #     with an instance), so each binary a unit names exists, and the units'
 #     Documentation= man pages are the installed ones (it runs man: Debian
 #     man-db);
-#   - the D-Bus policies are well-formed XML (xmllint, Debian libxml2-utils);
+#   - the D-Bus policies are well-formed XML (xmllint, Debian libxml2-utils)
+#     and installed where dbus-daemon reads them;
+#   - the installed daemons read the installed configuration (DATADIR and
+#     SYSCONFDIR are built in);
 #   - a second install succeeds and changes nothing;
 #   - uninstall leaves no file behind.
 set -eu
@@ -81,8 +84,27 @@ verify() { # verify SCOPE DIR
 verify system "$root/usr/lib/systemd/system"
 verify user "$root/usr/lib/systemd/user"
 
-for f in "$root"/usr/share/dbus-1/system.d/*.conf; do
+# DATADIR is not /usr/share here, so the policies go where dbus-daemon
+# looks besides it: SYSCONFDIR/dbus-1/system.d.
+policies=$(find "$root/etc/dbus-1/system.d" -name '*.conf' 2>/dev/null)
+[ -n "$policies" ] || fail "no D-Bus policy in $root/etc/dbus-1/system.d"
+for f in $policies; do
 	xmllint --noout --nonet "$f" || fail "$f is not well-formed XML"
+done
+
+# The installed daemons read the configuration make install wrote: a bad
+# line in the installed distribution file must be reported with its path.
+for d in bluechi-controller:bluechi/config/controller.conf bluechi-agent:bluechi-agent/config/agent.conf; do
+	bin=$root/usr/libexec/bluechi/${d%%:*}
+	conf=$root/usr/share/${d#*:}
+	cp "$conf" "$work/conf.orig"
+	echo "[not a section" >>"$conf"
+	out=$(timeout 10 "$bin" 2>&1) && fail "${d%%:*} started with a broken $conf"
+	cp "$work/conf.orig" "$conf"
+	case $out in
+	*"$conf"*) ;;
+	*) fail "${d%%:*} did not read $conf: $out" ;;
+	esac
 done
 
 # shellcheck disable=SC2086

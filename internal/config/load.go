@@ -100,22 +100,33 @@ type Locations struct {
 	DropInDir string
 }
 
-// ControllerLocations returns the upstream file locations of
-// bluechi-controller.
+// DataDir and SysconfDir are the folders the daemons' configuration lives
+// under: the distribution's defaults in DataDir, the administrator's files
+// in SysconfDir. They are upstream's (/usr/share and /etc) unless the build
+// sets others from make's DATADIR and SYSCONFDIR (-ldflags -X), so that a
+// build for PREFIX=/usr/local reads the files its make install wrote.
+var (
+	DataDir    = "/usr/share"
+	SysconfDir = "/etc"
+)
+
+// ControllerLocations returns the file locations of bluechi-controller:
+// upstream's, under DataDir and SysconfDir.
 func ControllerLocations() Locations {
 	return Locations{
-		Distribution: "/usr/share/bluechi/config/controller.conf",
-		Admin:        "/etc/bluechi/controller.conf",
-		DropInDir:    "/etc/bluechi/controller.conf.d",
+		Distribution: filepath.Join(DataDir, "bluechi/config/controller.conf"),
+		Admin:        filepath.Join(SysconfDir, "bluechi/controller.conf"),
+		DropInDir:    filepath.Join(SysconfDir, "bluechi/controller.conf.d"),
 	}
 }
 
-// AgentLocations returns the upstream file locations of bluechi-agent.
+// AgentLocations returns the file locations of bluechi-agent: upstream's,
+// under DataDir and SysconfDir.
 func AgentLocations() Locations {
 	return Locations{
-		Distribution: "/usr/share/bluechi-agent/config/agent.conf",
-		Admin:        "/etc/bluechi/agent.conf",
-		DropInDir:    "/etc/bluechi/agent.conf.d",
+		Distribution: filepath.Join(DataDir, "bluechi-agent/config/agent.conf"),
+		Admin:        filepath.Join(SysconfDir, "bluechi/agent.conf"),
+		DropInDir:    filepath.Join(SysconfDir, "bluechi/agent.conf.d"),
 	}
 }
 
