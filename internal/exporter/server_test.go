@@ -82,6 +82,24 @@ func startServer(t *testing.T, lim serverLimits, onFull func()) (*http.Server, *
 	return srv, ll, log, served
 }
 
+// waitIdle waits until n connections are idle (between requests), as the
+// server's ConnState hook reports them: the client may read a response
+// before the server's goroutine gets there.
+func waitIdle(t *testing.T, ll *connLimitListener, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		ll.mu.Lock()
+		idle := len(ll.idle)
+		ll.mu.Unlock()
+		if idle == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections, want %d", idle, n)
+		}
+	}
+}
+
 type client struct {
 	net.Conn
 	br *bufio.Reader
@@ -209,9 +227,11 @@ func TestFullServerClosesOldestIdle(t *testing.T) {
 	c1 := dial(t, addr)
 	c1.send(t)
 	c1.response(t, 10*time.Second)
+	waitIdle(t, ll, 1) // the server marks a connection idle after writing its response
 	c2 := dial(t, addr)
 	c2.send(t)
 	c2.response(t, 10*time.Second)
+	waitIdle(t, ll, 2)
 	c3 := dial(t, addr)
 	c3.send(t)
 	c3.response(t, 10*time.Second)
