@@ -151,11 +151,12 @@ func (c *ControllerClient) Destination() string { return c.dest }
 //
 //   - units: Node name mapped to the unit records of that node, in node order (that of ListNodes; a Go map does not keep it).
 func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]UnitInfo, err error) {
-	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodListUnits)
+	const method = ControllerInterface + "." + ControllerMethodListUnits
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &units)
+	err = decodeReply(method, body, &units)
 	return
 }
 
@@ -166,11 +167,12 @@ func (c *ControllerClient) ListUnits(ctx context.Context) (units map[string][]Un
 //
 //   - unitFiles: Node name mapped to the unit file records of that node, in node order (that of ListNodes; a Go map does not keep it).
 func (c *ControllerClient) ListUnitFiles(ctx context.Context) (unitFiles map[string][]UnitFileInfo, err error) {
-	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodListUnitFiles)
+	const method = ControllerInterface + "." + ControllerMethodListUnitFiles
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &unitFiles)
+	err = decodeReply(method, body, &unitFiles)
 	return
 }
 
@@ -180,11 +182,12 @@ func (c *ControllerClient) ListUnitFiles(ctx context.Context) (unitFiles map[str
 //
 //   - nodes: Records of (name, object path, `online`/`offline`, peer IP or empty).
 func (c *ControllerClient) ListNodes(ctx context.Context) (nodes []NodeInfo, err error) {
-	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodListNodes)
+	const method = ControllerInterface + "." + ControllerMethodListNodes
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &nodes)
+	err = decodeReply(method, body, &nodes)
 	return
 }
 
@@ -196,11 +199,12 @@ func (c *ControllerClient) ListNodes(ctx context.Context) (nodes []NodeInfo, err
 //   - name: Node name as configured.
 //   - path: Object path of the node, derived from the escaped name.
 func (c *ControllerClient) GetNode(ctx context.Context, name string) (path dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodGetNode, name)
+	const method = ControllerInterface + "." + ControllerMethodGetNode
+	body, err := call(ctx, c.obj, method, name)
 	if err != nil {
 		return
 	}
-	err = decode(body, &path)
+	err = decodeReply(method, body, &path)
 	return
 }
 
@@ -210,11 +214,12 @@ func (c *ControllerClient) GetNode(ctx context.Context, name string) (path dbus.
 //
 //   - monitor: Object path of the new monitor.
 func (c *ControllerClient) CreateMonitor(ctx context.Context) (monitor dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, ControllerInterface+"."+ControllerMethodCreateMonitor)
+	const method = ControllerInterface + "." + ControllerMethodCreateMonitor
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &monitor)
+	err = decodeReply(method, body, &monitor)
 	return
 }
 

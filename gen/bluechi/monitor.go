@@ -215,11 +215,12 @@ func (c *MonitorClient) Close(ctx context.Context) (err error) {
 //   - unit: Unit name, or `*` for every unit.
 //   - id: Subscription id; treat it as opaque.
 func (c *MonitorClient) Subscribe(ctx context.Context, node string, unit string) (id uint32, err error) {
-	body, err := call(ctx, c.obj, MonitorInterface+"."+MonitorMethodSubscribe, node, unit)
+	const method = MonitorInterface + "." + MonitorMethodSubscribe
+	body, err := call(ctx, c.obj, method, node, unit)
 	if err != nil {
 		return
 	}
-	err = decode(body, &id)
+	err = decodeReply(method, body, &id)
 	return
 }
 
@@ -242,11 +243,12 @@ func (c *MonitorClient) Unsubscribe(ctx context.Context, id uint32) (err error) 
 //   - units: Unit names to watch.
 //   - id: Subscription id; treat it as opaque.
 func (c *MonitorClient) SubscribeList(ctx context.Context, node string, units []string) (id uint32, err error) {
-	body, err := call(ctx, c.obj, MonitorInterface+"."+MonitorMethodSubscribeList, node, units)
+	const method = MonitorInterface + "." + MonitorMethodSubscribeList
+	body, err := call(ctx, c.obj, method, node, units)
 	if err != nil {
 		return
 	}
-	err = decode(body, &id)
+	err = decodeReply(method, body, &id)
 	return
 }
 
@@ -258,11 +260,12 @@ func (c *MonitorClient) SubscribeList(ctx context.Context, node string, units []
 //   - name: Unique bus name of the peer, e.g. `:1.42`.
 //   - id: Peer id to pass to RemovePeer.
 func (c *MonitorClient) AddPeer(ctx context.Context, name string) (id uint32, err error) {
-	body, err := call(ctx, c.obj, MonitorInterface+"."+MonitorMethodAddPeer, name)
+	const method = MonitorInterface + "." + MonitorMethodAddPeer
+	body, err := call(ctx, c.obj, method, name)
 	if err != nil {
 		return
 	}
-	err = decode(body, &id)
+	err = decodeReply(method, body, &id)
 	return
 }
 

@@ -149,11 +149,12 @@ func (c *NodeClient) Destination() string { return c.dest }
 //   - mode: systemd job mode such as `replace` or `fail`.
 //   - job: Path of the new BlueChi job object.
 func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodStartUnit, name, mode)
+	const method = NodeInterface + "." + NodeMethodStartUnit
+	body, err := call(ctx, c.obj, method, name, mode)
 	if err != nil {
 		return
 	}
-	err = decode(body, &job)
+	err = decodeReply(method, body, &job)
 	return
 }
 
@@ -167,11 +168,12 @@ func (c *NodeClient) StartUnit(ctx context.Context, name string, mode string) (j
 //   - aux: Auxiliary units, each a name with its (name, value) properties.
 //   - job: Path of the systemd job on the node, e.g. `/org/freedesktop/systemd1/job/7`.
 func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode string, props []UnitProperty, aux []AuxUnit) (job dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodStartTransientUnit, name, mode, FixVariants(props), FixVariants(aux))
+	const method = NodeInterface + "." + NodeMethodStartTransientUnit
+	body, err := call(ctx, c.obj, method, name, mode, FixVariants(props), FixVariants(aux))
 	if err != nil {
 		return
 	}
-	err = decode(body, &job)
+	err = decodeReply(method, body, &job)
 	return
 }
 
@@ -181,11 +183,12 @@ func (c *NodeClient) StartTransientUnit(ctx context.Context, name string, mode s
 //   - mode: systemd job mode such as `replace` or `fail`.
 //   - job: Path of the new BlueChi job object.
 func (c *NodeClient) StopUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodStopUnit, name, mode)
+	const method = NodeInterface + "." + NodeMethodStopUnit
+	body, err := call(ctx, c.obj, method, name, mode)
 	if err != nil {
 		return
 	}
-	err = decode(body, &job)
+	err = decodeReply(method, body, &job)
 	return
 }
 
@@ -211,11 +214,12 @@ func (c *NodeClient) ThawUnit(ctx context.Context, name string) (err error) {
 //   - mode: systemd job mode such as `replace` or `fail`.
 //   - job: Path of the new BlueChi job object.
 func (c *NodeClient) ReloadUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodReloadUnit, name, mode)
+	const method = NodeInterface + "." + NodeMethodReloadUnit
+	body, err := call(ctx, c.obj, method, name, mode)
 	if err != nil {
 		return
 	}
-	err = decode(body, &job)
+	err = decodeReply(method, body, &job)
 	return
 }
 
@@ -225,11 +229,12 @@ func (c *NodeClient) ReloadUnit(ctx context.Context, name string, mode string) (
 //   - mode: systemd job mode such as `replace` or `fail`.
 //   - job: Path of the new BlueChi job object.
 func (c *NodeClient) RestartUnit(ctx context.Context, name string, mode string) (job dbus.ObjectPath, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodRestartUnit, name, mode)
+	const method = NodeInterface + "." + NodeMethodRestartUnit
+	body, err := call(ctx, c.obj, method, name, mode)
 	if err != nil {
 		return
 	}
-	err = decode(body, &job)
+	err = decodeReply(method, body, &job)
 	return
 }
 
@@ -254,11 +259,12 @@ func (c *NodeClient) KillUnit(ctx context.Context, name string, who string, sign
 //   - iface: Interface such as `org.freedesktop.systemd1.Unit`; empty for all.
 //   - props: Property names mapped to their values.
 func (c *NodeClient) GetUnitProperties(ctx context.Context, name string, iface string) (props map[string]dbus.Variant, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodGetUnitProperties, name, iface)
+	const method = NodeInterface + "." + NodeMethodGetUnitProperties
+	body, err := call(ctx, c.obj, method, name, iface)
 	if err != nil {
 		return
 	}
-	err = decode(body, &props)
+	err = decodeReply(method, body, &props)
 	return
 }
 
@@ -269,11 +275,12 @@ func (c *NodeClient) GetUnitProperties(ctx context.Context, name string, iface s
 //   - property: Property name, e.g. `ActiveState`.
 //   - value: Current value of the property.
 func (c *NodeClient) GetUnitProperty(ctx context.Context, name string, iface string, property string) (value dbus.Variant, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodGetUnitProperty, name, iface, property)
+	const method = NodeInterface + "." + NodeMethodGetUnitProperty
+	body, err := call(ctx, c.obj, method, name, iface, property)
 	if err != nil {
 		return
 	}
-	err = decode(body, &value)
+	err = decodeReply(method, body, &value)
 	return
 }
 
@@ -298,11 +305,12 @@ func (c *NodeClient) SetUnitProperties(ctx context.Context, name string, runtime
 //   - carriesInstallInfo: True if the files contained install information.
 //   - changes: Symlink changes systemd made.
 func (c *NodeClient) EnableUnitFiles(ctx context.Context, files []string, runtime bool, force bool) (carriesInstallInfo bool, changes []UnitFileChange, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodEnableUnitFiles, files, runtime, force)
+	const method = NodeInterface + "." + NodeMethodEnableUnitFiles
+	body, err := call(ctx, c.obj, method, files, runtime, force)
 	if err != nil {
 		return
 	}
-	err = decode(body, &carriesInstallInfo, &changes)
+	err = decodeReply(method, body, &carriesInstallInfo, &changes)
 	return
 }
 
@@ -315,11 +323,12 @@ func (c *NodeClient) EnableUnitFiles(ctx context.Context, files []string, runtim
 //   - runtime: Act on the runtime enablement (below /run) only.
 //   - changes: Symlink changes systemd made.
 func (c *NodeClient) DisableUnitFiles(ctx context.Context, files []string, runtime bool) (changes []UnitFileChange, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodDisableUnitFiles, files, runtime)
+	const method = NodeInterface + "." + NodeMethodDisableUnitFiles
+	body, err := call(ctx, c.obj, method, files, runtime)
 	if err != nil {
 		return
 	}
-	err = decode(body, &changes)
+	err = decodeReply(method, body, &changes)
 	return
 }
 
@@ -330,11 +339,12 @@ func (c *NodeClient) DisableUnitFiles(ctx context.Context, files []string, runti
 //
 //   - units: Unit records.
 func (c *NodeClient) ListUnits(ctx context.Context) (units []UnitInfo, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodListUnits)
+	const method = NodeInterface + "." + NodeMethodListUnits
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &units)
+	err = decodeReply(method, body, &units)
 	return
 }
 
@@ -344,11 +354,12 @@ func (c *NodeClient) ListUnits(ctx context.Context) (units []UnitInfo, err error
 //
 //   - unitFiles: Unit file records.
 func (c *NodeClient) ListUnitFiles(ctx context.Context) (unitFiles []UnitFileInfo, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodListUnitFiles)
+	const method = NodeInterface + "." + NodeMethodListUnitFiles
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &unitFiles)
+	err = decodeReply(method, body, &unitFiles)
 	return
 }
 
@@ -357,11 +368,12 @@ func (c *NodeClient) ListUnitFiles(ctx context.Context) (unitFiles []UnitFileInf
 //   - file: Unit file name.
 //   - state: State such as `enabled`, `disabled`, `static` or `masked`.
 func (c *NodeClient) GetUnitFileState(ctx context.Context, file string) (state string, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodGetUnitFileState, file)
+	const method = NodeInterface + "." + NodeMethodGetUnitFileState
+	body, err := call(ctx, c.obj, method, file)
 	if err != nil {
 		return
 	}
-	err = decode(body, &state)
+	err = decodeReply(method, body, &state)
 	return
 }
 
@@ -400,11 +412,12 @@ func (c *NodeClient) ResetFailedUnit(ctx context.Context, name string) (err erro
 //
 //   - defaultTarget: Target unit name, e.g. `multi-user.target`.
 func (c *NodeClient) GetDefaultTarget(ctx context.Context) (defaultTarget string, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodGetDefaultTarget)
+	const method = NodeInterface + "." + NodeMethodGetDefaultTarget
+	body, err := call(ctx, c.obj, method)
 	if err != nil {
 		return
 	}
-	err = decode(body, &defaultTarget)
+	err = decodeReply(method, body, &defaultTarget)
 	return
 }
 
@@ -416,11 +429,12 @@ func (c *NodeClient) GetDefaultTarget(ctx context.Context) (defaultTarget string
 //   - force: Overwrite an existing default target link.
 //   - out: Symlink changes systemd made.
 func (c *NodeClient) SetDefaultTarget(ctx context.Context, defaultTarget string, force bool) (out []UnitFileChange, err error) {
-	body, err := call(ctx, c.obj, NodeInterface+"."+NodeMethodSetDefaultTarget, defaultTarget, force)
+	const method = NodeInterface + "." + NodeMethodSetDefaultTarget
+	body, err := call(ctx, c.obj, method, defaultTarget, force)
 	if err != nil {
 		return
 	}
-	err = decode(body, &out)
+	err = decodeReply(method, body, &out)
 	return
 }
 

@@ -135,13 +135,27 @@ func errorText(body []any) string {
 	return ""
 }
 
-// call makes one method call and returns the reply's body.
+// call makes one method call and returns the reply's body. An error reply
+// is returned as *Error; any other failure (a cancelled context, a closed
+// connection) is wrapped with the method's name.
 func call(ctx context.Context, obj dbus.BusObject, method string, args ...any) ([]any, error) {
 	c := obj.CallWithContext(ctx, method, 0, args...)
 	if c.Err != nil {
-		return nil, replyError(c.Err)
+		if err := replyError(c.Err); err != c.Err {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", method, c.Err)
 	}
 	return c.Body, nil
+}
+
+// decodeReply stores the reply of method into typed pointers; a reply of
+// another signature is an error naming the method.
+func decodeReply(method string, body []any, ptrs ...any) error {
+	if err := decode(body, ptrs...); err != nil {
+		return fmt.Errorf("%s: reply: %w", method, err)
+	}
+	return nil
 }
 
 // getProperty reads one property into ptr.
@@ -151,7 +165,7 @@ func getProperty(ctx context.Context, obj dbus.BusObject, iface, name string, pt
 		return err
 	}
 	var raw dbus.Variant
-	if err := decode(body, &raw); err != nil {
+	if err := decodeReply(propertiesGet, body, &raw); err != nil {
 		return err
 	}
 	if err := decode([]any{raw.Value()}, ptr); err != nil {
@@ -167,7 +181,7 @@ func getAllProperties(ctx context.Context, obj dbus.BusObject, iface string) (ma
 		return nil, err
 	}
 	var all map[string]dbus.Variant
-	if err := decode(body, &all); err != nil {
+	if err := decodeReply(propertiesGetAll, body, &all); err != nil {
 		return nil, err
 	}
 	return all, nil
@@ -175,38 +189,38 @@ func getAllProperties(ctx context.Context, obj dbus.BusObject, iface string) (ma
 
 // decode stores a message body into typed pointers. Values of type v and
 // a{sv} are taken as they arrived, so nested signatures survive (godbus's
-// Store would turn struct-valued variants into av).
+// Store would turn struct-valued variants into av). Strings, object paths
+// and uint32 must arrive as such: godbus's Store would convert a number
+// into a string of one character.
 func decode(body []any, ptrs ...any) error {
 	if len(body) != len(ptrs) {
 		return fmt.Errorf("message has %d values, want %d", len(body), len(ptrs))
 	}
 	for i, p := range ptrs {
+		var ok bool
 		switch p := p.(type) {
 		case *dbus.Variant:
-			if v, ok := body[i].(dbus.Variant); ok {
-				*p = v
-				continue
-			}
+			*p, ok = body[i].(dbus.Variant)
 		case *map[string]dbus.Variant:
-			if m, ok := body[i].(map[string]dbus.Variant); ok {
-				*p = m
-				continue
-			}
+			*p, ok = body[i].(map[string]dbus.Variant)
 		case *string:
-			if s, ok := body[i].(string); ok {
-				*p = s
-				continue
+			*p, ok = body[i].(string)
+			if !ok {
+				return fmt.Errorf("value %d is %T, want string", i, body[i])
 			}
 		case *uint32:
-			if u, ok := body[i].(uint32); ok {
-				*p = u
-				continue
+			*p, ok = body[i].(uint32)
+			if !ok {
+				return fmt.Errorf("value %d is %T, want uint32", i, body[i])
 			}
 		case *dbus.ObjectPath:
-			if o, ok := body[i].(dbus.ObjectPath); ok {
-				*p = o
-				continue
+			*p, ok = body[i].(dbus.ObjectPath)
+			if !ok {
+				return fmt.Errorf("value %d is %T, want an object path", i, body[i])
 			}
+		}
+		if ok {
+			continue
 		}
 		if err := dbus.Store(body[i:i+1], p); err != nil {
 			return fmt.Errorf("value %d: %w", i, err)

@@ -5,6 +5,7 @@ package apitest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	bluechi "github.com/bluechi-go/bluechi/gen/bluechi"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/testbus"
 )
 
 // refusingNode answers every call it implements with a fixed error.
@@ -72,12 +74,49 @@ func TestClientErrors(t *testing.T) {
 			}
 			cancelled, cancel := context.WithCancel(ctx)
 			cancel()
-			if _, err := c.GetStatus(cancelled); !errors.Is(err, context.Canceled) {
+			if _, err := c.GetStatus(cancelled); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "org.freedesktop.DBus.Properties.Get: ") {
+				t.Errorf("cancelled property read: %v", err)
+			}
+			if _, err := c.StartUnit(cancelled, "x.service", "replace"); !errors.Is(err, context.Canceled) || err.Error() != "org.eclipse.bluechi.Node.StartUnit: context canceled" {
 				t.Errorf("cancelled call: %v", err)
 			}
 			if _, err := bluechi.NewNodeClient(env.client, env.dest, "/no/such").GetStatus(ctx); !errors.Is(err, bluechi.ErrUnknownObject) {
 				t.Errorf("unknown object: %v", err)
 			}
 		})
+	}
+}
+
+// wrongReplyNode answers StartUnit with a reply of another signature (u, not
+// o), as a broken or foreign service would.
+type wrongReplyNode struct{}
+
+func (wrongReplyNode) StartUnit(string, string) (uint32, *dbus.Error) { return 7, nil }
+
+// TestClientWrongReply proves a reply of the wrong signature is an error
+// that names the method, not a bare decoding error.
+func TestClientWrongReply(t *testing.T) {
+	bus := testbus.Start(t)
+	var conns [2]*dbus.Conn
+	for i := range conns {
+		c, err := dbus.Connect(bus.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	server, client := conns[0], conns[1]
+	const path = "/org/eclipse/bluechi/node/wrong"
+	if err := server.Export(wrongReplyNode{}, path, bluechi.NodeInterface); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bluechi.NewNodeClient(client, server.Names()[0], path).StartUnit(context.Background(), "x.service", "replace")
+	if err == nil || !strings.HasPrefix(err.Error(), "org.eclipse.bluechi.Node.StartUnit: reply: ") {
+		t.Fatalf("got %v, want an error naming the method", err)
+	}
+	var e *bluechi.Error
+	if errors.As(err, &e) {
+		t.Errorf("a decoding failure came back as the error reply %v", e)
 	}
 }

@@ -784,12 +784,13 @@ func (g *goGen) pubClient(b *buf, i *Interface, n string) {
 			b.p("")
 			continue
 		}
-		b.p("\tbody, err := call(ctx, c.obj, %sInterface+\".\"+%s%s)", n, constName(n, m), prefixComma(args))
+		b.p("\tconst method = %sInterface + \".\" + %s", n, constName(n, m))
+		b.p("\tbody, err := call(ctx, c.obj, method%s)", prefixComma(args))
 		b.p("\tif err != nil {")
 		b.p("\t\treturn")
 		b.p("\t}")
 		ptrs := strings.Join(names(out, func(s string) string { return "&" + paramName(s) }), ", ")
-		b.p("\terr = decode(body, %s)", ptrs)
+		b.p("\terr = decodeReply(method, body, %s)", ptrs)
 		b.p("\treturn")
 		b.p("}")
 		b.p("")
