@@ -35,7 +35,9 @@ import (
 //	if errors.As(err, &e) { log.Print(e.Name) }    // any name, e.g. systemd's
 //
 // Errors that are not replies (a cancelled context, a closed connection)
-// are returned as they are.
+// come wrapped with the method's name ("org.eclipse.bluechi.Node.StartUnit:
+// context canceled"), and errors.Is still finds them; so does a reply that
+// does not decode into the method's results.
 type Error struct {
 	// Name is the D-Bus error name, e.g. "org.eclipse.bluechi.Offline".
 	Name string
