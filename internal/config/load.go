@@ -290,11 +290,7 @@ func (r *reader) port(key string) uint16 {
 	return uint16(r.long(key, 0, 65535))
 }
 
-// list splits a comma-separated value, trimming whitespace around items and
-// dropping empty items.
-func (r *reader) list(key string) []string { return SplitList(r.str(key)) }
-
-// nodeNames is list for a list of node names: every item must pass
+// nodeNames splits a comma-separated list of node names: every item must pass
 // CheckNodeName, else a ValueError naming the item and the line of the
 // key is recorded.
 func (r *reader) nodeNames(key string) []string {

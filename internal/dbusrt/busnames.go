@@ -28,16 +28,6 @@ func NameOwner(ctx context.Context, conn *dbus.Conn, name string) (string, error
 	return owner, nil
 }
 
-// NameHasOwner reports whether name has an owner on conn's bus.
-func NameHasOwner(ctx context.Context, conn *dbus.Conn, name string) (bool, error) {
-	var has bool
-	err := conn.Object(BusName, BusPath).CallWithContext(ctx, BusInterface+"."+busnames.DBusMethodNameHasOwner, 0, name).Store(&has)
-	if err != nil {
-		return false, fmt.Errorf("has %s an owner: %w", name, err)
-	}
-	return has, nil
-}
-
 // OwnerChange is one NameOwnerChanged signal.
 type OwnerChange struct {
 	Name, OldOwner, NewOwner string

@@ -14,5 +14,4 @@ const (
 	peerXML           = busnames.DBusPeerXML
 	introspectableXML = busnames.DBusIntrospectableXML
 	propertiesXML     = busnames.DBusPropertiesXML
-	busShimXML        = introspect.BusShim
 )

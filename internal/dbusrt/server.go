@@ -75,11 +75,10 @@ type Interface struct {
 // installed with ConnOptions before the connection starts and then Bound
 // to it; godbus runs each call in a goroutine of its own.
 type Server struct {
-	mu       sync.RWMutex // guards conn, wc, objects, busShim and overrides
+	mu       sync.RWMutex // guards conn, wc, objects and overrides
 	conn     *dbus.Conn
 	wc       *wireconn.Conn
 	objects  map[dbus.ObjectPath]*serverObject
-	busShim  bool
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
@@ -92,11 +91,6 @@ func NewServer() *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{objects: map[dbus.ObjectPath]*serverObject{}, baseCtx: ctx, cancel: cancel}
 }
-
-// ServeBusShim makes the server answer org.freedesktop.DBus.Hello (":1.0") and
-// accept AddMatch/RemoveMatch as no-ops on /org/freedesktop/DBus, so that
-// bus-minded clients work over a peer-to-peer connection.
-func (s *Server) ServeBusShim() { s.mu.Lock(); s.busShim = true; s.mu.Unlock() }
 
 // ConnOptions returns the godbus options that make a new connection use s.
 func (s *Server) ConnOptions() []dbus.ConnOption {
@@ -209,18 +203,6 @@ func (s *Server) unexport(e *Export) {
 	s.objects[e.path] = &serverObject{srv: s, path: e.path, ifaces: ifaces}
 }
 
-// Paths returns the exported object paths, sorted.
-func (s *Server) Paths() []dbus.ObjectPath {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]dbus.ObjectPath, 0, len(s.objects))
-	for p := range s.objects {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
 // children lists the next path elements below path that lead to exported objects.
 func (s *Server) children(path dbus.ObjectPath) []string {
 	prefix := string(path)
@@ -282,15 +264,11 @@ func (i pathInterface) LookupMethod(member string) (dbus.Method, bool) {
 func (s *Server) resolve(path dbus.ObjectPath, iface, member string) (inSig string, fn MethodFunc, err error) {
 	s.mu.RLock()
 	obj := s.objects[path]
-	shim := obj == nil && s.busShim && path == BusPath
-	if obj == nil && !shim && len(s.children(path)) > 0 {
+	if obj == nil && len(s.children(path)) > 0 {
 		obj = &serverObject{srv: s, path: path, intermediate: true}
 	}
 	s.mu.RUnlock()
-	switch {
-	case shim:
-		return resolveShim(iface, member)
-	case obj == nil:
+	if obj == nil {
 		return "", nil, NewError(ErrUnknownObject, "Unknown object '%s'.", path)
 	}
 	unknown := func() (string, MethodFunc, error) {
@@ -548,23 +526,6 @@ func (m errMethod) NumArguments() int          { return 0 }
 func (m errMethod) NumReturns() int            { return 0 }
 func (m errMethod) ArgumentValue(int) any      { return nil }
 func (m errMethod) ReturnValue(int) any        { return nil }
-
-// resolveShim answers the few org.freedesktop.DBus calls bus clients make.
-func resolveShim(iface, member string) (string, MethodFunc, error) {
-	ok := func(context.Context, []any) ([]any, error) { return nil, nil }
-	switch {
-	case iface == IntrospectableInterface && member == busnames.DBusIntrospectableMethodIntrospect:
-		return "", func(context.Context, []any) ([]any, error) {
-			return []any{IntrospectHeader + "<node>\n" + peerXML + introspectableXML + busShimXML + "</node>\n"}, nil
-		}, nil
-	case iface != BusInterface && iface != "":
-	case member == busnames.DBusMethodHello:
-		return "", func(context.Context, []any) ([]any, error) { return []any{":1.0"}, nil }, nil
-	case member == busnames.DBusMethodAddMatch || member == busnames.DBusMethodRemoveMatch:
-		return busnames.DBusAddMatchInSig, ok, nil
-	}
-	return "", nil, NewError(ErrUnknownMethod, "Unknown method '%s' or interface '%s'.", member, iface)
-}
 
 // Export is one interface served on one path. Its methods are safe for
 // concurrent use.

@@ -31,11 +31,6 @@ func Subscribe(ctx context.Context, conn *dbus.Conn, m Match, fn func(*dbus.Sign
 	return bluechi.Subscribe(ctx, conn, m, fn)
 }
 
-// ParsePropertiesChanged reads a PropertiesChanged signal.
-func ParsePropertiesChanged(s *dbus.Signal) (*PropertiesChanged, error) {
-	return bluechi.ParsePropertiesChanged(s)
-}
-
 // SubscribePropertiesChanged calls fn for PropertiesChanged of iface on path.
 func SubscribePropertiesChanged(ctx context.Context, conn *dbus.Conn, sender string, path dbus.ObjectPath, iface string, fn func(*PropertiesChanged)) (*Subscription, error) {
 	return bluechi.SubscribePropertiesChanged(ctx, conn, sender, path, iface, fn)

@@ -597,9 +597,6 @@ func (n *Node) Exec(ctx context.Context, argv ...string) ([]byte, error) {
 	return out, nil
 }
 
-// Done is closed when the node's systemd has exited.
-func (n *Node) Done() <-chan struct{} { return n.done }
-
 // Pids lists every process of the node: its systemd, everything systemd
 // started and everything started with Command.
 func (n *Node) Pids() []int { return n.cg.pids() }

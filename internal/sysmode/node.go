@@ -85,12 +85,6 @@ func NewNode(o NodeOptions) (*Node, error) {
 	return n, nil
 }
 
-// IPAddr is the node's address without its prefix length.
-func (n *Node) IPAddr() string {
-	a, _, _ := strings.Cut(n.Address, "/")
-	return a
-}
-
 // WriteFile writes a file into the node's root (path relative to it).
 func (n *Node) WriteFile(path, data string, mode os.FileMode) error {
 	p := filepath.Join(n.Root, path)

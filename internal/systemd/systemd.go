@@ -388,16 +388,6 @@ func (c *Client) Call(ctx context.Context, path dbus.ObjectPath, iface, member s
 	return c.call(ctx, path, iface, member, args...)
 }
 
-func decode(body []any, err error, ptrs ...any) error {
-	if err != nil {
-		return err
-	}
-	if err := dbusrt.Decode(body, ptrs...); err != nil {
-		return fmt.Errorf("systemd: unexpected reply: %w", err)
-	}
-	return nil
-}
-
 // await starts a call with start (which puts it on the wire and arranges
 // for done to get its result), releases an ordered caller and waits for
 // the result. The default timeout applies; errors are as callError makes
