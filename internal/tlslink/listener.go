@@ -407,13 +407,3 @@ func PeerClosed(nc net.Conn) bool {
 	}
 	return transport.PeerClosed(nc)
 }
-
-// IsTLS reports whether nc is a connection of a Listener or a Dialer's
-// TLS connection.
-func IsTLS(nc net.Conn) bool {
-	switch nc.(type) {
-	case *Conn, *ClientConn:
-		return true
-	}
-	return false
-}
