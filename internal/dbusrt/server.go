@@ -534,6 +534,12 @@ type Export struct {
 	path  dbus.ObjectPath
 	iface *Interface
 
+	// setMu serialises the sets of properties from storing a value to
+	// sending its PropertiesChanged, so that the signals leave in the
+	// order the values were stored and the last one a client gets carries
+	// the value the object has. It is taken before mu, which readers take
+	// alone.
+	setMu  sync.Mutex
 	mu     sync.Mutex
 	values []dbus.Variant // guarded by mu; in the order of iface.Properties
 }
@@ -611,6 +617,8 @@ func (e *Export) setProperty(name string, value any, queue bool) error {
 		return fmt.Errorf("dbusrt: %s has no property %s", e.iface.Name, name)
 	}
 	p := &e.iface.Properties[i]
+	e.setMu.Lock()
+	defer e.setMu.Unlock()
 	e.mu.Lock()
 	old := e.values[i]
 	// A value of the old one's basic Go type (the heartbeat's timestamps,

@@ -267,3 +267,54 @@ func TestWireServerOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestWireServerRacingSets: sets of one property from many goroutines send
+// their PropertiesChanged in the order the values were stored, so the last
+// signal a client gets carries the value the object has.
+func TestWireServerRacingSets(t *testing.T) {
+	srv := dbusrt.NewServer()
+	iface := &dbusrt.Interface{Name: testIface, XML: `<interface name="org.example.Wire"/>`, Properties: []dbusrt.Property{
+		{Name: "Count", Sig: "u", Emit: dbusrt.EmitTrue},
+	}}
+	e, err := srv.Export("/p", iface, map[string]any{"Count": uint32(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, client := wireServer(t, srv, "/p")
+	ch := make(chan *dbus.Signal, 1<<14)
+	client.Signal(ch)
+	if err := client.AddMatchSignal(dbus.WithMatchInterface(dbusrt.PropertiesInterface)); err != nil {
+		t.Fatal(err)
+	}
+	const setters, sets = 8, 100
+	for round := range 10 {
+		var wg sync.WaitGroup
+		for g := range setters {
+			wg.Go(func() {
+				for i := range sets {
+					if err := e.SetProperty("Count", uint32(round*setters*sets+g*sets+i+1)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		final := e.Property("Count").Value()
+		var last any // every set stores a new value, so each one sends a signal
+		for n := 0; n < setters*sets; {
+			select {
+			case s := <-ch:
+				if s.Name == dbusrt.PropertiesInterface+".PropertiesChanged" {
+					last = s.Body[1].(map[string]dbus.Variant)["Count"].Value()
+					n++
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: %d of %d PropertiesChanged", round, n, setters*sets)
+			}
+		}
+		if last != final {
+			t.Fatalf("round %d: last PropertiesChanged says %v, the object has %v", round, last, final)
+		}
+	}
+}
