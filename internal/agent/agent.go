@@ -141,6 +141,9 @@ type trackedJob struct {
 	unit   string
 	method string
 	start  time.Time
+	// cancelling is set while a JobCancel of this job is on its way to
+	// systemd: further ones for it answer at once and start nothing.
+	cancelling atomic.Bool
 }
 
 // jobKey names a job: controller job ids are only unique per connection

@@ -186,7 +186,11 @@ func (a *Agent) cancelJob(sess *session, id uint32) error {
 	if j == nil {
 		return dbusrt.NewError(dbusrt.ErrFailed, "No job with ID %d found", id)
 	}
+	if !j.cancelling.CompareAndSwap(false, true) {
+		return nil // one cancel per job is on its way; it has the same effect
+	}
 	go func() {
+		defer j.cancelling.Store(false)
 		ctx := context.Background()
 		if err := a.sd.CancelJob(ctx, j.path); err != nil {
 			a.slog().Warn("cancel systemd job", "job", j.path, "error", err)

@@ -4,6 +4,7 @@ package controller
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -27,6 +28,9 @@ type job struct {
 	finished bool
 	started  time.Time // the request arrived
 	doneAt   time.Time // the agent's JobDone arrived; zero otherwise
+	// cancelling is set while a Cancel of this job is on its way to the
+	// agent: further ones answer at once and send nothing.
+	cancelling atomic.Bool
 }
 
 // lifecycle runs Start/Stop/Restart/ReloadUnit on a node and returns the job path.
@@ -246,7 +250,11 @@ func (a *jobAPI) Cancel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !a.j.cancelling.CompareAndSwap(false, true) {
+		return nil // one cancel is on its way; it has the same effect
+	}
 	go func() {
+		defer a.j.cancelling.Store(false)
 		cctx, cancel := callCtx(context.Background())
 		defer cancel()
 		if err := agent.JobCancel(cctx, a.j.id); err != nil {
