@@ -117,15 +117,23 @@ var (
 // replyError turns godbus's error replies into *Error and passes every other
 // error through.
 func replyError(err error) error {
+	if e, ok := asReply(err); ok {
+		return e
+	}
+	return err
+}
+
+// asReply returns the *Error of a godbus error reply, and whether err is one.
+func asReply(err error) (*Error, bool) {
 	var e dbus.Error
 	if errors.As(err, &e) {
-		return &Error{Name: e.Name, Message: errorText(e.Body)}
+		return &Error{Name: e.Name, Message: errorText(e.Body)}, true
 	}
 	var pe *dbus.Error
 	if errors.As(err, &pe) && pe != nil {
-		return &Error{Name: pe.Name, Message: errorText(pe.Body)}
+		return &Error{Name: pe.Name, Message: errorText(pe.Body)}, true
 	}
-	return err
+	return nil, false
 }
 
 func errorText(body []any) string {
@@ -143,8 +151,8 @@ func errorText(body []any) string {
 func call(ctx context.Context, obj dbus.BusObject, method string, args ...any) ([]any, error) {
 	c := obj.CallWithContext(ctx, method, 0, args...)
 	if c.Err != nil {
-		if err := replyError(c.Err); err != c.Err {
-			return nil, err
+		if e, ok := asReply(c.Err); ok {
+			return nil, e
 		}
 		return nil, fmt.Errorf("%s: %w", method, c.Err)
 	}
