@@ -161,8 +161,10 @@ DBUSINTERFACESDIR ?= $(DATADIR)/dbus-1/interfaces
 MANDIR ?= $(DATADIR)/man
 BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
-CONTROLLERDATADIR ?= $(DATADIR)/bluechi/config
-AGENTDATADIR ?= $(DATADIR)/bluechi-agent/config
+# Where the daemons read their distribution defaults (internal/config):
+# derived from DATADIR, not settable on their own.
+CONTROLLERDATADIR = $(DATADIR)/bluechi/config
+AGENTDATADIR = $(DATADIR)/bluechi-agent/config
 GRAFANADIR ?= $(DATADIR)/bluechi/grafana
 
 DAEMONS := bluechi-controller bluechi-agent bluechi-proxy bluechi-exporter
@@ -183,6 +185,7 @@ SUBST_UNIT = sed -e 's|/usr/libexec/|@LIBEXECDIR@/|g' -e 's|@LIBEXECDIR@|$(LIBEX
 ## A package runs systemd-sysusers (creating the user bluechi) and reloads
 ## dbus and systemd after it.
 install: build
+	$(if $(filter /usr/share/dbus-1/system.d /etc/dbus-1/system.d,$(DBUSPOLICYDIR)),,@echo "warning: DBUSPOLICYDIR $(DBUSPOLICYDIR) is not a folder dbus-daemon reads (/usr/share/dbus-1/system.d, /etc/dbus-1/system.d)" >&2)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(DBUSINTERFACESDIR) \
 		$(DESTDIR)$(CONTROLLERDATADIR) $(DESTDIR)$(AGENTDATADIR) \

@@ -92,19 +92,28 @@ for f in $policies; do
 	xmllint --noout --nonet "$f" || fail "$f is not well-formed XML"
 done
 
-# The installed daemons read the configuration make install wrote: a bad
-# line in the installed distribution file must be reported with its path.
-for d in bluechi-controller:bluechi/config/controller.conf bluechi-agent:bluechi-agent/config/agent.conf; do
-	bin=$root/usr/libexec/bluechi/${d%%:*}
-	conf=$root/usr/share/${d#*:}
+# The installed daemons read the configuration where make install put it,
+# under DATADIR (the distribution file) and SYSCONFDIR (drop-ins): a bad
+# line in either must be reported with its path.
+broken() { # broken DAEMON FILE: DAEMON fails on a bad line in FILE
+	out=$(timeout 10 "$root/usr/libexec/bluechi/$1" 2>&1) && fail "$1 started with a broken $2"
+	case $out in
+	*"$2"*) ;;
+	*) fail "$1 did not read $2: $out" ;;
+	esac
+}
+for d in bluechi-controller:bluechi/config/controller.conf:controller bluechi-agent:bluechi-agent/config/agent.conf:agent; do
+	name=${d%%:*}
+	rest=${d#*:}
+	conf=$root/usr/share/${rest%%:*}
 	cp "$conf" "$work/conf.orig"
 	echo "[not a section" >>"$conf"
-	out=$(timeout 10 "$bin" 2>&1) && fail "${d%%:*} started with a broken $conf"
+	broken "$name" "$conf"
 	cp "$work/conf.orig" "$conf"
-	case $out in
-	*"$conf"*) ;;
-	*) fail "${d%%:*} did not read $conf: $out" ;;
-	esac
+	dropin=$root/etc/bluechi/${rest#*:}.conf.d/check.conf
+	echo "[not a section" >"$dropin"
+	broken "$name" "$dropin"
+	rm "$dropin"
 done
 
 # shellcheck disable=SC2086
