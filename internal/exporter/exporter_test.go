@@ -3,7 +3,6 @@
 package exporter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bluechi-go/bluechi/internal/syncbuf"
 )
 
 var seen = time.Unix(1700000000, 500000000)
@@ -322,7 +323,7 @@ func TestRemovedNodeSeriesDropped(t *testing.T) {
 // error, the exporter warns once and logs each further attempt at debug
 // level; once connected it says after how many failures.
 func TestBusDialFailuresLoggedOnce(t *testing.T) {
-	var sink logSink
+	var sink syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := newFakeBus(threeNodes()...)
 	var mu sync.Mutex
@@ -354,22 +355,4 @@ func TestBusDialFailuresLoggedOnce(t *testing.T) {
 	if !strings.Contains(out, `msg="connected to the bus" failed_attempts=5`) {
 		t.Errorf("no line on connecting after the failures:\n%s", out)
 	}
-}
-
-// logSink keeps a log's lines for a test.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

@@ -6,31 +6,13 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
 
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
+	"github.com/bluechi-go/bluechi/internal/syncbuf"
 )
-
-// syncBuffer is a goroutine-safe output sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type result struct {
 	code           int
@@ -41,7 +23,7 @@ type result struct {
 // run runs bluechictl in-process; connect may be nil (no bus).
 func run(t *testing.T, connect func(bool) (*dbus.Conn, error), args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	var r result
 	env := cmdline.Env{Prog: "bluechictl", Args: args, Stdout: &out, Stderr: &errb,
 		Connect: func(user bool) (*dbus.Conn, error) {

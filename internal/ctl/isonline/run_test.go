@@ -5,7 +5,6 @@ package isonline
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +14,9 @@ import (
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/syncbuf"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSystemMode runs the system check against a scripted controller.
 func TestSystemMode(t *testing.T) {
@@ -51,7 +34,7 @@ func TestSystemMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(ctx context.Context, args ...string) (int, string) {
-		var out, errb lockedBuf
+		var out, errb syncbuf.Buffer
 		code := Main(ctx, cmdline.Env{Prog: Prog, Args: append([]string{"-u"}, args...), Stdout: &out, Stderr: &errb,
 			Connect: func(user bool) (*dbus.Conn, error) {
 				c, _, err := dbusrt.ConnectBus(bus.Address)
@@ -146,7 +129,7 @@ func TestAccessDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"agent"}, {"agent", "--wait=5000"}, {"agent", "--monitor"}} {
-		var out, errb lockedBuf
+		var out, errb syncbuf.Buffer
 		code := Main(context.Background(), cmdline.Env{Prog: Prog, Args: append([]string{"-u"}, args...), Stdout: &out, Stderr: &errb,
 			Connect: func(user bool) (*dbus.Conn, error) {
 				c, _, err := dbusrt.ConnectBus(bus.Address)

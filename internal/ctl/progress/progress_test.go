@@ -5,30 +5,14 @@ package progress
 import (
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bluechi-go/bluechi/internal/syncbuf"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestQuickWaitPrintsNothing(t *testing.T) {
-	var b syncBuf
+	var b syncbuf.Buffer
 	ind := Start(&b, "waiting", time.Hour, time.Millisecond)
 	ind.Stop()
 	ind.Stop()
@@ -38,7 +22,7 @@ func TestQuickWaitPrintsNothing(t *testing.T) {
 }
 
 func TestSlowWaitDrawsAndErases(t *testing.T) {
-	var b syncBuf
+	var b syncbuf.Buffer
 	ind := Start(&b, "Waiting for StartUnit", time.Millisecond, time.Millisecond)
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(b.String(), "Waiting") < 3 {

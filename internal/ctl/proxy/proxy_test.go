@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/bluechi-go/bluechi/internal/ctl/cmdline"
 	"github.com/bluechi-go/bluechi/internal/daemonapi"
 	"github.com/bluechi-go/bluechi/internal/dbusrt"
+	"github.com/bluechi-go/bluechi/internal/syncbuf"
 	"github.com/bluechi-go/bluechi/internal/testbus"
 	"github.com/bluechi-go/bluechi/internal/version"
 )
@@ -210,29 +210,11 @@ func TestCreateAcrossAgentRestart(t *testing.T) {
 	}
 }
 
-// syncBuffer is a strings.Builder safe for one writer and other readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder // guarded by mu
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestCreateWaitsForAgent: with no agent on the bus yet, bluechi-proxy says
 // so and asks the agent that takes the name.
 func TestCreateWaitsForAgent(t *testing.T) {
 	bus := testbus.Start(t)
-	var errb syncBuffer
+	var errb syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(context.Background(), cmdline.Env{Prog: Prog, Args: []string{"-u", "create", "n2_a.service"}, Stdout: io.Discard, Stderr: &errb,
